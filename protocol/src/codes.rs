@@ -1,0 +1,119 @@
+//! Validated identifiers: branch, warehouse, product, operator and counterparty codes.
+//!
+//! Parse, don't validate: every code is a newtype whose only constructor checks the rule,
+//! so code that holds a `BranchCode` never re-checks it. Serde goes through the same
+//! constructor (`try_from`), so bytes from the wire cannot smuggle in an invalid code.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::CodeError;
+
+/// Longest code of any kind, in bytes. Bounds every key we build from codes.
+pub const CODE_BYTES_MAX: usize = 32;
+
+fn check_code(kind: &'static str, s: &str, max: usize, allow: fn(char) -> bool) -> Result<(), CodeError> {
+    if s.is_empty() {
+        return Err(CodeError::Empty { kind });
+    }
+    if s.len() > max {
+        return Err(CodeError::TooLong { kind, value: s.chars().take(40).collect(), max });
+    }
+    if let Some(c) = s.chars().find(|c| !allow(*c)) {
+        return Err(CodeError::BadChar { kind, value: s.to_string(), ch: c });
+    }
+    Ok(())
+}
+
+macro_rules! code_type {
+    ($(#[$doc:meta])* $name:ident, $kind:literal, $max:expr, $allow:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn new(s: impl Into<String>) -> Result<Self, CodeError> {
+                let s = s.into();
+                check_code($kind, &s, $max, $allow)?;
+                Ok(Self(s))
+            }
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+        impl TryFrom<String> for $name {
+            type Error = CodeError;
+            fn try_from(s: String) -> Result<Self, CodeError> {
+                Self::new(s)
+            }
+        }
+        impl From<$name> for String {
+            fn from(c: $name) -> String {
+                c.0
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({:?})", stringify!($name), self.0)
+            }
+        }
+        impl std::str::FromStr for $name {
+            type Err = CodeError;
+            fn from_str(s: &str) -> Result<Self, CodeError> {
+                Self::new(s)
+            }
+        }
+    };
+}
+
+code_type!(
+    /// Branch letter code from the seed's table: `SH`, `HB`, `SCCD`; HQ itself is `HQ`.
+    /// Upper-case ASCII letters only, because it is embedded in document numbers.
+    BranchCode, "branch code", 8, |c| c.is_ascii_uppercase()
+);
+code_type!(
+    /// Warehouse code, e.g. `00` (HQ goods), `SH01` (Shanghai goods), `SH01-T` (in transit).
+    WarehouseCode, "warehouse code", 16, |c| c.is_ascii_alphanumeric() || c == '-' || c == '_'
+);
+code_type!(
+    /// Product code, often the barcode itself.
+    ProductCode, "product code", CODE_BYTES_MAX, |c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.'
+);
+code_type!(
+    /// Who posted a document: an employee code or login name (audit trail).
+    OperatorId, "operator", CODE_BYTES_MAX, |c| !c.is_control() && !c.is_whitespace()
+);
+code_type!(
+    /// Customer or supplier code (hierarchical, e.g. `200102`); supplier and customer codes never collide.
+    PartyCode, "customer/supplier code", CODE_BYTES_MAX, |c| c.is_ascii_alphanumeric() || c == '-' || c == '_'
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn branch_codes_are_upper_letters() {
+        assert!(BranchCode::new("SH").is_ok());
+        assert!(BranchCode::new("SCCD").is_ok());
+        assert!(BranchCode::new("sh").is_err());
+        assert!(BranchCode::new("").is_err());
+        assert!(BranchCode::new("S-H").is_err());
+        assert!(BranchCode::new("ABCDEFGHI").is_err());
+    }
+
+    #[test]
+    fn serde_goes_through_the_constructor() {
+        let bad: Result<BranchCode, _> = serde_json::from_str("\"s h\"");
+        assert!(bad.is_err());
+        let good: WarehouseCode = serde_json::from_str("\"SH01-T\"").expect("valid code");
+        assert_eq!(good.as_str(), "SH01-T");
+    }
+}

@@ -1,0 +1,59 @@
+//! Serde for `Decimal` that is compact in postcard and readable in JSON.
+//!
+//! Human-readable formats (JSON for the HTTP API) get the decimal as a string, so "12.50"
+//! keeps its scale and no float ever appears. Binary formats (postcard on the wire and in
+//! sled) get `(mantissa, scale)`: postcard encodes the i128 mantissa as a zig-zag varint,
+//! so `12.50` costs 3 bytes instead of 16.
+
+use rust_decimal::Decimal;
+use serde::{de::Error as _, Deserialize, Deserializer, Serialize, Serializer};
+
+pub fn serialize<S: Serializer>(d: &Decimal, s: S) -> Result<S::Ok, S::Error> {
+    if s.is_human_readable() {
+        s.serialize_str(&d.to_string())
+    } else {
+        (d.mantissa(), d.scale() as u8).serialize(s)
+    }
+}
+
+pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
+    if d.is_human_readable() {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum StrOrNum {
+            Str(String),
+            Int(i64),
+        }
+        match StrOrNum::deserialize(d)? {
+            StrOrNum::Str(s) => s.trim().parse::<Decimal>().map_err(|e| D::Error::custom(format!("{s:?} is not a decimal number: {e}"))),
+            StrOrNum::Int(i) => Ok(Decimal::from(i)),
+        }
+    } else {
+        let (mantissa, scale) = <(i128, u8)>::deserialize(d)?;
+        Decimal::try_from_i128_with_scale(mantissa, u32::from(scale)).map_err(|e| D::Error::custom(format!("bad decimal: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rust_decimal_macros::dec;
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Serialize, Deserialize, PartialEq, Debug)]
+    struct W(#[serde(with = "super")] rust_decimal::Decimal);
+
+    #[test]
+    fn postcard_is_compact_and_exact() {
+        let bytes = postcard::to_allocvec(&W(dec!(12.50))).expect("encode");
+        assert_eq!(bytes.len(), 3);
+        let back: W = postcard::from_bytes(&bytes).expect("decode");
+        assert_eq!(back.0.to_string(), "12.50");
+    }
+
+    #[test]
+    fn json_is_a_string_and_rejects_garbage() {
+        assert_eq!(serde_json::to_string(&W(dec!(-0.10))).expect("json"), "\"-0.10\"");
+        assert!(serde_json::from_str::<W>("\"abc\"").is_err());
+        assert_eq!(serde_json::from_str::<W>("7").expect("int").0, dec!(7));
+    }
+}

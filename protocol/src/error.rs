@@ -1,0 +1,118 @@
+//! Typed errors of the core. Each variant says what was wrong in words a branch
+//! accountant or technician can act on; the I/O edges add context (which batch, which
+//! peer) but never have to invent the explanation.
+
+use rust_decimal::Decimal;
+
+use crate::codes::{BranchCode, ProductCode, WarehouseCode};
+
+/// A code or date that does not follow its rule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CodeError {
+    /// The field was empty.
+    #[error("{kind} is empty")]
+    Empty { kind: &'static str },
+    /// Longer than the rule allows.
+    #[error("{kind} {value:?} is longer than {max} bytes")]
+    TooLong { kind: &'static str, value: String, max: usize },
+    /// A character the rule does not allow.
+    #[error("{kind} {value:?} contains {ch:?}, which is not allowed")]
+    BadChar { kind: &'static str, value: String, ch: char },
+    /// Not a real calendar date in `YYYY-MM-DD`.
+    #[error("{value:?} is not a date in YYYY-MM-DD form (years 2000-2199)")]
+    BadDate { value: String },
+    /// A document number that does not follow `TYPE-BRANCH-MMDD-NNN`.
+    #[error("{value:?} is not a document number of the form TYPE-BRANCH-MMDD-NNN")]
+    BadDocNumber { value: String },
+}
+
+/// A document that cannot be posted as written. Nothing is written when this is returned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DocError {
+    #[error("the document has no lines")]
+    NoLines,
+    #[error("the document has {count} lines; at most {max} are allowed, split it")]
+    TooManyLines { count: usize, max: usize },
+    #[error("line {line}: quantity {qty} must be greater than zero (use the reversing document type for returns)")]
+    NonPositiveQty { line: usize, qty: Decimal },
+    #[error("line {line}: unit price {price} must not be negative")]
+    NegativePrice { line: usize, price: Decimal },
+    #[error("line {line}: {field} {value} has more than {max} decimal places")]
+    TooPrecise { line: usize, field: &'static str, value: Decimal, max: u32 },
+    #[error("line {line}: amount {given} does not equal quantity x unit price = {expected}")]
+    AmountMismatch { line: usize, given: Decimal, expected: Decimal },
+    #[error("line {line}: quantity x price overflows")]
+    Overflow { line: usize },
+    #[error("{doc_type} needs a {role} (counterparty)")]
+    MissingCounterparty { doc_type: &'static str, role: &'static str },
+    #[error("memo is {len} characters; at most {max} are allowed")]
+    MemoTooLong { len: usize, max: usize },
+    #[error("document number {number} does not match the header ({what})")]
+    NumberMismatch { number: String, what: &'static str },
+    #[error("document belongs to branch {doc} but was posted at branch {here}")]
+    WrongBranch { doc: BranchCode, here: BranchCode },
+}
+
+/// Why the posting rules refuse a document against the current books.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PostError {
+    #[error(transparent)]
+    Invalid(#[from] DocError),
+    #[error("unknown product {product}: HQ maintains the product list; ask HQ to add it, then sync")]
+    UnknownProduct { product: ProductCode },
+    #[error("warehouse {warehouse} is outside this branch's scope (allowed: {allowed})")]
+    WarehouseOutOfScope { warehouse: WarehouseCode, allowed: String },
+    #[error("not enough stock of {product} in {warehouse}: on hand {on_hand}, needed {needed} (moving average allows no negative stock)")]
+    NegativeStock { warehouse: WarehouseCode, product: ProductCode, on_hand: Decimal, needed: Decimal },
+    #[error("value overflow posting {product} in {warehouse}")]
+    Overflow { warehouse: WarehouseCode, product: ProductCode },
+}
+
+/// A journal run that does not continue the chain we hold.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChainError {
+    #[error("entries are not consecutive: expected seq {expected}, found {found}")]
+    NotConsecutive { expected: u64, found: u64 },
+    #[error("fork at seq {seq}: its previous-hash does not match the entry we hold (tampering or a restored old copy of the branch)")]
+    Fork { seq: u64 },
+    #[error("entry {seq} belongs to branch {found}, batch is from {expected}")]
+    WrongBranch { seq: u64, expected: BranchCode, found: BranchCode },
+}
+
+/// A batch that cannot be trusted or read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BatchError {
+    #[error("batch signature does not verify against the enrolled key of branch {branch}")]
+    BadSignature { branch: BranchCode },
+    #[error("batch format version {found} is not supported (this build reads version {supported}); upgrade the older side")]
+    UnsupportedVersion { found: u16, supported: u16 },
+    #[error("batch bytes are malformed: {0}")]
+    Malformed(String),
+    #[error("batch is empty")]
+    Empty,
+    #[error("batch has {count} entries; at most {max} are allowed")]
+    TooLarge { count: usize, max: usize },
+    #[error("batch claims branch {claimed} but the session is for branch {session}")]
+    BranchMismatch { claimed: BranchCode, session: BranchCode },
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+}
+
+/// Bytes on the wire that are not a valid frame or message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WireError {
+    #[error("frame of {len} bytes exceeds the limit of {max} bytes")]
+    FrameTooLarge { len: usize, max: usize },
+    #[error("wire version {found} is not supported (this build speaks {supported})")]
+    UnsupportedVersion { found: u8, supported: u8 },
+    #[error("message is malformed: {0}")]
+    Malformed(String),
+    #[error("frame is empty")]
+    EmptyFrame,
+}

@@ -1,0 +1,28 @@
+//! The pure core of Branchline.
+//!
+//! This crate holds the document model, the branch journal and its hash chain, signed
+//! batches, the wire messages and their framing, the sync exchange as sans-IO state
+//! machines, and the posting rules of the books. Both `branch-agent` and `hq` run this
+//! same code, so the same journal gives the same books on both sides.
+//!
+//! Architecture invariant: this crate does no I/O. It uses no tokio, quinn, axum, sled or
+//! serial crate, opens no file or socket and never reads the clock; time, bytes and
+//! stored state come in as arguments. That is what lets every protocol path be tested
+//! in memory, deterministically, without waiting.
+
+pub mod batch;
+pub mod codes;
+pub mod date;
+pub mod decimal_serde;
+pub mod document;
+pub mod error;
+pub mod journal;
+pub mod ledger;
+pub mod profile;
+pub mod sync;
+pub mod testkit;
+pub mod token;
+pub mod wire;
+
+pub use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
+pub use rust_decimal::Decimal;

@@ -1,0 +1,43 @@
+//! What HQ tells a branch about itself: its scope (管辖范围) and the product catalog.
+//! Product master data is edited by HQ only; branches receive it with each sync.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::codes::{BranchCode, ProductCode, WarehouseCode};
+
+/// One product of the HQ catalog.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Product {
+    pub name: String,
+    #[serde(default)]
+    pub unit: String,
+}
+
+/// A branch's scope and the catalog, versioned by HQ.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BranchProfile {
+    pub branch: BranchCode,
+    pub name: String,
+    /// Warehouses this branch may post to.
+    pub warehouses: BTreeSet<WarehouseCode>,
+    pub products: BTreeMap<ProductCode, Product>,
+    /// Grows whenever HQ changes branches or products; a branch that reports an older
+    /// version in its hello gets the new profile in the resume message.
+    pub version: u64,
+}
+
+impl BranchProfile {
+    pub fn allows_warehouse(&self, w: &WarehouseCode) -> bool {
+        self.warehouses.contains(w)
+    }
+
+    pub fn knows_product(&self, p: &ProductCode) -> bool {
+        self.products.contains_key(p)
+    }
+
+    pub fn warehouses_text(&self) -> String {
+        self.warehouses.iter().map(|w| w.as_str()).collect::<Vec<_>>().join(", ")
+    }
+}

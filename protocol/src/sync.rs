@@ -1,0 +1,369 @@
+//! The sync exchange as two sans-IO state machines, one per side.
+//!
+//! Neither side touches a socket, a disk or a clock. The branch agent feeds
+//! [`BranchSync`] the messages it reads and its journal head, and asks it what to send;
+//! HQ feeds [`HqSession`] messages plus an [`HqContext`] view of its durable state and
+//! carries out the returned [`HqStep`]. The exchange:
+//!
+//! ```text
+//! branch                                  HQ
+//!   Hello{branch, head, profile_version} →
+//!                                       ← Resume{applied head, new profile?}
+//!   Batch(entries applied+1 ..)          →  verify sig, chain → Apply → flush
+//!   Batch(...) (up to a window in flight)← Ack{applied}
+//!                                       ← ResendFrom{seq}   (gap)
+//!                                       ← Reject{code,text} (forged, fork, malformed)
+//! ```
+//!
+//! Exactly-once follows from three rules: HQ applies an entry only if it extends its
+//! chain head; HQ acks only after the apply is durable; the branch resends everything
+//! after the last ack. Duplicates are therefore acked and skipped, never applied twice.
+
+use std::collections::VecDeque;
+
+use ed25519_dalek::VerifyingKey;
+
+use crate::batch::{SignedBatch, BATCH_BYTES_MAX, BATCH_ENTRIES_MAX};
+use crate::codes::BranchCode;
+use crate::error::BatchError;
+use crate::journal::{place_run, ChainHead, EntryHash, Placement, VerifiedEntry};
+use crate::profile::BranchProfile;
+use crate::wire::{Message, RejectCode};
+
+/// Bounds on what a branch puts on the wire at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyncLimits {
+    pub batch_entries_max: usize,
+    pub batch_bytes_max: usize,
+    /// Batches sent but not yet acked. More hides latency; fewer wastes less on a resend.
+    pub inflight_batches_max: usize,
+}
+
+impl Default for SyncLimits {
+    fn default() -> Self {
+        SyncLimits { batch_entries_max: 500, batch_bytes_max: 1024 * 1024, inflight_batches_max: 4 }
+    }
+}
+
+impl SyncLimits {
+    pub fn checked(self) -> SyncLimits {
+        assert!(self.batch_entries_max >= 1 && self.batch_entries_max <= BATCH_ENTRIES_MAX);
+        assert!(self.batch_bytes_max >= 1 && self.batch_bytes_max <= BATCH_BYTES_MAX);
+        assert!(self.inflight_batches_max >= 1);
+        self
+    }
+}
+
+/// Where the branch side of a connection is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BranchState {
+    Disconnected,
+    AwaitingResume,
+    Streaming,
+}
+
+/// Something the branch agent must act on after a message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BranchEvent {
+    /// HQ told us where it stands; persist `applied` as acked, install `profile` if any.
+    Resumed { applied: u64, profile: Option<Box<BranchProfile>> },
+    /// Persist the new acked sequence.
+    Acked { applied: u64 },
+    /// HQ saw a gap; sending restarts from `from`.
+    Resend { from: u64 },
+}
+
+/// Why the branch side stopped. The agent shows it as "last error" and backs off.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SyncError {
+    #[error("HQ refused: {code:?}: {text}")]
+    Rejected { code: RejectCode, text: String },
+    #[error("HQ has applied up to seq {hq} but this branch's journal ends at {local}: the data directory was restored from an old copy; stop posting and call HQ")]
+    BranchBehind { hq: u64, local: u64 },
+    #[error("HQ holds a different entry {seq} than this branch: the journals have forked; call HQ")]
+    Fork { seq: u64 },
+    #[error("protocol violation by HQ: {0}")]
+    Protocol(String),
+}
+
+/// A batch to build: entries from `from`, at most `entries_max` of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SendPlan {
+    pub from: u64,
+    pub entries_max: usize,
+}
+
+/// Branch side of the exchange.
+#[derive(Debug)]
+pub struct BranchSync {
+    branch: BranchCode,
+    limits: SyncLimits,
+    head: ChainHead,
+    acked: u64,
+    next_send: u64,
+    inflight: VecDeque<(u64, u64)>,
+    state: BranchState,
+}
+
+impl BranchSync {
+    pub fn new(branch: BranchCode, limits: SyncLimits, head: ChainHead, acked: u64) -> BranchSync {
+        assert!(acked <= head.seq, "acked {acked} beyond local head {}", head.seq);
+        BranchSync {
+            branch,
+            limits: limits.checked(),
+            head,
+            acked,
+            next_send: acked + 1,
+            inflight: VecDeque::new(),
+            state: BranchState::Disconnected,
+        }
+    }
+
+    /// A new connection: forget what was in flight (unacked batches will be resent) and
+    /// say hello.
+    pub fn connect(&mut self, profile_version: u64, agent: &str) -> Message {
+        self.inflight.clear();
+        self.state = BranchState::AwaitingResume;
+        Message::Hello { branch: self.branch.clone(), head: self.head, profile_version, agent: agent.to_string() }
+    }
+
+    pub fn disconnected(&mut self) {
+        self.inflight.clear();
+        self.next_send = self.acked + 1;
+        self.state = BranchState::Disconnected;
+    }
+
+    /// The local journal grew.
+    pub fn local_posted(&mut self, head: ChainHead) {
+        assert!(head.seq >= self.head.seq, "journal went backwards");
+        self.head = head;
+    }
+
+    pub fn state(&self) -> &BranchState {
+        &self.state
+    }
+    pub fn acked(&self) -> u64 {
+        self.acked
+    }
+    pub fn head(&self) -> ChainHead {
+        self.head
+    }
+    /// Documents posted here that HQ has not yet acknowledged.
+    pub fn pending(&self) -> u64 {
+        self.head.seq - self.acked
+    }
+    pub fn inflight(&self) -> usize {
+        self.inflight.len()
+    }
+
+    pub fn handle(&mut self, msg: Message) -> Result<Option<BranchEvent>, SyncError> {
+        match msg {
+            Message::Resume { applied, profile } => {
+                if self.state != BranchState::AwaitingResume {
+                    return Err(SyncError::Protocol("resume outside of a hello".into()));
+                }
+                if applied.seq > self.head.seq {
+                    return Err(SyncError::BranchBehind { hq: applied.seq, local: self.head.seq });
+                }
+                if applied.seq == self.head.seq && applied.hash != self.head.hash {
+                    return Err(SyncError::Fork { seq: applied.seq });
+                }
+                self.acked = self.acked.max(applied.seq);
+                self.next_send = applied.seq + 1;
+                self.state = BranchState::Streaming;
+                Ok(Some(BranchEvent::Resumed { applied: applied.seq, profile: profile.map(Box::new) }))
+            }
+            Message::Ack { applied } => {
+                if self.state != BranchState::Streaming {
+                    return Err(SyncError::Protocol("ack before resume".into()));
+                }
+                if applied > self.head.seq {
+                    return Err(SyncError::Protocol(format!("ack of {applied} beyond our head {}", self.head.seq)));
+                }
+                while self.inflight.front().is_some_and(|&(_, last)| last <= applied) {
+                    self.inflight.pop_front();
+                }
+                if applied <= self.acked {
+                    return Ok(None);
+                }
+                self.acked = applied;
+                self.next_send = self.next_send.max(applied + 1);
+                Ok(Some(BranchEvent::Acked { applied }))
+            }
+            Message::ResendFrom { from } => {
+                if self.state != BranchState::Streaming || from == 0 || from > self.head.seq + 1 {
+                    return Err(SyncError::Protocol(format!("resend from {from} makes no sense at head {}", self.head.seq)));
+                }
+                // HQ holds everything before `from` durably, so that much is acked.
+                let applied = from - 1;
+                self.acked = self.acked.max(applied);
+                self.inflight.clear();
+                self.next_send = from;
+                Ok(Some(BranchEvent::Resend { from }))
+            }
+            Message::Reject { code, text } => {
+                self.state = BranchState::Disconnected;
+                Err(SyncError::Rejected { code, text })
+            }
+            other => Err(SyncError::Protocol(format!("unexpected message from HQ: {}", message_name(&other)))),
+        }
+    }
+
+    /// The next batch to send, if the window allows and there is something to send.
+    #[must_use]
+    pub fn poll_batch(&self) -> Option<SendPlan> {
+        if self.state != BranchState::Streaming || self.inflight.len() >= self.limits.inflight_batches_max || self.next_send > self.head.seq
+        {
+            return None;
+        }
+        Some(SendPlan { from: self.next_send, entries_max: self.limits.batch_entries_max })
+    }
+
+    /// The agent built and sent entries `first..=last` for the plan it got.
+    pub fn batch_sent(&mut self, first: u64, last: u64) {
+        assert_eq!(first, self.next_send, "batches go out in order");
+        assert!(last >= first && last <= self.head.seq);
+        self.inflight.push_back((first, last));
+        self.next_send = last + 1;
+    }
+
+    pub fn limits(&self) -> SyncLimits {
+        self.limits
+    }
+}
+
+/// What HQ knows about one enrolled branch, fetched before a message is handled.
+#[derive(Clone, Debug)]
+pub struct BranchView {
+    pub key: VerifyingKey,
+    pub head: ChainHead,
+    pub profile: BranchProfile,
+}
+
+/// HQ's durable state, as the session needs to see it.
+pub trait HqContext {
+    fn branch(&self, code: &BranchCode) -> Option<BranchView>;
+    /// Hash of the entry HQ holds for `seq` of `branch`, if any.
+    fn held_hash(&self, code: &BranchCode, seq: u64) -> Option<EntryHash>;
+}
+
+/// What HQ must do next.
+#[derive(Debug)]
+pub enum HqStep {
+    /// Send this, nothing else to do.
+    Reply(Message),
+    /// Apply these new entries durably (one atomic write), then send
+    /// `HqSession::applied(new_head)`. Send nothing before the write is flushed.
+    Apply { branch: BranchCode, entries: Vec<VerifiedEntry>, new_head: ChainHead, batch: SignedBatch },
+    /// Refused: send `reply`, log and count `code` for the branch (if known), apply
+    /// nothing. `fatal` means close the connection afterwards.
+    Refuse { branch: Option<BranchCode>, code: RejectCode, reply: Message, fatal: bool },
+}
+
+/// HQ side of one connection.
+#[derive(Debug, Default)]
+pub struct HqSession {
+    branch: Option<BranchCode>,
+}
+
+impl HqSession {
+    pub fn branch(&self) -> Option<&BranchCode> {
+        self.branch.as_ref()
+    }
+
+    pub fn handle(&mut self, msg: Message, ctx: &dyn HqContext) -> HqStep {
+        match msg {
+            Message::Hello { branch, head, profile_version, .. } => {
+                let Some(view) = ctx.branch(&branch) else {
+                    return refuse(
+                        None,
+                        RejectCode::UnknownBranch,
+                        format!("branch {branch} is not enrolled at this HQ; enroll it with a token from `hq branch add`"),
+                        true,
+                    );
+                };
+                if head.seq < view.head.seq {
+                    return refuse(
+                        Some(branch),
+                        RejectCode::BranchBehind,
+                        format!(
+                            "HQ has applied up to seq {} but the branch journal ends at {}: restored from an old copy?",
+                            view.head.seq, head.seq
+                        ),
+                        true,
+                    );
+                }
+                self.branch = Some(branch);
+                let profile = (profile_version != view.profile.version).then_some(view.profile);
+                HqStep::Reply(Message::Resume { applied: view.head, profile })
+            }
+            Message::Batch(batch) => self.batch(batch, ctx),
+            other => {
+                refuse(self.branch.clone(), RejectCode::OutOfOrder, format!("unexpected {} from a branch", message_name(&other)), true)
+            }
+        }
+    }
+
+    fn batch(&mut self, batch: SignedBatch, ctx: &dyn HqContext) -> HqStep {
+        let Some(branch) = self.branch.clone() else {
+            return refuse(None, RejectCode::OutOfOrder, "batch before hello".to_string(), true);
+        };
+        let Some(view) = ctx.branch(&branch) else {
+            return refuse(Some(branch.clone()), RejectCode::UnknownBranch, format!("branch {branch} is no longer enrolled"), true);
+        };
+        let entries = match batch.open(&branch, &view.key) {
+            Ok(e) => e,
+            Err(e) => {
+                let code = match &e {
+                    BatchError::BadSignature { .. } => RejectCode::BadSignature,
+                    BatchError::UnsupportedVersion { .. } => RejectCode::UnsupportedVersion,
+                    BatchError::Chain(crate::error::ChainError::Fork { .. }) => RejectCode::Fork,
+                    _ => RejectCode::Malformed,
+                };
+                return refuse(Some(branch), code, e.to_string(), false);
+            }
+        };
+        match place_run(view.head, &entries) {
+            Err(e) => refuse(Some(branch), RejectCode::Fork, e.to_string(), false),
+            Ok(Placement::Gap { from }) => HqStep::Reply(Message::ResendFrom { from }),
+            Ok(Placement::AllHeld { last, last_hash }) => match ctx.held_hash(&branch, last) {
+                Some(h) if h == last_hash => HqStep::Reply(Message::Ack { applied: view.head.seq }),
+                _ => refuse(
+                    Some(branch),
+                    RejectCode::Fork,
+                    format!("entry {last} differs from the one HQ holds (replayed or forged history)"),
+                    false,
+                ),
+            },
+            Ok(Placement::Extends { skip }) => {
+                let mut entries = entries;
+                entries.drain(..skip);
+                let last = entries.last().expect("Extends has at least one new entry");
+                let new_head = ChainHead { seq: last.entry.seq, hash: last.hash };
+                HqStep::Apply { branch, entries, new_head, batch }
+            }
+        }
+    }
+
+    /// The write of an `Apply` is durable: acknowledge it.
+    pub fn applied(&self, new_head: ChainHead) -> Message {
+        Message::Ack { applied: new_head.seq }
+    }
+}
+
+fn refuse(branch: Option<BranchCode>, code: RejectCode, text: String, fatal: bool) -> HqStep {
+    HqStep::Refuse { branch, code, reply: Message::reject(code, text), fatal }
+}
+
+fn message_name(m: &Message) -> &'static str {
+    match m {
+        Message::Hello { .. } => "hello",
+        Message::Resume { .. } => "resume",
+        Message::Batch(_) => "batch",
+        Message::Ack { .. } => "ack",
+        Message::ResendFrom { .. } => "resend",
+        Message::Reject { .. } => "reject",
+        Message::Enroll { .. } => "enroll",
+        Message::Enrolled { .. } => "enrolled",
+    }
+}

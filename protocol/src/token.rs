@@ -1,0 +1,82 @@
+//! Enrollment tokens: `BL1.<BRANCH>.<secret hex>.<HQ certificate fingerprint hex>`.
+//!
+//! The token carries HQ's certificate fingerprint so the branch can pin HQ's identity on
+//! its very first connection (no trust-on-first-use window). HQ stores only a hash of
+//! the secret, with an expiry, and marks it used on success.
+
+use crate::codes::BranchCode;
+
+const PREFIX: &str = "BL1";
+/// Bytes of the random secret.
+pub const TOKEN_SECRET_BYTES: usize = 16;
+
+/// A parsed enrollment token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EnrollToken {
+    pub branch: BranchCode,
+    pub secret: [u8; TOKEN_SECRET_BYTES],
+    pub hq_cert_fingerprint: [u8; 32],
+}
+
+/// Fingerprint of a DER certificate, as pinned by branches.
+pub fn cert_fingerprint(der: &[u8]) -> [u8; 32] {
+    *blake3::hash(der).as_bytes()
+}
+
+/// Hash of a token secret, as HQ stores it.
+pub fn secret_hash(secret: &[u8; TOKEN_SECRET_BYTES]) -> [u8; 32] {
+    *blake3::hash(secret).as_bytes()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
+    if s.len() != 2 * N {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (i, chunk) in s.as_bytes().chunks(2).enumerate() {
+        let txt = std::str::from_utf8(chunk).ok()?;
+        out[i] = u8::from_str_radix(txt, 16).ok()?;
+    }
+    Some(out)
+}
+
+impl EnrollToken {
+    pub fn encode(&self) -> String {
+        format!("{PREFIX}.{}.{}.{}", self.branch, hex(&self.secret), hex(&self.hq_cert_fingerprint))
+    }
+
+    pub fn parse(s: &str) -> Result<EnrollToken, String> {
+        let bad = || {
+            "not a Branchline enrollment token (expected BL1.<BRANCH>.<secret>.<fingerprint>, as printed by `hq branch add`)".to_string()
+        };
+        let mut parts = s.trim().split('.');
+        let (Some(PREFIX), Some(branch), Some(secret), Some(fp), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad());
+        };
+        Ok(EnrollToken {
+            branch: BranchCode::new(branch).map_err(|_| bad())?,
+            secret: unhex(secret).ok_or_else(bad)?,
+            hq_cert_fingerprint: unhex(fp).ok_or_else(bad)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_garbage() {
+        let t = EnrollToken { branch: BranchCode::new("SH").expect("code"), secret: [7; 16], hq_cert_fingerprint: [0xab; 32] };
+        assert_eq!(EnrollToken::parse(&t.encode()), Ok(t.clone()));
+        for bad in ["", "BL1.SH.00.11", "BL2.SH", &t.encode().replace("BL1", "BL2"), &format!("{}.x", t.encode())] {
+            assert!(EnrollToken::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
