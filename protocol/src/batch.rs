@@ -111,7 +111,7 @@ pub struct BatchBuilder {
 
 impl BatchBuilder {
     pub fn new(entries_max: usize, bytes_max: usize) -> BatchBuilder {
-        assert!(entries_max >= 1 && entries_max <= BATCH_ENTRIES_MAX);
+        assert!((1..=BATCH_ENTRIES_MAX).contains(&entries_max));
         assert!(bytes_max <= BATCH_BYTES_MAX);
         BatchBuilder { entries: Vec::new(), bytes: 0, entries_max, bytes_max }
     }
