@@ -19,6 +19,7 @@ pub mod error;
 pub mod journal;
 pub mod ledger;
 pub mod profile;
+pub mod record;
 pub mod sync;
 pub mod testkit;
 pub mod token;

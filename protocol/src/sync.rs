@@ -254,7 +254,7 @@ pub enum HqStep {
     Reply(Message),
     /// Apply these new entries durably (one atomic write), then send
     /// `HqSession::applied(new_head)`. Send nothing before the write is flushed.
-    Apply { branch: BranchCode, entries: Vec<VerifiedEntry>, new_head: ChainHead, batch: SignedBatch },
+    Apply { branch: BranchCode, entries: Vec<VerifiedEntry>, new_head: ChainHead, batch: SignedBatch, batch_first_seq: u64 },
     /// Refused: send `reply`, log and count `code` for the branch (if known), apply
     /// nothing. `fatal` means close the connection afterwards.
     Refuse { branch: Option<BranchCode>, code: RejectCode, reply: Message, fatal: bool },
@@ -337,10 +337,11 @@ impl HqSession {
             },
             Ok(Placement::Extends { skip }) => {
                 let mut entries = entries;
+                let batch_first_seq = entries[0].entry.seq;
                 entries.drain(..skip);
                 let last = entries.last().expect("Extends has at least one new entry");
                 let new_head = ChainHead { seq: last.entry.seq, hash: last.hash };
-                HqStep::Apply { branch, entries, new_head, batch }
+                HqStep::Apply { branch, entries, new_head, batch, batch_first_seq }
             }
         }
     }

@@ -1,0 +1,278 @@
+//! HQ's HTTP API: consolidated stock, branch sync status, accepted documents with their
+//! signature status, rejections, and the admin calls behind `hq branch add` while HQ
+//! runs. JSON under `/api`, CSV with `?format=csv`, and a plain HTML page at `/`.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use protocol::codes::{BranchCode, ProductCode, WarehouseCode};
+use protocol::profile::Product;
+use protocol::Decimal;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::server::{now_unix, Hq};
+
+type AppState = Arc<Hq>;
+
+pub fn router(hq: Arc<Hq>) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/api/stock", get(stock))
+        .route("/api/branches", get(branches))
+        .route("/api/branches/{code}/documents/{seq}", get(document))
+        .route("/api/branches/{code}/rejections", get(rejections))
+        .route("/api/admin/branches", post(add_branch))
+        .route("/api/admin/branches/{code}/token", post(new_token))
+        .route("/api/admin/products", post(add_product))
+        .with_state(hq)
+}
+
+/// An error a person can act on, as JSON with a status code.
+pub struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+fn bad(e: impl std::fmt::Display) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, e.to_string())
+}
+fn internal(e: anyhow::Error) -> ApiError {
+    ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"))
+}
+
+#[derive(Deserialize)]
+struct StockQuery {
+    warehouse: Option<String>,
+    product: Option<String>,
+    format: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct StockRow {
+    pub warehouse: String,
+    pub branch: Option<String>,
+    pub product: String,
+    pub name: String,
+    #[serde(with = "protocol::decimal_serde")]
+    pub qty: Decimal,
+    #[serde(with = "protocol::decimal_serde")]
+    pub value: Decimal,
+    #[serde(with = "protocol::decimal_serde")]
+    pub average_cost: Decimal,
+}
+
+fn stock_rows(hq: &Hq, q: &StockQuery) -> Vec<StockRow> {
+    let st = hq.state();
+    st.books
+        .positions()
+        .filter(|((w, p), _)| q.warehouse.as_deref().is_none_or(|x| x == w.as_str()) && q.product.as_deref().is_none_or(|x| x == p.as_str()))
+        .filter(|(_, pos)| !(pos.qty.is_zero() && pos.value.is_zero()))
+        .map(|((w, p), pos)| StockRow {
+            warehouse: w.to_string(),
+            branch: st.branches.values().find(|b| b.warehouses.contains(w)).map(|b| b.code.to_string()),
+            product: p.to_string(),
+            name: st.products.get(p).map(|x| x.name.clone()).unwrap_or_default(),
+            qty: pos.qty,
+            value: pos.value,
+            average_cost: pos.average_cost(),
+        })
+        .collect()
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+async fn stock(State(hq): State<AppState>, Query(q): Query<StockQuery>) -> Response {
+    let rows = stock_rows(&hq, &q);
+    if q.format.as_deref() == Some("csv") {
+        // A UTF-8 BOM so Excel opens Chinese product names correctly.
+        let mut out = String::from("\u{feff}warehouse,branch,product,name,qty,value,average_cost\n");
+        for r in &rows {
+            out.push_str(&format!(
+                "{},{},{},{},{},{},{}\n",
+                csv_field(&r.warehouse),
+                csv_field(r.branch.as_deref().unwrap_or("")),
+                csv_field(&r.product),
+                csv_field(&r.name),
+                r.qty,
+                r.value,
+                r.average_cost
+            ));
+        }
+        return ([(header::CONTENT_TYPE, "text/csv; charset=utf-8"), (header::CONTENT_DISPOSITION, "attachment; filename=\"stock.csv\"")], out).into_response();
+    }
+    Json(rows).into_response()
+}
+
+#[derive(Serialize)]
+pub struct BranchStatus {
+    pub code: String,
+    pub name: String,
+    pub warehouses: Vec<String>,
+    pub enrolled: bool,
+    pub last_seen_unix: Option<u64>,
+    pub last_applied_seq: u64,
+    pub last_applied_unix: Option<u64>,
+    pub documents_applied: u64,
+    pub documents_quarantined: u64,
+    pub rejections: u64,
+    pub head_hash: String,
+}
+
+fn branch_statuses(hq: &Hq) -> Vec<BranchStatus> {
+    let st = hq.state();
+    st.branches
+        .values()
+        .map(|b| BranchStatus {
+            code: b.code.to_string(),
+            name: b.name.clone(),
+            warehouses: b.warehouses.iter().map(|w| w.to_string()).collect(),
+            enrolled: b.key.is_some(),
+            last_seen_unix: st.last_seen_unix.get(&b.code).copied(),
+            last_applied_seq: b.head.seq,
+            last_applied_unix: b.last_applied_unix,
+            documents_applied: b.docs_applied,
+            documents_quarantined: b.docs_quarantined,
+            rejections: b.rejections,
+            head_hash: b.head.hash.to_hex(),
+        })
+        .collect()
+}
+
+async fn branches(State(hq): State<AppState>) -> Json<serde_json::Value> {
+    let anonymous = hq.state().anonymous_rejections;
+    Json(json!({ "branches": branch_statuses(&hq), "rejections_without_branch": anonymous }))
+}
+
+async fn document(State(hq): State<AppState>, Path((code, seq)): Path<(String, u64)>) -> Result<Json<serde_json::Value>, ApiError> {
+    let code = BranchCode::new(code).map_err(bad)?;
+    let hq2 = hq.clone();
+    let found = tokio::task::spawn_blocking(move || {
+        let st = hq2.state();
+        hq2.store.document(&st, &code, seq)
+    })
+    .await
+    .map_err(|e| internal(e.into()))?
+    .map_err(internal)?;
+    let Some((idx, entry, signature_ok)) = found else {
+        return Err(ApiError(StatusCode::NOT_FOUND, format!("HQ holds no document with seq {seq} from this branch")));
+    };
+    Ok(Json(json!({
+        "seq": entry.seq,
+        "number": entry.doc.header.number.to_string(),
+        "hash": idx.hash.to_hex(),
+        "prev_hash": entry.prev.to_hex(),
+        "signature": if signature_ok { "valid" } else { "INVALID" },
+        "batch_first_seq": idx.batch_first_seq,
+        "applied_to_books": idx.quarantined.is_none(),
+        "quarantine_reason": idx.quarantined,
+        "document": entry.doc,
+    })))
+}
+
+async fn rejections(State(hq): State<AppState>, Path(code): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+    let code = BranchCode::new(code).map_err(bad)?;
+    let list = hq.store.rejections(&code, 200).map_err(internal)?;
+    Ok(Json(json!({ "branch": code, "rejections": list })))
+}
+
+#[derive(Deserialize)]
+pub struct AddBranch {
+    pub code: String,
+    pub name: String,
+    pub warehouses: Vec<String>,
+}
+
+async fn add_branch(State(hq): State<AppState>, Json(req): Json<AddBranch>) -> Result<Json<serde_json::Value>, ApiError> {
+    let code = BranchCode::new(req.code).map_err(bad)?;
+    let warehouses = req.warehouses.into_iter().map(WarehouseCode::new).collect::<Result<BTreeSet<_>, _>>().map_err(bad)?;
+    let hq2 = hq.clone();
+    let code2 = code.clone();
+    let secret = tokio::task::spawn_blocking(move || {
+        let mut st = hq2.state();
+        hq2.store.add_branch(&mut st, code2, req.name, warehouses, now_unix(), hq2.config.token_ttl_hours * 3600)
+    })
+    .await
+    .map_err(|e| internal(e.into()))?
+    .map_err(bad)?;
+    Ok(Json(json!({ "branch": code, "token": hq.token_text(&code, secret), "expires_in_hours": hq.config.token_ttl_hours })))
+}
+
+async fn new_token(State(hq): State<AppState>, Path(code): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+    let code = BranchCode::new(code).map_err(bad)?;
+    let secret = {
+        let st = hq.state();
+        hq.store.new_token(&st, &code, now_unix(), hq.config.token_ttl_hours * 3600).map_err(bad)?
+    };
+    Ok(Json(json!({ "branch": code, "token": hq.token_text(&code, secret), "expires_in_hours": hq.config.token_ttl_hours })))
+}
+
+#[derive(Deserialize)]
+pub struct AddProduct {
+    pub code: String,
+    pub name: String,
+    #[serde(default)]
+    pub unit: String,
+}
+
+async fn add_product(State(hq): State<AppState>, Json(req): Json<AddProduct>) -> Result<Json<serde_json::Value>, ApiError> {
+    let code = ProductCode::new(req.code).map_err(bad)?;
+    let mut st = hq.state();
+    hq.store.add_product(&mut st, code.clone(), Product { name: req.name, unit: req.unit }).map_err(internal)?;
+    Ok(Json(json!({ "product": code, "profile_version": st.profile_version })))
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+async fn index(State(hq): State<AppState>) -> Html<String> {
+    let mut page = String::from(
+        "<!doctype html><meta charset=utf-8><title>Branchline HQ</title>\
+         <style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}td.n{text-align:right}</style>\
+         <h1>Branchline HQ</h1><h2>Branches</h2><table><tr><th>Branch</th><th>Name</th><th>Warehouses</th><th>Enrolled</th><th>Last applied seq</th><th>Documents</th><th>Quarantined</th><th>Rejections</th></tr>",
+    );
+    for b in branch_statuses(&hq) {
+        page.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n><a href=\"/api/branches/{}/rejections\">{}</a></td></tr>",
+            esc(&b.code),
+            esc(&b.name),
+            esc(&b.warehouses.join(", ")),
+            if b.enrolled { "yes" } else { "no" },
+            b.last_applied_seq,
+            b.documents_applied,
+            b.documents_quarantined,
+            esc(&b.code),
+            b.rejections
+        ));
+    }
+    page.push_str("</table><h2>Consolidated stock</h2><p><a href=\"/api/stock?format=csv\">Export CSV (Excel)</a> · <a href=\"/api/stock\">JSON</a></p><table><tr><th>Warehouse</th><th>Branch</th><th>Product</th><th>Name</th><th>Qty</th><th>Value</th><th>Avg cost</th></tr>");
+    for r in stock_rows(&hq, &StockQuery { warehouse: None, product: None, format: None }) {
+        page.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td></tr>",
+            esc(&r.warehouse),
+            esc(r.branch.as_deref().unwrap_or("")),
+            esc(&r.product),
+            esc(&r.name),
+            r.qty,
+            r.value,
+            r.average_cost
+        ));
+    }
+    page.push_str("</table>");
+    Html(page)
+}

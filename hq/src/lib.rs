@@ -1,0 +1,14 @@
+//! Branchline HQ as a library, so the binary, the benchmarks and tests share one code path.
+//!
+//! - `config`: `hq.toml` with defaults.
+//! - `identity`: HQ's self-signed certificate, pinned by branches.
+//! - `store`: sled state (one tree, sealed records) and its in-memory mirror; the only
+//!   place that writes.
+//! - `server`: the QUIC listener; moves frames between branches and `protocol::sync`.
+//! - `http`: reports, status and admin over axum.
+
+pub mod config;
+pub mod http;
+pub mod identity;
+pub mod server;
+pub mod store;

@@ -1,0 +1,246 @@
+//! `hq`: headquarters of Branchline. See `hq --help`.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use hq::config::HqConfig;
+use hq::identity::Identity;
+use hq::server::{self, now_unix, Hq};
+use hq::store::Store;
+use protocol::codes::{BranchCode, ProductCode, WarehouseCode};
+use protocol::profile::Product;
+use tracing::info;
+
+/// Branchline HQ: verifies and merges signed document batches from branches exactly once,
+/// enforces each branch's scope, and serves consolidated reports over HTTP.
+///
+/// Typical first run:
+///   hq init --data-dir /var/lib/branchline-hq
+///   hq product add 6901234567892 --name "矿泉水 550ml" --data-dir ...
+///   hq branch add SH --name 上海分公司 --warehouse SH01 --warehouse SH01-T --data-dir ...
+///   hq serve --data-dir ...
+#[derive(Parser)]
+#[command(name = "hq", version, about, long_about = None, verbatim_doc_comment)]
+struct Cli {
+    /// Directory holding HQ's identity, config (hq.toml) and store.
+    #[arg(long, global = true, env = "BRANCHLINE_HQ_DIR", default_value = "./hq-data")]
+    data_dir: PathBuf,
+    /// Log as JSON lines instead of human-readable text.
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create HQ's identity (key and self-signed certificate) and a default hq.toml.
+    Init,
+    /// Manage branches (stores, offices).
+    #[command(subcommand)]
+    Branch(BranchCmd),
+    /// Manage the product catalog (HQ is the only place products are edited).
+    #[command(subcommand)]
+    Product(ProductCmd),
+    /// Run the QUIC listener for branches and the HTTP listener for reports.
+    Serve {
+        /// Override quic_listen from hq.toml (UDP address).
+        #[arg(long)]
+        quic_listen: Option<std::net::SocketAddr>,
+        /// Override http_listen from hq.toml.
+        #[arg(long)]
+        http_listen: Option<std::net::SocketAddr>,
+    },
+}
+
+#[derive(Subcommand)]
+enum BranchCmd {
+    /// Add a branch and print its one-time enrollment token.
+    Add {
+        /// Branch letter code, e.g. SH, HB, SCCD.
+        code: String,
+        /// Display name, e.g. 上海分公司.
+        #[arg(long)]
+        name: String,
+        /// A warehouse the branch may post to (repeat for each).
+        #[arg(long = "warehouse", required = true)]
+        warehouses: Vec<String>,
+    },
+    /// Issue a new one-time enrollment token for an existing branch (reinstalled store).
+    Token { code: String },
+    /// List branches and their sync status.
+    List,
+}
+
+#[derive(Subcommand)]
+enum ProductCmd {
+    /// Add or update a product; branches receive it with their next sync.
+    Add {
+        /// Product code (often the barcode).
+        code: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "")]
+        unit: String,
+    },
+}
+
+fn init_tracing(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BRANCHLINE_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn store_path(dir: &Path) -> PathBuf {
+    dir.join("store")
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_tracing(cli.log_json);
+    let dir = &cli.data_dir;
+    match cli.command {
+        Command::Init => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            let created = Identity::create_if_missing(dir)?;
+            HqConfig::write_default_if_missing(dir)?;
+            Store::open(&store_path(dir))?.flush()?;
+            let id = Identity::load(dir)?;
+            println!("{} HQ in {}", if created { "initialised" } else { "already initialised:" }, dir.display());
+            println!("certificate fingerprint: {}", hex(&id.fingerprint()));
+            println!("next: add products and branches (`hq product add`, `hq branch add`), then `hq serve`");
+        }
+        Command::Branch(cmd) => branch_cmd(dir, cmd).await?,
+        Command::Product(ProductCmd::Add { code, name, unit }) => {
+            let code = ProductCode::new(code)?;
+            match Store::open(&store_path(dir)) {
+                Ok(store) => {
+                    let mut st = store.load()?;
+                    store.add_product(&mut st, code.clone(), Product { name, unit })?;
+                }
+                Err(_) => {
+                    admin_post(dir, "/api/admin/products", serde_json::json!({ "code": code, "name": name, "unit": unit })).await?;
+                }
+            }
+            println!("product {code} saved; branches receive it on their next sync");
+        }
+        Command::Serve { quic_listen, http_listen } => {
+            let mut config = HqConfig::load(dir)?;
+            if let Some(a) = quic_listen {
+                config.quic_listen = a;
+            }
+            if let Some(a) = http_listen {
+                config.http_listen = a;
+            }
+            serve(dir, config).await?;
+        }
+    }
+    Ok(())
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Calls the admin API of a running HQ (the store is locked while `hq serve` runs).
+async fn admin_post(dir: &Path, path: &str, body: serde_json::Value) -> anyhow::Result<serde_json::Value> {
+    let config = HqConfig::load(dir)?;
+    let url = format!("http://{}{}", config.http_listen, path);
+    let resp = reqwest::Client::new().post(&url).json(&body).send().await.with_context(|| format!("HQ store is locked and the admin API at {url} does not answer; is `hq serve` running?"))?;
+    let status = resp.status();
+    let value: serde_json::Value = resp.json().await.context("admin API answered with something that is not JSON")?;
+    if !status.is_success() {
+        bail!("{}", value.get("error").and_then(|e| e.as_str()).unwrap_or("admin call failed"));
+    }
+    Ok(value)
+}
+
+async fn branch_cmd(dir: &Path, cmd: BranchCmd) -> anyhow::Result<()> {
+    let config = HqConfig::load(dir)?;
+    let ttl = config.token_ttl_hours * 3600;
+    let token = match cmd {
+        BranchCmd::Add { code, name, warehouses } => {
+            let code = BranchCode::new(code)?;
+            let whs = warehouses.iter().map(WarehouseCode::new).collect::<Result<BTreeSet<_>, _>>()?;
+            match Store::open(&store_path(dir)) {
+                Ok(store) => {
+                    let id = Identity::load(dir)?;
+                    let mut st = store.load()?;
+                    let secret = store.add_branch(&mut st, code.clone(), name, whs, now_unix(), ttl)?;
+                    protocol::token::EnrollToken { branch: code, secret, hq_cert_fingerprint: id.fingerprint() }.encode()
+                }
+                Err(_) => {
+                    let v = admin_post(dir, "/api/admin/branches", serde_json::json!({ "code": code, "name": name, "warehouses": warehouses })).await?;
+                    v["token"].as_str().context("admin API returned no token")?.to_string()
+                }
+            }
+        }
+        BranchCmd::Token { code } => {
+            let code = BranchCode::new(code)?;
+            match Store::open(&store_path(dir)) {
+                Ok(store) => {
+                    let id = Identity::load(dir)?;
+                    let st = store.load()?;
+                    let secret = store.new_token(&st, &code, now_unix(), ttl)?;
+                    protocol::token::EnrollToken { branch: code, secret, hq_cert_fingerprint: id.fingerprint() }.encode()
+                }
+                Err(_) => {
+                    let v = admin_post(dir, &format!("/api/admin/branches/{code}/token"), serde_json::json!({})).await?;
+                    v["token"].as_str().context("admin API returned no token")?.to_string()
+                }
+            }
+        }
+        BranchCmd::List => {
+            let store = Store::open(&store_path(dir))?;
+            let st = store.load()?;
+            println!("{:<6} {:<20} {:>8} {:>10} {:>6}  warehouses", "code", "name", "enrolled", "applied", "rej");
+            for b in st.branches.values() {
+                let whs: Vec<_> = b.warehouses.iter().map(|w| w.as_str()).collect();
+                println!("{:<6} {:<20} {:>8} {:>10} {:>6}  {}", b.code, b.name, b.key.is_some(), b.head.seq, b.rejections, whs.join(","));
+            }
+            return Ok(());
+        }
+    };
+    println!("{token}");
+    eprintln!(
+        "one-time token, valid {} h. On the branch machine run:\n  branch-agent enroll --hq <HQ-ADDRESS>:{} --token {token} --data-dir <DIR>",
+        config.token_ttl_hours,
+        config.quic_listen.port()
+    );
+    Ok(())
+}
+
+async fn serve(dir: &Path, config: HqConfig) -> anyhow::Result<()> {
+    let identity = Identity::load(dir)?;
+    let store = Store::open(&store_path(dir))?;
+    let state = store.load().context("loading HQ state (a checksum error means the store is damaged)")?;
+    info!(branches = state.branches.len(), products = state.products.len(), "state loaded");
+    let endpoint = server::endpoint(&identity, config.quic_listen)?;
+    let quic_addr = endpoint.local_addr()?;
+    let http = tokio::net::TcpListener::bind(config.http_listen).await.with_context(|| format!("binding HTTP on {}", config.http_listen))?;
+    let http_addr = http.local_addr()?;
+    let hq = Arc::new(Hq::new(store, state, config, identity.fingerprint()));
+    // Machine-readable lines first: tests and the demo wait for these.
+    println!("quic-listening {quic_addr}");
+    println!("http-listening http://{http_addr}");
+    info!(%quic_addr, %http_addr, "HQ serving");
+    let quic = tokio::spawn(server::serve_quic(hq.clone(), endpoint.clone()));
+    let app = hq::http::router(hq.clone());
+    let web = tokio::spawn(async move { axum::serve(http, app).await });
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => info!("stopping"),
+        r = quic => bail!("QUIC listener ended: {r:?}"),
+        r = web => bail!("HTTP listener ended: {r:?}"),
+    }
+    endpoint.close(0u32.into(), b"hq stopping");
+    hq.store.flush()?;
+    Ok(())
+}

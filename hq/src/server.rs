@@ -1,0 +1,246 @@
+//! The running HQ: shared state, and the QUIC listener that feeds branch sessions.
+//!
+//! Each branch connection opens one bidirectional stream and speaks framed
+//! `protocol::wire::Message`s. This module only moves bytes: decisions come from
+//! `protocol::sync::HqSession`, durable changes from `store`. A session's step (decide +
+//! apply + flush) runs under the state lock on a blocking thread, so applies from
+//! different branches are serialized and an ack is only ever sent after its flush.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use protocol::sync::{HqSession, HqStep};
+use protocol::token::EnrollToken;
+use protocol::wire::{frame_len, Message, RejectCode, FRAME_HEADER_BYTES};
+use quinn::crypto::rustls::QuicServerConfig;
+use tracing::{debug, info, warn};
+
+use crate::config::HqConfig;
+use crate::identity::Identity;
+use crate::store::{Ctx, Rejection, State, Store};
+
+/// ALPN of the Branchline sync protocol; both sides refuse anything else.
+pub const ALPN: &[u8] = b"branchline/1";
+/// Connections without traffic are closed after this; branches reconnect with backoff.
+pub const IDLE_TIMEOUT_MS: u64 = 30_000;
+pub const KEEPALIVE_MS: u64 = 5_000;
+
+pub struct Hq {
+    pub store: Store,
+    state: Mutex<State>,
+    pub config: HqConfig,
+    pub fingerprint: [u8; 32],
+}
+
+pub fn now_unix() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+impl Hq {
+    pub fn new(store: Store, state: State, config: HqConfig, fingerprint: [u8; 32]) -> Hq {
+        Hq { store, state: Mutex::new(state), config, fingerprint }
+    }
+
+    /// The state lock. A panic while holding it would be a bug in this process; the
+    /// state on disk is still consistent, so we keep serving with what memory holds.
+    pub fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn token_text(&self, branch: &protocol::codes::BranchCode, secret: [u8; 16]) -> String {
+        EnrollToken { branch: branch.clone(), secret, hq_cert_fingerprint: self.fingerprint }.encode()
+    }
+
+    /// Handles one message: decide, apply durably if needed, and return what to send
+    /// back and whether to close the stream.
+    fn step(&self, session: &mut HqSession, msg: Message, peer: SocketAddr) -> (Message, bool) {
+        if let Message::Enroll { token, branch_key } = msg {
+            return self.enroll(&token, branch_key, peer);
+        }
+        let mut st = self.state();
+        let step = session.handle(msg, &Ctx { st: &st, store: &self.store });
+        if let Some(b) = session.branch() {
+            st.last_seen_unix.insert(b.clone(), now_unix());
+        }
+        match step {
+            HqStep::Reply(m) => (m, false),
+            HqStep::Apply { branch, entries, new_head, batch, batch_first_seq } => {
+                match self.store.apply(&mut st, &branch, &entries, new_head, &batch, batch_first_seq, now_unix()) {
+                    Ok(outcome) => {
+                        debug!(branch = %branch, head = new_head.seq, applied = outcome.applied, "batch applied");
+                        for (seq, why) in &outcome.quarantined {
+                            warn!(branch = %branch, seq, reason = %why, "document quarantined: kept, not applied to the books");
+                        }
+                        (session.applied(new_head), false)
+                    }
+                    Err(e) => {
+                        // Nothing was acked; the branch will resend after reconnecting.
+                        tracing::error!(branch = %branch, error = %format!("{e:#}"), "applying batch failed");
+                        (Message::reject(RejectCode::Internal, "HQ could not store the batch; it will be retried"), true)
+                    }
+                }
+            }
+            HqStep::Refuse { branch, code, reply, fatal } => {
+                let text = match &reply {
+                    Message::Reject { text, .. } => text.clone(),
+                    _ => String::new(),
+                };
+                warn!(branch = ?branch.as_ref().map(|b| b.as_str()), ?code, %peer, reason = %text, "refused");
+                let rej = Rejection { at_unix: now_unix(), code, text, peer: peer.to_string() };
+                if let Err(e) = self.store.record_rejection(&mut st, branch.as_ref(), rej) {
+                    tracing::error!(error = %format!("{e:#}"), "recording rejection");
+                }
+                (reply, fatal)
+            }
+        }
+    }
+
+    fn enroll(&self, token: &str, branch_key: [u8; 32], peer: SocketAddr) -> (Message, bool) {
+        let mut st = self.state();
+        let parsed = EnrollToken::parse(token).and_then(|t| {
+            if t.hq_cert_fingerprint != self.fingerprint {
+                return Err("token was issued by a different HQ (certificate fingerprint differs)".into());
+            }
+            self.store.enroll(&mut st, &t.branch, &t.secret, branch_key, now_unix()).map(|p| (t.branch, p))
+        });
+        match parsed {
+            Ok((branch, profile)) => {
+                info!(branch = %branch, %peer, "branch enrolled");
+                (Message::Enrolled { profile }, true)
+            }
+            Err(text) => {
+                warn!(%peer, reason = %text, "enrollment refused");
+                let branch = EnrollToken::parse(token).ok().map(|t| t.branch);
+                let rej = Rejection { at_unix: now_unix(), code: RejectCode::BadToken, text: text.clone(), peer: peer.to_string() };
+                if let Err(e) = self.store.record_rejection(&mut st, branch.as_ref(), rej) {
+                    tracing::error!(error = %format!("{e:#}"), "recording rejection");
+                }
+                (Message::reject(RejectCode::BadToken, text), true)
+            }
+        }
+    }
+}
+
+pub fn endpoint(identity: &Identity, listen: SocketAddr) -> anyhow::Result<quinn::Endpoint> {
+    let mut tls = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .context("TLS 1.3 setup")?
+        .with_no_client_auth()
+        .with_single_cert(vec![identity.cert.clone()], identity.key.clone_key())
+        .context("loading HQ certificate")?;
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(QuicServerConfig::try_from(tls).context("QUIC TLS setup")?));
+    let mut transport = quinn::TransportConfig::default();
+    transport.max_idle_timeout(Some(Duration::from_millis(IDLE_TIMEOUT_MS).try_into().context("idle timeout")?));
+    transport.keep_alive_interval(Some(Duration::from_millis(KEEPALIVE_MS)));
+    server.transport_config(Arc::new(transport));
+    quinn::Endpoint::server(server, listen).with_context(|| format!("binding QUIC listener on {listen} (UDP)"))
+}
+
+pub async fn serve_quic(hq: Arc<Hq>, endpoint: quinn::Endpoint) {
+    while let Some(incoming) = endpoint.accept().await {
+        let hq = hq.clone();
+        tokio::spawn(async move {
+            let peer = incoming.remote_address();
+            match incoming.await {
+                Ok(conn) => serve_connection(hq, conn).await,
+                Err(e) => debug!(%peer, error = %e, "handshake failed"),
+            }
+        });
+    }
+}
+
+async fn serve_connection(hq: Arc<Hq>, conn: quinn::Connection) {
+    let peer = conn.remote_address();
+    debug!(%peer, "connection");
+    loop {
+        let (send, recv) = match conn.accept_bi().await {
+            Ok(s) => s,
+            Err(e) => {
+                debug!(%peer, error = %e, "connection closed");
+                return;
+            }
+        };
+        let hq = hq.clone();
+        let conn = conn.clone();
+        tokio::spawn(async move {
+            if let Err(e) = serve_stream(hq, send, recv, peer).await {
+                debug!(%peer, error = %format!("{e:#}"), "stream ended");
+            }
+            drop(conn);
+        });
+    }
+}
+
+/// Reads one frame. `Ok(None)` is a clean end of stream between frames.
+pub async fn read_message(recv: &mut quinn::RecvStream) -> Result<Option<Message>, FrameReadError> {
+    let mut header = [0u8; FRAME_HEADER_BYTES];
+    match recv.read_exact(&mut header).await {
+        Ok(()) => {}
+        Err(quinn::ReadExactError::FinishedEarly(0)) => return Ok(None),
+        Err(quinn::ReadExactError::FinishedEarly(n)) => return Err(FrameReadError::Truncated(format!("stream ended {n} bytes into a frame header"))),
+        Err(quinn::ReadExactError::ReadError(e)) => return Err(FrameReadError::Link(e.to_string())),
+    }
+    let len = frame_len(header).map_err(|e| FrameReadError::Bad(e.to_string()))?;
+    let mut payload = vec![0u8; len];
+    match recv.read_exact(&mut payload).await {
+        Ok(()) => {}
+        Err(quinn::ReadExactError::FinishedEarly(n)) => return Err(FrameReadError::Truncated(format!("stream ended {n} of {len} bytes into a frame"))),
+        Err(quinn::ReadExactError::ReadError(e)) => return Err(FrameReadError::Link(e.to_string())),
+    }
+    Message::from_payload(&payload).map(Some).map_err(|e| FrameReadError::Bad(e.to_string()))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FrameReadError {
+    #[error("link: {0}")]
+    Link(String),
+    #[error("truncated: {0}")]
+    Truncated(String),
+    #[error("malformed: {0}")]
+    Bad(String),
+}
+
+async fn serve_stream(hq: Arc<Hq>, mut send: quinn::SendStream, mut recv: quinn::RecvStream, peer: SocketAddr) -> anyhow::Result<()> {
+    let mut session = HqSession::default();
+    loop {
+        let msg = match read_message(&mut recv).await {
+            Ok(Some(m)) => m,
+            Ok(None) => return Ok(()),
+            Err(FrameReadError::Link(e)) => return Err(anyhow::anyhow!(e)),
+            Err(e) => {
+                // Garbage or a cut frame: say why, keep it for people, close this stream.
+                let text = format!("unreadable frame: {e}");
+                warn!(%peer, branch = ?session.branch().map(|b| b.as_str()), reason = %text, "refused");
+                let hq2 = hq.clone();
+                let branch = session.branch().cloned();
+                let rej = Rejection { at_unix: now_unix(), code: RejectCode::Malformed, text: text.clone(), peer: peer.to_string() };
+                tokio::task::spawn_blocking(move || {
+                    let mut st = hq2.state();
+                    hq2.store.record_rejection(&mut st, branch.as_ref(), rej)
+                })
+                .await??;
+                let _ = send.write_all(&Message::reject(RejectCode::Malformed, text).to_frame()).await;
+                let _ = send.finish();
+                return Ok(());
+            }
+        };
+        let hq2 = hq.clone();
+        let (reply, close, s) = tokio::task::spawn_blocking(move || {
+            let (reply, close) = hq2.step(&mut session, msg, peer);
+            (reply, close, session)
+        })
+        .await
+        .context("session step panicked")?;
+        session = s;
+        send.write_all(&reply.to_frame()).await?;
+        if close {
+            send.finish()?;
+            // Give the peer a moment to read the reason before the stream goes away.
+            let _ = tokio::time::timeout(Duration::from_secs(2), send.stopped()).await;
+            return Ok(());
+        }
+    }
+}

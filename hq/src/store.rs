@@ -1,0 +1,434 @@
+//! HQ's durable state in sled and its in-memory mirror.
+//!
+//! Everything lives in one sled tree with key prefixes, so that applying a batch (entry
+//! index, the signed batch, stock positions, the branch's new head, quarantined
+//! documents) is one `apply_batch`: atomic, and flushed before the ack is sent. Values are
+//! sealed records (format byte + checksum) because sled is treated as untrusted.
+//!
+//! Key layout (`/` stands for the prefix byte followed by the parts):
+//! - `b` branch code                → `BranchRecord`
+//! - `e` branch 0x00 seq(be u64)    → `EntryIndex` (which batch holds the entry, its hash)
+//! - `x` branch 0x00 first_seq(be)  → `SignedBatch` as received (body + signature)
+//! - `s` warehouse 0x00 product     → `Position`
+//! - `p` product                    → `Product`
+//! - `t` secret hash                → `TokenRecord`
+//! - `r` branch 0x00 n(be u64)      → `Rejection`
+//! - `m` name                       → meta values (`profile_version`)
+//!
+//! The in-memory `State` is loaded at start and changed only after the write that backs
+//! it is durable: memory never runs ahead of disk.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use protocol::batch::{decode_body, SignedBatch};
+use protocol::codes::{BranchCode, ProductCode, WarehouseCode};
+use protocol::journal::{ChainHead, EntryHash, JournalEntry, VerifiedEntry};
+use protocol::ledger::{post, Books, Overlay, PostContext, Position, StockView};
+use protocol::profile::{BranchProfile, Product};
+use protocol::record;
+use protocol::sync::{BranchView, HqContext};
+use protocol::token::{secret_hash, TOKEN_SECRET_BYTES};
+use protocol::wire::RejectCode;
+use protocol::VerifyingKey;
+use serde::{Deserialize, Serialize};
+
+/// Rejections kept per branch in memory for the status page (all are kept on disk).
+pub const REJECTIONS_RECENT_MAX: usize = 50;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BranchRecord {
+    pub code: BranchCode,
+    pub name: String,
+    pub warehouses: BTreeSet<WarehouseCode>,
+    pub key: Option<[u8; 32]>,
+    pub head: ChainHead,
+    pub docs_applied: u64,
+    pub docs_quarantined: u64,
+    pub rejections: u64,
+    pub enrolled_at_unix: Option<u64>,
+    pub last_applied_unix: Option<u64>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EntryIndex {
+    pub batch_first_seq: u64,
+    pub index_in_batch: u32,
+    pub hash: EntryHash,
+    /// Why HQ did not apply this document to its books, if it did not.
+    pub quarantined: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TokenRecord {
+    pub branch: BranchCode,
+    pub expires_unix: u64,
+    pub used: bool,
+}
+
+/// A refusal, kept for people to see.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Rejection {
+    pub at_unix: u64,
+    pub code: RejectCode,
+    pub text: String,
+    pub peer: String,
+}
+
+/// In-memory mirror of the durable state.
+#[derive(Default)]
+pub struct State {
+    pub branches: BTreeMap<BranchCode, BranchRecord>,
+    pub products: BTreeMap<ProductCode, Product>,
+    pub books: Books,
+    pub profile_version: u64,
+    pub recent_rejections: BTreeMap<BranchCode, Vec<Rejection>>,
+    pub last_seen_unix: BTreeMap<BranchCode, u64>,
+    /// Refusals of connections that never said who they are.
+    pub anonymous_rejections: u64,
+}
+
+pub struct Store {
+    db: sled::Db,
+    tree: sled::Tree,
+}
+
+fn key(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
+    let mut k = vec![prefix];
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            k.push(0);
+        }
+        k.extend_from_slice(p);
+    }
+    k
+}
+
+fn entry_key(branch: &BranchCode, seq: u64) -> Vec<u8> {
+    key(b'e', &[branch.as_str().as_bytes(), &seq.to_be_bytes()])
+}
+
+fn batch_key(branch: &BranchCode, first: u64) -> Vec<u8> {
+    key(b'x', &[branch.as_str().as_bytes(), &first.to_be_bytes()])
+}
+
+fn stock_key(w: &WarehouseCode, p: &ProductCode) -> Vec<u8> {
+    key(b's', &[w.as_str().as_bytes(), p.as_str().as_bytes()])
+}
+
+fn show(k: &[u8]) -> String {
+    String::from_utf8_lossy(k).replace('\0', "/")
+}
+
+fn open_rec<T: serde::de::DeserializeOwned>(k: &[u8], v: &[u8]) -> anyhow::Result<T> {
+    Ok(record::open(&show(k), v)?)
+}
+
+/// What applying a batch did.
+#[derive(Debug, Default)]
+pub struct ApplyOutcome {
+    pub applied: u64,
+    pub quarantined: Vec<(u64, String)>,
+}
+
+impl Store {
+    pub fn open(path: &Path) -> anyhow::Result<Store> {
+        let db = sled::Config::new().path(path).open().map_err(|e| match e {
+            sled::Error::Io(ref io) if io.kind() == std::io::ErrorKind::WouldBlock => {
+                anyhow::anyhow!("the HQ store at {} is in use by another process (is `hq serve` running?)", path.display())
+            }
+            e => anyhow::anyhow!("opening HQ store at {}: {e}", path.display()),
+        })?;
+        let tree = db.open_tree("hq").context("opening HQ tree")?;
+        Ok(Store { db, tree })
+    }
+
+    /// Loads the in-memory state, checking every record.
+    pub fn load(&self) -> anyhow::Result<State> {
+        let mut st = State::default();
+        for item in self.tree.scan_prefix([b'b']) {
+            let (k, v) = item?;
+            let rec: BranchRecord = open_rec(&k, &v)?;
+            st.branches.insert(rec.code.clone(), rec);
+        }
+        for item in self.tree.scan_prefix([b'p']) {
+            let (k, v) = item?;
+            let code = ProductCode::new(String::from_utf8_lossy(&k[1..]).into_owned())?;
+            st.products.insert(code, open_rec(&k, &v)?);
+        }
+        let mut positions = Vec::new();
+        for item in self.tree.scan_prefix([b's']) {
+            let (k, v) = item?;
+            let text = String::from_utf8_lossy(&k[1..]).into_owned();
+            let Some((w, p)) = text.split_once('\0') else { bail!("bad stock key {}", show(&k)) };
+            positions.push(((WarehouseCode::new(w)?, ProductCode::new(p)?), open_rec::<Position>(&k, &v)?));
+        }
+        st.books = Books::from_positions(positions);
+        if let Some(v) = self.tree.get(key(b'm', &[b"profile_version"]))? {
+            st.profile_version = open_rec(b"m/profile_version", &v)?;
+        }
+        for code in st.branches.keys() {
+            let mut recent = Vec::new();
+            for item in self.tree.scan_prefix(key(b'r', &[code.as_str().as_bytes(), b""])).rev().take(REJECTIONS_RECENT_MAX) {
+                let (k, v) = item?;
+                recent.push(open_rec::<Rejection>(&k, &v)?);
+            }
+            recent.reverse();
+            st.recent_rejections.insert(code.clone(), recent);
+        }
+        Ok(st)
+    }
+
+    pub fn flush(&self) -> anyhow::Result<()> {
+        self.db.flush().context("flushing HQ store")?;
+        Ok(())
+    }
+
+    fn bump_profile(&self, st: &State, batch: &mut sled::Batch) -> u64 {
+        let v = st.profile_version + 1;
+        batch.insert(key(b'm', &[b"profile_version"]), record::seal(&v));
+        v
+    }
+
+    /// Adds a branch and returns the secret of a one-time enrollment token.
+    pub fn add_branch(
+        &self,
+        st: &mut State,
+        code: BranchCode,
+        name: String,
+        warehouses: BTreeSet<WarehouseCode>,
+        now_unix: u64,
+        ttl_secs: u64,
+    ) -> anyhow::Result<[u8; TOKEN_SECRET_BYTES]> {
+        if st.branches.contains_key(&code) {
+            bail!("branch {code} already exists; use `hq branch token {code}` to issue a new enrollment token");
+        }
+        if warehouses.is_empty() {
+            bail!("branch {code} needs at least one warehouse (--warehouse CODE)");
+        }
+        for (other, rec) in &st.branches {
+            if let Some(w) = rec.warehouses.intersection(&warehouses).next() {
+                bail!("warehouse {w} already belongs to branch {other}; each warehouse has one owning branch");
+            }
+        }
+        let rec = BranchRecord {
+            code: code.clone(),
+            name,
+            warehouses,
+            key: None,
+            head: ChainHead::EMPTY,
+            docs_applied: 0,
+            docs_quarantined: 0,
+            rejections: 0,
+            enrolled_at_unix: None,
+            last_applied_unix: None,
+        };
+        let mut batch = sled::Batch::default();
+        batch.insert(key(b'b', &[code.as_str().as_bytes()]), record::seal(&rec));
+        let secret = self.token_into(&mut batch, &code, now_unix, ttl_secs);
+        let version = self.bump_profile(st, &mut batch);
+        self.tree.apply_batch(batch)?;
+        self.flush()?;
+        st.branches.insert(code, rec);
+        st.profile_version = version;
+        Ok(secret)
+    }
+
+    fn token_into(&self, batch: &mut sled::Batch, code: &BranchCode, now_unix: u64, ttl_secs: u64) -> [u8; TOKEN_SECRET_BYTES] {
+        let secret: [u8; TOKEN_SECRET_BYTES] = rand::random();
+        let tok = TokenRecord { branch: code.clone(), expires_unix: now_unix + ttl_secs, used: false };
+        batch.insert(key(b't', &[&secret_hash(&secret)]), record::seal(&tok));
+        secret
+    }
+
+    /// Issues a fresh token for an existing branch (a reinstalled store).
+    pub fn new_token(&self, st: &State, code: &BranchCode, now_unix: u64, ttl_secs: u64) -> anyhow::Result<[u8; TOKEN_SECRET_BYTES]> {
+        if !st.branches.contains_key(code) {
+            bail!("no branch {code}; add it with `hq branch add {code} --name ... --warehouse ...`");
+        }
+        let mut batch = sled::Batch::default();
+        let secret = self.token_into(&mut batch, code, now_unix, ttl_secs);
+        self.tree.apply_batch(batch)?;
+        self.flush()?;
+        Ok(secret)
+    }
+
+    pub fn add_product(&self, st: &mut State, code: ProductCode, product: Product) -> anyhow::Result<()> {
+        let mut batch = sled::Batch::default();
+        batch.insert(key(b'p', &[code.as_str().as_bytes()]), record::seal(&product));
+        let version = self.bump_profile(st, &mut batch);
+        self.tree.apply_batch(batch)?;
+        self.flush()?;
+        st.products.insert(code, product);
+        st.profile_version = version;
+        Ok(())
+    }
+
+    /// Redeems a token for `branch` with its public key. Refusals carry a reason a
+    /// technician can act on.
+    pub fn enroll(&self, st: &mut State, branch: &BranchCode, secret: &[u8; TOKEN_SECRET_BYTES], branch_key: [u8; 32], now_unix: u64) -> Result<BranchProfile, String> {
+        let tkey = key(b't', &[&secret_hash(secret)]);
+        let tok: TokenRecord = match self.tree.get(&tkey) {
+            Ok(Some(v)) => open_rec(&tkey, &v).map_err(|e| e.to_string())?,
+            Ok(None) => return Err("unknown enrollment token: ask HQ for a new one (`hq branch token CODE`)".into()),
+            Err(e) => return Err(format!("HQ store error: {e}")),
+        };
+        if tok.branch != *branch {
+            return Err("token was issued for a different branch".into());
+        }
+        if tok.used {
+            return Err("enrollment token was already used; each token enrolls once. Ask HQ for a new one (`hq branch token CODE`)".into());
+        }
+        if now_unix > tok.expires_unix {
+            return Err("enrollment token has expired; ask HQ for a new one (`hq branch token CODE`)".into());
+        }
+        VerifyingKey::from_bytes(&branch_key).map_err(|_| "branch public key is not a valid ed25519 key".to_string())?;
+        let mut rec = st.branches.get(branch).cloned().ok_or("branch was removed at HQ")?;
+        rec.key = Some(branch_key);
+        rec.enrolled_at_unix = Some(now_unix);
+        let mut batch = sled::Batch::default();
+        batch.insert(tkey, record::seal(&TokenRecord { used: true, ..tok }));
+        batch.insert(key(b'b', &[branch.as_str().as_bytes()]), record::seal(&rec));
+        self.tree.apply_batch(batch).map_err(|e| format!("HQ store error: {e}"))?;
+        self.flush().map_err(|e| format!("HQ store error: {e}"))?;
+        st.branches.insert(branch.clone(), rec);
+        Ok(profile_of(st, branch).expect("branch just stored"))
+    }
+
+    /// Applies new entries of a verified batch in one atomic write and flushes. Documents
+    /// the posting rules refuse (scope changed at HQ, unknown product) are kept,
+    /// quarantined with their reason, and do not touch the books; the chain still
+    /// advances so later documents are not held hostage.
+    pub fn apply(&self, st: &mut State, branch: &BranchCode, entries: &[VerifiedEntry], new_head: ChainHead, signed: &SignedBatch, first_in_batch: u64, now_unix: u64) -> anyhow::Result<ApplyOutcome> {
+        let profile = profile_of(st, branch).context("branch vanished during apply")?;
+        let mut rec = st.branches.get(branch).cloned().context("branch vanished during apply")?;
+        let mut outcome = ApplyOutcome::default();
+        let mut batch = sled::Batch::default();
+        let changes = {
+            let mut overlay = Overlay::new(&st.books);
+            for e in entries {
+                let quarantined = match post(&overlay, &e.entry.doc, PostContext { profile: Some(&profile) }) {
+                    Ok(p) => {
+                        overlay.apply(&p);
+                        outcome.applied += 1;
+                        None
+                    }
+                    Err(err) => {
+                        outcome.quarantined.push((e.entry.seq, err.to_string()));
+                        Some(err.to_string())
+                    }
+                };
+                let idx = EntryIndex { batch_first_seq: first_in_batch, index_in_batch: (e.entry.seq - first_in_batch) as u32, hash: e.hash, quarantined };
+                batch.insert(entry_key(branch, e.entry.seq), record::seal(&idx));
+            }
+            overlay.into_changes()
+        };
+        for ((w, p), pos) in &changes {
+            batch.insert(stock_key(w, p), record::seal(pos));
+        }
+        batch.insert(batch_key(branch, first_in_batch), record::seal(signed));
+        rec.head = new_head;
+        rec.docs_applied += outcome.applied;
+        rec.docs_quarantined += outcome.quarantined.len() as u64;
+        rec.last_applied_unix = Some(now_unix);
+        batch.insert(key(b'b', &[branch.as_str().as_bytes()]), record::seal(&rec));
+        self.tree.apply_batch(batch).context("writing batch to HQ store")?;
+        self.flush()?;
+        // Durable: now memory may follow.
+        for (k, pos) in changes {
+            st.books.set(k, pos);
+        }
+        st.branches.insert(branch.clone(), rec);
+        Ok(outcome)
+    }
+
+    /// Keeps a refusal on disk and in the recent list, and counts it for the branch.
+    pub fn record_rejection(&self, st: &mut State, branch: Option<&BranchCode>, rej: Rejection) -> anyhow::Result<()> {
+        let Some(code) = branch.filter(|c| st.branches.contains_key(*c)) else {
+            st.anonymous_rejections += 1;
+            return Ok(());
+        };
+        let mut rec = st.branches.get(code).cloned().expect("checked above");
+        rec.rejections += 1;
+        let mut batch = sled::Batch::default();
+        batch.insert(key(b'r', &[code.as_str().as_bytes(), &rec.rejections.to_be_bytes()]), record::seal(&rej));
+        batch.insert(key(b'b', &[code.as_str().as_bytes()]), record::seal(&rec));
+        self.tree.apply_batch(batch)?;
+        self.flush()?;
+        st.branches.insert(code.clone(), rec);
+        let recent = st.recent_rejections.entry(code.clone()).or_default();
+        recent.push(rej);
+        if recent.len() > REJECTIONS_RECENT_MAX {
+            recent.remove(0);
+        }
+        Ok(())
+    }
+
+    pub fn entry_index(&self, branch: &BranchCode, seq: u64) -> anyhow::Result<Option<EntryIndex>> {
+        let k = entry_key(branch, seq);
+        match self.tree.get(&k)? {
+            Some(v) => Ok(Some(open_rec(&k, &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// An accepted document with its index, batch signature status and stored entry.
+    pub fn document(&self, st: &State, branch: &BranchCode, seq: u64) -> anyhow::Result<Option<(EntryIndex, JournalEntry, bool)>> {
+        let Some(idx) = self.entry_index(branch, seq)? else { return Ok(None) };
+        let k = batch_key(branch, idx.batch_first_seq);
+        let v = self.tree.get(&k)?.with_context(|| format!("entry {seq} of {branch} points at a missing batch"))?;
+        let signed: SignedBatch = open_rec(&k, &v)?;
+        let signature_ok = st.branches.get(branch).and_then(|r| r.key).and_then(|kb| VerifyingKey::from_bytes(&kb).ok()).is_some_and(|vk| signed.signature_ok(&vk));
+        let body = decode_body(&signed.body)?;
+        let bytes = body.entries.get(idx.index_in_batch as usize).with_context(|| format!("entry {seq} index outside its batch"))?;
+        if EntryHash::of(bytes) != idx.hash {
+            bail!("entry {seq} of {branch} does not match its stored hash: the store is corrupt");
+        }
+        Ok(Some((idx, JournalEntry::decode(bytes)?, signature_ok)))
+    }
+
+    pub fn rejections(&self, branch: &BranchCode, limit: usize) -> anyhow::Result<Vec<Rejection>> {
+        let mut out = Vec::new();
+        for item in self.tree.scan_prefix(key(b'r', &[branch.as_str().as_bytes(), b""])).rev().take(limit) {
+            let (k, v) = item?;
+            out.push(open_rec(&k, &v)?);
+        }
+        Ok(out)
+    }
+}
+
+/// The profile HQ sends a branch: its scope plus the whole catalog.
+pub fn profile_of(st: &State, branch: &BranchCode) -> Option<BranchProfile> {
+    let rec = st.branches.get(branch)?;
+    Some(BranchProfile { branch: rec.code.clone(), name: rec.name.clone(), warehouses: rec.warehouses.clone(), products: st.products.clone(), version: st.profile_version })
+}
+
+/// The view the sync session needs, over memory plus the entry index on disk.
+pub struct Ctx<'a> {
+    pub st: &'a State,
+    pub store: &'a Store,
+}
+
+impl HqContext for Ctx<'_> {
+    fn branch(&self, code: &BranchCode) -> Option<BranchView> {
+        let rec = self.st.branches.get(code)?;
+        let key = VerifyingKey::from_bytes(&rec.key?).ok()?;
+        Some(BranchView { key, head: rec.head, profile: profile_of(self.st, code)? })
+    }
+
+    fn held_hash(&self, code: &BranchCode, seq: u64) -> Option<EntryHash> {
+        match self.store.entry_index(code, seq) {
+            Ok(idx) => idx.map(|i| i.hash),
+            Err(e) => {
+                tracing::error!(branch = %code, seq, error = %e, "reading entry index");
+                None
+            }
+        }
+    }
+}
+
+/// Consolidated position lookups for reports.
+pub fn position(st: &State, w: &WarehouseCode, p: &ProductCode) -> Position {
+    st.books.position(&(w.clone(), p.clone()))
+}
