@@ -74,7 +74,9 @@ fn stock_rows(hq: &Hq, q: &StockQuery) -> Vec<StockRow> {
     let st = hq.state();
     st.books
         .positions()
-        .filter(|((w, p), _)| q.warehouse.as_deref().is_none_or(|x| x == w.as_str()) && q.product.as_deref().is_none_or(|x| x == p.as_str()))
+        .filter(|((w, p), _)| {
+            q.warehouse.as_deref().is_none_or(|x| x == w.as_str()) && q.product.as_deref().is_none_or(|x| x == p.as_str())
+        })
         .filter(|(_, pos)| !(pos.qty.is_zero() && pos.value.is_zero()))
         .map(|((w, p), pos)| StockRow {
             warehouse: w.to_string(),
@@ -113,7 +115,11 @@ async fn stock(State(hq): State<AppState>, Query(q): Query<StockQuery>) -> Respo
                 r.average_cost
             ));
         }
-        return ([(header::CONTENT_TYPE, "text/csv; charset=utf-8"), (header::CONTENT_DISPOSITION, "attachment; filename=\"stock.csv\"")], out).into_response();
+        return (
+            [(header::CONTENT_TYPE, "text/csv; charset=utf-8"), (header::CONTENT_DISPOSITION, "attachment; filename=\"stock.csv\"")],
+            out,
+        )
+            .into_response();
     }
     Json(rows).into_response()
 }

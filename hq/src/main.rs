@@ -89,7 +89,8 @@ enum ProductCmd {
 }
 
 fn init_tracing(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("BRANCHLINE_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("BRANCHLINE_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if json {
         builder.json().init();
@@ -154,7 +155,12 @@ fn hex(b: &[u8]) -> String {
 async fn admin_post(dir: &Path, path: &str, body: serde_json::Value) -> anyhow::Result<serde_json::Value> {
     let config = HqConfig::load(dir)?;
     let url = format!("http://{}{}", config.http_listen, path);
-    let resp = reqwest::Client::new().post(&url).json(&body).send().await.with_context(|| format!("HQ store is locked and the admin API at {url} does not answer; is `hq serve` running?"))?;
+    let resp = reqwest::Client::new()
+        .post(&url)
+        .json(&body)
+        .send()
+        .await
+        .with_context(|| format!("HQ store is locked and the admin API at {url} does not answer; is `hq serve` running?"))?;
     let status = resp.status();
     let value: serde_json::Value = resp.json().await.context("admin API answered with something that is not JSON")?;
     if !status.is_success() {
@@ -178,7 +184,9 @@ async fn branch_cmd(dir: &Path, cmd: BranchCmd) -> anyhow::Result<()> {
                     protocol::token::EnrollToken { branch: code, secret, hq_cert_fingerprint: id.fingerprint() }.encode()
                 }
                 Err(_) => {
-                    let v = admin_post(dir, "/api/admin/branches", serde_json::json!({ "code": code, "name": name, "warehouses": warehouses })).await?;
+                    let v =
+                        admin_post(dir, "/api/admin/branches", serde_json::json!({ "code": code, "name": name, "warehouses": warehouses }))
+                            .await?;
                     v["token"].as_str().context("admin API returned no token")?.to_string()
                 }
             }
@@ -225,7 +233,8 @@ async fn serve(dir: &Path, config: HqConfig) -> anyhow::Result<()> {
     info!(branches = state.branches.len(), products = state.products.len(), "state loaded");
     let endpoint = server::endpoint(&identity, config.quic_listen)?;
     let quic_addr = endpoint.local_addr()?;
-    let http = tokio::net::TcpListener::bind(config.http_listen).await.with_context(|| format!("binding HTTP on {}", config.http_listen))?;
+    let http =
+        tokio::net::TcpListener::bind(config.http_listen).await.with_context(|| format!("binding HTTP on {}", config.http_listen))?;
     let http_addr = http.local_addr()?;
     let hq = Arc::new(Hq::new(store, state, config, identity.fingerprint()));
     // Machine-readable lines first: tests and the demo wait for these.

@@ -180,14 +180,18 @@ pub async fn read_message(recv: &mut quinn::RecvStream) -> Result<Option<Message
     match recv.read_exact(&mut header).await {
         Ok(()) => {}
         Err(quinn::ReadExactError::FinishedEarly(0)) => return Ok(None),
-        Err(quinn::ReadExactError::FinishedEarly(n)) => return Err(FrameReadError::Truncated(format!("stream ended {n} bytes into a frame header"))),
+        Err(quinn::ReadExactError::FinishedEarly(n)) => {
+            return Err(FrameReadError::Truncated(format!("stream ended {n} bytes into a frame header")))
+        }
         Err(quinn::ReadExactError::ReadError(e)) => return Err(FrameReadError::Link(e.to_string())),
     }
     let len = frame_len(header).map_err(|e| FrameReadError::Bad(e.to_string()))?;
     let mut payload = vec![0u8; len];
     match recv.read_exact(&mut payload).await {
         Ok(()) => {}
-        Err(quinn::ReadExactError::FinishedEarly(n)) => return Err(FrameReadError::Truncated(format!("stream ended {n} of {len} bytes into a frame"))),
+        Err(quinn::ReadExactError::FinishedEarly(n)) => {
+            return Err(FrameReadError::Truncated(format!("stream ended {n} of {len} bytes into a frame")))
+        }
         Err(quinn::ReadExactError::ReadError(e)) => return Err(FrameReadError::Link(e.to_string())),
     }
     Message::from_payload(&payload).map(Some).map_err(|e| FrameReadError::Bad(e.to_string()))

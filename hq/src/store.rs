@@ -25,7 +25,7 @@ use anyhow::{bail, Context};
 use protocol::batch::{decode_body, SignedBatch};
 use protocol::codes::{BranchCode, ProductCode, WarehouseCode};
 use protocol::journal::{ChainHead, EntryHash, JournalEntry, VerifiedEntry};
-use protocol::ledger::{post, Books, Overlay, PostContext, Position, StockView};
+use protocol::ledger::{post, Books, Overlay, Position, PostContext, StockView};
 use protocol::profile::{BranchProfile, Product};
 use protocol::record;
 use protocol::sync::{BranchView, HqContext};
@@ -267,7 +267,14 @@ impl Store {
 
     /// Redeems a token for `branch` with its public key. Refusals carry a reason a
     /// technician can act on.
-    pub fn enroll(&self, st: &mut State, branch: &BranchCode, secret: &[u8; TOKEN_SECRET_BYTES], branch_key: [u8; 32], now_unix: u64) -> Result<BranchProfile, String> {
+    pub fn enroll(
+        &self,
+        st: &mut State,
+        branch: &BranchCode,
+        secret: &[u8; TOKEN_SECRET_BYTES],
+        branch_key: [u8; 32],
+        now_unix: u64,
+    ) -> Result<BranchProfile, String> {
         let tkey = key(b't', &[&secret_hash(secret)]);
         let tok: TokenRecord = match self.tree.get(&tkey) {
             Ok(Some(v)) => open_rec(&tkey, &v).map_err(|e| e.to_string())?,
@@ -300,7 +307,16 @@ impl Store {
     /// the posting rules refuse (scope changed at HQ, unknown product) are kept,
     /// quarantined with their reason, and do not touch the books; the chain still
     /// advances so later documents are not held hostage.
-    pub fn apply(&self, st: &mut State, branch: &BranchCode, entries: &[VerifiedEntry], new_head: ChainHead, signed: &SignedBatch, first_in_batch: u64, now_unix: u64) -> anyhow::Result<ApplyOutcome> {
+    pub fn apply(
+        &self,
+        st: &mut State,
+        branch: &BranchCode,
+        entries: &[VerifiedEntry],
+        new_head: ChainHead,
+        signed: &SignedBatch,
+        first_in_batch: u64,
+        now_unix: u64,
+    ) -> anyhow::Result<ApplyOutcome> {
         let profile = profile_of(st, branch).context("branch vanished during apply")?;
         let mut rec = st.branches.get(branch).cloned().context("branch vanished during apply")?;
         let mut outcome = ApplyOutcome::default();
@@ -319,7 +335,12 @@ impl Store {
                         Some(err.to_string())
                     }
                 };
-                let idx = EntryIndex { batch_first_seq: first_in_batch, index_in_batch: (e.entry.seq - first_in_batch) as u32, hash: e.hash, quarantined };
+                let idx = EntryIndex {
+                    batch_first_seq: first_in_batch,
+                    index_in_batch: (e.entry.seq - first_in_batch) as u32,
+                    hash: e.hash,
+                    quarantined,
+                };
                 batch.insert(entry_key(branch, e.entry.seq), record::seal(&idx));
             }
             overlay.into_changes()
@@ -379,7 +400,12 @@ impl Store {
         let k = batch_key(branch, idx.batch_first_seq);
         let v = self.tree.get(&k)?.with_context(|| format!("entry {seq} of {branch} points at a missing batch"))?;
         let signed: SignedBatch = open_rec(&k, &v)?;
-        let signature_ok = st.branches.get(branch).and_then(|r| r.key).and_then(|kb| VerifyingKey::from_bytes(&kb).ok()).is_some_and(|vk| signed.signature_ok(&vk));
+        let signature_ok = st
+            .branches
+            .get(branch)
+            .and_then(|r| r.key)
+            .and_then(|kb| VerifyingKey::from_bytes(&kb).ok())
+            .is_some_and(|vk| signed.signature_ok(&vk));
         let body = decode_body(&signed.body)?;
         let bytes = body.entries.get(idx.index_in_batch as usize).with_context(|| format!("entry {seq} index outside its batch"))?;
         if EntryHash::of(bytes) != idx.hash {
@@ -401,7 +427,13 @@ impl Store {
 /// The profile HQ sends a branch: its scope plus the whole catalog.
 pub fn profile_of(st: &State, branch: &BranchCode) -> Option<BranchProfile> {
     let rec = st.branches.get(branch)?;
-    Some(BranchProfile { branch: rec.code.clone(), name: rec.name.clone(), warehouses: rec.warehouses.clone(), products: st.products.clone(), version: st.profile_version })
+    Some(BranchProfile {
+        branch: rec.code.clone(),
+        name: rec.name.clone(),
+        warehouses: rec.warehouses.clone(),
+        products: st.products.clone(),
+        version: st.profile_version,
+    })
 }
 
 /// The view the sync session needs, over memory plus the entry index on disk.

@@ -29,7 +29,10 @@ pub const MONEY_SCALE: u32 = 2;
 /// Rounds a money amount the way Chinese bookkeeping does (四舍五入: half away from zero)
 /// to cents. Every amount the core computes goes through here, so both sides round alike.
 pub fn round_money(d: Decimal) -> Decimal {
-    d.round_dp_with_strategy(MONEY_SCALE, RoundingStrategy::MidpointAwayFromZero)
+    let mut r = d.round_dp_with_strategy(MONEY_SCALE, RoundingStrategy::MidpointAwayFromZero);
+    // Always two places, so amounts read as money ("25.00", not "25.0").
+    r.rescale(MONEY_SCALE);
+    r
 }
 
 /// Which way a document moves stock.

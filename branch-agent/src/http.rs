@@ -1,0 +1,197 @@
+//! The branch's local HTTP API: post documents, read stock, read sync status. JSON under
+//! `/api`, CSV with `?format=csv`, and a status page at `/`. Posting answers only after
+//! the document is durable in the local store: "ok" means it survives a power cut.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use protocol::codes::{OperatorId, PartyCode, ProductCode, WarehouseCode};
+use protocol::date::BusinessDate;
+use protocol::document::{DocType, Draft, Line};
+use protocol::Decimal;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::forwarder::Shared;
+use crate::store::PostFailure;
+
+type AppState = Arc<Shared>;
+
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/api/documents", axum::routing::post(post_document))
+        .route("/api/documents/{seq}", get(get_document))
+        .route("/api/stock", get(stock))
+        .route("/api/sync", get(sync_status))
+        .route("/api/profile", get(profile))
+        .with_state(shared)
+}
+
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+/// A document as an operator submits it. `amount` may be left out; it is then
+/// quantity × unit price rounded to the cent. `doc_type` takes the seed code (`XS`) or
+/// the name (`Sale`).
+#[derive(Deserialize)]
+pub struct DraftRequest {
+    pub doc_type: String,
+    pub date: BusinessDate,
+    pub operator: OperatorId,
+    pub warehouse: WarehouseCode,
+    #[serde(default)]
+    pub counterparty: Option<PartyCode>,
+    #[serde(default)]
+    pub memo: String,
+    pub lines: Vec<LineRequest>,
+}
+
+#[derive(Deserialize)]
+pub struct LineRequest {
+    pub product: ProductCode,
+    #[serde(with = "protocol::decimal_serde")]
+    pub qty: Decimal,
+    #[serde(with = "protocol::decimal_serde")]
+    pub unit_price: Decimal,
+    #[serde(default, with = "opt_decimal")]
+    pub amount: Option<Decimal>,
+}
+
+mod opt_decimal {
+    use protocol::Decimal;
+    use serde::{Deserialize, Deserializer};
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
+        #[derive(Deserialize)]
+        struct W(#[serde(with = "protocol::decimal_serde")] Decimal);
+        Ok(Option::<W>::deserialize(d)?.map(|w| w.0))
+    }
+}
+
+fn doc_type(s: &str) -> Option<DocType> {
+    DocType::from_code(s).or_else(|| DocType::ALL.into_iter().find(|t| format!("{t:?}") == s))
+}
+
+impl DraftRequest {
+    fn into_draft(self) -> Result<Draft, String> {
+        let codes: Vec<_> = DocType::ALL.iter().map(|t| format!("{} ({})", t.code(), t.name())).collect();
+        let doc_type =
+            doc_type(&self.doc_type).ok_or_else(|| format!("unknown document type {:?}; known: {}", self.doc_type, codes.join(", ")))?;
+        let lines = self
+            .lines
+            .into_iter()
+            .map(|l| {
+                let mut line = Line::priced(l.product, l.qty, l.unit_price);
+                if let Some(a) = l.amount {
+                    line.amount = a;
+                }
+                line
+            })
+            .collect();
+        Ok(Draft {
+            doc_type,
+            date: self.date,
+            operator: self.operator,
+            warehouse: self.warehouse,
+            counterparty: self.counterparty,
+            memo: self.memo,
+            lines,
+        })
+    }
+}
+
+async fn post_document(State(shared): State<AppState>, body: axum::body::Bytes) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let req: DraftRequest =
+        serde_json::from_slice(&body).map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("document JSON is not valid: {e}")))?;
+    let draft = req.into_draft().map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))?;
+    let store = shared.store.clone();
+    let posted = tokio::task::spawn_blocking(move || store.post(draft))
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    match posted {
+        Ok(p) => {
+            shared.posted.notify_one();
+            tracing::info!(number = %p.number, seq = p.seq, "document posted");
+            Ok((StatusCode::CREATED, Json(json!(p))))
+        }
+        Err(PostFailure::Refused(e)) => Err(ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())),
+        Err(e @ PostFailure::Storage(_)) => Err(ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+    }
+}
+
+async fn get_document(State(shared): State<AppState>, Path(seq): Path<u64>) -> Result<Json<serde_json::Value>, ApiError> {
+    match shared.store.entry(seq) {
+        Ok(Some(e)) => {
+            Ok(Json(json!({ "seq": e.seq, "number": e.doc.header.number.to_string(), "prev_hash": e.prev.to_hex(), "document": e.doc })))
+        }
+        Ok(None) => Err(ApiError(StatusCode::NOT_FOUND, format!("no document with seq {seq} at this branch"))),
+        Err(e) => Err(ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"))),
+    }
+}
+
+#[derive(Deserialize)]
+struct StockQuery {
+    format: Option<String>,
+}
+
+async fn stock(State(shared): State<AppState>, Query(q): Query<StockQuery>) -> Response {
+    let profile = shared.store.profile();
+    let rows: Vec<_> = shared
+        .store
+        .stock()
+        .into_iter()
+        .map(|((w, p), pos)| {
+            let name = profile.products.get(&p).map(|x| x.name.clone()).unwrap_or_default();
+            json!({ "warehouse": w, "product": p, "name": name, "qty": pos.qty.to_string(), "value": pos.value.to_string(), "average_cost": pos.average_cost().to_string() })
+        })
+        .collect();
+    if q.format.as_deref() == Some("csv") {
+        let mut out = String::from("\u{feff}warehouse,product,name,qty,value,average_cost\n");
+        for r in &rows {
+            let f = |k: &str| r[k].as_str().unwrap_or("").replace(',', " ");
+            out.push_str(&format!("{},{},{},{},{},{}\n", f("warehouse"), f("product"), f("name"), f("qty"), f("value"), f("average_cost")));
+        }
+        return ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], out).into_response();
+    }
+    Json(rows).into_response()
+}
+
+async fn sync_status(State(shared): State<AppState>) -> Json<serde_json::Value> {
+    let id = shared.store.identity();
+    Json(json!({ "branch": id.branch, "status": shared.status() }))
+}
+
+async fn profile(State(shared): State<AppState>) -> Json<serde_json::Value> {
+    Json(json!(shared.store.profile()))
+}
+
+async fn index(State(shared): State<AppState>) -> Html<String> {
+    let s = shared.status();
+    let id = shared.store.identity();
+    let esc = |x: &str| x.replace('&', "&amp;").replace('<', "&lt;");
+    let mut page = format!(
+        "<!doctype html><meta charset=utf-8><title>Branchline {b}</title><style>body{{font-family:sans-serif;margin:2em}}td,th{{border:1px solid #ccc;padding:4px 8px}}table{{border-collapse:collapse}}</style>\
+         <h1>Branch {b}</h1><p>Link to HQ: <b>{link}</b> · posted {head} · acknowledged by HQ {acked} · waiting {pending}</p><p>Last error: {err}</p>\
+         <h2>Stock</h2><p><a href=/api/stock?format=csv>Export CSV (Excel)</a></p><table><tr><th>Warehouse</th><th>Product</th><th>Qty</th><th>Value</th></tr>",
+        b = id.branch,
+        link = if s.link_up { "up" } else { "down (documents are kept and sent when it returns)" },
+        head = s.head_seq,
+        acked = s.acked_seq,
+        pending = s.pending,
+        err = esc(s.last_error.as_deref().unwrap_or("none")),
+    );
+    for ((w, p), pos) in shared.store.stock() {
+        page.push_str(&format!("<tr><td>{w}</td><td>{p}</td><td>{}</td><td>{}</td></tr>", pos.qty, pos.value));
+    }
+    page.push_str("</table>");
+    Html(page)
+}

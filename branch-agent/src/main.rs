@@ -1,0 +1,114 @@
+//! `branch-agent`: a branch of Branchline. See `branch-agent --help`.
+
+mod config;
+mod forwarder;
+mod http;
+mod store;
+mod tls;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio::sync::Notify;
+use tracing::info;
+
+/// Branchline branch agent: posts documents locally (fully offline), keeps them in a
+/// durable journal, and forwards them to HQ as signed batches over QUIC whenever a link
+/// exists.
+///
+/// First run on a new store:
+///   branch-agent enroll --hq hq.example.com:7443 --token BL1.SH.... --data-dir /var/lib/branchline
+///   branch-agent run --data-dir /var/lib/branchline
+/// Then post documents to http://127.0.0.1:8181/api/documents (see README).
+#[derive(Parser)]
+#[command(name = "branch-agent", version, about, long_about = None, verbatim_doc_comment)]
+struct Cli {
+    /// Directory holding this branch's store and agent.toml.
+    #[arg(long, global = true, env = "BRANCHLINE_AGENT_DIR", default_value = "./branch-data")]
+    data_dir: PathBuf,
+    /// Log as JSON lines instead of human-readable text.
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Register this branch with HQ using a one-time token from `hq branch add`: creates
+    /// the branch's signing key and pins HQ's certificate.
+    Enroll {
+        /// HQ's QUIC address, HOST:PORT.
+        #[arg(long)]
+        hq: String,
+        /// The one-time token printed by `hq branch add` (BL1.<BRANCH>....).
+        #[arg(long)]
+        token: String,
+        /// Local API address to write into agent.toml (default 127.0.0.1:8181).
+        #[arg(long)]
+        http_listen: Option<std::net::SocketAddr>,
+    },
+    /// Serve the local API and forward the journal to HQ.
+    Run {
+        /// Override http_listen from agent.toml.
+        #[arg(long)]
+        http_listen: Option<std::net::SocketAddr>,
+        /// Override the HQ address from agent.toml.
+        #[arg(long)]
+        hq: Option<String>,
+    },
+}
+
+fn init_tracing(json: bool) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("BRANCHLINE_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_tracing(cli.log_json);
+    let dir = cli.data_dir;
+    match cli.command {
+        Command::Enroll { hq, token, http_listen } => {
+            let profile = forwarder::enroll(&hq, &token, &dir, http_listen).await?;
+            println!("enrolled as branch {} ({}) with HQ at {hq}", profile.branch, profile.name);
+            println!("warehouses: {}; products in catalog: {}", profile.warehouses_text(), profile.products.len());
+            println!("next: branch-agent run --data-dir {}", dir.display());
+        }
+        Command::Run { http_listen, hq } => {
+            let mut config = config::AgentConfig::load(&dir)?;
+            if let Some(a) = http_listen {
+                config.http_listen = a;
+            }
+            if let Some(h) = hq {
+                config.hq = h;
+            }
+            let store = Arc::new(store::Store::open(&dir.join("store")).context("opening the branch store")?);
+            let shared =
+                Arc::new(forwarder::Shared { store: store.clone(), status: Mutex::new(Default::default()), posted: Notify::new() });
+            let listener = tokio::net::TcpListener::bind(config.http_listen)
+                .await
+                .with_context(|| format!("binding local API on {}", config.http_listen))?;
+            let addr = listener.local_addr()?;
+            println!("http-listening http://{addr}");
+            info!(branch = %store.identity().branch, head = store.head().seq, %addr, hq = %config.hq, "branch agent running");
+            let fwd = tokio::spawn(forwarder::run(shared.clone(), config));
+            let web = tokio::spawn(async move { axum::serve(listener, http::router(shared)).await });
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => info!("stopping"),
+                r = fwd => anyhow::bail!("forwarder ended: {r:?}"),
+                r = web => anyhow::bail!("local API ended: {r:?}"),
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,236 @@
+//! The branch's durable state in sled, and posting.
+//!
+//! One sled tree with key prefixes, so a posting (journal entry, stock positions, the
+//! numbering counter and the new chain head) is a single atomic `apply_batch`, flushed
+//! before the caller hears "ok". Values are sealed records (format byte + checksum):
+//! sled is treated as untrusted and every record is checked when read.
+//!
+//! Keys: `j` seq(be) → journal entry bytes; `s` warehouse 0 product → `Position`;
+//! `n` type 0 yyyymmdd → last serial; `m` name → meta (`identity`, `head`, `acked`,
+//! `profile`).
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use anyhow::{bail, Context};
+use protocol::codes::{BranchCode, ProductCode, WarehouseCode};
+use protocol::document::{Document, Draft};
+use protocol::error::PostError;
+use protocol::journal::{ChainHead, EntryHash, JournalEntry};
+use protocol::ledger::{post, Books, Overlay, Position, PostContext};
+use protocol::profile::BranchProfile;
+use protocol::record;
+use serde::{Deserialize, Serialize};
+
+/// Who this branch is, as enrollment left it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Identity {
+    pub branch: BranchCode,
+    pub signing_key: [u8; 32],
+    pub hq_fingerprint: [u8; 32],
+}
+
+/// Result of a successful post.
+#[derive(Clone, Debug, Serialize)]
+pub struct Posted {
+    pub number: String,
+    pub seq: u64,
+    pub hash: String,
+}
+
+/// Why a post was refused. Nothing was written.
+#[derive(Debug, thiserror::Error)]
+pub enum PostFailure {
+    #[error(transparent)]
+    Refused(#[from] PostError),
+    #[error("storage failed, nothing was posted: {0:#}")]
+    Storage(anyhow::Error),
+}
+
+struct Live {
+    books: Books,
+    head: ChainHead,
+    profile: BranchProfile,
+}
+
+pub struct Store {
+    db: sled::Db,
+    tree: sled::Tree,
+    identity: Identity,
+    live: Mutex<Live>,
+}
+
+fn meta(name: &str) -> Vec<u8> {
+    let mut k = vec![b'm'];
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
+fn journal_key(seq: u64) -> [u8; 9] {
+    let mut k = [b'j'; 9];
+    k[1..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+fn stock_key(w: &WarehouseCode, p: &ProductCode) -> Vec<u8> {
+    let mut k = vec![b's'];
+    k.extend_from_slice(w.as_str().as_bytes());
+    k.push(0);
+    k.extend_from_slice(p.as_str().as_bytes());
+    k
+}
+
+fn show(k: &[u8]) -> String {
+    String::from_utf8_lossy(k).replace('\0', "/")
+}
+
+pub fn open_db(path: &Path) -> anyhow::Result<sled::Db> {
+    sled::Config::new().path(path).open().map_err(|e| match e {
+        sled::Error::Io(ref io) if io.kind() == std::io::ErrorKind::WouldBlock => {
+            anyhow::anyhow!("the branch store at {} is in use by another process (is `branch-agent run` already running?)", path.display())
+        }
+        e => anyhow::anyhow!("opening branch store at {}: {e}", path.display()),
+    })
+}
+
+impl Store {
+    /// Writes identity and profile of a freshly enrolled branch.
+    pub fn create(path: &Path, identity: &Identity, profile: &BranchProfile) -> anyhow::Result<()> {
+        let db = open_db(path)?;
+        let tree = db.open_tree("branch")?;
+        if tree.get(meta("identity"))?.is_some() {
+            bail!("{} already holds an enrolled branch; use a new --data-dir (a branch's journal must never be restarted)", path.display());
+        }
+        let mut b = sled::Batch::default();
+        b.insert(meta("identity"), record::seal(identity));
+        b.insert(meta("profile"), record::seal(profile));
+        b.insert(meta("head"), record::seal(&ChainHead::EMPTY));
+        b.insert(meta("acked"), record::seal(&0u64));
+        tree.apply_batch(b)?;
+        db.flush()?;
+        Ok(())
+    }
+
+    pub fn open(path: &Path) -> anyhow::Result<Store> {
+        let db = open_db(path)?;
+        let tree = db.open_tree("branch")?;
+        let get = |name: &str| -> anyhow::Result<sled::IVec> {
+            tree.get(meta(name))?.with_context(|| format!("branch store has no {name}: enroll first (`branch-agent enroll`)"))
+        };
+        let identity: Identity = record::open(&"m/identity", &get("identity")?)?;
+        let head: ChainHead = record::open(&"m/head", &get("head")?)?;
+        let profile: BranchProfile = record::open(&"m/profile", &get("profile")?)?;
+        let mut positions = Vec::new();
+        for item in tree.scan_prefix([b's']) {
+            let (k, v) = item?;
+            let text = String::from_utf8_lossy(&k[1..]).into_owned();
+            let Some((w, p)) = text.split_once('\0') else { bail!("bad stock key {}", show(&k)) };
+            positions.push(((WarehouseCode::new(w)?, ProductCode::new(p)?), record::open::<Position>(&show(&k), &v)?));
+        }
+        // The head must point at the last journal entry we hold, else the store is damaged.
+        if head.seq > 0 {
+            let bytes = tree
+                .get(journal_key(head.seq))?
+                .with_context(|| format!("journal entry {} (the head) is missing: the store is damaged", head.seq))?;
+            let payload = record::open_bytes(&format!("j/{}", head.seq), &bytes)?;
+            if EntryHash::of(payload) != head.hash {
+                bail!("journal entry {} does not match the recorded head: the store is damaged", head.seq);
+            }
+        }
+        if tree.get(journal_key(head.seq + 1))?.is_some() {
+            bail!("journal holds entries past the recorded head {}: the store is damaged", head.seq);
+        }
+        Ok(Store { db, tree, identity, live: Mutex::new(Live { books: Books::from_positions(positions), head, profile }) })
+    }
+
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    fn live(&self) -> std::sync::MutexGuard<'_, Live> {
+        self.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn head(&self) -> ChainHead {
+        self.live().head
+    }
+
+    pub fn profile(&self) -> BranchProfile {
+        self.live().profile.clone()
+    }
+
+    pub fn acked(&self) -> anyhow::Result<u64> {
+        match self.tree.get(meta("acked"))? {
+            Some(v) => Ok(record::open(&"m/acked", &v)?),
+            None => Ok(0),
+        }
+    }
+
+    /// Records HQ's ack. Not flushed: losing it only means HQ sees a duplicate, which it
+    /// acknowledges without applying.
+    pub fn set_acked(&self, seq: u64) -> anyhow::Result<()> {
+        self.tree.insert(meta("acked"), record::seal(&seq))?;
+        Ok(())
+    }
+
+    pub fn set_profile(&self, profile: BranchProfile) -> anyhow::Result<()> {
+        self.tree.insert(meta("profile"), record::seal(&profile))?;
+        self.db.flush()?;
+        self.live().profile = profile;
+        Ok(())
+    }
+
+    /// Validates, numbers, posts and durably appends a draft. Returns only after flush.
+    pub fn post(&self, draft: Draft) -> Result<Posted, PostFailure> {
+        let mut live = self.live();
+        let branch = self.identity.branch.clone();
+        let counter_key = {
+            let mut k = vec![b'n'];
+            k.extend_from_slice(draft.doc_type.code().as_bytes());
+            k.push(0);
+            k.extend_from_slice(format!("{:04}{:02}{:02}", draft.date.year(), draft.date.month(), draft.date.day()).as_bytes());
+            k
+        };
+        let last: u32 = match self.tree.get(&counter_key).map_err(|e| PostFailure::Storage(e.into()))? {
+            Some(v) => record::open(&show(&counter_key), &v).map_err(|e| PostFailure::Storage(e.into()))?,
+            None => 0,
+        };
+        let doc: Document = draft.number(branch, last + 1).map_err(PostError::from)?;
+        let posting = post(&live.books, &doc, PostContext { profile: Some(&live.profile) })?;
+        let number = doc.header.number.to_string();
+        let (_, bytes, head) = live.head.append(doc);
+        let mut b = sled::Batch::default();
+        b.insert(&journal_key(head.seq), record::seal_bytes(&bytes));
+        b.insert(counter_key, record::seal(&(last + 1)));
+        let mut overlay = Overlay::new(&live.books);
+        overlay.apply(&posting);
+        for ((w, p), pos) in overlay.into_changes() {
+            b.insert(stock_key(&w, &p), record::seal(&pos));
+        }
+        b.insert(meta("head"), record::seal(&head));
+        self.tree.apply_batch(b).map_err(|e| PostFailure::Storage(e.into()))?;
+        self.db.flush().map_err(|e| PostFailure::Storage(e.into()))?;
+        // Durable: memory may follow.
+        live.books.apply(&posting);
+        live.head = head;
+        Ok(Posted { number, seq: head.seq, hash: head.hash.to_hex() })
+    }
+
+    /// Journal entry bytes for `seq`, checked.
+    pub fn entry_bytes(&self, seq: u64) -> anyhow::Result<Vec<u8>> {
+        let v = self.tree.get(journal_key(seq))?.with_context(|| format!("journal entry {seq} is missing"))?;
+        Ok(record::open_bytes(&format!("j/{seq}"), &v)?.to_vec())
+    }
+
+    pub fn entry(&self, seq: u64) -> anyhow::Result<Option<JournalEntry>> {
+        match self.tree.get(journal_key(seq))? {
+            Some(v) => Ok(Some(JournalEntry::decode(record::open_bytes(&format!("j/{seq}"), &v)?)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Stock positions with a non-zero quantity or value.
+    pub fn stock(&self) -> Vec<((WarehouseCode, ProductCode), Position)> {
+        self.live().books.positions().filter(|(_, p)| !(p.qty.is_zero() && p.value.is_zero())).map(|(k, p)| (k.clone(), *p)).collect()
+    }
+}

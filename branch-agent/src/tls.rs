@@ -1,0 +1,96 @@
+//! QUIC client setup with HQ's certificate pinned by fingerprint.
+//!
+//! HQ uses a self-signed certificate; its blake3 fingerprint reaches the branch inside
+//! the enrollment token, so the branch trusts exactly that certificate and nothing else,
+//! from the first connection on. Signatures are still checked by rustls as usual.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use quinn::crypto::rustls::QuicClientConfig;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+
+/// Must match HQ's ALPN.
+pub const ALPN: &[u8] = b"branchline/1";
+pub const IDLE_TIMEOUT_MS: u64 = 30_000;
+pub const KEEPALIVE_MS: u64 = 5_000;
+/// The name we ask for; HQ's certificate is pinned, so the name is not what we trust.
+pub const SERVER_NAME: &str = "branchline-hq";
+
+#[derive(Debug)]
+struct PinnedCert {
+    fingerprint: [u8; 32],
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for PinnedCert {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if protocol::token::cert_fingerprint(end_entity) == self.fingerprint {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General(
+                "HQ certificate does not match the pinned fingerprint: wrong HQ address, or someone in between".into(),
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// A client endpoint that trusts only the certificate with `fingerprint`.
+pub fn client_endpoint(fingerprint: [u8; 32]) -> anyhow::Result<quinn::Endpoint> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .context("TLS 1.3 setup")?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(PinnedCert { fingerprint, provider }))
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let mut client = quinn::ClientConfig::new(Arc::new(QuicClientConfig::try_from(tls).context("QUIC TLS setup")?));
+    let mut transport = quinn::TransportConfig::default();
+    transport.max_idle_timeout(Some(Duration::from_millis(IDLE_TIMEOUT_MS).try_into().context("idle timeout")?));
+    transport.keep_alive_interval(Some(Duration::from_millis(KEEPALIVE_MS)));
+    client.transport_config(Arc::new(transport));
+    let mut endpoint = quinn::Endpoint::client("0.0.0.0:0".parse().expect("literal address")).context("binding a UDP socket for QUIC")?;
+    endpoint.set_default_client_config(client);
+    Ok(endpoint)
+}
+
+/// Resolves `HOST:PORT` (names allowed) to the first IPv4 address, or any.
+pub async fn resolve(hq: &str) -> anyhow::Result<std::net::SocketAddr> {
+    let addrs: Vec<_> =
+        tokio::net::lookup_host(hq).await.with_context(|| format!("cannot resolve HQ address {hq:?} (expected HOST:PORT)"))?.collect();
+    addrs.iter().find(|a| a.is_ipv4()).or(addrs.first()).copied().with_context(|| format!("HQ address {hq:?} resolves to nothing"))
+}
