@@ -1,0 +1,330 @@
+//! Real processes for integration tests and the demo: an `hq` and any number of
+//! `branch-agent`s, each in its own directory, talking real QUIC and HTTP on loopback.
+//!
+//! The binaries are built on first use with the same cargo and profile as the running
+//! test, so `cargo test` alone is enough. Each process's stderr goes to a log file in
+//! its directory; `HqProc::log`/`AgentProc::log` return it for failure messages.
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use serde_json::Value;
+
+/// How long a process may take to print its listening lines.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Directory of the built binaries, building them once per test process.
+pub fn bin_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let exe = std::env::current_exe().expect("test executable has a path");
+        let mut dir = exe.parent().expect("executable is in a directory").to_path_buf();
+        if dir.ends_with("deps") {
+            dir.pop();
+        }
+        let release = dir.ends_with("release");
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--quiet", "-p", "hq", "-p", "branch-agent", "--manifest-path"]).arg(&manifest);
+        if release {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("running cargo build for hq and branch-agent");
+        assert!(status.success(), "building hq and branch-agent failed");
+        dir
+    })
+}
+
+pub fn bin(name: &str) -> PathBuf {
+    bin_dir().join(name)
+}
+
+/// A free UDP port on loopback (for HQ's QUIC listener, which must keep its port across
+/// restarts because agents are configured with it).
+pub fn free_udp_port() -> u16 {
+    let s = UdpSocket::bind("127.0.0.1:0").expect("binding an ephemeral UDP port");
+    s.local_addr().expect("bound socket has an address").port()
+}
+
+fn run(cmd: &mut Command) -> anyhow::Result<String> {
+    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
+    if !out.status.success() {
+        bail!("{cmd:?} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Spawns `cmd`, waits until it printed a line starting with each of `markers`, and
+/// returns the child and the rest of those lines.
+fn spawn_until(mut cmd: Command, log: &Path, markers: &[&str]) -> anyhow::Result<(Child, Vec<String>)> {
+    let log_file = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
+    cmd.stdout(Stdio::piped()).stderr(log_file).stdin(Stdio::null());
+    let mut child = cmd.spawn().with_context(|| format!("spawning {cmd:?}"))?;
+    let stdout = child.stdout.take().context("child stdout")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let deadline = Instant::now() + START_TIMEOUT;
+    let mut found = vec![None; markers.len()];
+    while found.iter().any(Option::is_none) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                for (i, m) in markers.iter().enumerate() {
+                    if let Some(rest) = line.strip_prefix(m) {
+                        found[i] = Some(rest.trim().to_string());
+                    }
+                }
+            }
+            Err(_) => {
+                let _ = child.kill();
+                bail!("{cmd:?} did not start; log:\n{}", std::fs::read_to_string(log).unwrap_or_default());
+            }
+        }
+    }
+    Ok((child, found.into_iter().map(|f| f.expect("all found")).collect()))
+}
+
+/// An HQ process and its data directory.
+pub struct HqProc {
+    pub dir: PathBuf,
+    pub quic: SocketAddr,
+    pub http: Option<String>,
+    child: Option<Child>,
+}
+
+impl HqProc {
+    /// `hq init` in `dir`, and products `P0000..P{n}` named in Chinese and English.
+    pub fn init(dir: &Path, products: usize) -> anyhow::Result<HqProc> {
+        std::fs::create_dir_all(dir)?;
+        run(Command::new(bin("hq")).arg("--data-dir").arg(dir).arg("init"))?;
+        for i in 0..products {
+            run(Command::new(bin("hq")).arg("--data-dir").arg(dir).args(["product", "add", &format!("P{i:04}"), "--name", &format!("商品{i} product {i}")]))?;
+        }
+        Ok(HqProc { dir: dir.to_path_buf(), quic: SocketAddr::from(([127, 0, 0, 1], free_udp_port())), http: None, child: None })
+    }
+
+    /// `hq branch add`; returns the enrollment token. Works whether HQ runs or not.
+    pub fn add_branch(&self, code: &str, warehouses: &[&str]) -> anyhow::Result<String> {
+        let mut cmd = Command::new(bin("hq"));
+        cmd.arg("--data-dir").arg(&self.dir).args(["branch", "add", code, "--name", &format!("{code} 分公司")]);
+        for w in warehouses {
+            cmd.args(["--warehouse", w]);
+        }
+        if self.child.is_some() {
+            // The store is locked by the running HQ; the CLI goes through the admin API,
+            // which it finds in hq.toml. Point it at this HQ's port.
+            self.write_http_config()?;
+        }
+        Ok(run(&mut cmd)?.trim().to_string())
+    }
+
+    fn write_http_config(&self) -> anyhow::Result<()> {
+        let http = self.http.as_deref().context("HQ not running")?.trim_start_matches("http://");
+        std::fs::write(self.dir.join("hq.toml"), format!("http_listen = \"{http}\"\nquic_listen = \"{}\"\n", self.quic))?;
+        Ok(())
+    }
+
+    pub fn start(&mut self) -> anyhow::Result<()> {
+        assert!(self.child.is_none(), "HQ already running");
+        let mut cmd = Command::new(bin("hq"));
+        cmd.arg("--data-dir").arg(&self.dir).args(["serve", "--quic-listen", &self.quic.to_string(), "--http-listen", "127.0.0.1:0"]);
+        cmd.env("BRANCHLINE_LOG", std::env::var("BRANCHLINE_LOG").unwrap_or_else(|_| "info".into()));
+        let (child, lines) = spawn_until(cmd, &self.dir.join("hq.log"), &["quic-listening", "http-listening"])?;
+        self.http = Some(lines[1].clone());
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.http.as_deref().unwrap_or("http://not-running"), path)
+    }
+
+    pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        get_json(&self.url(path)).await
+    }
+
+    /// `(last_applied_seq, documents_applied, rejections)` of a branch as HQ reports it.
+    pub async fn branch_status(&self, code: &str) -> anyhow::Result<Value> {
+        let v = self.get("/api/branches").await?;
+        v["branches"].as_array().and_then(|a| a.iter().find(|b| b["code"] == code)).cloned().with_context(|| format!("HQ does not list branch {code}"))
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("hq.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for HqProc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A branch agent process and its data directory.
+pub struct AgentProc {
+    pub dir: PathBuf,
+    pub hq: String,
+    pub http: Option<String>,
+    child: Option<Child>,
+}
+
+impl AgentProc {
+    /// `branch-agent enroll` against a running HQ; `hq_for_run` is what `run` will dial
+    /// (HQ itself or a relay in front of it).
+    pub fn enroll(dir: &Path, hq: SocketAddr, token: &str) -> anyhow::Result<AgentProc> {
+        run(Command::new(bin("branch-agent")).arg("--data-dir").arg(dir).args(["enroll", "--hq", &hq.to_string(), "--token", token, "--http-listen", "127.0.0.1:0"]))?;
+        // Tests want quick reconnects; production defaults back off up to 30 s.
+        let cfg_path = dir.join("agent.toml");
+        let cfg = std::fs::read_to_string(&cfg_path)?;
+        std::fs::write(&cfg_path, cfg.replace("reconnect_delay_ms_max = 30000", "reconnect_delay_ms_max = 1000"))?;
+        Ok(AgentProc { dir: dir.to_path_buf(), hq: hq.to_string(), http: None, child: None })
+    }
+
+    pub fn start(&mut self) -> anyhow::Result<()> {
+        assert!(self.child.is_none(), "agent already running");
+        let mut cmd = Command::new(bin("branch-agent"));
+        cmd.arg("--data-dir").arg(&self.dir).args(["run", "--hq", &self.hq]);
+        cmd.env("BRANCHLINE_LOG", std::env::var("BRANCHLINE_LOG").unwrap_or_else(|_| "info".into()));
+        let (child, lines) = spawn_until(cmd, &self.dir.join("agent.log"), &["http-listening"])?;
+        self.http = Some(lines[0].clone());
+        self.child = Some(child);
+        Ok(())
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.http.as_deref().unwrap_or("http://not-running"), path)
+    }
+
+    /// Posts a document; `Ok(Err(..))` is a refusal by the branch (status and message).
+    pub async fn post(&self, doc: &Value) -> anyhow::Result<Result<Value, (u16, String)>> {
+        let resp = client().post(self.url("/api/documents")).json(doc).send().await?;
+        let status = resp.status();
+        let body: Value = resp.json().await?;
+        if status.is_success() {
+            Ok(Ok(body))
+        } else {
+            Ok(Err((status.as_u16(), body["error"].as_str().unwrap_or("").to_string())))
+        }
+    }
+
+    pub async fn sync(&self) -> anyhow::Result<Value> {
+        Ok(get_json(&self.url("/api/sync")).await?["status"].clone())
+    }
+
+    pub async fn stock(&self) -> anyhow::Result<Value> {
+        get_json(&self.url("/api/stock")).await
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("agent.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for AgentProc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+pub fn client() -> &'static reqwest::Client {
+    static C: OnceLock<reqwest::Client> = OnceLock::new();
+    C.get_or_init(|| reqwest::Client::builder().timeout(Duration::from_secs(20)).build().expect("building HTTP client"))
+}
+
+pub async fn get_json(url: &str) -> anyhow::Result<Value> {
+    let resp = client().get(url).send().await.with_context(|| format!("GET {url}"))?;
+    let status = resp.status();
+    let v: Value = resp.json().await.with_context(|| format!("GET {url}: not JSON"))?;
+    if !status.is_success() {
+        bail!("GET {url}: {status}: {v}");
+    }
+    Ok(v)
+}
+
+/// Polls `check` until it returns `Ok(true)` or `limit` passes. The limit is a liveness
+/// bound for a stuck system, far above normal, not a performance assertion.
+pub async fn wait_until<F, Fut>(limit: Duration, what: &str, mut check: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<bool>>,
+{
+    let deadline = Instant::now() + limit;
+    let mut last_err = String::new();
+    loop {
+        match check().await {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(e) => last_err = format!("{e:#}"),
+        }
+        if Instant::now() > deadline {
+            bail!("gave up waiting for {what} after {limit:?} (last error: {last_err})");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A document as JSON for the agent's API.
+pub fn doc(doc_type: &str, warehouse: &str, lines: &[(&str, &str, &str)]) -> Value {
+    let counterparty = match doc_type {
+        "JH" => Some("S0001"),
+        "XS" => Some("C0001"),
+        _ => None,
+    };
+    serde_json::json!({
+        "doc_type": doc_type,
+        "date": "2026-06-09",
+        "operator": "tester",
+        "warehouse": warehouse,
+        "counterparty": counterparty,
+        "lines": lines.iter().map(|(p, q, pr)| serde_json::json!({"product": p, "qty": q, "unit_price": pr})).collect::<Vec<_>>(),
+    })
+}
+
+/// Stock rows as `(warehouse, product) → (qty, value)` strings normalised for comparison.
+pub fn stock_map(rows: &Value) -> std::collections::BTreeMap<(String, String), (String, String)> {
+    let norm = |v: &Value| -> String {
+        let s = v.as_str().unwrap_or("0");
+        s.parse::<rust_decimal::Decimal>().map(|d| d.normalize().to_string()).unwrap_or_else(|_| s.to_string())
+    };
+    rows.as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| ((r["warehouse"].as_str().unwrap_or("").to_string(), r["product"].as_str().unwrap_or("").to_string()), (norm(&r["qty"]), norm(&r["value"]))))
+        .collect()
+}
