@@ -116,6 +116,12 @@ impl HqProc {
         Ok(HqProc { dir: dir.to_path_buf(), quic: SocketAddr::from(([127, 0, 0, 1], free_udp_port())), http: None, child: None })
     }
 
+    /// `hq product add` (HQ must not be running: the store is opened directly).
+    pub fn add_product(&self, code: &str, name: &str) -> anyhow::Result<()> {
+        run(Command::new(bin("hq")).arg("--data-dir").arg(&self.dir).args(["product", "add", code, "--name", name]))?;
+        Ok(())
+    }
+
     /// `hq branch add`; returns the enrollment token. Works whether HQ runs or not.
     pub fn add_branch(&self, code: &str, warehouses: &[&str]) -> anyhow::Result<String> {
         let mut cmd = Command::new(bin("hq"));
