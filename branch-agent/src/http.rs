@@ -11,7 +11,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use protocol::codes::{OperatorId, PartyCode, ProductCode, WarehouseCode};
 use protocol::date::BusinessDate;
-use protocol::document::{DocType, Draft, Line};
+use protocol::document::{DocType, Draft, Line, Payment};
 use protocol::Decimal;
 use serde::Deserialize;
 use serde_json::json;
@@ -53,6 +53,9 @@ pub struct DraftRequest {
     pub counterparty: Option<PartyCode>,
     #[serde(default)]
     pub memo: String,
+    /// Till payment, for retail sales (LS) only.
+    #[serde(default)]
+    pub payment: Option<Payment>,
     pub lines: Vec<LineRequest>,
 }
 
@@ -104,6 +107,7 @@ impl DraftRequest {
             warehouse: self.warehouse,
             counterparty: self.counterparty,
             memo: self.memo,
+            payment: self.payment,
             lines,
         })
     }
