@@ -233,12 +233,14 @@ pub struct AddProduct {
     pub name: String,
     #[serde(default)]
     pub unit: String,
+    #[serde(default, with = "protocol::decimal_serde::option")]
+    pub retail_price: Option<Decimal>,
 }
 
 async fn add_product(State(hq): State<AppState>, Json(req): Json<AddProduct>) -> Result<Json<serde_json::Value>, ApiError> {
     let code = ProductCode::new(req.code).map_err(bad)?;
     let mut st = hq.state();
-    hq.store.add_product(&mut st, code.clone(), Product { name: req.name, unit: req.unit }).map_err(internal)?;
+    hq.store.add_product(&mut st, code.clone(), Product { name: req.name, unit: req.unit, retail_price: req.retail_price }).map_err(internal)?;
     Ok(Json(json!({ "product": code, "profile_version": st.profile_version })))
 }
 

@@ -85,6 +85,9 @@ enum ProductCmd {
         name: String,
         #[arg(long, default_value = "")]
         unit: String,
+        /// Retail (till) price, e.g. 2.50.
+        #[arg(long)]
+        price: Option<protocol::Decimal>,
     },
 }
 
@@ -120,15 +123,15 @@ async fn main() -> anyhow::Result<()> {
             println!("next: add products and branches (`hq product add`, `hq branch add`), then `hq serve`");
         }
         Command::Branch(cmd) => branch_cmd(dir, cmd).await?,
-        Command::Product(ProductCmd::Add { code, name, unit }) => {
+        Command::Product(ProductCmd::Add { code, name, unit, price }) => {
             let code = ProductCode::new(code)?;
             match Store::open(&store_path(dir)) {
                 Ok(store) => {
                     let mut st = store.load()?;
-                    store.add_product(&mut st, code.clone(), Product { name, unit })?;
+                    store.add_product(&mut st, code.clone(), Product { name, unit, retail_price: price })?;
                 }
                 Err(_) => {
-                    admin_post(dir, "/api/admin/products", serde_json::json!({ "code": code, "name": name, "unit": unit })).await?;
+                    admin_post(dir, "/api/admin/products", serde_json::json!({ "code": code, "name": name, "unit": unit, "retail_price": price.map(|p| p.to_string()) })).await?;
                 }
             }
             println!("product {code} saved; branches receive it on their next sync");

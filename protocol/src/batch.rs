@@ -31,6 +31,7 @@ pub struct BatchBody {
 /// A body and the branch's signature over its bytes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignedBatch {
+    #[serde(with = "bytes_serde")]
     pub body: Vec<u8>,
     pub signature: Signature,
 }
@@ -55,7 +56,7 @@ impl SignedBatch {
         if !self.signature_ok(key) {
             return Err(BatchError::BadSignature { branch: branch.clone() });
         }
-        let body = decode_body(&self.body)?;
+        let body = decode_view(&self.body)?;
         if body.branch != *branch {
             return Err(BatchError::BranchMismatch { claimed: body.branch, session: branch.clone() });
         }
@@ -65,15 +66,79 @@ impl SignedBatch {
     }
 }
 
+/// Serde for a byte string, written as postcard writes any `Vec<u8>` (length, then the
+/// bytes) so the encoding is unchanged, but copied in one step where the derived code
+/// makes one call per byte: a batch body is megabytes on HQ's hot path (frame decode,
+/// sealing). Reads also accept a sequence of numbers, which is how JSON carries bytes.
+mod bytes_serde {
+    use std::fmt;
+
+    use serde::de::{SeqAccess, Visitor};
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(bytes)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        d.deserialize_byte_buf(BytesVisitor)
+    }
+
+    struct BytesVisitor;
+
+    impl<'de> Visitor<'de> for BytesVisitor {
+        type Value = Vec<u8>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a byte string")
+        }
+
+        fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+            Ok(v.to_vec())
+        }
+
+        fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+            Ok(v)
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+            // The hint comes from the peer: bound what it can make us reserve.
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64 * 1024));
+            while let Some(b) = seq.next_element()? {
+                out.push(b);
+            }
+            Ok(out)
+        }
+    }
+}
+
+/// A body as read: entries borrowed from the body bytes. Postcard encodes a `Vec<u8>` and
+/// a `&[u8]` alike (length, then the bytes), so this reads exactly what `BatchBody`
+/// writes; but a borrowed slice is taken in one step, where a `Vec<u8>` is decoded one
+/// byte at a time.
+#[derive(Deserialize)]
+struct BodyView<'a> {
+    /// Read and checked on its own first; see [`decode_view`].
+    _format_version: u16,
+    branch: BranchCode,
+    #[serde(borrow)]
+    entries: Vec<&'a [u8]>,
+}
+
 /// Decodes a body and checks its version and size (no signature check).
 pub fn decode_body(bytes: &[u8]) -> Result<BatchBody, BatchError> {
+    let view = decode_view(bytes)?;
+    Ok(BatchBody { format_version: BATCH_FORMAT_VERSION, branch: view.branch, entries: view.entries.iter().map(|e| e.to_vec()).collect() })
+}
+
+fn decode_view(bytes: &[u8]) -> Result<BodyView<'_>, BatchError> {
     // The version is the first field; read it alone first so a newer format gets a clear
     // "upgrade" error instead of a confusing decode failure.
     let (version, _) = postcard::take_from_bytes::<u16>(bytes).map_err(|e| BatchError::Malformed(format!("batch header: {e}")))?;
     if version != BATCH_FORMAT_VERSION {
         return Err(BatchError::UnsupportedVersion { found: version, supported: BATCH_FORMAT_VERSION });
     }
-    let body: BatchBody = postcard::from_bytes(bytes).map_err(|e| BatchError::Malformed(format!("batch body: {e}")))?;
+    let body: BodyView = postcard::from_bytes(bytes).map_err(|e| BatchError::Malformed(format!("batch body: {e}")))?;
     if body.entries.is_empty() {
         return Err(BatchError::Empty);
     }
@@ -83,7 +148,7 @@ pub fn decode_body(bytes: &[u8]) -> Result<BatchBody, BatchError> {
     Ok(body)
 }
 
-fn decode_entries(body: &BatchBody) -> Result<Vec<VerifiedEntry>, BatchError> {
+fn decode_entries(body: &BodyView<'_>) -> Result<Vec<VerifiedEntry>, BatchError> {
     let mut out = Vec::with_capacity(body.entries.len());
     for bytes in &body.entries {
         let entry = JournalEntry::decode(bytes)?;
@@ -95,7 +160,7 @@ fn decode_entries(body: &BatchBody) -> Result<Vec<VerifiedEntry>, BatchError> {
             }
             .into());
         }
-        out.push(VerifiedEntry { hash: EntryHash::of(bytes), bytes: bytes.clone(), entry });
+        out.push(VerifiedEntry { hash: EntryHash::of(bytes), bytes: bytes.to_vec(), entry });
     }
     Ok(out)
 }
@@ -188,6 +253,39 @@ mod tests {
         assert_eq!(decode_body(&body), Err(BatchError::UnsupportedVersion { found: 9, supported: 1 }));
         body.truncate(3);
         assert!(decode_body(&body).is_err());
+    }
+
+    #[test]
+    fn borrowed_view_reads_what_the_body_writes() {
+        let sh = BranchCode::new("SH").expect("code");
+        let entries = entries(3);
+        let batch = SignedBatch::sign(&sh, entries.clone(), &test_key(1));
+        let body = decode_body(&batch.body).expect("decodes");
+        assert_eq!(body, BatchBody { format_version: BATCH_FORMAT_VERSION, branch: sh.clone(), entries: entries.clone() });
+        let view = decode_view(&batch.body).expect("decodes");
+        assert_eq!(view.entries, entries.iter().map(Vec::as_slice).collect::<Vec<_>>());
+        assert_eq!(postcard::to_allocvec(&body).expect("enc"), batch.body, "re-encoding gives the signed bytes");
+    }
+
+    #[test]
+    fn signed_batch_encoding_is_that_of_a_plain_vec() {
+        #[derive(Debug, PartialEq, Serialize, Deserialize)]
+        struct Plain {
+            body: Vec<u8>,
+            signature: Signature,
+        }
+        let batch = SignedBatch::sign(&BranchCode::new("SH").expect("code"), entries(3), &test_key(1));
+        let plain = Plain { body: batch.body.clone(), signature: batch.signature };
+        let bytes = postcard::to_allocvec(&batch).expect("enc");
+        assert_eq!(bytes, postcard::to_allocvec(&plain).expect("enc"));
+        assert_eq!(postcard::from_bytes::<SignedBatch>(&bytes).expect("dec"), batch);
+        assert_eq!(postcard::from_bytes::<Plain>(&bytes).expect("dec"), plain);
+        let json = serde_json::to_string(&batch).expect("json");
+        assert_eq!(json, serde_json::to_string(&plain).expect("json"));
+        assert_eq!(serde_json::from_str::<SignedBatch>(&json).expect("json"), batch);
+        for cut in [0, 1, 2, bytes.len() / 2, bytes.len() - 1] {
+            assert!(postcard::from_bytes::<SignedBatch>(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
     }
 
     #[test]

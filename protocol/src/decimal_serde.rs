@@ -57,3 +57,20 @@ mod tests {
         assert_eq!(serde_json::from_str::<W>("7").expect("int").0, dec!(7));
     }
 }
+
+/// The same for `Option<Decimal>` (`null` / absent in JSON).
+pub mod option {
+    use rust_decimal::Decimal;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    struct W(#[serde(with = "super")] Decimal);
+
+    pub fn serialize<S: Serializer>(d: &Option<Decimal>, s: S) -> Result<S::Ok, S::Error> {
+        d.map(W).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
+        Ok(Option::<W>::deserialize(d)?.map(|w| w.0))
+    }
+}

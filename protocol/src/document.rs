@@ -55,10 +55,12 @@ pub enum DocType {
     StockLoss,
     /// 报溢 (BY): stock gain.
     StockGain,
+    /// 零售 (LS): a POS sale to a walk-in customer, paid at the till.
+    Retail,
 }
 
 impl DocType {
-    pub const ALL: [DocType; 4] = [DocType::PurchaseReceipt, DocType::Sale, DocType::StockLoss, DocType::StockGain];
+    pub const ALL: [DocType; 5] = [DocType::PurchaseReceipt, DocType::Sale, DocType::StockLoss, DocType::StockGain, DocType::Retail];
 
     /// The type code used in document numbers (seed 003: XS, BS, BY; JH for 进货).
     pub fn code(self) -> &'static str {
@@ -67,6 +69,7 @@ impl DocType {
             DocType::Sale => "XS",
             DocType::StockLoss => "BS",
             DocType::StockGain => "BY",
+            DocType::Retail => "LS",
         }
     }
 
@@ -77,7 +80,7 @@ impl DocType {
     pub fn effect(self) -> StockEffect {
         match self {
             DocType::PurchaseReceipt | DocType::StockGain => StockEffect::In,
-            DocType::Sale | DocType::StockLoss => StockEffect::Out,
+            DocType::Sale | DocType::StockLoss | DocType::Retail => StockEffect::Out,
         }
     }
 
@@ -86,7 +89,7 @@ impl DocType {
         match self {
             DocType::PurchaseReceipt => Some("supplier"),
             DocType::Sale => Some("customer"),
-            DocType::StockLoss | DocType::StockGain => None,
+            DocType::StockLoss | DocType::StockGain | DocType::Retail => None,
         }
     }
 
@@ -96,6 +99,7 @@ impl DocType {
             DocType::Sale => "sale",
             DocType::StockLoss => "stock loss",
             DocType::StockGain => "stock gain",
+            DocType::Retail => "retail sale",
         }
     }
 }
@@ -127,6 +131,10 @@ impl DocNumber {
         let doc_type = DocType::from_code(t).ok_or_else(bad)?;
         let branch = BranchCode::new(b).map_err(|_| bad())?;
         if md.len() != 4 || n.len() < 3 || !md.bytes().chain(n.bytes()).all(|c| c.is_ascii_digit()) {
+            return Err(bad());
+        }
+        // One spelling per number: serials widen past 999 without leading zeros.
+        if n.len() > 3 && n.starts_with('0') {
             return Err(bad());
         }
         let month: u8 = md[0..2].parse().map_err(|_| bad())?;
@@ -193,6 +201,25 @@ impl Line {
     }
 }
 
+/// How a till sale was paid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PaymentMethod {
+    Cash,
+    Card,
+    /// WeChat Pay / Alipay and the like.
+    Mobile,
+}
+
+/// Payment taken at the till for a retail sale: `change = tendered - total`, exactly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payment {
+    pub method: PaymentMethod,
+    #[serde(with = "crate::decimal_serde")]
+    pub tendered: Decimal,
+    #[serde(with = "crate::decimal_serde")]
+    pub change: Decimal,
+}
+
 /// What an operator submits for posting. No number yet.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Draft {
@@ -204,6 +231,9 @@ pub struct Draft {
     pub counterparty: Option<PartyCode>,
     #[serde(default)]
     pub memo: String,
+    /// Required for retail sales, absent otherwise.
+    #[serde(default)]
+    pub payment: Option<Payment>,
     pub lines: Vec<Line>,
 }
 
@@ -218,6 +248,7 @@ pub struct Header {
     pub warehouse: WarehouseCode,
     pub counterparty: Option<PartyCode>,
     pub memo: String,
+    pub payment: Option<Payment>,
 }
 
 /// A posted document. Fields are public for reading; construct only via `Document::number`.
@@ -230,7 +261,7 @@ pub struct Document {
 impl Draft {
     /// Checks everything that does not depend on the books.
     pub fn validate(&self) -> Result<(), DocError> {
-        validate_parts(self.doc_type, &self.counterparty, &self.memo, &self.lines)
+        validate_parts(self.doc_type, &self.counterparty, &self.memo, self.payment.as_ref(), &self.lines)
     }
 
     /// Turns a valid draft into a posted document with the given serial.
@@ -247,6 +278,7 @@ impl Draft {
                 warehouse: self.warehouse,
                 counterparty: self.counterparty,
                 memo: self.memo,
+                payment: self.payment,
             },
             lines: self.lines,
         })
@@ -267,7 +299,7 @@ impl Document {
         if n.month != h.date.month() || n.day != h.date.day() {
             return Err(DocError::NumberMismatch { number: n.to_string(), what: "date" });
         }
-        validate_parts(h.doc_type, &h.counterparty, &h.memo, &self.lines)
+        validate_parts(h.doc_type, &h.counterparty, &h.memo, h.payment.as_ref(), &self.lines)
     }
 
     /// Sum of line amounts.
@@ -276,7 +308,13 @@ impl Document {
     }
 }
 
-fn validate_parts(doc_type: DocType, counterparty: &Option<PartyCode>, memo: &str, lines: &[Line]) -> Result<(), DocError> {
+fn validate_parts(
+    doc_type: DocType,
+    counterparty: &Option<PartyCode>,
+    memo: &str,
+    payment: Option<&Payment>,
+    lines: &[Line],
+) -> Result<(), DocError> {
     if lines.is_empty() {
         return Err(DocError::NoLines);
     }
@@ -292,6 +330,25 @@ fn validate_parts(doc_type: DocType, counterparty: &Option<PartyCode>, memo: &st
     if memo_chars > MEMO_CHARS_MAX {
         return Err(DocError::MemoTooLong { len: memo_chars, max: MEMO_CHARS_MAX });
     }
+    validate_lines(lines)?;
+    match (doc_type, payment) {
+        (DocType::Retail, None) => return Err(DocError::MissingPayment),
+        (DocType::Retail, Some(p)) => {
+            let total: Decimal = lines.iter().map(|l| l.amount).sum();
+            if p.tendered < total {
+                return Err(DocError::Underpaid { total, tendered: p.tendered });
+            }
+            if p.tendered.scale() > MONEY_SCALE || p.change != p.tendered - total {
+                return Err(DocError::WrongChange { total, tendered: p.tendered, change: p.change, expected: p.tendered - total });
+            }
+        }
+        (_, Some(_)) => return Err(DocError::UnexpectedPayment { doc_type: doc_type.name() }),
+        (_, None) => {}
+    }
+    Ok(())
+}
+
+fn validate_lines(lines: &[Line]) -> Result<(), DocError> {
     for (i, l) in lines.iter().enumerate() {
         let line = i + 1;
         if l.qty <= Decimal::ZERO {
@@ -327,6 +384,7 @@ mod tests {
             warehouse: WarehouseCode::new("SH01").expect("wh"),
             counterparty: Some(PartyCode::new("200102").expect("party")),
             memo: String::new(),
+            payment: None,
             lines: vec![Line::priced(ProductCode::new("6901234567892").expect("p"), dec!(3), dec!(1.335))],
         }
     }
@@ -339,7 +397,7 @@ mod tests {
         let n = DocNumber::parse("XS-SH-0609-1234").expect("wide serial");
         assert_eq!(n.serial(), 1234);
         assert_eq!(n.to_string(), "XS-SH-0609-1234");
-        for bad in ["XS-SH-0609-000", "XS-SH-1309-001", "XS-sh-0609-001", "XS-SH-0609", "XS-SH-0609-01", "XS-SH-0609-001-2"] {
+        for bad in ["XS-SH-0609-0001", "XS-SH-0609-000", "XS-SH-1309-001", "XS-sh-0609-001", "XS-SH-0609", "XS-SH-0609-01", "XS-SH-0609-001-2"] {
             assert!(DocNumber::parse(bad).is_err(), "{bad}");
         }
     }
@@ -365,6 +423,24 @@ mod tests {
         let mut d = draft();
         d.lines.clear();
         assert_eq!(d.validate(), Err(DocError::NoLines));
+    }
+
+    #[test]
+    fn retail_needs_exact_change() {
+        let mut d = draft();
+        d.doc_type = DocType::Retail;
+        d.counterparty = None;
+        assert_eq!(d.validate(), Err(DocError::MissingPayment));
+        // Total 4.01; tendered 10.00 → change 5.99.
+        d.payment = Some(Payment { method: PaymentMethod::Cash, tendered: dec!(10.00), change: dec!(5.99) });
+        assert_eq!(d.validate(), Ok(()));
+        d.payment = Some(Payment { method: PaymentMethod::Cash, tendered: dec!(10.00), change: dec!(6.00) });
+        assert!(matches!(d.validate(), Err(DocError::WrongChange { .. })));
+        d.payment = Some(Payment { method: PaymentMethod::Cash, tendered: dec!(4.00), change: dec!(0) });
+        assert!(matches!(d.validate(), Err(DocError::Underpaid { .. })));
+        let mut sale = draft();
+        sale.payment = Some(Payment { method: PaymentMethod::Card, tendered: dec!(4.01), change: dec!(0) });
+        assert!(matches!(sale.validate(), Err(DocError::UnexpectedPayment { .. })));
     }
 
     #[test]

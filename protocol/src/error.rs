@@ -51,6 +51,14 @@ pub enum DocError {
     MemoTooLong { len: usize, max: usize },
     #[error("document number {number} does not match the header ({what})")]
     NumberMismatch { number: String, what: &'static str },
+    #[error("a retail sale needs the payment taken at the till (method, tendered, change)")]
+    MissingPayment,
+    #[error("paid {tendered} but the total is {total}")]
+    Underpaid { total: Decimal, tendered: Decimal },
+    #[error("change {change} is wrong: tendered {tendered} - total {total} = {expected}")]
+    WrongChange { total: Decimal, tendered: Decimal, change: Decimal, expected: Decimal },
+    #[error("a {doc_type} takes no till payment; record money with a receipt or payment document")]
+    UnexpectedPayment { doc_type: &'static str },
     #[error("document belongs to branch {doc} but was posted at branch {here}")]
     WrongBranch { doc: BranchCode, here: BranchCode },
 }

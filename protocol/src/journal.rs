@@ -86,8 +86,9 @@ pub struct VerifiedEntry {
 pub fn check_links(entries: &[VerifiedEntry]) -> Result<(), ChainError> {
     for pair in entries.windows(2) {
         let (a, b) = (&pair[0], &pair[1]);
-        if b.entry.seq != a.entry.seq + 1 {
-            return Err(ChainError::NotConsecutive { expected: a.entry.seq + 1, found: b.entry.seq });
+        // Seqs come from signed but untrusted bytes: u64::MAX has no successor.
+        if a.entry.seq.checked_add(1) != Some(b.entry.seq) {
+            return Err(ChainError::NotConsecutive { expected: a.entry.seq.saturating_add(1), found: b.entry.seq });
         }
         if b.entry.prev != a.hash {
             return Err(ChainError::Fork { seq: b.entry.seq });

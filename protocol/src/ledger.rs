@@ -93,11 +93,20 @@ pub fn post(view: &dyn StockView, doc: &Document, ctx: PostContext<'_>) -> Resul
         }
     }
     // Lines of one document may repeat a product; each sees the effect of the ones before.
-    let mut scratch: HashMap<&ProductCode, Position> = HashMap::new();
+    // A BTreeMap because documents have few distinct products: a handful of comparisons
+    // beat hashing every code.
+    let mut scratch: BTreeMap<&ProductCode, Position> = BTreeMap::new();
     let mut moves = Vec::with_capacity(doc.lines.len());
     for line in &doc.lines {
-        let key = (h.warehouse.clone(), line.product.clone());
-        let pos = scratch.entry(&line.product).or_insert_with(|| view.position(&key));
+        // The key built to read a position goes on to name the move: one pair of code
+        // clones per line, not two.
+        let mut key: Option<StockKey> = None;
+        let pos = scratch.entry(&line.product).or_insert_with(|| {
+            let k = (h.warehouse.clone(), line.product.clone());
+            let pos = view.position(&k);
+            key = Some(k);
+            pos
+        });
         let overflow = || PostError::Overflow { warehouse: h.warehouse.clone(), product: line.product.clone() };
         let (dq, dv) = match h.doc_type.effect() {
             StockEffect::In => (line.qty, line.amount),
@@ -120,7 +129,8 @@ pub fn post(view: &dyn StockView, doc: &Document, ctx: PostContext<'_>) -> Resul
         };
         pos.qty = pos.qty.checked_add(dq).ok_or_else(overflow)?;
         pos.value = pos.value.checked_add(dv).ok_or_else(overflow)?;
-        moves.push(StockMove { warehouse: h.warehouse.clone(), product: line.product.clone(), qty: dq, value: dv });
+        let (warehouse, product) = key.unwrap_or_else(|| (h.warehouse.clone(), line.product.clone()));
+        moves.push(StockMove { warehouse, product, qty: dq, value: dv });
     }
     Ok(Posting { moves })
 }
@@ -187,7 +197,9 @@ impl Books {
 #[derive(Debug)]
 pub struct Overlay<'a, V: StockView + ?Sized> {
     base: &'a V,
-    changed: HashMap<StockKey, Position>,
+    // By warehouse, then product, so a move finds its position through borrowed codes:
+    // applying a posting clones codes only for positions it touches first.
+    changed: HashMap<WarehouseCode, HashMap<ProductCode, Position>>,
 }
 
 impl<'a, V: StockView + ?Sized> Overlay<'a, V> {
@@ -197,9 +209,18 @@ impl<'a, V: StockView + ?Sized> Overlay<'a, V> {
 
     pub fn apply(&mut self, posting: &Posting) {
         for m in &posting.moves {
-            let key = (m.warehouse.clone(), m.product.clone());
-            let base = self.base;
-            let pos = self.changed.entry(key).or_insert_with_key(|k| base.position(k));
+            if !self.changed.contains_key(&m.warehouse) {
+                self.changed.insert(m.warehouse.clone(), HashMap::new());
+            }
+            let by_product = self.changed.get_mut(&m.warehouse).expect("inserted above");
+            let pos = match by_product.get_mut(&m.product) {
+                Some(pos) => pos,
+                None => {
+                    let key = (m.warehouse.clone(), m.product.clone());
+                    let base = self.base.position(&key);
+                    by_product.entry(key.1).or_insert(base)
+                }
+            };
             pos.qty += m.qty;
             pos.value += m.value;
         }
@@ -207,13 +228,16 @@ impl<'a, V: StockView + ?Sized> Overlay<'a, V> {
 
     /// The positions that changed, with their new values.
     pub fn into_changes(self) -> HashMap<StockKey, Position> {
-        self.changed
+        self.changed.into_iter().flat_map(|(w, by_product)| by_product.into_iter().map(move |(p, pos)| ((w.clone(), p), pos))).collect()
     }
 }
 
 impl<V: StockView + ?Sized> StockView for Overlay<'_, V> {
     fn position(&self, key: &StockKey) -> Position {
-        self.changed.get(key).copied().unwrap_or_else(|| self.base.position(key))
+        match self.changed.get(&key.0).and_then(|by_product| by_product.get(&key.1)) {
+            Some(pos) => *pos,
+            None => self.base.position(key),
+        }
     }
 }
 
@@ -233,6 +257,7 @@ mod tests {
             warehouse: WarehouseCode::new("SH01").expect("wh"),
             counterparty: Some(PartyCode::new("C1").expect("party")),
             memo: String::new(),
+            payment: None,
             lines: lines.iter().map(|(p, q, pr)| Line::priced(ProductCode::new(*p).expect("p"), *q, *pr)).collect(),
         }
         .number(BranchCode::new("SH").expect("b"), 1)
@@ -277,6 +302,25 @@ mod tests {
         let err = post(&books, &doc(DocType::Sale, &[("A", dec!(2), dec!(1)), ("A", dec!(1), dec!(1))]), PostContext::default());
         assert!(matches!(err, Err(PostError::NegativeStock { .. })), "{err:?}");
         assert_eq!(books, before);
+    }
+
+    #[test]
+    fn overlay_reads_through_and_keeps_only_what_changed() {
+        let mut books = Books::default();
+        let receipt = doc(DocType::PurchaseReceipt, &[("A", dec!(10), dec!(3)), ("B", dec!(5), dec!(2))]);
+        books.apply(&post(&books, &receipt, PostContext::default()).expect("posts"));
+        let before = books.clone();
+        let mut overlay = Overlay::new(&books);
+        // Sell 4 of 10 worth 30.00: cost 12.00. The next sale sees what is left.
+        overlay.apply(&post(&overlay, &doc(DocType::Sale, &[("A", dec!(4), dec!(5))]), PostContext::default()).expect("posts"));
+        assert_eq!(overlay.position(&key("A")), Position { qty: dec!(6), value: dec!(18.00) });
+        assert_eq!(overlay.position(&key("B")), Position { qty: dec!(5), value: dec!(10.00) }, "untouched reads through");
+        let rest = post(&overlay, &doc(DocType::Sale, &[("A", dec!(6), dec!(5))]), PostContext::default()).expect("posts");
+        assert_eq!(rest.cost_out(), dec!(18.00));
+        overlay.apply(&rest);
+        let changes = overlay.into_changes();
+        assert_eq!(changes, HashMap::from([(key("A"), Position::default())]));
+        assert_eq!(books, before, "the base is not touched");
     }
 
     #[test]

@@ -13,6 +13,9 @@ pub struct Product {
     pub name: String,
     #[serde(default)]
     pub unit: String,
+    /// Shelf price at the till (零售价), if HQ set one.
+    #[serde(default, with = "crate::decimal_serde::option")]
+    pub retail_price: Option<rust_decimal::Decimal>,
 }
 
 /// A branch's scope and the catalog, versioned by HQ.

@@ -28,6 +28,7 @@ pub fn sample_doc_lines(branch: &str, warehouse: &str, t: DocType, serial: u32, 
         warehouse: WarehouseCode::new(warehouse).expect("valid warehouse"),
         counterparty: Some(PartyCode::new("200102").expect("valid party")),
         memo: String::new(),
+        payment: None,
         lines: (0..lines)
             .map(|i| {
                 Line::priced(
