@@ -11,7 +11,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use protocol::codes::{OperatorId, PartyCode, ProductCode, WarehouseCode};
 use protocol::date::BusinessDate;
-use protocol::document::{DocType, Draft, Line, Payment};
+use protocol::document::{DocExt, DocType, Draft, Line, LineRole, Payment};
 use protocol::Decimal;
 use serde::Deserialize;
 use serde_json::json;
@@ -56,12 +56,18 @@ pub struct DraftRequest {
     /// Till payment, for retail sales (LS) only.
     #[serde(default)]
     pub payment: Option<Payment>,
+    #[serde(default)]
     pub lines: Vec<LineRequest>,
+    /// Fields some types need: to_warehouse, account, money, settles, reverses… (see README).
+    #[serde(default)]
+    pub ext: DocExt,
 }
 
 #[derive(Deserialize)]
 pub struct LineRequest {
     pub product: ProductCode,
+    #[serde(default)]
+    pub role: LineRole,
     #[serde(with = "protocol::decimal_serde")]
     pub qty: Decimal,
     #[serde(with = "protocol::decimal_serde")]
@@ -81,7 +87,7 @@ mod opt_decimal {
 }
 
 fn doc_type(s: &str) -> Option<DocType> {
-    DocType::from_code(s).or_else(|| DocType::ALL.into_iter().find(|t| format!("{t:?}") == s))
+    DocType::from_code(s).or_else(|| DocType::ALL.iter().copied().find(|t| format!("{t:?}") == s))
 }
 
 impl DraftRequest {
@@ -94,6 +100,7 @@ impl DraftRequest {
             .into_iter()
             .map(|l| {
                 let mut line = Line::priced(l.product, l.qty, l.unit_price);
+                line.role = l.role;
                 if let Some(a) = l.amount {
                     line.amount = a;
                 }
@@ -109,6 +116,7 @@ impl DraftRequest {
             memo: self.memo,
             payment: self.payment,
             lines,
+            ext: self.ext,
         })
     }
 }

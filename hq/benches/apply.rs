@@ -1,1 +1,442 @@
-fn main() {}
+//! How fast HQ merges branch batches, beside raw sled doing the same writes.
+//!
+//! A benchmark, not a test: it prints figures and asserts only that the work it timed was
+//! the work intended (every document applied, nothing quarantined). Run with
+//! `cargo bench -p hq --bench apply`; results and how to read them are in BENCHMARKS.md.
+//!
+//! What is timed, per batch of 1,000 documents × 10 lines, is what `hq::server` does for
+//! one `Batch` frame: decode the frame, `HqSession::handle` (signature, body decode, chain
+//! check) and `Store::apply` (posting, sealed records, one sled `apply_batch`, flush).
+//! The baseline writes into a second, fresh sled the exact keys and values HQ writes for
+//! each batch (computed beforehand, checked against HQ's store afterwards) with the same
+//! policy: one `apply_batch` and one flush per batch, nothing else. The two runs alternate
+//! batch by batch, so both see the disk in the same state.
+//!
+//! Knobs (environment): `APPLY_BENCH_BATCHES` measured batches (default 30),
+//! `APPLY_BENCH_WARMUP` warm-up batches (default 5, at least 1: the first one brings the
+//! opening stock), `APPLY_BENCH_CATALOG` products in HQ's catalog (default 10, the ones
+//! the documents use), `APPLY_BENCH_DIR` where the stores go (default: the system temp
+//! dir; must be a real disk for flush to mean anything).
+//!
+//! The machine's load average is printed before and after: on a 2-core machine a
+//! compiler running beside the benchmark takes CPU from the HQ path (which is mostly CPU)
+//! more than from raw sled (which is mostly I/O wait), and lowers the ratio.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use hq::store::{Ctx, EntryIndex, State, Store};
+use protocol::batch::SignedBatch;
+use protocol::codes::{BranchCode, ProductCode, WarehouseCode};
+use protocol::document::{DocType, Document};
+use protocol::journal::{ChainHead, VerifiedEntry};
+use protocol::ledger::{post, Books, Overlay, PostContext};
+use protocol::profile::Product;
+use protocol::record;
+use protocol::sync::{HqSession, HqStep};
+use protocol::testkit::{sample_doc_lines, test_key};
+use protocol::wire::{Message, FRAME_HEADER_BYTES};
+
+const DOCS_PER_BATCH: usize = 1_000;
+const LINES_PER_DOC: usize = 10;
+const LINES_PER_BATCH: usize = DOCS_PER_BATCH * LINES_PER_DOC;
+const BRANCH: &str = "SH";
+const WAREHOUSES: [&str; 4] = ["SH01", "SH02", "SH03", "SH04"];
+/// Fixed so runs are comparable; HQ only records it.
+const NOW_UNIX: u64 = 1_780_000_000;
+
+/// Targets from the issue.
+const TARGET_RATIO_MIN: f64 = 0.50;
+const TARGET_LINES_PER_SEC_MIN: f64 = 250_000.0;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    match std::env::var(name) {
+        Ok(v) => v.parse().unwrap_or_else(|_| panic!("{name}={v:?} is not a number")),
+        Err(_) => default,
+    }
+}
+
+/// One pre-built batch: what the branch sends, and the documents in it (for the JSON size
+/// and the posting breakdown).
+struct Prepared {
+    docs: Vec<Document>,
+    signed: SignedBatch,
+    frame: Vec<u8>,
+    first_seq: u64,
+}
+
+/// Document `k` (0-based over the whole run). Batch 0 is the opening stock (stock gains
+/// in every warehouse); after that receipts and sales alternate, so sales take part of a
+/// position and posting does the moving-average division, as in a real day.
+fn doc_type_of(k: usize) -> DocType {
+    if k < DOCS_PER_BATCH {
+        DocType::StockGain
+    } else if k.is_multiple_of(2) {
+        DocType::PurchaseReceipt
+    } else {
+        DocType::Sale
+    }
+}
+
+fn prepare(batches: usize, key: &protocol::SigningKey) -> (Vec<Prepared>, ChainHead) {
+    let branch = BranchCode::new(BRANCH).expect("constant branch code is valid");
+    let mut head = ChainHead::EMPTY;
+    let mut out = Vec::with_capacity(batches);
+    for b in 0..batches {
+        let first_seq = head.seq + 1;
+        let mut docs = Vec::with_capacity(DOCS_PER_BATCH);
+        let mut entries = Vec::with_capacity(DOCS_PER_BATCH);
+        for i in 0..DOCS_PER_BATCH {
+            let k = b * DOCS_PER_BATCH + i;
+            let warehouse = WAREHOUSES[(k / 2) % WAREHOUSES.len()];
+            let serial = u32::try_from(k + 1).expect("bench runs far fewer than 4e9 documents");
+            let doc = sample_doc_lines(BRANCH, warehouse, doc_type_of(k), serial, LINES_PER_DOC);
+            let (_, bytes, next) = head.append(doc.clone());
+            head = next;
+            docs.push(doc);
+            entries.push(bytes);
+        }
+        let signed = SignedBatch::sign(&branch, entries, key);
+        let frame = Message::Batch(signed.clone()).to_frame();
+        out.push(Prepared { docs, signed, frame, first_seq });
+    }
+    (out, head)
+}
+
+/// A fresh HQ store with branch `SH` (all warehouses), the products the documents use, and
+/// the bench key enrolled.
+fn hq_setup(dir: &Path, key: &protocol::SigningKey, catalog: usize) -> (Store, State) {
+    let store = Store::open(dir).expect("open HQ store");
+    let mut st = store.load().expect("load empty HQ store");
+    for i in 0..catalog.max(LINES_PER_DOC) {
+        let code = ProductCode::new(format!("P{i:04}")).expect("sample product code is valid");
+        store.add_product(&mut st, code, Product { name: format!("product {i}"), unit: "pcs".into(), retail_price: None }).expect("add product");
+    }
+    let branch = BranchCode::new(BRANCH).expect("constant branch code is valid");
+    let warehouses: BTreeSet<WarehouseCode> = WAREHOUSES.iter().map(|w| WarehouseCode::new(*w).expect("constant warehouse")).collect();
+    let secret = store.add_branch(&mut st, branch.clone(), "Shanghai".into(), warehouses, NOW_UNIX, 3600).expect("add branch");
+    store.enroll(&mut st, &branch, &secret, key.verifying_key().to_bytes(), NOW_UNIX).expect("enroll");
+    (store, st)
+}
+
+/// Sled writes of one batch: key and value bytes, in no particular order.
+type Writes = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Key layout of `hq::store` (see its module doc): prefix byte, parts joined by 0.
+fn store_key(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
+    let mut k = vec![prefix];
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            k.push(0);
+        }
+        k.extend_from_slice(p);
+    }
+    k
+}
+
+/// Phases inside `handle` and `apply` that cannot be timed from outside them, measured by
+/// doing the same work with the same public functions: signature check, open (signature +
+/// decode + links), posting over an overlay, sealing the records. The same pass yields the
+/// exact writes `Store::apply` makes for each batch, which the raw sled run replays (and
+/// which are checked against HQ's store afterwards).
+struct Replica {
+    verify: Vec<Duration>,
+    open: Vec<Duration>,
+    posting: Vec<Duration>,
+    seal: Vec<Duration>,
+    writes: Vec<Writes>,
+}
+
+fn replicate(batches: &[Prepared], key: &protocol::SigningKey, st: &State) -> Replica {
+    let branch = BranchCode::new(BRANCH).expect("constant branch code is valid");
+    let b = BRANCH.as_bytes();
+    let vk = key.verifying_key();
+    let profile = hq::store::profile_of(st, &branch).expect("branch exists");
+    let mut rec = st.branches.get(&branch).cloned().expect("branch exists");
+    let mut books = Books::default();
+    let mut out = Replica { verify: vec![], open: vec![], posting: vec![], seal: vec![], writes: vec![] };
+    for p in batches {
+        let t0 = Instant::now();
+        assert!(p.signed.signature_ok(&vk));
+        out.verify.push(t0.elapsed());
+
+        let t0 = Instant::now();
+        let entries: Vec<VerifiedEntry> = p.signed.open(&branch, &vk).expect("opens");
+        out.open.push(t0.elapsed());
+
+        let t0 = Instant::now();
+        let changes = {
+            let mut overlay = Overlay::new(&books);
+            for e in &entries {
+                let posting = post(&overlay, &e.entry.doc, PostContext { profile: Some(&profile) }).expect("posts");
+                overlay.apply(&posting);
+            }
+            overlay.into_changes()
+        };
+        out.posting.push(t0.elapsed());
+
+        let t0 = Instant::now();
+        let mut sealed = Vec::with_capacity(entries.len() + changes.len() + 2);
+        for e in &entries {
+            let idx = EntryIndex {
+                batch_first_seq: p.first_seq,
+                index_in_batch: (e.entry.seq - p.first_seq) as u32,
+                hash: e.hash,
+                quarantined: None,
+            };
+            sealed.push(record::seal(&idx));
+        }
+        for pos in changes.values() {
+            sealed.push(record::seal(pos));
+        }
+        sealed.push(record::seal(&p.signed));
+        out.seal.push(t0.elapsed());
+
+        let last = entries.last().expect("batches are not empty");
+        rec.head = ChainHead { seq: last.entry.seq, hash: last.hash };
+        rec.docs_applied += entries.len() as u64;
+        rec.last_applied_unix = Some(NOW_UNIX);
+        let mut sealed = sealed.into_iter();
+        let mut writes = Writes::with_capacity(entries.len() + changes.len() + 2);
+        for e in &entries {
+            writes.push((store_key(b'e', &[b, &e.entry.seq.to_be_bytes()]), sealed.next().expect("one per entry")));
+        }
+        for (w, pr) in changes.keys() {
+            writes.push((store_key(b's', &[w.as_str().as_bytes(), pr.as_str().as_bytes()]), sealed.next().expect("one per position")));
+        }
+        writes.push((store_key(b'x', &[b, &p.first_seq.to_be_bytes()]), sealed.next().expect("the batch")));
+        writes.push((store_key(b'b', &[b]), record::seal(&rec)));
+        out.writes.push(writes);
+
+        for (k, pos) in changes {
+            books.set(k, pos);
+        }
+    }
+    out
+}
+
+/// Time of each phase of one batch on the HQ path.
+#[derive(Clone, Copy, Default)]
+struct HqTimes {
+    frame_decode: Duration,
+    handle: Duration,
+    apply: Duration,
+}
+
+impl HqTimes {
+    fn total(&self) -> Duration {
+        self.frame_decode + self.handle + self.apply
+    }
+}
+
+/// Runs every batch through the HQ path as the server does and, right after each, the raw
+/// sled baseline with the same writes, so both see the disk in the same state.
+fn run(
+    store: &Store,
+    st: &mut State,
+    batches: &[Prepared],
+    head: ChainHead,
+    raw_dir: &Path,
+    writes: &[Writes],
+) -> (Vec<HqTimes>, Vec<Duration>) {
+    let branch = BranchCode::new(BRANCH).expect("constant branch code is valid");
+    let mut session = HqSession::default();
+    let hello = Message::Hello { branch: branch.clone(), head, profile_version: st.profile_version, agent: "bench".into() };
+    match session.handle(hello, &Ctx { st, store }) {
+        HqStep::Reply(Message::Resume { .. }) => {}
+        other => panic!("hello not accepted: {other:?}"),
+    }
+    let raw_db = sled::Config::new().path(raw_dir).open().expect("open raw sled");
+    let raw_tree = raw_db.open_tree("hq").expect("raw tree");
+
+    let mut hq_times = Vec::with_capacity(batches.len());
+    let mut raw_times = Vec::with_capacity(batches.len());
+    for (i, (p, w)) in batches.iter().zip(writes).enumerate() {
+        // Alternate which goes first, so neither always follows the other's fsync.
+        let raw_first = i % 2 == 1;
+        // Handing sled the bytes is part of writing them, as it is for HQ.
+        let mut raw = || {
+            let t0 = Instant::now();
+            let mut batch = sled::Batch::default();
+            for (k, v) in w {
+                batch.insert(k.as_slice(), v.as_slice());
+            }
+            raw_tree.apply_batch(batch).expect("raw apply_batch");
+            raw_db.flush().expect("raw flush");
+            raw_times.push(t0.elapsed());
+        };
+        if raw_first {
+            raw();
+        }
+
+        let t0 = Instant::now();
+        let msg = Message::from_payload(&p.frame[FRAME_HEADER_BYTES..]).expect("bench frame decodes");
+        let t1 = Instant::now();
+        let step = session.handle(msg, &Ctx { st, store });
+        let t2 = Instant::now();
+        let HqStep::Apply { branch, entries, new_head, batch, batch_first_seq } = step else {
+            panic!("batch at seq {} was not accepted for apply: {step:?}", p.first_seq);
+        };
+        let outcome = store.apply(st, &branch, &entries, new_head, &batch, batch_first_seq, NOW_UNIX).expect("apply");
+        // The server drops these after the ack; their freeing is part of the cost.
+        drop((entries, batch));
+        let t3 = Instant::now();
+        assert_eq!(outcome.applied, DOCS_PER_BATCH as u64, "every document should post: {:?}", outcome.quarantined.first());
+        hq_times.push(HqTimes { frame_decode: t1 - t0, handle: t2 - t1, apply: t3 - t2 });
+
+        if !raw_first {
+            raw();
+        }
+    }
+    (hq_times, raw_times)
+}
+
+/// Checks that the raw run wrote what HQ wrote: every entry index and batch record byte
+/// for byte, and the last value of every position and of the branch record.
+fn check_same_writes(hq_dir: &Path, writes: &[Writes]) {
+    let db = sled::Config::new().path(hq_dir).open().expect("reopen HQ store");
+    let tree = db.open_tree("hq").expect("HQ tree");
+    let mut last: BTreeMap<&[u8], &[u8]> = BTreeMap::new();
+    for (k, v) in writes.iter().flatten() {
+        last.insert(k, v);
+    }
+    for (k, v) in last {
+        let stored = tree.get(k).expect("read HQ store").unwrap_or_else(|| panic!("HQ has no key {k:?}"));
+        assert_eq!(&stored[..], v, "HQ wrote something else under {k:?}");
+    }
+}
+
+/// CPU model and load average, so a figure carries the conditions it was taken in.
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split_once(':')).map(|(_, m)| m.trim().to_string()))
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    format!("{cores} x {cpu}, load average {}", load_average())
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn sum(v: &[Duration]) -> Duration {
+    v.iter().sum()
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn lines_per_sec(lines: usize, d: Duration) -> f64 {
+    lines as f64 / d.as_secs_f64()
+}
+
+fn main() {
+    let warmup = env_usize("APPLY_BENCH_WARMUP", 5).max(1);
+    let measured = env_usize("APPLY_BENCH_BATCHES", 30).max(1);
+    let catalog = env_usize("APPLY_BENCH_CATALOG", LINES_PER_DOC);
+    let root = match std::env::var_os("APPLY_BENCH_DIR") {
+        Some(d) => tempfile::tempdir_in(d),
+        None => tempfile::tempdir(),
+    }
+    .expect("temp dir");
+    let total = warmup + measured;
+    println!(
+        "apply bench: {warmup} warm-up + {measured} measured batches of {DOCS_PER_BATCH} documents x {LINES_PER_DOC} lines, stores under {}",
+        root.path().display()
+    );
+
+    println!("machine: {}", machine());
+
+    let key = test_key(7);
+    let t = Instant::now();
+    let (batches, head) = prepare(total, &key);
+    println!("prepared and signed {total} batches in {:.0} ms (branch side, not timed below)", ms(t.elapsed()));
+
+    let hq_dir = root.path().join("hq");
+    let t = Instant::now();
+    let (store, mut st) = hq_setup(&hq_dir, &key, catalog);
+    println!("HQ store set up with {} products in {:.0} ms", st.products.len(), ms(t.elapsed()));
+    let replica = replicate(&batches, &key, &st);
+    let (hq_times, raw_times) = run(&store, &mut st, &batches, head, &root.path().join("raw"), &replica.writes);
+    drop((store, st));
+    check_same_writes(&hq_dir, &replica.writes);
+    let hq_measured = &hq_times[warmup..];
+    let raw_measured = &raw_times[warmup..];
+    let writes = &replica.writes[warmup..];
+    let keys_per_batch = writes.iter().map(Vec::len).sum::<usize>() as f64 / measured as f64;
+    let bytes_per_batch = writes.iter().flatten().map(|(k, v)| k.len() + v.len()).sum::<usize>() as f64 / measured as f64;
+
+    let lines = measured * LINES_PER_BATCH;
+    let hq_total: Duration = hq_measured.iter().map(HqTimes::total).sum();
+    let raw_total = sum(raw_measured);
+    let hq_lps = lines_per_sec(lines, hq_total);
+    let raw_lps = lines_per_sec(lines, raw_total);
+    let hq_med = median(hq_measured.iter().map(HqTimes::total).collect());
+    let raw_med = median(raw_measured.to_vec());
+    let ratio = hq_lps / raw_lps;
+
+    println!();
+    println!("writes per batch (both runs): {keys_per_batch:.0} keys, {:.0} KiB keys+values", bytes_per_batch / 1024.0);
+    println!("{:<28} {:>14} {:>16} {:>16}", "", "total lines/s", "median ms/batch", "median lines/s");
+    println!("{:<28} {:>14.0} {:>16.2} {:>16.0}", "HQ apply (verify..flush)", hq_lps, ms(hq_med), lines_per_sec(LINES_PER_BATCH, hq_med));
+    println!("{:<28} {:>14.0} {:>16.2} {:>16.0}", "raw sled (same writes)", raw_lps, ms(raw_med), lines_per_sec(LINES_PER_BATCH, raw_med));
+    println!("ratio HQ / raw sled (totals): {ratio:.2}  (median-based: {:.2})", raw_med.as_secs_f64() / hq_med.as_secs_f64());
+    let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
+    println!(
+        "targets: ratio >= {TARGET_RATIO_MIN:.2}: {}; >= {TARGET_LINES_PER_SEC_MIN:.0} lines/s: {}",
+        verdict(ratio >= TARGET_RATIO_MIN),
+        verdict(hq_lps >= TARGET_LINES_PER_SEC_MIN)
+    );
+
+    println!();
+    println!("HQ per-batch split (median ms over measured batches):");
+    let per = |f: fn(&HqTimes) -> Duration| median(hq_measured.iter().map(f).collect());
+    println!("  frame decode              {:>8.2}", ms(per(|t| t.frame_decode)));
+    println!("  handle (sig+decode+chain) {:>8.2}", ms(per(|t| t.handle)));
+    println!("  apply (post+seal+write+flush) {:>4.2}", ms(per(|t| t.apply)));
+    println!("re-measured with the same functions, outside HQ (median ms):");
+    let verify = median(replica.verify[warmup..].to_vec());
+    let open = median(replica.open[warmup..].to_vec());
+    let posting = median(replica.posting[warmup..].to_vec());
+    let seal = median(replica.seal[warmup..].to_vec());
+    println!("  signature verify          {:>8.2}", ms(verify));
+    println!("  body+entry decode, links  {:>8.2}", ms(open.saturating_sub(verify)));
+    println!("  posting (overlay)         {:>8.2}", ms(posting));
+    println!("  sealing records           {:>8.2}", ms(seal));
+    println!("  raw sled write+flush      {:>8.2}", ms(raw_med));
+    let rest = per(|t| t.apply).saturating_sub(posting + seal + raw_med);
+    println!("  rest of apply (apply - posting - sealing - raw sled) {:.2}", ms(rest));
+
+    // Wire size: the postcard batch as framed on the wire vs the same documents as JSON.
+    let frame_bytes: usize = batches[warmup..].iter().map(|p| p.frame.len()).sum();
+    let body_bytes: usize = batches[warmup..].iter().map(|p| p.signed.body.len()).sum();
+    let json_bytes: usize = batches[warmup..].iter().map(|p| serde_json::to_vec(&p.docs).expect("documents encode as JSON").len()).sum();
+    let per_line = |b: usize| b as f64 / lines as f64;
+    println!();
+    println!("wire bytes per document line:");
+    println!("  postcard batch frame (signed, framed) {:>7.1}", per_line(frame_bytes));
+    println!("  postcard batch body only              {:>7.1}", per_line(body_bytes));
+    println!("  JSON of the same documents            {:>7.1}", per_line(json_bytes));
+    println!("  postcard frame / JSON                 {:>7.2}", frame_bytes as f64 / json_bytes as f64);
+
+    let summary = [
+        ("hq_lines_per_sec", format!("{hq_lps:.0}")),
+        ("raw_sled_lines_per_sec", format!("{raw_lps:.0}")),
+        ("ratio", format!("{ratio:.2}")),
+        ("wire_postcard_bytes_per_line", format!("{:.1}", per_line(frame_bytes))),
+        ("wire_json_bytes_per_line", format!("{:.1}", per_line(json_bytes))),
+    ];
+    println!();
+    println!("load average after: {}", load_average());
+    println!("summary {}", summary.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" "));
+}

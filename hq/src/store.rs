@@ -95,7 +95,9 @@ pub struct Store {
 }
 
 fn key(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
-    let mut k = vec![prefix];
+    // Sized up front: an apply builds over a thousand of these.
+    let mut k = Vec::with_capacity(1 + parts.iter().map(|p| p.len() + 1).sum::<usize>());
+    k.push(prefix);
     for (i, p) in parts.iter().enumerate() {
         if i > 0 {
             k.push(0);
@@ -307,6 +309,9 @@ impl Store {
     /// the posting rules refuse (scope changed at HQ, unknown product) are kept,
     /// quarantined with their reason, and do not touch the books; the chain still
     /// advances so later documents are not held hostage.
+    // The arguments are the parts of `HqStep::Apply` plus the state and the time; the
+    // server calls this with them as they come.
+    #[allow(clippy::too_many_arguments)]
     pub fn apply(
         &self,
         st: &mut State,
@@ -317,7 +322,7 @@ impl Store {
         first_in_batch: u64,
         now_unix: u64,
     ) -> anyhow::Result<ApplyOutcome> {
-        let profile = profile_of(st, branch).context("branch vanished during apply")?;
+        let profile = posting_profile(st, branch, entries).context("branch vanished during apply")?;
         let mut rec = st.branches.get(branch).cloned().context("branch vanished during apply")?;
         let mut outcome = ApplyOutcome::default();
         let mut batch = sled::Batch::default();
@@ -432,6 +437,36 @@ pub fn profile_of(st: &State, branch: &BranchCode) -> Option<BranchProfile> {
         name: rec.name.clone(),
         warehouses: rec.warehouses.clone(),
         products: st.products.clone(),
+        credit_limits: Default::default(),
+        version: st.profile_version,
+    })
+}
+
+/// The profile posting checks a batch against: the branch's scope and the part of the
+/// catalog its documents name. Posting only asks whether each line's product is in the
+/// catalog, so this answers exactly as the whole catalog would, without cloning a catalog
+/// of many thousand products for every batch. A catalog no larger than the batch's line
+/// count is cloned whole, which is then the cheaper way.
+fn posting_profile(st: &State, branch: &BranchCode, entries: &[VerifiedEntry]) -> Option<BranchProfile> {
+    let lines: usize = entries.iter().map(|e| e.entry.doc.lines.len()).sum();
+    if st.products.len() <= lines {
+        return profile_of(st, branch);
+    }
+    let rec = st.branches.get(branch)?;
+    let mut products = BTreeMap::new();
+    for line in entries.iter().flat_map(|e| &e.entry.doc.lines) {
+        if !products.contains_key(&line.product) {
+            if let Some(p) = st.products.get(&line.product) {
+                products.insert(line.product.clone(), p.clone());
+            }
+        }
+    }
+    Some(BranchProfile {
+        branch: rec.code.clone(),
+        name: rec.name.clone(),
+        warehouses: rec.warehouses.clone(),
+        products,
+        credit_limits: Default::default(),
         version: st.profile_version,
     })
 }
@@ -463,4 +498,58 @@ impl HqContext for Ctx<'_> {
 /// Consolidated position lookups for reports.
 pub fn position(st: &State, w: &WarehouseCode, p: &ProductCode) -> Position {
     st.books.position(&(w.clone(), p.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::document::DocType;
+    use protocol::testkit::{sample_doc_lines, test_key};
+    use protocol::Decimal;
+
+    /// Applies three documents (one good, one naming a product HQ does not sell, one for a
+    /// warehouse outside the branch's scope) with a catalog of `extra + 1` products.
+    fn apply_mixed(extra: usize) -> (ApplyOutcome, Position) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(&dir.path().join("hq")).expect("open");
+        let mut st = store.load().expect("load");
+        let sh = BranchCode::new("SH").expect("code");
+        let product = |code: String| (ProductCode::new(code).expect("product code"), Product { name: "p".into(), unit: String::new(), retail_price: None });
+        for (code, p) in std::iter::once(product("P0000".into())).chain((0..extra).map(|i| product(format!("X{i:04}")))) {
+            store.add_product(&mut st, code, p).expect("add product");
+        }
+        let warehouses = BTreeSet::from([WarehouseCode::new("SH01").expect("warehouse")]);
+        store.add_branch(&mut st, sh.clone(), "Shanghai".into(), warehouses, 0, 60).expect("add branch");
+        let docs = [
+            sample_doc_lines("SH", "SH01", DocType::StockGain, 1, 1),
+            sample_doc_lines("SH", "SH01", DocType::StockGain, 2, 2),
+            sample_doc_lines("SH", "HB01", DocType::StockGain, 3, 1),
+        ];
+        let mut head = ChainHead::EMPTY;
+        let mut entries = Vec::new();
+        for doc in docs {
+            let (entry, bytes, next) = head.append(doc);
+            entries.push(VerifiedEntry { entry, hash: next.hash, bytes });
+            head = next;
+        }
+        let signed = SignedBatch::sign(&sh, entries.iter().map(|e| e.bytes.clone()).collect(), &test_key(1));
+        let outcome = store.apply(&mut st, &sh, &entries, head, &signed, 1, 0).expect("apply");
+        let key = (WarehouseCode::new("SH01").expect("warehouse"), ProductCode::new("P0000").expect("product"));
+        (outcome, st.books.position(&key))
+    }
+
+    #[test]
+    fn catalog_and_scope_checks_do_not_depend_on_catalog_size() {
+        // One product is fewer than the batch's lines (whole catalog cloned); 50 are more
+        // (only the products the documents name are looked up): same verdicts either way.
+        for extra in [0, 50] {
+            let (outcome, pos) = apply_mixed(extra);
+            assert_eq!(outcome.applied, 1, "catalog of {}", extra + 1);
+            let seqs: Vec<u64> = outcome.quarantined.iter().map(|(seq, _)| *seq).collect();
+            assert_eq!(seqs, [2, 3]);
+            assert!(outcome.quarantined[0].1.contains("P0001"), "{:?}", outcome.quarantined);
+            assert!(outcome.quarantined[1].1.contains("HB01"), "{:?}", outcome.quarantined);
+            assert_eq!(pos.qty, Decimal::ONE);
+        }
+    }
 }

@@ -95,6 +95,35 @@ code_type!(
     PartyCode, "customer/supplier code", CODE_BYTES_MAX, |c| c.is_ascii_alphanumeric() || c == '-' || c == '_'
 );
 
+code_type!(
+    /// Ledger account: four digits of the chart, optionally `.` and a sub-account, e.g.
+    /// `1001` cash, `1002.ICBC` one bank account, `6601.RENT` one expense category.
+    AccountCode, "account code", CODE_BYTES_MAX, |c| c.is_ascii_alphanumeric() || c == '.' || c == '_'
+);
+
+impl AccountCode {
+    /// The four-digit chart account this code rolls up to.
+    pub fn chart(&self) -> &str {
+        self.0.split('.').next().unwrap_or(&self.0)
+    }
+
+    /// `new` plus the shape rule: four digits, then optionally `.SUB`.
+    pub fn parse(s: &str) -> Result<AccountCode, CodeError> {
+        let code = AccountCode::new(s)?;
+        let chart = code.chart();
+        let sub_ok = code.0.split_once('.').is_none_or(|(_, sub)| !sub.is_empty() && !sub.contains('.'));
+        if chart.len() != 4 || !chart.bytes().all(|b| b.is_ascii_digit()) || !sub_ok {
+            return Err(CodeError::BadChar { kind: "account code", value: s.to_string(), ch: '?' });
+        }
+        Ok(code)
+    }
+
+    /// A sub-account of a chart account.
+    pub fn sub(chart: &str, sub: &str) -> Result<AccountCode, CodeError> {
+        AccountCode::parse(&format!("{chart}.{sub}"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,6 +136,15 @@ mod tests {
         assert!(BranchCode::new("").is_err());
         assert!(BranchCode::new("S-H").is_err());
         assert!(BranchCode::new("ABCDEFGHI").is_err());
+    }
+
+    #[test]
+    fn account_codes_roll_up_to_the_chart() {
+        let a = AccountCode::parse("1002.ICBC").expect("valid");
+        assert_eq!(a.chart(), "1002");
+        assert!(AccountCode::parse("102").is_err());
+        assert!(AccountCode::parse("1002.").is_err());
+        assert!(AccountCode::parse("1002.A.B").is_err());
     }
 
     #[test]

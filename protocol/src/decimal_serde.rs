@@ -74,3 +74,7 @@ pub mod option {
         Ok(Option::<W>::deserialize(d)?.map(|w| w.0))
     }
 }
+
+/// A `Decimal` that carries this module's serde wherever it goes (map values, tuples).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+pub struct Dec(#[serde(with = "self")] pub Decimal);

@@ -11,7 +11,7 @@ use std::fmt;
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 
-use crate::codes::{BranchCode, OperatorId, PartyCode, ProductCode, WarehouseCode};
+use crate::codes::{AccountCode, BranchCode, OperatorId, PartyCode, ProductCode, WarehouseCode};
 use crate::date::BusinessDate;
 use crate::error::{CodeError, DocError};
 
@@ -35,72 +35,130 @@ pub fn round_money(d: Decimal) -> Decimal {
     r
 }
 
-/// Which way a document moves stock.
+/// What a document carries, which decides how it is validated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StockEffect {
-    /// Goods come in at the line's price (purchase receipt, stock gain).
-    In,
-    /// Goods go out at the current cost (sale, stock loss).
-    Out,
+pub enum Shape {
+    /// Goods lines (product, qty > 0, price, amount).
+    Goods,
+    /// A sum of money in `ext.money`, no lines.
+    Money,
+    /// Opening balances: goods lines and/or `ext.balances`.
+    Opening,
+    /// A manual journal voucher: `ext.entries`, which must balance.
+    Manual,
+    /// Month-end close: `ext.period`, nothing else.
+    Close,
 }
 
-/// Document types. Adding one: a variant, its seed code, its effect, its counterparty rule.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum DocType {
-    /// 采购入库 / 进货单: goods in from a supplier.
-    PurchaseReceipt,
-    /// 销售出库 / 销售单 (XS): goods out to a customer.
-    Sale,
-    /// 报损 (BS): stock loss.
-    StockLoss,
-    /// 报溢 (BY): stock gain.
-    StockGain,
-    /// 零售 (LS): a POS sale to a walk-in customer, paid at the till.
-    Retail,
+macro_rules! doc_types {
+    ($( $(#[$doc:meta])* $variant:ident = $code:literal, $name:literal, $party:expr, $shape:ident; )*) => {
+        /// Document types. Adding one: a line here, then its posting rule in `books::posting`.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        pub enum DocType {
+            $( $(#[$doc])* $variant, )*
+        }
+
+        impl DocType {
+            pub const ALL: &'static [DocType] = &[$(DocType::$variant),*];
+
+            /// The type code used in document numbers (seed 003 where it names one).
+            pub fn code(self) -> &'static str {
+                match self { $(DocType::$variant => $code,)* }
+            }
+
+            pub fn name(self) -> &'static str {
+                match self { $(DocType::$variant => $name,)* }
+            }
+
+            /// The counterparty this type needs, if any (role name for messages).
+            pub fn counterparty_role(self) -> Option<&'static str> {
+                match self { $(DocType::$variant => $party,)* }
+            }
+
+            pub fn shape(self) -> Shape {
+                match self { $(DocType::$variant => Shape::$shape,)* }
+            }
+        }
+    };
+}
+
+const SUPPLIER: Option<&str> = Some("supplier");
+const CUSTOMER: Option<&str> = Some("customer");
+const DEALER: Option<&str> = Some("dealer");
+const PARTY: Option<&str> = Some("counterparty");
+
+doc_types! {
+    /// 采购入库 / 进货单: goods in from a supplier (cash if `ext.account`, else on credit).
+    PurchaseReceipt = "JH", "purchase receipt", SUPPLIER, Goods;
+    /// 采购退货: goods back to the supplier.
+    PurchaseReturn = "JT", "purchase return", SUPPLIER, Goods;
+    /// 付款单: money to a supplier, against specific receipts (`ext.settles`) or in advance.
+    Payment = "FK", "payment", SUPPLIER, Money;
+    /// 销售出库 / 销售单: goods out to a customer (cash if `ext.account`, else on credit).
+    Sale = "XS", "sale", CUSTOMER, Goods;
+    /// 已收款退货: a customer returns goods.
+    SalesReturn = "WJXS", "sales return", CUSTOMER, Goods;
+    /// 零售单: a POS sale to a walk-in customer, paid at the till.
+    Retail = "LS", "retail sale", None, Goods;
+    /// 收款单: money from a customer, against specific sales or in advance.
+    Receipt = "SK", "receipt", CUSTOMER, Money;
+    /// 同价调拨: cost moves unchanged from `warehouse` to `ext.to_warehouse`.
+    TransferSamePrice = "TJ", "same-price transfer", None, Goods;
+    /// 变价调拨: goods arrive at the line price; the difference goes to its own account.
+    TransferChangedPrice = "BJ", "changed-price transfer", None, Goods;
+    /// 报损: stock loss.
+    StockLoss = "BS", "stock loss", None, Goods;
+    /// 报溢: stock gain.
+    StockGain = "BY", "stock gain", None, Goods;
+    /// 成本调价: the line amount becomes the new book value; quantity unchanged.
+    CostAdjustment = "CB", "cost adjustment", None, Goods;
+    /// 拆装: consumed lines go out at cost, produced lines come in carrying that cost.
+    Assembly = "CZ", "assembly/disassembly", None, Goods;
+    /// 委托代销发货: goods shipped to a dealer on consignment, still ours.
+    ConsignOutShip = "FS", "consignment shipment", DEALER, Goods;
+    /// 与经销商结算: the dealer sold them; revenue and cost now.
+    ConsignOutSettle = "WX", "consignment settlement", DEALER, Goods;
+    /// 未收款退货: the dealer returns consigned goods.
+    ConsignOutReturn = "WWST", "consignment return", DEALER, Goods;
+    /// 受托代销收货: a supplier's goods received on consignment, not ours.
+    ConsignInReceive = "ST", "consignment receipt", SUPPLIER, Goods;
+    /// 受托代销结算: consigned goods become ours, owed to the supplier.
+    ConsignInSettle = "STJS", "consignment-in settlement", SUPPLIER, Goods;
+    /// 受托代销退货: consigned goods go back to the supplier.
+    ConsignInReturn = "STTH", "consignment-in return", SUPPLIER, Goods;
+    /// 借出: goods lent out (quantity only, off the book stock).
+    LendOut = "JC", "lend out", PARTY, Goods;
+    /// 借出还回: lent goods come back.
+    LendReturn = "JCH", "lent goods returned", PARTY, Goods;
+    /// 借进: goods borrowed in (quantity only).
+    BorrowIn = "JR", "borrow in", PARTY, Goods;
+    /// 借进还出: borrowed goods given back.
+    BorrowReturn = "JRH", "borrowed goods returned", PARTY, Goods;
+    /// 费用单: an expense paid from a cash/bank account (`ext.category`).
+    Expense = "FY", "expense", None, Money;
+    /// 其他收入: other income into a cash/bank account.
+    OtherIncome = "QS", "other income", None, Money;
+    /// 转款: money between two of our accounts.
+    FundTransfer = "ZK", "fund transfer", None, Money;
+    /// 应收增加.
+    ReceivableIncrease = "YSZ", "receivable increase", CUSTOMER, Money;
+    /// 应收减少.
+    ReceivableDecrease = "YSJ", "receivable decrease", CUSTOMER, Money;
+    /// 应付增加.
+    PayableIncrease = "YFZ", "payable increase", SUPPLIER, Money;
+    /// 应付减少.
+    PayableDecrease = "YFJ", "payable decrease", SUPPLIER, Money;
+    /// 期初建账: opening stock with cost, receivables, payables, cash and bank.
+    Opening = "QC", "opening balances", None, Opening;
+    /// 凭证: a manual journal entry.
+    ManualEntry = "PZ", "manual journal entry", None, Manual;
+    /// 月结: closes a month; later postings into it are refused.
+    PeriodClose = "JZ", "month-end close", None, Close;
 }
 
 impl DocType {
-    pub const ALL: [DocType; 5] = [DocType::PurchaseReceipt, DocType::Sale, DocType::StockLoss, DocType::StockGain, DocType::Retail];
-
-    /// The type code used in document numbers (seed 003: XS, BS, BY; JH for 进货).
-    pub fn code(self) -> &'static str {
-        match self {
-            DocType::PurchaseReceipt => "JH",
-            DocType::Sale => "XS",
-            DocType::StockLoss => "BS",
-            DocType::StockGain => "BY",
-            DocType::Retail => "LS",
-        }
-    }
-
     pub fn from_code(code: &str) -> Option<DocType> {
-        DocType::ALL.into_iter().find(|t| t.code() == code)
-    }
-
-    pub fn effect(self) -> StockEffect {
-        match self {
-            DocType::PurchaseReceipt | DocType::StockGain => StockEffect::In,
-            DocType::Sale | DocType::StockLoss | DocType::Retail => StockEffect::Out,
-        }
-    }
-
-    /// The counterparty this type needs, if any: (role name for messages).
-    fn counterparty_role(self) -> Option<&'static str> {
-        match self {
-            DocType::PurchaseReceipt => Some("supplier"),
-            DocType::Sale => Some("customer"),
-            DocType::StockLoss | DocType::StockGain | DocType::Retail => None,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            DocType::PurchaseReceipt => "purchase receipt",
-            DocType::Sale => "sale",
-            DocType::StockLoss => "stock loss",
-            DocType::StockGain => "stock gain",
-            DocType::Retail => "retail sale",
-        }
+        DocType::ALL.iter().copied().find(|t| t.code() == code)
     }
 }
 
@@ -181,10 +239,23 @@ impl From<DocNumber> for String {
     }
 }
 
+/// What a line of an assembly does; every other type uses `Normal`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum LineRole {
+    #[default]
+    Normal,
+    /// Assembly: goes out at cost.
+    Consumed,
+    /// Assembly: comes in carrying the consumed cost.
+    Produced,
+}
+
 /// One document line: product, quantity, unit price, amount (= qty x price, to the cent).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Line {
     pub product: ProductCode,
+    #[serde(default)]
+    pub role: LineRole,
     #[serde(with = "crate::decimal_serde")]
     pub qty: Decimal,
     #[serde(with = "crate::decimal_serde")]
@@ -197,7 +268,7 @@ impl Line {
     /// A line whose amount is computed by the rounding rule.
     pub fn priced(product: ProductCode, qty: Decimal, unit_price: Decimal) -> Line {
         let amount = qty.checked_mul(unit_price).map(round_money).unwrap_or(Decimal::MAX);
-        Line { product, qty, unit_price, amount }
+        Line { product, role: LineRole::Normal, qty, unit_price, amount }
     }
 }
 
@@ -220,6 +291,98 @@ pub struct Payment {
     pub change: Decimal,
 }
 
+/// A month, for closing periods.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Period {
+    pub year: u16,
+    pub month: u8,
+}
+
+impl Period {
+    pub fn of(date: BusinessDate) -> Period {
+        Period { year: date.year(), month: date.month() }
+    }
+}
+
+/// Cost method, chosen at opening and frozen afterwards.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum CostMethod {
+    /// Moving weighted average (移动加权平均); no negative stock.
+    #[default]
+    MovingAverage,
+    Fifo,
+    Lifo,
+}
+
+/// Money applied to one earlier document (per-invoice settlement).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settlement {
+    pub doc: DocNumber,
+    #[serde(with = "crate::decimal_serde")]
+    pub amount: Decimal,
+}
+
+/// What an opening balance is of.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OpeningKind {
+    /// A customer owes us `amount`.
+    Receivable(PartyCode),
+    /// We owe a supplier `amount`.
+    Payable(PartyCode),
+    /// A cash or bank account holds `amount`.
+    Account(AccountCode),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpeningBalance {
+    pub kind: OpeningKind,
+    #[serde(with = "crate::decimal_serde")]
+    pub amount: Decimal,
+}
+
+/// One line of a manual journal entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryLine {
+    pub account: AccountCode,
+    #[serde(with = "crate::decimal_serde")]
+    pub debit: Decimal,
+    #[serde(with = "crate::decimal_serde")]
+    pub credit: Decimal,
+}
+
+/// Fields only some document types use; each type's rule says which (see `DocType`).
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DocExt {
+    /// Transfers: the receiving warehouse.
+    pub to_warehouse: Option<WarehouseCode>,
+    /// The cash/bank account money moves through: cash purchases and sales, payments,
+    /// receipts, expenses, other income, the source of a fund transfer.
+    pub account: Option<AccountCode>,
+    /// Fund transfer: the receiving account.
+    pub to_account: Option<AccountCode>,
+    /// Expense or income category (a sub-account code, e.g. `RENT`).
+    pub category: Option<String>,
+    /// Money documents: the sum.
+    #[serde(with = "crate::decimal_serde::option")]
+    pub money: Option<Decimal>,
+    /// Payments and receipts: which documents this money settles.
+    pub settles: Vec<Settlement>,
+    /// Red-letter reversal (红字冲账): the posted document this one cancels.
+    pub reverses: Option<DocNumber>,
+    /// Month-end close: the month.
+    pub period: Option<Period>,
+    /// Opening: the cost method, frozen from then on.
+    pub cost_method: Option<CostMethod>,
+    /// Opening: receivables, payables, cash and bank.
+    pub balances: Vec<OpeningBalance>,
+    /// Manual journal entry lines.
+    pub entries: Vec<EntryLine>,
+}
+
+/// Most settlements, opening balances or manual lines on one document.
+pub const DOC_EXT_ITEMS_MAX: usize = 1_000;
+
 /// What an operator submits for posting. No number yet.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Draft {
@@ -234,7 +397,10 @@ pub struct Draft {
     /// Required for retail sales, absent otherwise.
     #[serde(default)]
     pub payment: Option<Payment>,
+    #[serde(default)]
     pub lines: Vec<Line>,
+    #[serde(default)]
+    pub ext: DocExt,
 }
 
 /// The header of a posted document.
@@ -249,6 +415,7 @@ pub struct Header {
     pub counterparty: Option<PartyCode>,
     pub memo: String,
     pub payment: Option<Payment>,
+    pub ext: DocExt,
 }
 
 /// A posted document. Fields are public for reading; construct only via `Document::number`.
@@ -261,7 +428,7 @@ pub struct Document {
 impl Draft {
     /// Checks everything that does not depend on the books.
     pub fn validate(&self) -> Result<(), DocError> {
-        validate_parts(self.doc_type, &self.counterparty, &self.memo, self.payment.as_ref(), &self.lines)
+        validate_parts(self.doc_type, &self.counterparty, &self.memo, self.payment.as_ref(), &self.lines, &self.ext)
     }
 
     /// Turns a valid draft into a posted document with the given serial.
@@ -279,6 +446,7 @@ impl Draft {
                 counterparty: self.counterparty,
                 memo: self.memo,
                 payment: self.payment,
+                ext: self.ext,
             },
             lines: self.lines,
         })
@@ -299,7 +467,7 @@ impl Document {
         if n.month != h.date.month() || n.day != h.date.day() {
             return Err(DocError::NumberMismatch { number: n.to_string(), what: "date" });
         }
-        validate_parts(h.doc_type, &h.counterparty, &h.memo, h.payment.as_ref(), &self.lines)
+        validate_parts(h.doc_type, &h.counterparty, &h.memo, h.payment.as_ref(), &self.lines, &h.ext)
     }
 
     /// Sum of line amounts.
@@ -314,23 +482,81 @@ fn validate_parts(
     memo: &str,
     payment: Option<&Payment>,
     lines: &[Line],
+    ext: &DocExt,
 ) -> Result<(), DocError> {
-    if lines.is_empty() {
-        return Err(DocError::NoLines);
-    }
-    if lines.len() > DOC_LINES_MAX {
-        return Err(DocError::TooManyLines { count: lines.len(), max: DOC_LINES_MAX });
-    }
+    let name = doc_type.name();
     if let Some(role) = doc_type.counterparty_role() {
         if counterparty.is_none() {
-            return Err(DocError::MissingCounterparty { doc_type: doc_type.name(), role });
+            return Err(DocError::MissingCounterparty { doc_type: name, role });
         }
     }
     let memo_chars = memo.chars().count();
     if memo_chars > MEMO_CHARS_MAX {
         return Err(DocError::MemoTooLong { len: memo_chars, max: MEMO_CHARS_MAX });
     }
-    validate_lines(lines)?;
+    if lines.len() > DOC_LINES_MAX {
+        return Err(DocError::TooManyLines { count: lines.len(), max: DOC_LINES_MAX });
+    }
+    let items = ext.settles.len().max(ext.balances.len()).max(ext.entries.len());
+    if items > DOC_EXT_ITEMS_MAX {
+        return Err(DocError::TooManyLines { count: items, max: DOC_EXT_ITEMS_MAX });
+    }
+    if ext.category.as_ref().is_some_and(|c| c.is_empty() || c.len() > 16 || !c.chars().all(|ch| ch.is_ascii_alphanumeric())) {
+        return Err(DocError::Field { doc_type: name, what: "category must be 1-16 letters or digits (it becomes a sub-account)" });
+    }
+    let need = |ok: bool, what: &'static str| if ok { Ok(()) } else { Err(DocError::Field { doc_type: name, what }) };
+    match doc_type.shape() {
+        Shape::Goods => {
+            if lines.is_empty() {
+                return Err(DocError::NoLines);
+            }
+            validate_lines(lines)?;
+            need(ext.money.is_none() && ext.balances.is_empty() && ext.entries.is_empty(), "takes goods lines, not money, balances or journal lines")?;
+        }
+        Shape::Money => {
+            need(lines.is_empty(), "takes an amount of money, not goods lines")?;
+            let money = ext.money.ok_or(DocError::Field { doc_type: name, what: "needs the amount (money)" })?;
+            need(money > Decimal::ZERO && money.scale() <= MONEY_SCALE, "amount must be positive, in yuan and fen (two decimals at most)")?;
+            let settled: Decimal = ext.settles.iter().map(|s| s.amount).sum();
+            need(ext.settles.iter().all(|s| s.amount > Decimal::ZERO && s.amount.scale() <= MONEY_SCALE), "each settled amount must be positive")?;
+            need(settled <= money, "settles more than the amount paid")?;
+        }
+        Shape::Opening => {
+            need(!lines.is_empty() || !ext.balances.is_empty(), "needs opening stock lines or balances")?;
+            validate_lines(lines)?;
+            need(ext.balances.iter().all(|b| b.amount.scale() <= MONEY_SCALE && !b.amount.is_zero()), "opening balances must be non-zero, two decimals at most")?;
+        }
+        Shape::Manual => {
+            need(lines.is_empty() && ext.entries.len() >= 2, "needs at least two journal lines and no goods lines")?;
+            for e in &ext.entries {
+                let one_sided = (e.debit > Decimal::ZERO && e.credit.is_zero()) || (e.credit > Decimal::ZERO && e.debit.is_zero());
+                need(one_sided && e.debit.scale() <= MONEY_SCALE && e.credit.scale() <= MONEY_SCALE, "each journal line is either a positive debit or a positive credit")?;
+            }
+            let debit: Decimal = ext.entries.iter().map(|e| e.debit).sum();
+            let credit: Decimal = ext.entries.iter().map(|e| e.credit).sum();
+            if debit != credit {
+                return Err(DocError::Unbalanced { debit, credit });
+            }
+        }
+        Shape::Close => need(lines.is_empty() && ext.period.is_some(), "needs the period (year and month) and nothing else")?,
+    }
+    match doc_type {
+        DocType::TransferSamePrice | DocType::TransferChangedPrice => need(ext.to_warehouse.is_some(), "needs the receiving warehouse (to_warehouse)")?,
+        DocType::FundTransfer => need(ext.account.is_some() && ext.to_account.is_some() && ext.account != ext.to_account, "needs two different accounts (account, to_account)")?,
+        DocType::Payment | DocType::Receipt => need(ext.account.is_some(), "needs the cash/bank account")?,
+        DocType::Expense | DocType::OtherIncome => need(ext.account.is_some() && ext.category.is_some(), "needs the cash/bank account and a category")?,
+        _ => {}
+    }
+    let assembly = doc_type == DocType::Assembly;
+    let has = |r: LineRole| lines.iter().any(|l| l.role == r);
+    if assembly {
+        need(has(LineRole::Consumed) && has(LineRole::Produced) && !has(LineRole::Normal), "needs consumed and produced lines")?;
+    } else {
+        need(!has(LineRole::Consumed) && !has(LineRole::Produced), "only assemblies have consumed/produced lines")?;
+    }
+    need(ext.settles.is_empty() || matches!(doc_type, DocType::Payment | DocType::Receipt), "only payments and receipts settle documents")?;
+    need(ext.reverses.is_none() || !matches!(doc_type, DocType::PeriodClose | DocType::Opening), "cannot be reversed")?;
+    need(ext.cost_method.is_none() || doc_type == DocType::Opening, "only the opening sets the cost method")?;
     match (doc_type, payment) {
         (DocType::Retail, None) => return Err(DocError::MissingPayment),
         (DocType::Retail, Some(p)) => {
@@ -342,7 +568,7 @@ fn validate_parts(
                 return Err(DocError::WrongChange { total, tendered: p.tendered, change: p.change, expected: p.tendered - total });
             }
         }
-        (_, Some(_)) => return Err(DocError::UnexpectedPayment { doc_type: doc_type.name() }),
+        (_, Some(_)) => return Err(DocError::UnexpectedPayment { doc_type: name }),
         (_, None) => {}
     }
     Ok(())
@@ -385,6 +611,7 @@ mod tests {
             counterparty: Some(PartyCode::new("200102").expect("party")),
             memo: String::new(),
             payment: None,
+            ext: Default::default(),
             lines: vec![Line::priced(ProductCode::new("6901234567892").expect("p"), dec!(3), dec!(1.335))],
         }
     }

@@ -4,7 +4,7 @@
 
 use rust_decimal::Decimal;
 
-use crate::codes::{BranchCode, ProductCode, WarehouseCode};
+use crate::codes::{AccountCode, BranchCode, PartyCode, ProductCode, WarehouseCode};
 
 /// A code or date that does not follow its rule.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -51,6 +51,10 @@ pub enum DocError {
     MemoTooLong { len: usize, max: usize },
     #[error("document number {number} does not match the header ({what})")]
     NumberMismatch { number: String, what: &'static str },
+    #[error("{doc_type}: {what}")]
+    Field { doc_type: &'static str, what: &'static str },
+    #[error("journal entry does not balance: debits {debit}, credits {credit}")]
+    Unbalanced { debit: Decimal, credit: Decimal },
     #[error("a retail sale needs the payment taken at the till (method, tendered, change)")]
     MissingPayment,
     #[error("paid {tendered} but the total is {total}")]
@@ -77,6 +81,36 @@ pub enum PostError {
     NegativeStock { warehouse: WarehouseCode, product: ProductCode, on_hand: Decimal, needed: Decimal },
     #[error("value overflow posting {product} in {warehouse}")]
     Overflow { warehouse: WarehouseCode, product: ProductCode },
+    #[error("{date} falls in a closed period (closed through {closed}); post it in the current month or reopen at HQ")]
+    PeriodClosed { date: String, closed: String },
+    #[error("a month can only be closed after it ends: {period} cannot be closed on {date}")]
+    CloseTooEarly { period: String, date: String },
+    #[error("account {account} is not a cash (1001) or bank (1002) account")]
+    NotMoneyAccount { account: AccountCode },
+    #[error("account {account} is kept by a sub-ledger (stock, receivables, payables, consignment); post the business document instead of a manual entry")]
+    ControlAccount { account: AccountCode },
+    #[error("category {category:?} cannot be used as a sub-account")]
+    BadCategory { category: String },
+    #[error("customer {customer} would owe {owed} + {adding}, above the credit limit {limit}")]
+    CreditLimit { customer: PartyCode, limit: Decimal, owed: Decimal, adding: Decimal },
+    #[error("{doc} has {open} open, cannot settle {amount}")]
+    OverSettled { doc: String, open: Decimal, amount: Decimal },
+    #[error("{doc} is not an open item of {party}; nothing to settle")]
+    NothingToSettle { doc: String, party: PartyCode },
+    #[error("transfer from {warehouse} to itself")]
+    SameWarehouse { warehouse: WarehouseCode },
+    #[error("cost adjustment of {product} in {warehouse} must name the quantity on hand ({on_hand}), not {given}")]
+    AdjustQtyMismatch { warehouse: WarehouseCode, product: ProductCode, on_hand: Decimal, given: Decimal },
+    #[error("{party} holds {held} of {product} on consignment, not {needed}")]
+    NotEnoughConsigned { party: PartyCode, product: ProductCode, held: Decimal, needed: Decimal },
+    #[error("{party} has {outstanding} of {product} on loan, cannot return {returning}")]
+    NotEnoughOnLoan { party: PartyCode, product: ProductCode, outstanding: Decimal, returning: Decimal },
+    #[error("opening balances must come before any other document")]
+    OpeningAfterPosting,
+    #[error("the cost method is frozen at {current}; it cannot become {wanted}")]
+    CostMethodFrozen { current: String, wanted: String },
+    #[error("cannot reverse {doc}: {why}")]
+    CannotReverse { doc: String, why: String },
 }
 
 /// A journal run that does not continue the chain we hold.

@@ -16,7 +16,20 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::codes::{ProductCode, WarehouseCode};
-use crate::document::{round_money, Document, StockEffect};
+use crate::document::{round_money, DocType, Document};
+
+/// Which way a document moves stock (legacy engine; `books` replaces this module).
+enum StockEffect {
+    In,
+    Out,
+}
+
+fn effect(t: DocType) -> StockEffect {
+    match t {
+        DocType::PurchaseReceipt | DocType::StockGain => StockEffect::In,
+        _ => StockEffect::Out,
+    }
+}
 use crate::error::PostError;
 use crate::profile::BranchProfile;
 
@@ -108,7 +121,7 @@ pub fn post(view: &dyn StockView, doc: &Document, ctx: PostContext<'_>) -> Resul
             pos
         });
         let overflow = || PostError::Overflow { warehouse: h.warehouse.clone(), product: line.product.clone() };
-        let (dq, dv) = match h.doc_type.effect() {
+        let (dq, dv) = match effect(h.doc_type) {
             StockEffect::In => (line.qty, line.amount),
             StockEffect::Out => {
                 if line.qty > pos.qty {
@@ -258,6 +271,7 @@ mod tests {
             counterparty: Some(PartyCode::new("C1").expect("party")),
             memo: String::new(),
             payment: None,
+            ext: Default::default(),
             lines: lines.iter().map(|(p, q, pr)| Line::priced(ProductCode::new(*p).expect("p"), *q, *pr)).collect(),
         }
         .number(BranchCode::new("SH").expect("b"), 1)

@@ -11,6 +11,7 @@
 //! in memory, deterministically, without waiting.
 
 pub mod batch;
+pub mod books;
 pub mod codes;
 pub mod date;
 pub mod decimal_serde;

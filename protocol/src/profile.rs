@@ -26,6 +26,9 @@ pub struct BranchProfile {
     /// Warehouses this branch may post to.
     pub warehouses: BTreeSet<WarehouseCode>,
     pub products: BTreeMap<ProductCode, Product>,
+    /// Customers' credit limits (信用额度); a customer without one has no limit.
+    #[serde(default)]
+    pub credit_limits: BTreeMap<crate::codes::PartyCode, crate::decimal_serde::Dec>,
     /// Grows whenever HQ changes branches or products; a branch that reports an older
     /// version in its hello gets the new profile in the resume message.
     pub version: u64,

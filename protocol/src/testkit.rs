@@ -29,6 +29,7 @@ pub fn sample_doc_lines(branch: &str, warehouse: &str, t: DocType, serial: u32, 
         counterparty: Some(PartyCode::new("200102").expect("valid party")),
         memo: String::new(),
         payment: None,
+        ext: Default::default(),
         lines: (0..lines)
             .map(|i| {
                 Line::priced(

@@ -94,6 +94,7 @@ fn profile_for(spec: &BranchSpec) -> BranchProfile {
         name: format!("branch {}", spec.code),
         warehouses: BTreeSet::from([warehouse(spec.warehouse)]),
         products: PRODUCTS.iter().map(|p| (product(p), Product { name: format!("product {p}"), unit: "pcs".into(), retail_price: None })).collect(),
+        credit_limits: Default::default(),
         version: 1,
     }
 }
@@ -329,6 +330,7 @@ impl Branch {
             counterparty,
             memo: MEMOS[rng.gen_range(0..MEMOS.len())].to_string(),
             payment: None,
+            ext: Default::default(),
             lines,
         }
         .number(self.code.clone(), self.serial)

@@ -1,0 +1,351 @@
+//! The books (账簿): one posting engine, run by the branch when it posts and by HQ when it
+//! merges, so the same journal gives the same books on both sides.
+//!
+//! [`post`] is pure: (books, document) → [`Posting`], a complete description of the
+//! document's effect — stock layer ops, a balanced general-ledger entry, sub-ledger moves
+//! (receivables, payables, open items, consignment, loans), sales facts for reports.
+//! [`Books::apply`] performs a posting and cannot fail. Debits equal credits is asserted
+//! when a posting is made and again when it is applied.
+//!
+//! Must not: do I/O, read the clock, or depend on anything but the documents posted.
+
+pub mod accounts;
+mod posting;
+pub mod reports;
+pub mod stock;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+pub use posting::{post, stock_count_drafts, PostContext};
+pub use stock::{LayerOp, Position, Stock};
+
+use crate::codes::{AccountCode, OperatorId, PartyCode, ProductCode, WarehouseCode};
+use crate::date::BusinessDate;
+use crate::document::{CostMethod, DocNumber, Document, Period};
+
+pub type StockKey = (WarehouseCode, ProductCode);
+
+/// Receivable (a customer owes us) or payable (we owe a supplier).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum Side {
+    Receivable,
+    Payable,
+}
+
+/// An unsettled credit sale, purchase or opening balance, for settlement and ageing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct OpenItem {
+    pub side: Side,
+    pub party: PartyCode,
+    pub date: BusinessDate,
+    #[serde(with = "crate::decimal_serde")]
+    pub total: Decimal,
+    #[serde(with = "crate::decimal_serde")]
+    pub open: Decimal,
+}
+
+/// One line of the general-ledger entry of a posting.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct GlLine {
+    pub account: AccountCode,
+    #[serde(with = "crate::decimal_serde")]
+    pub debit: Decimal,
+    #[serde(with = "crate::decimal_serde")]
+    pub credit: Decimal,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StockMove {
+    pub key: StockKey,
+    pub op: LayerOp,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OpenItemMove {
+    Create { key: (DocNumber, PartyCode), item: OpenItem },
+    /// Removes a still fully open item (reversal of the document that made it).
+    Remove { key: (DocNumber, PartyCode) },
+    /// Signed: positive settles, negative re-opens (reversal of a settlement).
+    Settle { key: (DocNumber, PartyCode), amount: Decimal },
+}
+
+/// Consigned goods: out to dealers or in from suppliers, apart from own stock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum Consignment {
+    OutToDealer,
+    InFromSupplier,
+}
+
+/// Quantity-only loans of goods.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum Loan {
+    LentOut,
+    BorrowedIn,
+}
+
+/// What a sale contributed, for sales rankings and gross margin.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SalesFact {
+    pub key: SalesKey,
+    pub qty: Decimal,
+    pub revenue: Decimal,
+    pub cost: Decimal,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct SalesKey {
+    pub period: Period,
+    pub warehouse: WarehouseCode,
+    pub product: ProductCode,
+    pub customer: Option<PartyCode>,
+    pub handler: OperatorId,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize)]
+pub struct SalesTotals {
+    #[serde(with = "crate::decimal_serde")]
+    pub qty: Decimal,
+    #[serde(with = "crate::decimal_serde")]
+    pub revenue: Decimal,
+    #[serde(with = "crate::decimal_serde")]
+    pub cost: Decimal,
+}
+
+/// Goods in and out per period, for the purchase–sales–stock summary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize)]
+pub struct Flow {
+    #[serde(with = "crate::decimal_serde")]
+    pub in_qty: Decimal,
+    #[serde(with = "crate::decimal_serde")]
+    pub in_value: Decimal,
+    #[serde(with = "crate::decimal_serde")]
+    pub out_qty: Decimal,
+    #[serde(with = "crate::decimal_serde")]
+    pub out_value: Decimal,
+}
+
+/// The complete effect of one document.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Posting {
+    pub stock: Vec<StockMove>,
+    pub gl: Vec<GlLine>,
+    /// Signed change of a party's balance (receivable: they owe more; payable: we owe more).
+    pub parties: Vec<(Side, PartyCode, Decimal)>,
+    pub open_items: Vec<OpenItemMove>,
+    pub consignment: Vec<(Consignment, PartyCode, ProductCode, LayerOp)>,
+    pub loans: Vec<(Loan, PartyCode, ProductCode, Decimal)>,
+    pub sales: Vec<SalesFact>,
+    pub close: Option<Period>,
+    pub cost_method: Option<CostMethod>,
+    pub reverses: Option<DocNumber>,
+    /// Things worth telling the operator that do not stop the posting (sold below cost).
+    pub warnings: Vec<String>,
+}
+
+impl Posting {
+    pub fn debits(&self) -> Decimal {
+        self.gl.iter().map(|l| l.debit).sum()
+    }
+    pub fn credits(&self) -> Decimal {
+        self.gl.iter().map(|l| l.credit).sum()
+    }
+    /// Cost of goods that left own stock (positive).
+    pub fn cost_out(&self) -> Decimal {
+        self.stock
+            .iter()
+            .map(|m| match &m.op {
+                LayerOp::Average { value, .. } if *value < Decimal::ZERO => -*value,
+                LayerOp::Take { taken, .. } => taken.iter().map(|t| t.value).sum(),
+                _ => Decimal::ZERO,
+            })
+            .sum()
+    }
+}
+
+/// A document posted in a period still open, kept so it can be reversed exactly.
+#[derive(Clone, Debug)]
+struct Recent {
+    doc: Document,
+    posting: Posting,
+}
+
+/// All books of one branch (or of HQ's copy of that branch).
+#[derive(Clone, Debug, Default)]
+pub struct Books {
+    cost_method: Option<CostMethod>,
+    /// Non-opening documents posted; once non-zero, no more openings.
+    postings: u64,
+    stock: BTreeMap<StockKey, Stock>,
+    gl: BTreeMap<AccountCode, Decimal>,
+    parties: BTreeMap<(Side, PartyCode), Decimal>,
+    open_items: BTreeMap<(DocNumber, PartyCode), OpenItem>,
+    consignment: BTreeMap<(Consignment, PartyCode, ProductCode), Stock>,
+    loans: BTreeMap<(Loan, PartyCode, ProductCode), Decimal>,
+    sales: BTreeMap<SalesKey, SalesTotals>,
+    flows: BTreeMap<(Period, WarehouseCode, ProductCode), Flow>,
+    closed_through: Option<Period>,
+    reversed: BTreeSet<DocNumber>,
+    recent: BTreeMap<DocNumber, Recent>,
+}
+
+impl Books {
+    pub fn cost_method(&self) -> CostMethod {
+        self.cost_method.unwrap_or_default()
+    }
+    pub fn closed_through(&self) -> Option<Period> {
+        self.closed_through
+    }
+    pub fn stock(&self, key: &StockKey) -> Option<&Stock> {
+        self.stock.get(key)
+    }
+    pub fn position(&self, key: &StockKey) -> Position {
+        self.stock.get(key).map(|s| s.pos).unwrap_or_default()
+    }
+    pub fn positions(&self) -> impl Iterator<Item = (&StockKey, &Position)> {
+        self.stock.iter().map(|(k, s)| (k, &s.pos))
+    }
+    pub fn gl(&self) -> &BTreeMap<AccountCode, Decimal> {
+        &self.gl
+    }
+    pub fn parties(&self) -> &BTreeMap<(Side, PartyCode), Decimal> {
+        &self.parties
+    }
+    pub fn open_items(&self) -> &BTreeMap<(DocNumber, PartyCode), OpenItem> {
+        &self.open_items
+    }
+    pub fn consignment(&self) -> impl Iterator<Item = (&(Consignment, PartyCode, ProductCode), &Position)> {
+        self.consignment.iter().map(|(k, s)| (k, &s.pos))
+    }
+    pub fn loans(&self) -> &BTreeMap<(Loan, PartyCode, ProductCode), Decimal> {
+        &self.loans
+    }
+    pub fn sales(&self) -> &BTreeMap<SalesKey, SalesTotals> {
+        &self.sales
+    }
+    pub fn flows(&self) -> &BTreeMap<(Period, WarehouseCode, ProductCode), Flow> {
+        &self.flows
+    }
+    pub fn balance(&self, account: &str) -> Decimal {
+        self.gl.iter().filter(|(a, _)| a.as_str() == account || a.chart() == account).map(|(_, v)| *v).sum()
+    }
+    pub fn is_reversed(&self, n: &DocNumber) -> bool {
+        self.reversed.contains(n)
+    }
+
+    /// Performs a posting computed by [`post`] against these books.
+    pub fn apply(&mut self, doc: &Document, p: &Posting) {
+        assert_eq!(p.debits(), p.credits(), "posting of {} does not balance", doc.header.number);
+        let period = Period::of(doc.header.date);
+        for m in &p.stock {
+            let s = self.stock.entry(m.key.clone()).or_default();
+            let before = s.pos;
+            s.apply(&m.op);
+            let (dq, dv) = (s.pos.qty - before.qty, s.pos.value - before.value);
+            debug_assert!(s.pos.qty >= Decimal::ZERO, "no cost method allows negative stock");
+            let f = self.flows.entry((period, m.key.0.clone(), m.key.1.clone())).or_default();
+            if dq > Decimal::ZERO || (dq.is_zero() && dv > Decimal::ZERO) {
+                f.in_qty += dq;
+                f.in_value += dv;
+            } else {
+                f.out_qty -= dq;
+                f.out_value -= dv;
+            }
+        }
+        for l in &p.gl {
+            *self.gl.entry(l.account.clone()).or_default() += l.debit - l.credit;
+        }
+        for (side, party, amount) in &p.parties {
+            *self.parties.entry((*side, party.clone())).or_default() += *amount;
+        }
+        for m in &p.open_items {
+            match m {
+                OpenItemMove::Create { key, item } => {
+                    self.open_items.insert(key.clone(), item.clone());
+                }
+                OpenItemMove::Remove { key } => {
+                    self.open_items.remove(key);
+                }
+                OpenItemMove::Settle { key, amount } => {
+                    if let Some(item) = self.open_items.get_mut(key) {
+                        item.open -= *amount;
+                    }
+                }
+            }
+        }
+        for (kind, party, product, op) in &p.consignment {
+            self.consignment.entry((*kind, party.clone(), product.clone())).or_default().apply(op);
+        }
+        for (kind, party, product, qty) in &p.loans {
+            *self.loans.entry((*kind, party.clone(), product.clone())).or_default() += *qty;
+        }
+        for s in &p.sales {
+            let t = self.sales.entry(s.key.clone()).or_default();
+            t.qty += s.qty;
+            t.revenue += s.revenue;
+            t.cost += s.cost;
+        }
+        if let Some(m) = p.cost_method {
+            self.cost_method = Some(m);
+        }
+        if doc.header.doc_type != crate::document::DocType::Opening {
+            self.postings += 1;
+        }
+        if let Some(orig) = &p.reverses {
+            self.reversed.insert(orig.clone());
+        }
+        if let Some(closed) = p.close {
+            self.closed_through = Some(closed);
+            // Reversals reach only into open periods; forget what can no longer be reversed.
+            self.recent.retain(|_, r| Period::of(r.doc.header.date) > closed);
+        } else {
+            self.recent.insert(doc.header.number.clone(), Recent { doc: doc.clone(), posting: p.clone() });
+        }
+        debug_assert_eq!(self.gl.values().copied().sum::<Decimal>(), Decimal::ZERO, "trial balance");
+    }
+
+    /// Digest of everything the books hold, in a fixed order; equal books give equal
+    /// digests on branch and HQ. Zero balances count as absent.
+    pub fn digest(&self) -> [u8; 32] {
+        let mut h = blake3::Hasher::new();
+        let mut put = |parts: &[&str]| {
+            for p in parts {
+                h.update(p.as_bytes());
+                h.update(&[0]);
+            }
+            h.update(&[1]);
+        };
+        let d = |x: &Decimal| x.normalize().to_string();
+        put(&["cost", &format!("{:?}", self.cost_method), &format!("{:?}", self.closed_through)]);
+        for ((w, p), s) in &self.stock {
+            if !s.pos.is_zero() {
+                put(&["s", w.as_str(), p.as_str(), &d(&s.pos.qty), &d(&s.pos.value), &s.layers.len().to_string()]);
+            }
+        }
+        for (a, v) in self.gl.iter().filter(|(_, v)| !v.is_zero()) {
+            put(&["g", a.as_str(), &d(v)]);
+        }
+        for ((side, p), v) in self.parties.iter().filter(|(_, v)| !v.is_zero()) {
+            put(&["p", &format!("{side:?}"), p.as_str(), &d(v)]);
+        }
+        for ((n, p), i) in self.open_items.iter().filter(|(_, i)| !i.open.is_zero()) {
+            put(&["o", &n.to_string(), p.as_str(), &d(&i.open)]);
+        }
+        for ((k, party, p), s) in self.consignment.iter().filter(|(_, s)| !s.pos.is_zero()) {
+            put(&["c", &format!("{k:?}"), party.as_str(), p.as_str(), &d(&s.pos.qty), &d(&s.pos.value)]);
+        }
+        for ((k, party, p), q) in self.loans.iter().filter(|(_, q)| !q.is_zero()) {
+            put(&["l", &format!("{k:?}"), party.as_str(), p.as_str(), &d(q)]);
+        }
+        for n in &self.reversed {
+            put(&["r", &n.to_string()]);
+        }
+        *h.finalize().as_bytes()
+    }
+
+    fn recent(&self, n: &DocNumber) -> Option<&Recent> {
+        self.recent.get(n)
+    }
+}

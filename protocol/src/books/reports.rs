@@ -1,0 +1,282 @@
+//! Read-side views computed from the books: the statements and ledgers people ask for.
+//! Pure functions of `Books` (and an "as of" date where ageing needs one); the HTTP
+//! layers on branch and HQ turn them into JSON and CSV.
+
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use super::accounts::{self as acc, Class};
+use super::{Books, Side};
+use crate::date::BusinessDate;
+use crate::document::Period;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TrialBalanceRow {
+    pub account: String,
+    pub name: &'static str,
+    #[serde(with = "crate::decimal_serde")]
+    pub debit: Decimal,
+    #[serde(with = "crate::decimal_serde")]
+    pub credit: Decimal,
+}
+
+/// Every account with a balance, debit or credit side. Debits total credits, always.
+pub fn trial_balance(books: &Books) -> Vec<TrialBalanceRow> {
+    books
+        .gl()
+        .iter()
+        .filter(|(_, v)| !v.is_zero())
+        .map(|(a, v)| TrialBalanceRow {
+            account: a.to_string(),
+            name: acc::name(a.chart()),
+            debit: (*v).max(Decimal::ZERO),
+            credit: (-*v).max(Decimal::ZERO),
+        })
+        .collect()
+}
+
+/// 损益表: income, expenses and profit, cumulative over the books (credit-positive income).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Default)]
+pub struct IncomeStatement {
+    #[serde(with = "crate::decimal_serde")]
+    pub revenue: Decimal,
+    #[serde(with = "crate::decimal_serde")]
+    pub cost_of_sales: Decimal,
+    #[serde(with = "crate::decimal_serde")]
+    pub gross_profit: Decimal,
+    #[serde(with = "crate::decimal_serde")]
+    pub other_income: Decimal,
+    #[serde(with = "crate::decimal_serde")]
+    pub expenses: Decimal,
+    #[serde(with = "crate::decimal_serde")]
+    pub net_profit: Decimal,
+    pub lines: Vec<TrialBalanceRow>,
+}
+
+pub fn income_statement(books: &Books) -> IncomeStatement {
+    let mut s = IncomeStatement::default();
+    for (a, v) in books.gl() {
+        let chart = a.chart();
+        match acc::class(chart) {
+            Class::Income if chart == acc::REVENUE => s.revenue -= *v,
+            Class::Income => s.other_income -= *v,
+            Class::Expense if chart == acc::COST_OF_SALES => s.cost_of_sales += *v,
+            Class::Expense => s.expenses += *v,
+            _ => continue,
+        }
+        if !v.is_zero() {
+            s.lines.push(TrialBalanceRow { account: a.to_string(), name: acc::name(chart), debit: (*v).max(Decimal::ZERO), credit: (-*v).max(Decimal::ZERO) });
+        }
+    }
+    s.gross_profit = s.revenue - s.cost_of_sales;
+    s.net_profit = s.gross_profit + s.other_income - s.expenses;
+    s
+}
+
+/// 资产负债表. Payables with a debit balance are shown as advances to suppliers and
+/// receivables with a credit balance as advances from customers, party by party.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Default)]
+pub struct BalanceSheet {
+    pub assets: BTreeMap<String, Dec>,
+    pub liabilities: BTreeMap<String, Dec>,
+    pub equity: BTreeMap<String, Dec>,
+    #[serde(with = "crate::decimal_serde")]
+    pub total_assets: Decimal,
+    #[serde(with = "crate::decimal_serde")]
+    pub total_liabilities_and_equity: Decimal,
+}
+
+pub use crate::decimal_serde::Dec;
+
+pub fn balance_sheet(books: &Books) -> BalanceSheet {
+    let mut bs = BalanceSheet::default();
+    let add = |m: &mut BTreeMap<String, Dec>, k: &str, v: Decimal| m.entry(format!("{k} {}", acc::name(k))).or_default().0 += v;
+    let mut profit = Decimal::ZERO;
+    for (a, v) in books.gl() {
+        let chart = a.chart();
+        match acc::class(chart) {
+            Class::Asset if chart == acc::RECEIVABLE || chart == acc::PAYABLE => {}
+            Class::Asset => add(&mut bs.assets, chart, *v),
+            Class::Liability if chart == acc::PAYABLE => {}
+            Class::Liability => add(&mut bs.liabilities, chart, -*v),
+            Class::Equity => add(&mut bs.equity, chart, -*v),
+            Class::Income | Class::Expense => profit -= *v,
+        }
+    }
+    // Receivables and payables from the sub-ledger, so advances land on the right side.
+    for ((side, _), v) in books.parties() {
+        match (side, *v >= Decimal::ZERO) {
+            (Side::Receivable, true) => add(&mut bs.assets, acc::RECEIVABLE, *v),
+            (Side::Receivable, false) => add(&mut bs.liabilities, acc::ADVANCES_FROM_CUSTOMERS, -*v),
+            (Side::Payable, true) => add(&mut bs.liabilities, acc::PAYABLE, *v),
+            (Side::Payable, false) => add(&mut bs.assets, acc::ADVANCES_TO_SUPPLIERS, -*v),
+        }
+    }
+    bs.equity.insert("本期利润 profit to date".into(), Dec(profit));
+    for m in [&mut bs.assets, &mut bs.liabilities, &mut bs.equity] {
+        m.retain(|_, v| !v.0.is_zero());
+    }
+    bs.total_assets = bs.assets.values().map(|d| d.0).sum();
+    bs.total_liabilities_and_equity = bs.liabilities.values().chain(bs.equity.values()).map(|d| d.0).sum();
+    bs
+}
+
+/// One party's balance with ageing buckets of its open items (days past the item date).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AgeingRow {
+    pub party: String,
+    #[serde(with = "crate::decimal_serde")]
+    pub balance: Decimal,
+    #[serde(with = "crate::decimal_serde")]
+    pub days_0_30: Decimal,
+    #[serde(with = "crate::decimal_serde")]
+    pub days_31_60: Decimal,
+    #[serde(with = "crate::decimal_serde")]
+    pub days_61_90: Decimal,
+    #[serde(with = "crate::decimal_serde")]
+    pub days_over_90: Decimal,
+    /// Open documents, for drilling down: (number, date, open amount).
+    pub items: Vec<(String, String, Dec)>,
+}
+
+pub fn ageing(books: &Books, side: Side, as_of: BusinessDate) -> Vec<AgeingRow> {
+    let mut rows: BTreeMap<String, AgeingRow> = BTreeMap::new();
+    for ((party, v), _) in books.parties().iter().filter(|((s, _), _)| *s == side).map(|((_, p), v)| ((p, v), ())) {
+        rows.insert(
+            party.to_string(),
+            AgeingRow { party: party.to_string(), balance: *v, days_0_30: Decimal::ZERO, days_31_60: Decimal::ZERO, days_61_90: Decimal::ZERO, days_over_90: Decimal::ZERO, items: Vec::new() },
+        );
+    }
+    for ((n, party), item) in books.open_items() {
+        if item.side != side || item.open.is_zero() {
+            continue;
+        }
+        let Some(row) = rows.get_mut(party.as_str()) else { continue };
+        let days = as_of.day_number().saturating_sub(item.date.day_number());
+        let bucket = match days {
+            0..=30 => &mut row.days_0_30,
+            31..=60 => &mut row.days_31_60,
+            61..=90 => &mut row.days_61_90,
+            _ => &mut row.days_over_90,
+        };
+        *bucket += item.open;
+        row.items.push((n.to_string(), item.date.to_string(), Dec(item.open)));
+    }
+    rows.into_values().filter(|r| !r.balance.is_zero() || !r.items.is_empty()).collect()
+}
+
+/// Cash and bank balances (the cash/bank sub-ledger is the accounts themselves).
+pub fn cash_and_bank(books: &Books) -> Vec<(String, Dec)> {
+    books.gl().iter().filter(|(a, v)| acc::is_money(a) && !v.is_zero()).map(|(a, v)| (a.to_string(), Dec(*v))).collect()
+}
+
+/// Sales by a chosen dimension over `periods` (inclusive), with gross margin.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SalesBy {
+    Product,
+    Customer,
+    Warehouse,
+    Handler,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SalesRow {
+    pub key: String,
+    #[serde(with = "crate::decimal_serde")]
+    pub qty: Decimal,
+    #[serde(with = "crate::decimal_serde")]
+    pub revenue: Decimal,
+    #[serde(with = "crate::decimal_serde")]
+    pub cost: Decimal,
+    #[serde(with = "crate::decimal_serde")]
+    pub gross_profit: Decimal,
+    /// Gross margin in percent, two places; zero without revenue.
+    #[serde(with = "crate::decimal_serde")]
+    pub margin_pct: Decimal,
+}
+
+pub fn sales(books: &Books, by: SalesBy, from: Period, to: Period) -> Vec<SalesRow> {
+    let mut agg: BTreeMap<String, (Decimal, Decimal, Decimal)> = BTreeMap::new();
+    for (k, t) in books.sales().iter().filter(|(k, _)| k.period >= from && k.period <= to) {
+        let key = match by {
+            SalesBy::Product => k.product.to_string(),
+            SalesBy::Customer => k.customer.as_ref().map(|c| c.to_string()).unwrap_or_else(|| "(walk-in)".into()),
+            SalesBy::Warehouse => k.warehouse.to_string(),
+            SalesBy::Handler => k.handler.to_string(),
+        };
+        let e = agg.entry(key).or_default();
+        e.0 += t.qty;
+        e.1 += t.revenue;
+        e.2 += t.cost;
+    }
+    let mut rows: Vec<SalesRow> = agg
+        .into_iter()
+        .map(|(key, (qty, revenue, cost))| {
+            let gp = revenue - cost;
+            let margin_pct = if revenue.is_zero() { Decimal::ZERO } else { (gp * Decimal::ONE_HUNDRED / revenue).round_dp(2) };
+            SalesRow { key, qty, revenue, cost, gross_profit: gp, margin_pct }
+        })
+        .collect();
+    // A ranking: best revenue first.
+    rows.sort_by(|a, b| b.revenue.cmp(&a.revenue).then_with(|| a.key.cmp(&b.key)));
+    rows
+}
+
+/// 购销存汇总: per warehouse and product, opening, in, out and closing over a period range.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FlowRow {
+    pub warehouse: String,
+    pub product: String,
+    #[serde(with = "crate::decimal_serde")]
+    pub opening_qty: Decimal,
+    #[serde(with = "crate::decimal_serde")]
+    pub opening_value: Decimal,
+    #[serde(with = "crate::decimal_serde")]
+    pub in_qty: Decimal,
+    #[serde(with = "crate::decimal_serde")]
+    pub in_value: Decimal,
+    #[serde(with = "crate::decimal_serde")]
+    pub out_qty: Decimal,
+    #[serde(with = "crate::decimal_serde")]
+    pub out_value: Decimal,
+    #[serde(with = "crate::decimal_serde")]
+    pub closing_qty: Decimal,
+    #[serde(with = "crate::decimal_serde")]
+    pub closing_value: Decimal,
+}
+
+pub fn purchase_sales_stock(books: &Books, from: Period, to: Period) -> Vec<FlowRow> {
+    let mut rows: BTreeMap<(String, String), FlowRow> = BTreeMap::new();
+    for ((period, w, p), f) in books.flows() {
+        if *period > to {
+            continue;
+        }
+        let r = rows.entry((w.to_string(), p.to_string())).or_insert_with(|| FlowRow {
+            warehouse: w.to_string(),
+            product: p.to_string(),
+            opening_qty: Decimal::ZERO,
+            opening_value: Decimal::ZERO,
+            in_qty: Decimal::ZERO,
+            in_value: Decimal::ZERO,
+            out_qty: Decimal::ZERO,
+            out_value: Decimal::ZERO,
+            closing_qty: Decimal::ZERO,
+            closing_value: Decimal::ZERO,
+        });
+        if *period < from {
+            r.opening_qty += f.in_qty - f.out_qty;
+            r.opening_value += f.in_value - f.out_value;
+        } else {
+            r.in_qty += f.in_qty;
+            r.in_value += f.in_value;
+            r.out_qty += f.out_qty;
+            r.out_value += f.out_value;
+        }
+        r.closing_qty = r.opening_qty + r.in_qty - r.out_qty;
+        r.closing_value = r.opening_value + r.in_value - r.out_value;
+    }
+    rows.into_values().collect()
+}

@@ -1,0 +1,218 @@
+//! Stock positions and cost layers, the one place costing arithmetic lives.
+//!
+//! Every position keeps quantity and book value. Under FIFO and LIFO it also keeps
+//! layers (each a quantity and its value); under moving average it keeps none.
+//!
+//! Rounding rule: taking `q` out of a (quantity `Q`, value `V`) takes
+//! `round_money(V × q / Q)`, half away from zero, except that taking all of `Q` takes all
+//! of `V`. So no cent is ever left on zero stock and no unit cost is ever rounded first.
+
+use std::collections::VecDeque;
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::document::{round_money, CostMethod};
+
+/// Quantity and book value of one product in one place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Position {
+    #[serde(with = "crate::decimal_serde")]
+    pub qty: Decimal,
+    #[serde(with = "crate::decimal_serde")]
+    pub value: Decimal,
+}
+
+impl Position {
+    /// Average unit cost for display (4 places); posting never uses a rounded average.
+    pub fn average_cost(&self) -> Decimal {
+        if self.qty.is_zero() {
+            Decimal::ZERO
+        } else {
+            (self.value / self.qty).round_dp(4)
+        }
+    }
+
+    pub fn is_zero(&self) -> bool {
+        self.qty.is_zero() && self.value.is_zero()
+    }
+
+    /// The value of `q` out of this position by the rounding rule. `None` if `q` exceeds it.
+    pub fn share(&self, q: Decimal) -> Option<Decimal> {
+        if q > self.qty {
+            None
+        } else if q == self.qty {
+            Some(self.value)
+        } else {
+            Some(round_money(self.value * q / self.qty))
+        }
+    }
+}
+
+/// One position's state: totals plus layers (FIFO/LIFO only).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Stock {
+    pub pos: Position,
+    pub layers: VecDeque<Position>,
+}
+
+/// A change to a position, recorded by posting and replayed by apply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LayerOp {
+    /// Moving average: add (or, negative, remove) quantity and value.
+    Average { qty: Decimal, value: Decimal },
+    /// New layer at the back (receipts; LIFO returns of taken layers).
+    PushBack(Position),
+    /// Layers put back at the front (FIFO reversal of an issue), oldest first.
+    PushFront(Vec<Position>),
+    /// Issue from the front (FIFO) or back (LIFO); `taken` is what it took.
+    Take { from_front: bool, taken: Vec<Position> },
+    /// Remove one whole layer (reversal of a receipt whose layer is intact).
+    Remove { index: usize, layer: Position },
+    /// Cost adjustment: all layers replaced by one.
+    Replace { old: Vec<Position>, new: Position },
+}
+
+impl Stock {
+    /// Takes `q` out by the cost method; returns the op and its value, or `None` when
+    /// there is not enough stock (no method allows negative stock).
+    pub fn take(&self, method: CostMethod, q: Decimal) -> Option<(LayerOp, Decimal)> {
+        match method {
+            CostMethod::MovingAverage => {
+                let v = self.pos.share(q)?;
+                Some((LayerOp::Average { qty: -q, value: -v }, v))
+            }
+            CostMethod::Fifo | CostMethod::Lifo => {
+                if q > self.pos.qty {
+                    return None;
+                }
+                let from_front = method == CostMethod::Fifo;
+                let mut left = q;
+                let mut taken = Vec::new();
+                let mut iter: Box<dyn Iterator<Item = &Position>> = if from_front { Box::new(self.layers.iter()) } else { Box::new(self.layers.iter().rev()) };
+                while left > Decimal::ZERO {
+                    let layer = iter.next()?;
+                    let q_take = left.min(layer.qty);
+                    taken.push(Position { qty: q_take, value: layer.share(q_take)? });
+                    left -= q_take;
+                }
+                let v = taken.iter().map(|l| l.value).sum();
+                Some((LayerOp::Take { from_front, taken }, v))
+            }
+        }
+    }
+
+    /// Receives `qty` worth `value`.
+    pub fn receive(method: CostMethod, qty: Decimal, value: Decimal) -> LayerOp {
+        match method {
+            CostMethod::MovingAverage => LayerOp::Average { qty, value },
+            CostMethod::Fifo | CostMethod::Lifo => LayerOp::PushBack(Position { qty, value }),
+        }
+    }
+
+    /// Applies an op computed against this very state.
+    pub fn apply(&mut self, op: &LayerOp) {
+        match op {
+            LayerOp::Average { qty, value } => {
+                self.pos.qty += *qty;
+                self.pos.value += *value;
+            }
+            LayerOp::PushBack(l) => {
+                self.pos.qty += l.qty;
+                self.pos.value += l.value;
+                self.layers.push_back(*l);
+            }
+            LayerOp::PushFront(ls) => {
+                for l in ls.iter().rev() {
+                    self.pos.qty += l.qty;
+                    self.pos.value += l.value;
+                    self.layers.push_front(*l);
+                }
+            }
+            LayerOp::Take { from_front, taken } => {
+                for t in taken {
+                    let layer = if *from_front { self.layers.front_mut() } else { self.layers.back_mut() };
+                    let layer = layer.expect("take was computed against these layers");
+                    layer.qty -= t.qty;
+                    layer.value -= t.value;
+                    self.pos.qty -= t.qty;
+                    self.pos.value -= t.value;
+                    if layer.qty.is_zero() {
+                        debug_assert!(layer.value.is_zero(), "a spent layer keeps no value");
+                        if *from_front {
+                            self.layers.pop_front();
+                        } else {
+                            self.layers.pop_back();
+                        }
+                    }
+                }
+            }
+            LayerOp::Remove { index, layer } => {
+                let removed = self.layers.remove(*index).expect("remove was computed against these layers");
+                debug_assert_eq!(removed, *layer);
+                self.pos.qty -= layer.qty;
+                self.pos.value -= layer.value;
+            }
+            LayerOp::Replace { old, new } => {
+                debug_assert_eq!(self.layers.iter().copied().collect::<Vec<_>>(), *old);
+                self.layers.clear();
+                self.pos = *new;
+                if !new.qty.is_zero() {
+                    self.layers.push_back(*new);
+                }
+            }
+        }
+    }
+
+    /// The op that undoes `op` (for red-letter reversals), if the state still allows it.
+    pub fn undo(&self, method: CostMethod, op: &LayerOp) -> Option<LayerOp> {
+        match op {
+            LayerOp::Average { qty, value } => {
+                let (q, v) = (-*qty, -*value);
+                // Taking goods back out must not drive stock negative.
+                (self.pos.qty + q >= Decimal::ZERO).then_some(LayerOp::Average { qty: q, value: v })
+            }
+            LayerOp::PushBack(l) => {
+                // The received layer must still be whole; search from the back, where it went.
+                let index = self.layers.iter().rposition(|x| x == l)?;
+                Some(LayerOp::Remove { index, layer: *l })
+            }
+            LayerOp::Take { taken, .. } => Some(match method {
+                CostMethod::Fifo => LayerOp::PushFront(taken.clone()),
+                _ => LayerOp::PushBack(Position { qty: taken.iter().map(|t| t.qty).sum(), value: taken.iter().map(|t| t.value).sum() }),
+            }),
+            LayerOp::PushFront(_) | LayerOp::Remove { .. } | LayerOp::Replace { .. } => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal_macros::dec;
+
+    fn apply(s: &mut Stock, op: LayerOp) {
+        s.apply(&op);
+    }
+
+    #[test]
+    fn fifo_and_lifo_take_from_opposite_ends() {
+        let mut s = Stock::default();
+        apply(&mut s, Stock::receive(CostMethod::Fifo, dec!(10), dec!(30.00)));
+        apply(&mut s, Stock::receive(CostMethod::Fifo, dec!(10), dec!(40.00)));
+        // FIFO: 15 out = 10 @ 3.00 (30.00) + 5 of the 4.00 layer (20.00) = 50.00.
+        let (op, v) = s.take(CostMethod::Fifo, dec!(15)).expect("enough");
+        assert_eq!(v, dec!(50.00));
+        let (_, v_lifo) = s.take(CostMethod::Lifo, dec!(15)).expect("enough");
+        // LIFO: 10 @ 4.00 (40.00) + 5 @ 3.00 (15.00) = 55.00.
+        assert_eq!(v_lifo, dec!(55.00));
+        apply(&mut s, op.clone());
+        assert_eq!(s.pos, Position { qty: dec!(5), value: dec!(20.00) });
+        // Undo puts the taken layers back in front.
+        let undo = s.undo(CostMethod::Fifo, &op).expect("undoable");
+        apply(&mut s, undo);
+        assert_eq!(s.pos, Position { qty: dec!(20), value: dec!(70.00) });
+        assert_eq!(s.layers.len(), 3);
+        assert!(s.take(CostMethod::Fifo, dec!(21)).is_none());
+    }
+}
