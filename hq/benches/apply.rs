@@ -8,9 +8,10 @@
 //! one `Batch` frame: decode the frame, `HqSession::handle` (signature, body decode, chain
 //! check) and `Store::apply` (posting, sealed records, one sled `apply_batch`, flush).
 //! The baseline writes into a second, fresh sled the exact keys and values HQ writes for
-//! each batch (computed beforehand, checked against HQ's store afterwards) with the same
-//! policy: one `apply_batch` and one flush per batch, nothing else. The two runs alternate
-//! batch by batch, so both see the disk in the same state.
+//! each batch, with the same policy: one `apply_batch` and one flush per batch, nothing
+//! else. Which keys those are is learnt first from a scratch HQ run (see `learn_writes`),
+//! and the two stores are compared at the end. The HQ and raw runs alternate batch by
+//! batch, so both see the disk in the same state.
 //!
 //! Knobs (environment): `APPLY_BENCH_BATCHES` measured batches (default 30),
 //! `APPLY_BENCH_WARMUP` warm-up batches (default 5, at least 1: the first one brings the
@@ -28,10 +29,10 @@ use std::time::{Duration, Instant};
 
 use hq::store::{Ctx, EntryIndex, State, Store};
 use protocol::batch::SignedBatch;
+use protocol::books::{post, Books, PostContext};
 use protocol::codes::{BranchCode, ProductCode, WarehouseCode};
 use protocol::document::{DocType, Document};
 use protocol::journal::{ChainHead, VerifiedEntry};
-use protocol::ledger::{post, Books, Overlay, PostContext};
 use protocol::profile::Product;
 use protocol::record;
 use protocol::sync::{HqSession, HqStep};
@@ -111,7 +112,9 @@ fn hq_setup(dir: &Path, key: &protocol::SigningKey, catalog: usize) -> (Store, S
     let mut st = store.load().expect("load empty HQ store");
     for i in 0..catalog.max(LINES_PER_DOC) {
         let code = ProductCode::new(format!("P{i:04}")).expect("sample product code is valid");
-        store.add_product(&mut st, code, Product { name: format!("product {i}"), unit: "pcs".into(), retail_price: None }).expect("add product");
+        store
+            .add_product(&mut st, code, Product { name: format!("product {i}"), unit: "pcs".into(), retail_price: None })
+            .expect("add product");
     }
     let branch = BranchCode::new(BRANCH).expect("constant branch code is valid");
     let warehouses: BTreeSet<WarehouseCode> = WAREHOUSES.iter().map(|w| WarehouseCode::new(*w).expect("constant warehouse")).collect();
@@ -123,97 +126,64 @@ fn hq_setup(dir: &Path, key: &protocol::SigningKey, catalog: usize) -> (Store, S
 /// Sled writes of one batch: key and value bytes, in no particular order.
 type Writes = Vec<(Vec<u8>, Vec<u8>)>;
 
-/// Key layout of `hq::store` (see its module doc): prefix byte, parts joined by 0.
-fn store_key(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
-    let mut k = vec![prefix];
-    for (i, p) in parts.iter().enumerate() {
-        if i > 0 {
-            k.push(0);
-        }
-        k.extend_from_slice(p);
+/// The contents of HQ's sled tree.
+type Snapshot = BTreeMap<Vec<u8>, Vec<u8>>;
+
+/// Everything in the store at `dir`. HQ keeps one tree; another would mean this benchmark
+/// no longer sees all that HQ writes, so it stops.
+fn snapshot(dir: &Path) -> Snapshot {
+    let db = sled::Config::new().path(dir).open().expect("open store to read it");
+    for name in db.tree_names() {
+        assert!(
+            name == "hq" || name == "__sled__default",
+            "HQ's store has a tree {:?} this benchmark does not know; update it",
+            String::from_utf8_lossy(&name)
+        );
     }
-    k
+    assert!(db.is_empty(), "HQ's store uses sled's default tree; update this benchmark");
+    let tree = db.open_tree("hq").expect("HQ tree");
+    tree.iter().map(|kv| kv.expect("read store")).map(|(k, v)| (k.to_vec(), v.to_vec())).collect()
 }
 
-/// Phases inside `handle` and `apply` that cannot be timed from outside them, measured by
-/// doing the same work with the same public functions: signature check, open (signature +
-/// decode + links), posting over an overlay, sealing the records. The same pass yields the
-/// exact writes `Store::apply` makes for each batch, which the raw sled run replays (and
-/// which are checked against HQ's store afterwards).
-struct Replica {
-    verify: Vec<Duration>,
-    open: Vec<Duration>,
-    posting: Vec<Duration>,
-    seal: Vec<Duration>,
-    writes: Vec<Writes>,
-}
-
-fn replicate(batches: &[Prepared], key: &protocol::SigningKey, st: &State) -> Replica {
-    let branch = BranchCode::new(BRANCH).expect("constant branch code is valid");
-    let b = BRANCH.as_bytes();
-    let vk = key.verifying_key();
-    let profile = hq::store::profile_of(st, &branch).expect("branch exists");
-    let mut rec = st.branches.get(&branch).cloned().expect("branch exists");
-    let mut books = Books::default();
-    let mut out = Replica { verify: vec![], open: vec![], posting: vec![], seal: vec![], writes: vec![] };
-    for p in batches {
-        let t0 = Instant::now();
-        assert!(p.signed.signature_ok(&vk));
-        out.verify.push(t0.elapsed());
-
-        let t0 = Instant::now();
-        let entries: Vec<VerifiedEntry> = p.signed.open(&branch, &vk).expect("opens");
-        out.open.push(t0.elapsed());
-
-        let t0 = Instant::now();
-        let changes = {
-            let mut overlay = Overlay::new(&books);
-            for e in &entries {
-                let posting = post(&overlay, &e.entry.doc, PostContext { profile: Some(&profile) }).expect("posts");
-                overlay.apply(&posting);
-            }
-            overlay.into_changes()
-        };
-        out.posting.push(t0.elapsed());
-
-        let t0 = Instant::now();
-        let mut sealed = Vec::with_capacity(entries.len() + changes.len() + 2);
-        for e in &entries {
-            let idx = EntryIndex {
-                batch_first_seq: p.first_seq,
-                index_in_batch: (e.entry.seq - p.first_seq) as u32,
-                hash: e.hash,
-                quarantined: None,
-            };
-            sealed.push(record::seal(&idx));
+/// What `Store::apply` writes for each batch, learnt by running every batch through a
+/// scratch HQ and comparing its store before and after, so the baseline follows the store
+/// whatever its layout. Entry index (`e`) and batch (`x`) records belong to the batch
+/// their sequence numbers fall in; any other key apply writes (the branch record, stock
+/// positions if the layout has them) is counted as rewritten by every batch, which is
+/// what apply does with them when, as here, every batch touches every position.
+fn learn_writes(dir: &Path, key: &protocol::SigningKey, catalog: usize, batches: &[Prepared], head: ChainHead) -> Vec<Writes> {
+    drop(hq_setup(dir, key, catalog));
+    let before = snapshot(dir);
+    {
+        let store = Store::open(dir).expect("reopen scratch HQ store");
+        let mut st = store.load().expect("load scratch HQ store");
+        run(&store, &mut st, batches, head, None);
+    }
+    let after = snapshot(dir);
+    assert!(before.keys().all(|k| after.contains_key(k)), "apply deleted keys; update this benchmark to replay deletions");
+    let mut writes: Vec<Writes> = vec![Writes::new(); batches.len()];
+    let batch_of = |k: &[u8]| {
+        let seq = u64::from_be_bytes(k[k.len() - 8..].try_into().expect("8 bytes"));
+        usize::try_from((seq - 1) / DOCS_PER_BATCH as u64).expect("small")
+    };
+    for (k, v) in after {
+        if before.get(&k) == Some(&v) {
+            continue;
         }
-        for pos in changes.values() {
-            sealed.push(record::seal(pos));
-        }
-        sealed.push(record::seal(&p.signed));
-        out.seal.push(t0.elapsed());
-
-        let last = entries.last().expect("batches are not empty");
-        rec.head = ChainHead { seq: last.entry.seq, hash: last.hash };
-        rec.docs_applied += entries.len() as u64;
-        rec.last_applied_unix = Some(NOW_UNIX);
-        let mut sealed = sealed.into_iter();
-        let mut writes = Writes::with_capacity(entries.len() + changes.len() + 2);
-        for e in &entries {
-            writes.push((store_key(b'e', &[b, &e.entry.seq.to_be_bytes()]), sealed.next().expect("one per entry")));
-        }
-        for (w, pr) in changes.keys() {
-            writes.push((store_key(b's', &[w.as_str().as_bytes(), pr.as_str().as_bytes()]), sealed.next().expect("one per position")));
-        }
-        writes.push((store_key(b'x', &[b, &p.first_seq.to_be_bytes()]), sealed.next().expect("the batch")));
-        writes.push((store_key(b'b', &[b]), record::seal(&rec)));
-        out.writes.push(writes);
-
-        for (k, pos) in changes {
-            books.set(k, pos);
+        match k[0] {
+            b'e' | b'x' => writes[batch_of(&k)].push((k, v)),
+            _ => writes.iter_mut().for_each(|w| w.push((k.clone(), v.clone()))),
         }
     }
-    out
+    for (i, w) in writes.iter().enumerate() {
+        let count = |prefix: u8| w.iter().filter(|(k, _)| k[0] == prefix).count();
+        assert_eq!(
+            (count(b'e'), count(b'x')),
+            (DOCS_PER_BATCH, 1),
+            "batch {i}: expected one entry index per document and one batch record"
+        );
+    }
+    writes
 }
 
 /// Time of each phase of one batch on the HQ path.
@@ -230,15 +200,15 @@ impl HqTimes {
     }
 }
 
-/// Runs every batch through the HQ path as the server does and, right after each, the raw
-/// sled baseline with the same writes, so both see the disk in the same state.
+/// Runs every batch through the HQ path as the server does and, if `raw` names a
+/// directory and the writes of each batch, the raw sled baseline right beside each, so
+/// both see the disk in the same state.
 fn run(
     store: &Store,
     st: &mut State,
     batches: &[Prepared],
     head: ChainHead,
-    raw_dir: &Path,
-    writes: &[Writes],
+    raw: Option<(&Path, &[Writes])>,
 ) -> (Vec<HqTimes>, Vec<Duration>) {
     let branch = BranchCode::new(BRANCH).expect("constant branch code is valid");
     let mut session = HqSession::default();
@@ -247,27 +217,32 @@ fn run(
         HqStep::Reply(Message::Resume { .. }) => {}
         other => panic!("hello not accepted: {other:?}"),
     }
-    let raw_db = sled::Config::new().path(raw_dir).open().expect("open raw sled");
-    let raw_tree = raw_db.open_tree("hq").expect("raw tree");
+    let raw = raw.map(|(dir, writes)| {
+        let db = sled::Config::new().path(dir).open().expect("open raw sled");
+        let tree = db.open_tree("hq").expect("raw tree");
+        (db, tree, writes)
+    });
 
     let mut hq_times = Vec::with_capacity(batches.len());
     let mut raw_times = Vec::with_capacity(batches.len());
-    for (i, (p, w)) in batches.iter().zip(writes).enumerate() {
+    for (i, p) in batches.iter().enumerate() {
+        // Handing sled the bytes is part of writing them, as it is for HQ.
+        let mut raw_write = || {
+            if let Some((db, tree, writes)) = &raw {
+                let t0 = Instant::now();
+                let mut batch = sled::Batch::default();
+                for (k, v) in &writes[i] {
+                    batch.insert(k.as_slice(), v.as_slice());
+                }
+                tree.apply_batch(batch).expect("raw apply_batch");
+                db.flush().expect("raw flush");
+                raw_times.push(t0.elapsed());
+            }
+        };
         // Alternate which goes first, so neither always follows the other's fsync.
         let raw_first = i % 2 == 1;
-        // Handing sled the bytes is part of writing them, as it is for HQ.
-        let mut raw = || {
-            let t0 = Instant::now();
-            let mut batch = sled::Batch::default();
-            for (k, v) in w {
-                batch.insert(k.as_slice(), v.as_slice());
-            }
-            raw_tree.apply_batch(batch).expect("raw apply_batch");
-            raw_db.flush().expect("raw flush");
-            raw_times.push(t0.elapsed());
-        };
         if raw_first {
-            raw();
+            raw_write();
         }
 
         let t0 = Instant::now();
@@ -286,25 +261,69 @@ fn run(
         hq_times.push(HqTimes { frame_decode: t1 - t0, handle: t2 - t1, apply: t3 - t2 });
 
         if !raw_first {
-            raw();
+            raw_write();
         }
     }
     (hq_times, raw_times)
 }
 
-/// Checks that the raw run wrote what HQ wrote: every entry index and batch record byte
-/// for byte, and the last value of every position and of the branch record.
-fn check_same_writes(hq_dir: &Path, writes: &[Writes]) {
-    let db = sled::Config::new().path(hq_dir).open().expect("reopen HQ store");
-    let tree = db.open_tree("hq").expect("HQ tree");
-    let mut last: BTreeMap<&[u8], &[u8]> = BTreeMap::new();
-    for (k, v) in writes.iter().flatten() {
-        last.insert(k, v);
+/// Checks that the raw run left what HQ's store holds for every key it wrote.
+fn check_same_contents(hq_dir: &Path, raw_dir: &Path) {
+    let hq = snapshot(hq_dir);
+    let raw = snapshot(raw_dir);
+    for (k, v) in &raw {
+        assert_eq!(hq.get(k), Some(v), "raw sled and HQ differ under {}", String::from_utf8_lossy(k));
     }
-    for (k, v) in last {
-        let stored = tree.get(k).expect("read HQ store").unwrap_or_else(|| panic!("HQ has no key {k:?}"));
-        assert_eq!(&stored[..], v, "HQ wrote something else under {k:?}");
+}
+
+/// Parts of the HQ path timed on their own, with the same public functions, for the
+/// split: signature check, open (signature + decode + links), posting into the branch's
+/// books as `Store::apply` does, and sealing the entry index and batch records.
+struct Parts {
+    verify: Vec<Duration>,
+    open: Vec<Duration>,
+    posting: Vec<Duration>,
+    seal: Vec<Duration>,
+}
+
+fn time_parts(batches: &[Prepared], key: &protocol::SigningKey, st: &State) -> Parts {
+    let branch = BranchCode::new(BRANCH).expect("constant branch code is valid");
+    let vk = key.verifying_key();
+    let profile = hq::store::profile_of(st, &branch).expect("branch exists");
+    let mut books = Books::default();
+    let mut out = Parts { verify: vec![], open: vec![], posting: vec![], seal: vec![] };
+    for p in batches {
+        let t0 = Instant::now();
+        assert!(p.signed.signature_ok(&vk));
+        out.verify.push(t0.elapsed());
+
+        let t0 = Instant::now();
+        let entries: Vec<VerifiedEntry> = p.signed.open(&branch, &vk).expect("opens");
+        out.open.push(t0.elapsed());
+
+        let t0 = Instant::now();
+        for e in &entries {
+            let posting = post(&books, &e.entry.doc, PostContext { profile: Some(&profile) }).expect("posts");
+            books.apply(&e.entry.doc, &posting);
+        }
+        out.posting.push(t0.elapsed());
+
+        let t0 = Instant::now();
+        let mut sealed_bytes = 0;
+        for e in &entries {
+            let idx = EntryIndex {
+                batch_first_seq: p.first_seq,
+                index_in_batch: (e.entry.seq - p.first_seq) as u32,
+                hash: e.hash,
+                quarantined: None,
+            };
+            sealed_bytes += record::seal(&idx).len();
+        }
+        sealed_bytes += record::seal(&p.signed).len();
+        std::hint::black_box(sealed_bytes);
+        out.seal.push(t0.elapsed());
     }
+    out
 }
 
 /// CPU model and load average, so a figure carries the conditions it was taken in.
@@ -362,17 +381,19 @@ fn main() {
     let (batches, head) = prepare(total, &key);
     println!("prepared and signed {total} batches in {:.0} ms (branch side, not timed below)", ms(t.elapsed()));
 
+    let writes = learn_writes(&root.path().join("learn"), &key, catalog, &batches, head);
     let hq_dir = root.path().join("hq");
+    let raw_dir = root.path().join("raw");
     let t = Instant::now();
     let (store, mut st) = hq_setup(&hq_dir, &key, catalog);
     println!("HQ store set up with {} products in {:.0} ms", st.products.len(), ms(t.elapsed()));
-    let replica = replicate(&batches, &key, &st);
-    let (hq_times, raw_times) = run(&store, &mut st, &batches, head, &root.path().join("raw"), &replica.writes);
+    let parts = time_parts(&batches, &key, &st);
+    let (hq_times, raw_times) = run(&store, &mut st, &batches, head, Some((&raw_dir, &writes)));
     drop((store, st));
-    check_same_writes(&hq_dir, &replica.writes);
+    check_same_contents(&hq_dir, &raw_dir);
     let hq_measured = &hq_times[warmup..];
     let raw_measured = &raw_times[warmup..];
-    let writes = &replica.writes[warmup..];
+    let writes = &writes[warmup..];
     let keys_per_batch = writes.iter().map(Vec::len).sum::<usize>() as f64 / measured as f64;
     let bytes_per_batch = writes.iter().flatten().map(|(k, v)| k.len() + v.len()).sum::<usize>() as f64 / measured as f64;
 
@@ -405,14 +426,14 @@ fn main() {
     println!("  handle (sig+decode+chain) {:>8.2}", ms(per(|t| t.handle)));
     println!("  apply (post+seal+write+flush) {:>4.2}", ms(per(|t| t.apply)));
     println!("re-measured with the same functions, outside HQ (median ms):");
-    let verify = median(replica.verify[warmup..].to_vec());
-    let open = median(replica.open[warmup..].to_vec());
-    let posting = median(replica.posting[warmup..].to_vec());
-    let seal = median(replica.seal[warmup..].to_vec());
+    let verify = median(parts.verify[warmup..].to_vec());
+    let open = median(parts.open[warmup..].to_vec());
+    let posting = median(parts.posting[warmup..].to_vec());
+    let seal = median(parts.seal[warmup..].to_vec());
     println!("  signature verify          {:>8.2}", ms(verify));
     println!("  body+entry decode, links  {:>8.2}", ms(open.saturating_sub(verify)));
-    println!("  posting (overlay)         {:>8.2}", ms(posting));
-    println!("  sealing records           {:>8.2}", ms(seal));
+    println!("  posting into the books    {:>8.2}", ms(posting));
+    println!("  sealing index+batch records {:>6.2}", ms(seal));
     println!("  raw sled write+flush      {:>8.2}", ms(raw_med));
     let rest = per(|t| t.apply).saturating_sub(posting + seal + raw_med);
     println!("  rest of apply (apply - posting - sealing - raw sled) {:.2}", ms(rest));

@@ -17,6 +17,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::server::{now_unix, Hq};
+use crate::store::Store;
+use protocol::books::{reports, reports::SalesBy, Side};
+use protocol::date::BusinessDate;
+use protocol::document::Period;
 
 type AppState = Arc<Hq>;
 
@@ -27,6 +31,8 @@ pub fn router(hq: Arc<Hq>) -> Router {
         .route("/api/branches", get(branches))
         .route("/api/branches/{code}/documents/{seq}", get(document))
         .route("/api/branches/{code}/rejections", get(rejections))
+        .route("/api/branches/{code}/movements", get(movements))
+        .route("/api/reports/{name}", get(report))
         .route("/api/admin/branches", post(add_branch))
         .route("/api/admin/branches/{code}/token", post(new_token))
         .route("/api/admin/products", post(add_product))
@@ -72,22 +78,28 @@ pub struct StockRow {
 
 fn stock_rows(hq: &Hq, q: &StockQuery) -> Vec<StockRow> {
     let st = hq.state();
-    st.books
-        .positions()
-        .filter(|((w, p), _)| {
-            q.warehouse.as_deref().is_none_or(|x| x == w.as_str()) && q.product.as_deref().is_none_or(|x| x == p.as_str())
-        })
-        .filter(|(_, pos)| !(pos.qty.is_zero() && pos.value.is_zero()))
-        .map(|((w, p), pos)| StockRow {
-            warehouse: w.to_string(),
-            branch: st.branches.values().find(|b| b.warehouses.contains(w)).map(|b| b.code.to_string()),
-            product: p.to_string(),
-            name: st.products.get(p).map(|x| x.name.clone()).unwrap_or_default(),
-            qty: pos.qty,
-            value: pos.value,
-            average_cost: pos.average_cost(),
-        })
-        .collect()
+    let mut rows = Vec::new();
+    for (branch, books) in &st.books {
+        for ((w, p), pos) in books.positions() {
+            if q.warehouse.as_deref().is_some_and(|x| x != w.as_str())
+                || q.product.as_deref().is_some_and(|x| x != p.as_str())
+                || pos.is_zero()
+            {
+                continue;
+            }
+            rows.push(StockRow {
+                warehouse: w.to_string(),
+                branch: Some(branch.to_string()),
+                product: p.to_string(),
+                name: st.products.get(p).map(|x| x.name.clone()).unwrap_or_default(),
+                qty: pos.qty,
+                value: pos.value,
+                average_cost: pos.average_cost(),
+            });
+        }
+    }
+    rows.sort_by(|a, b| (&a.warehouse, &a.product).cmp(&(&b.warehouse, &b.product)));
+    rows
 }
 
 fn csv_field(s: &str) -> String {
@@ -240,7 +252,9 @@ pub struct AddProduct {
 async fn add_product(State(hq): State<AppState>, Json(req): Json<AddProduct>) -> Result<Json<serde_json::Value>, ApiError> {
     let code = ProductCode::new(req.code).map_err(bad)?;
     let mut st = hq.state();
-    hq.store.add_product(&mut st, code.clone(), Product { name: req.name, unit: req.unit, retail_price: req.retail_price }).map_err(internal)?;
+    hq.store
+        .add_product(&mut st, code.clone(), Product { name: req.name, unit: req.unit, retail_price: req.retail_price })
+        .map_err(internal)?;
     Ok(Json(json!({ "product": code, "profile_version": st.profile_version })))
 }
 
@@ -283,4 +297,171 @@ async fn index(State(hq): State<AppState>) -> Html<String> {
     }
     page.push_str("</table>");
     Html(page)
+}
+
+/// Parameters every report understands. Without `branch` the report is consolidated over
+/// all branches.
+#[derive(Deserialize, Default)]
+pub struct ReportQuery {
+    pub branch: Option<String>,
+    /// First month, `YYYY-MM` (default: the beginning).
+    pub from: Option<String>,
+    /// Last month, `YYYY-MM` (default: the end).
+    pub to: Option<String>,
+    /// Sales: product, customer, warehouse or handler.
+    pub by: Option<String>,
+    /// Ageing reference date, `YYYY-MM-DD` (default: today, UTC).
+    pub as_of: Option<String>,
+    pub format: Option<String>,
+}
+
+fn period(s: Option<&str>, default: Period) -> Result<Period, ApiError> {
+    let Some(s) = s else { return Ok(default) };
+    let bad = || bad(format!("{s:?} is not a month in YYYY-MM form"));
+    let (y, m) = s.split_once('-').ok_or_else(bad)?;
+    let (year, month) = (y.parse::<u16>().map_err(|_| bad())?, m.parse::<u8>().map_err(|_| bad())?);
+    if !(1..=12).contains(&month) {
+        return Err(bad());
+    }
+    Ok(Period { year, month })
+}
+
+fn today() -> BusinessDate {
+    // Civil date from days since the epoch (Howard Hinnant's algorithm).
+    let days = (now_unix() / 86_400) as i64;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u8;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
+    let year = (yoe + era * 400 + i64::from(month <= 2)) as u16;
+    BusinessDate::new(year, month, day).unwrap_or_else(|_| BusinessDate::new(2000, 1, 1).expect("valid date"))
+}
+
+/// Turns an array of flat JSON objects into CSV with a UTF-8 BOM (for Excel).
+pub fn json_to_csv(v: &serde_json::Value) -> String {
+    let rows: Vec<&serde_json::Map<String, serde_json::Value>> = v.as_array().into_iter().flatten().filter_map(|r| r.as_object()).collect();
+    let mut out = String::from("\u{feff}");
+    let Some(first) = rows.first() else { return out };
+    let cols: Vec<&String> = first.keys().collect();
+    out.push_str(&cols.iter().map(|c| csv_field(c)).collect::<Vec<_>>().join(","));
+    out.push('\n');
+    for r in rows {
+        let cells: Vec<String> = cols
+            .iter()
+            .map(|c| match r.get(*c) {
+                Some(serde_json::Value::String(s)) => csv_field(s),
+                Some(serde_json::Value::Null) | None => String::new(),
+                Some(other) => csv_field(&other.to_string()),
+            })
+            .collect();
+        out.push_str(&cells.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+async fn report(State(hq): State<AppState>, Path(name): Path<String>, Query(q): Query<ReportQuery>) -> Result<Response, ApiError> {
+    let books = {
+        let st = hq.state();
+        match &q.branch {
+            Some(b) => {
+                let code = BranchCode::new(b.clone()).map_err(bad)?;
+                st.books.get(&code).cloned().ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no books for branch {code}")))?
+            }
+            None => Store::consolidated(&st),
+        }
+    };
+    let from = period(q.from.as_deref(), Period { year: 2000, month: 1 })?;
+    let to = period(q.to.as_deref(), Period { year: 2199, month: 12 })?;
+    let as_of = match &q.as_of {
+        Some(d) => BusinessDate::parse(d).map_err(bad)?,
+        None => today(),
+    };
+    let value = match name.as_str() {
+        "stock-status" => json!(reports::stock_status(&books)),
+        "stock-distribution" => json!(reports::stock_distribution(&books)),
+        "trial-balance" => json!(reports::trial_balance(&books)),
+        "income-statement" => json!(reports::income_statement(&books)),
+        "balance-sheet" => json!(reports::balance_sheet(&books)),
+        "receivables" => json!(reports::ageing(&books, Side::Receivable, as_of)),
+        "payables" => json!(reports::ageing(&books, Side::Payable, as_of)),
+        "cash" => json!(reports::cash_and_bank(&books).into_iter().map(|(a, v)| json!({"account": a, "balance": v})).collect::<Vec<_>>()),
+        "sales" => {
+            let by = match q.by.as_deref().unwrap_or("product") {
+                "product" => SalesBy::Product,
+                "customer" => SalesBy::Customer,
+                "warehouse" => SalesBy::Warehouse,
+                "handler" => SalesBy::Handler,
+                other => return Err(bad(format!("by={other:?}: use product, customer, warehouse or handler"))),
+            };
+            json!(reports::sales(&books, by, from, to))
+        }
+        "purchase-sales-stock" => json!(reports::purchase_sales_stock(&books, from, to)),
+        "digest" => json!({ "digest": books.digest().iter().map(|b| format!("{b:02x}")).collect::<String>() }),
+        other => {
+            return Err(ApiError(
+                StatusCode::NOT_FOUND,
+                format!("no report {other:?}; reports: stock-status, stock-distribution, trial-balance, income-statement, balance-sheet, receivables, payables, cash, sales, purchase-sales-stock, digest"),
+            ))
+        }
+    };
+    if q.format.as_deref() == Some("csv") {
+        return Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], json_to_csv(&value)).into_response());
+    }
+    Ok(Json(value).into_response())
+}
+
+#[derive(Deserialize)]
+struct MovementQuery {
+    warehouse: Option<String>,
+    product: Option<String>,
+    party: Option<String>,
+    limit: Option<usize>,
+}
+
+/// Drill-through: the documents behind a report row (a warehouse, product or party).
+async fn movements(
+    State(hq): State<AppState>,
+    Path(code): Path<String>,
+    Query(q): Query<MovementQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let code = BranchCode::new(code).map_err(bad)?;
+    let limit = q.limit.unwrap_or(500).min(5_000);
+    let hq2 = hq.clone();
+    let code2 = code.clone();
+    let found = tokio::task::spawn_blocking(move || {
+        hq2.store.find_documents(
+            &code2,
+            |e| {
+                let h = &e.doc.header;
+                let wh_ok = q
+                    .warehouse
+                    .as_deref()
+                    .is_none_or(|w| h.warehouse.as_str() == w || h.ext.to_warehouse.as_ref().is_some_and(|t| t.as_str() == w));
+                let product_ok = q.product.as_deref().is_none_or(|p| e.doc.lines.iter().any(|l| l.product.as_str() == p));
+                let party_ok = q.party.as_deref().is_none_or(|p| h.counterparty.as_ref().is_some_and(|c| c.as_str() == p));
+                wh_ok && product_ok && party_ok
+            },
+            limit,
+        )
+    })
+    .await
+    .map_err(|e| internal(e.into()))?
+    .map_err(internal)?;
+    let rows: Vec<_> = found
+        .iter()
+        .map(|e| {
+            let h = &e.doc.header;
+            json!({
+                "seq": e.seq, "number": h.number.to_string(), "type": h.doc_type.name(), "date": h.date,
+                "warehouse": h.warehouse, "counterparty": h.counterparty, "operator": h.operator, "total": e.doc.total().to_string(),
+                "document": format!("/api/branches/{code}/documents/{}", e.seq),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "branch": code, "documents": rows })))
 }

@@ -131,7 +131,12 @@ async fn main() -> anyhow::Result<()> {
                     store.add_product(&mut st, code.clone(), Product { name, unit, retail_price: price })?;
                 }
                 Err(_) => {
-                    admin_post(dir, "/api/admin/products", serde_json::json!({ "code": code, "name": name, "unit": unit, "retail_price": price.map(|p| p.to_string()) })).await?;
+                    admin_post(
+                        dir,
+                        "/api/admin/products",
+                        serde_json::json!({ "code": code, "name": name, "unit": unit, "retail_price": price.map(|p| p.to_string()) }),
+                    )
+                    .await?;
                 }
             }
             println!("product {code} saved; branches receive it on their next sync");

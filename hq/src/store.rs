@@ -1,19 +1,21 @@
 //! HQ's durable state in sled and its in-memory mirror.
 //!
 //! Everything lives in one sled tree with key prefixes, so that applying a batch (entry
-//! index, the signed batch, stock positions, the branch's new head, quarantined
-//! documents) is one `apply_batch`: atomic, and flushed before the ack is sent. Values are
-//! sealed records (format byte + checksum) because sled is treated as untrusted.
+//! index, the signed batch, the branch's new head, quarantined documents) is one
+//! `apply_batch`: atomic, and flushed before the ack is sent. Values are sealed records
+//! (format byte + checksum) because sled is treated as untrusted.
 //!
 //! Key layout (`/` stands for the prefix byte followed by the parts):
 //! - `b` branch code                → `BranchRecord`
 //! - `e` branch 0x00 seq(be u64)    → `EntryIndex` (which batch holds the entry, its hash)
 //! - `x` branch 0x00 first_seq(be)  → `SignedBatch` as received (body + signature)
-//! - `s` warehouse 0x00 product     → `Position`
 //! - `p` product                    → `Product`
 //! - `t` secret hash                → `TokenRecord`
 //! - `r` branch 0x00 n(be u64)      → `Rejection`
 //! - `m` name                       → meta values (`profile_version`)
+//!
+//! Books are not stored: they are a function of the journals, rebuilt by replay at
+//! start (see `Store::replay`) and kept in memory.
 //!
 //! The in-memory `State` is loaded at start and changed only after the write that backs
 //! it is durable: memory never runs ahead of disk.
@@ -23,9 +25,9 @@ use std::path::Path;
 
 use anyhow::{bail, Context};
 use protocol::batch::{decode_body, SignedBatch};
+use protocol::books::{post, Books, Position, PostContext};
 use protocol::codes::{BranchCode, ProductCode, WarehouseCode};
 use protocol::journal::{ChainHead, EntryHash, JournalEntry, VerifiedEntry};
-use protocol::ledger::{post, Books, Overlay, Position, PostContext, StockView};
 use protocol::profile::{BranchProfile, Product};
 use protocol::record;
 use protocol::sync::{BranchView, HqContext};
@@ -81,7 +83,9 @@ pub struct Rejection {
 pub struct State {
     pub branches: BTreeMap<BranchCode, BranchRecord>,
     pub products: BTreeMap<ProductCode, Product>,
-    pub books: Books,
+    /// Each branch's books, computed by the same posting code the branch ran. Rebuilt at
+    /// start by replaying the stored journals; the journals are the truth.
+    pub books: BTreeMap<BranchCode, Books>,
     pub profile_version: u64,
     pub recent_rejections: BTreeMap<BranchCode, Vec<Rejection>>,
     pub last_seen_unix: BTreeMap<BranchCode, u64>,
@@ -113,10 +117,6 @@ fn entry_key(branch: &BranchCode, seq: u64) -> Vec<u8> {
 
 fn batch_key(branch: &BranchCode, first: u64) -> Vec<u8> {
     key(b'x', &[branch.as_str().as_bytes(), &first.to_be_bytes()])
-}
-
-fn stock_key(w: &WarehouseCode, p: &ProductCode) -> Vec<u8> {
-    key(b's', &[w.as_str().as_bytes(), p.as_str().as_bytes()])
 }
 
 fn show(k: &[u8]) -> String {
@@ -159,14 +159,9 @@ impl Store {
             let code = ProductCode::new(String::from_utf8_lossy(&k[1..]).into_owned())?;
             st.products.insert(code, open_rec(&k, &v)?);
         }
-        let mut positions = Vec::new();
-        for item in self.tree.scan_prefix([b's']) {
-            let (k, v) = item?;
-            let text = String::from_utf8_lossy(&k[1..]).into_owned();
-            let Some((w, p)) = text.split_once('\0') else { bail!("bad stock key {}", show(&k)) };
-            positions.push(((WarehouseCode::new(w)?, ProductCode::new(p)?), open_rec::<Position>(&k, &v)?));
+        for code in st.branches.keys() {
+            st.books.insert(code.clone(), self.replay(code)?);
         }
-        st.books = Books::from_positions(positions);
         if let Some(v) = self.tree.get(key(b'm', &[b"profile_version"]))? {
             st.profile_version = open_rec(b"m/profile_version", &v)?;
         }
@@ -326,32 +321,28 @@ impl Store {
         let mut rec = st.branches.get(branch).cloned().context("branch vanished during apply")?;
         let mut outcome = ApplyOutcome::default();
         let mut batch = sled::Batch::default();
-        let changes = {
-            let mut overlay = Overlay::new(&st.books);
-            for e in entries {
-                let quarantined = match post(&overlay, &e.entry.doc, PostContext { profile: Some(&profile) }) {
-                    Ok(p) => {
-                        overlay.apply(&p);
-                        outcome.applied += 1;
-                        None
-                    }
-                    Err(err) => {
-                        outcome.quarantined.push((e.entry.seq, err.to_string()));
-                        Some(err.to_string())
-                    }
-                };
-                let idx = EntryIndex {
-                    batch_first_seq: first_in_batch,
-                    index_in_batch: (e.entry.seq - first_in_batch) as u32,
-                    hash: e.hash,
-                    quarantined,
-                };
-                batch.insert(entry_key(branch, e.entry.seq), record::seal(&idx));
-            }
-            overlay.into_changes()
-        };
-        for ((w, p), pos) in &changes {
-            batch.insert(stock_key(w, p), record::seal(pos));
+        // Post straight into the branch's books; if the write below fails they are rebuilt
+        // from disk, so memory never keeps what disk does not have.
+        let mut books = st.books.remove(branch).unwrap_or_default();
+        for e in entries {
+            let quarantined = match post(&books, &e.entry.doc, PostContext { profile: Some(&profile) }) {
+                Ok(p) => {
+                    books.apply(&e.entry.doc, &p);
+                    outcome.applied += 1;
+                    None
+                }
+                Err(err) => {
+                    outcome.quarantined.push((e.entry.seq, err.to_string()));
+                    Some(err.to_string())
+                }
+            };
+            let idx = EntryIndex {
+                batch_first_seq: first_in_batch,
+                index_in_batch: (e.entry.seq - first_in_batch) as u32,
+                hash: e.hash,
+                quarantined,
+            };
+            batch.insert(entry_key(branch, e.entry.seq), record::seal(&idx));
         }
         batch.insert(batch_key(branch, first_in_batch), record::seal(signed));
         rec.head = new_head;
@@ -359,14 +350,88 @@ impl Store {
         rec.docs_quarantined += outcome.quarantined.len() as u64;
         rec.last_applied_unix = Some(now_unix);
         batch.insert(key(b'b', &[branch.as_str().as_bytes()]), record::seal(&rec));
-        self.tree.apply_batch(batch).context("writing batch to HQ store")?;
-        self.flush()?;
-        // Durable: now memory may follow.
-        for (k, pos) in changes {
-            st.books.set(k, pos);
+        let written = self.tree.apply_batch(batch).context("writing batch to HQ store").and_then(|()| self.flush());
+        if let Err(e) = written {
+            let rebuilt = self.replay(branch).context("rebuilding books after a failed write")?;
+            st.books.insert(branch.clone(), rebuilt);
+            return Err(e);
         }
+        // Durable: now memory may follow.
+        st.books.insert(branch.clone(), books);
         st.branches.insert(branch.clone(), rec);
         Ok(outcome)
+    }
+
+    /// Rebuilds a branch's books by replaying its stored journal in order, skipping the
+    /// quarantined entries. Every entry is checked against its stored hash, and every
+    /// applied entry must post again: if one does not, the store is damaged.
+    pub fn replay(&self, branch: &BranchCode) -> anyhow::Result<Books> {
+        let mut books = Books::default();
+        let mut cached: Option<(u64, protocol::batch::BatchBody)> = None;
+        for item in self.tree.scan_prefix(key(b'e', &[branch.as_str().as_bytes(), b""])) {
+            let (k, v) = item?;
+            let idx: EntryIndex = open_rec(&k, &v)?;
+            if idx.quarantined.is_some() {
+                continue;
+            }
+            if cached.as_ref().is_none_or(|(first, _)| *first != idx.batch_first_seq) {
+                let bk = batch_key(branch, idx.batch_first_seq);
+                let bv = self.tree.get(&bk)?.with_context(|| format!("{} points at a missing batch", show(&k)))?;
+                let signed: SignedBatch = open_rec(&bk, &bv)?;
+                cached = Some((idx.batch_first_seq, decode_body(&signed.body)?));
+            }
+            let body = &cached.as_ref().expect("just filled").1;
+            let bytes = body.entries.get(idx.index_in_batch as usize).with_context(|| format!("{} indexes outside its batch", show(&k)))?;
+            if EntryHash::of(bytes) != idx.hash {
+                bail!("{} does not match its stored hash: the HQ store is damaged", show(&k));
+            }
+            let entry = JournalEntry::decode(bytes)?;
+            let p = post(&books, &entry.doc, PostContext::default())
+                .with_context(|| format!("entry {} of {branch} no longer posts on replay: the HQ store is damaged", entry.seq))?;
+            books.apply(&entry.doc, &p);
+        }
+        Ok(books)
+    }
+
+    /// Stored, applied documents of a branch that `keep` accepts, oldest first, at most
+    /// `limit`: the drill-through from a report row to the original documents.
+    pub fn find_documents(
+        &self,
+        branch: &BranchCode,
+        keep: impl Fn(&JournalEntry) -> bool,
+        limit: usize,
+    ) -> anyhow::Result<Vec<JournalEntry>> {
+        let mut out = Vec::new();
+        let mut cached: Option<(u64, protocol::batch::BatchBody)> = None;
+        for item in self.tree.scan_prefix(key(b'e', &[branch.as_str().as_bytes(), b""])) {
+            let (k, v) = item?;
+            let idx: EntryIndex = open_rec(&k, &v)?;
+            if cached.as_ref().is_none_or(|(first, _)| *first != idx.batch_first_seq) {
+                let bk = batch_key(branch, idx.batch_first_seq);
+                let bv = self.tree.get(&bk)?.with_context(|| format!("{} points at a missing batch", show(&k)))?;
+                let signed: SignedBatch = open_rec(&bk, &bv)?;
+                cached = Some((idx.batch_first_seq, decode_body(&signed.body)?));
+            }
+            let body = &cached.as_ref().expect("just filled").1;
+            let bytes = body.entries.get(idx.index_in_batch as usize).with_context(|| format!("{} indexes outside its batch", show(&k)))?;
+            let entry = JournalEntry::decode(bytes)?;
+            if keep(&entry) {
+                out.push(entry);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// All branches' books added together, for consolidated reports.
+    pub fn consolidated(st: &State) -> Books {
+        let mut all = Books::default();
+        for b in st.books.values() {
+            all.absorb(b);
+        }
+        all
     }
 
     /// Keeps a refusal on disk and in the recent list, and counts it for the branch.
@@ -497,7 +562,7 @@ impl HqContext for Ctx<'_> {
 
 /// Consolidated position lookups for reports.
 pub fn position(st: &State, w: &WarehouseCode, p: &ProductCode) -> Position {
-    st.books.position(&(w.clone(), p.clone()))
+    st.books.values().map(|b| b.position(&(w.clone(), p.clone()))).find(|p| !p.is_zero()).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -514,7 +579,9 @@ mod tests {
         let store = Store::open(&dir.path().join("hq")).expect("open");
         let mut st = store.load().expect("load");
         let sh = BranchCode::new("SH").expect("code");
-        let product = |code: String| (ProductCode::new(code).expect("product code"), Product { name: "p".into(), unit: String::new(), retail_price: None });
+        let product = |code: String| {
+            (ProductCode::new(code).expect("product code"), Product { name: "p".into(), unit: String::new(), retail_price: None })
+        };
         for (code, p) in std::iter::once(product("P0000".into())).chain((0..extra).map(|i| product(format!("X{i:04}")))) {
             store.add_product(&mut st, code, p).expect("add product");
         }
@@ -535,7 +602,7 @@ mod tests {
         let signed = SignedBatch::sign(&sh, entries.iter().map(|e| e.bytes.clone()).collect(), &test_key(1));
         let outcome = store.apply(&mut st, &sh, &entries, head, &signed, 1, 0).expect("apply");
         let key = (WarehouseCode::new("SH01").expect("warehouse"), ProductCode::new("P0000").expect("product"));
-        (outcome, st.books.position(&key))
+        (outcome, position(&st, &key.0, &key.1))
     }
 
     #[test]

@@ -25,6 +25,13 @@ pub const QTY_SCALE_MAX: u32 = 4;
 pub const PRICE_SCALE_MAX: u32 = 4;
 /// Decimal places of money amounts (分).
 pub const MONEY_SCALE: u32 = 2;
+/// Largest quantity on one line (10^9).
+pub const QTY_MAX: Decimal = Decimal::from_parts(1_000_000_000, 0, 0, false, 0);
+/// Largest money figure on a document: a line amount, a sum, a balance, a journal line
+/// (10^15 yuan). Far above any real document and far enough below `Decimal`'s limit
+/// (7.9 x 10^28) that the books' sums and value x quantity products cannot overflow:
+/// posting must refuse a hostile document, never panic on it.
+pub const AMOUNT_MAX: Decimal = Decimal::from_parts(0xA4C6_8000, 0x0003_8D7E, 0, false, 0);
 
 /// Rounds a money amount the way Chinese bookkeeping does (四舍五入: half away from zero)
 /// to cents. Every amount the core computes goes through here, so both sides round alike.
@@ -505,32 +512,52 @@ fn validate_parts(
         return Err(DocError::Field { doc_type: name, what: "category must be 1-16 letters or digits (it becomes a sub-account)" });
     }
     let need = |ok: bool, what: &'static str| if ok { Ok(()) } else { Err(DocError::Field { doc_type: name, what }) };
+    let mut figures = ext
+        .money
+        .iter()
+        .chain(ext.settles.iter().map(|s| &s.amount))
+        .chain(ext.balances.iter().map(|b| &b.amount))
+        .chain(ext.entries.iter().flat_map(|e| [&e.debit, &e.credit]))
+        .chain(payment.into_iter().flat_map(|p| [&p.tendered, &p.change]));
+    need(figures.all(|d| d.abs() <= AMOUNT_MAX), "amounts must not exceed 10^15 yuan")?;
     match doc_type.shape() {
         Shape::Goods => {
             if lines.is_empty() {
                 return Err(DocError::NoLines);
             }
             validate_lines(lines)?;
-            need(ext.money.is_none() && ext.balances.is_empty() && ext.entries.is_empty(), "takes goods lines, not money, balances or journal lines")?;
+            need(
+                ext.money.is_none() && ext.balances.is_empty() && ext.entries.is_empty(),
+                "takes goods lines, not money, balances or journal lines",
+            )?;
         }
         Shape::Money => {
             need(lines.is_empty(), "takes an amount of money, not goods lines")?;
             let money = ext.money.ok_or(DocError::Field { doc_type: name, what: "needs the amount (money)" })?;
             need(money > Decimal::ZERO && money.scale() <= MONEY_SCALE, "amount must be positive, in yuan and fen (two decimals at most)")?;
             let settled: Decimal = ext.settles.iter().map(|s| s.amount).sum();
-            need(ext.settles.iter().all(|s| s.amount > Decimal::ZERO && s.amount.scale() <= MONEY_SCALE), "each settled amount must be positive")?;
+            need(
+                ext.settles.iter().all(|s| s.amount > Decimal::ZERO && s.amount.scale() <= MONEY_SCALE),
+                "each settled amount must be positive",
+            )?;
             need(settled <= money, "settles more than the amount paid")?;
         }
         Shape::Opening => {
             need(!lines.is_empty() || !ext.balances.is_empty(), "needs opening stock lines or balances")?;
             validate_lines(lines)?;
-            need(ext.balances.iter().all(|b| b.amount.scale() <= MONEY_SCALE && !b.amount.is_zero()), "opening balances must be non-zero, two decimals at most")?;
+            need(
+                ext.balances.iter().all(|b| b.amount.scale() <= MONEY_SCALE && !b.amount.is_zero()),
+                "opening balances must be non-zero, two decimals at most",
+            )?;
         }
         Shape::Manual => {
             need(lines.is_empty() && ext.entries.len() >= 2, "needs at least two journal lines and no goods lines")?;
             for e in &ext.entries {
                 let one_sided = (e.debit > Decimal::ZERO && e.credit.is_zero()) || (e.credit > Decimal::ZERO && e.debit.is_zero());
-                need(one_sided && e.debit.scale() <= MONEY_SCALE && e.credit.scale() <= MONEY_SCALE, "each journal line is either a positive debit or a positive credit")?;
+                need(
+                    one_sided && e.debit.scale() <= MONEY_SCALE && e.credit.scale() <= MONEY_SCALE,
+                    "each journal line is either a positive debit or a positive credit",
+                )?;
             }
             let debit: Decimal = ext.entries.iter().map(|e| e.debit).sum();
             let credit: Decimal = ext.entries.iter().map(|e| e.credit).sum();
@@ -541,10 +568,17 @@ fn validate_parts(
         Shape::Close => need(lines.is_empty() && ext.period.is_some(), "needs the period (year and month) and nothing else")?,
     }
     match doc_type {
-        DocType::TransferSamePrice | DocType::TransferChangedPrice => need(ext.to_warehouse.is_some(), "needs the receiving warehouse (to_warehouse)")?,
-        DocType::FundTransfer => need(ext.account.is_some() && ext.to_account.is_some() && ext.account != ext.to_account, "needs two different accounts (account, to_account)")?,
+        DocType::TransferSamePrice | DocType::TransferChangedPrice => {
+            need(ext.to_warehouse.is_some(), "needs the receiving warehouse (to_warehouse)")?
+        }
+        DocType::FundTransfer => need(
+            ext.account.is_some() && ext.to_account.is_some() && ext.account != ext.to_account,
+            "needs two different accounts (account, to_account)",
+        )?,
         DocType::Payment | DocType::Receipt => need(ext.account.is_some(), "needs the cash/bank account")?,
-        DocType::Expense | DocType::OtherIncome => need(ext.account.is_some() && ext.category.is_some(), "needs the cash/bank account and a category")?,
+        DocType::Expense | DocType::OtherIncome => {
+            need(ext.account.is_some() && ext.category.is_some(), "needs the cash/bank account and a category")?
+        }
         _ => {}
     }
     let assembly = doc_type == DocType::Assembly;
@@ -589,7 +623,13 @@ fn validate_lines(lines: &[Line]) -> Result<(), DocError> {
         if l.unit_price.scale() > PRICE_SCALE_MAX {
             return Err(DocError::TooPrecise { line, field: "unit price", value: l.unit_price, max: PRICE_SCALE_MAX });
         }
+        if l.qty > QTY_MAX {
+            return Err(DocError::Overflow { line });
+        }
         let expected = round_money(l.qty.checked_mul(l.unit_price).ok_or(DocError::Overflow { line })?);
+        if expected > AMOUNT_MAX {
+            return Err(DocError::Overflow { line });
+        }
         if l.amount != expected {
             return Err(DocError::AmountMismatch { line, given: l.amount, expected });
         }
@@ -624,7 +664,9 @@ mod tests {
         let n = DocNumber::parse("XS-SH-0609-1234").expect("wide serial");
         assert_eq!(n.serial(), 1234);
         assert_eq!(n.to_string(), "XS-SH-0609-1234");
-        for bad in ["XS-SH-0609-0001", "XS-SH-0609-000", "XS-SH-1309-001", "XS-sh-0609-001", "XS-SH-0609", "XS-SH-0609-01", "XS-SH-0609-001-2"] {
+        for bad in
+            ["XS-SH-0609-0001", "XS-SH-0609-000", "XS-SH-1309-001", "XS-sh-0609-001", "XS-SH-0609", "XS-SH-0609-01", "XS-SH-0609-001-2"]
+        {
             assert!(DocNumber::parse(bad).is_err(), "{bad}");
         }
     }

@@ -118,7 +118,14 @@ fn profile() -> impl Strategy<Value = BranchProfile> {
         prop::collection::btree_map(product_code(), product, 0..4),
         any::<u64>(),
     )
-        .prop_map(|(branch, name, warehouses, products, version)| BranchProfile { branch, name, warehouses, products, credit_limits: Default::default(), version })
+        .prop_map(|(branch, name, warehouses, products, version)| BranchProfile {
+            branch,
+            name,
+            warehouses,
+            products,
+            credit_limits: Default::default(),
+            version,
+        })
 }
 
 fn reject_code() -> impl Strategy<Value = RejectCode> {

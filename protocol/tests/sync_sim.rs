@@ -93,7 +93,10 @@ fn profile_for(spec: &BranchSpec) -> BranchProfile {
         branch: branch_code(spec.code),
         name: format!("branch {}", spec.code),
         warehouses: BTreeSet::from([warehouse(spec.warehouse)]),
-        products: PRODUCTS.iter().map(|p| (product(p), Product { name: format!("product {p}"), unit: "pcs".into(), retail_price: None })).collect(),
+        products: PRODUCTS
+            .iter()
+            .map(|p| (product(p), Product { name: format!("product {p}"), unit: "pcs".into(), retail_price: None }))
+            .collect(),
         credit_limits: Default::default(),
         version: 1,
     }

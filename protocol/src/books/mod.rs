@@ -65,11 +65,19 @@ pub struct StockMove {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum OpenItemMove {
-    Create { key: (DocNumber, PartyCode), item: OpenItem },
+    Create {
+        key: (DocNumber, PartyCode),
+        item: OpenItem,
+    },
     /// Removes a still fully open item (reversal of the document that made it).
-    Remove { key: (DocNumber, PartyCode) },
+    Remove {
+        key: (DocNumber, PartyCode),
+    },
     /// Signed: positive settles, negative re-opens (reversal of a settlement).
-    Settle { key: (DocNumber, PartyCode), amount: Decimal },
+    Settle {
+        key: (DocNumber, PartyCode),
+        amount: Decimal,
+    },
 }
 
 /// Consigned goods: out to dealers or in from suppliers, apart from own stock.
@@ -233,6 +241,47 @@ impl Books {
     }
     pub fn is_reversed(&self, n: &DocNumber) -> bool {
         self.reversed.contains(n)
+    }
+
+    /// Adds another branch's books into these, for consolidated reports at HQ. Branches
+    /// own disjoint warehouses and number their documents apart, so nothing collides;
+    /// balances of a customer served by two branches simply add up.
+    pub fn absorb(&mut self, other: &Books) {
+        for (k, s) in &other.stock {
+            let mine = self.stock.entry(k.clone()).or_default();
+            mine.pos.qty += s.pos.qty;
+            mine.pos.value += s.pos.value;
+            mine.layers.extend(s.layers.iter().copied());
+        }
+        for (a, v) in &other.gl {
+            *self.gl.entry(a.clone()).or_default() += *v;
+        }
+        for (k, v) in &other.parties {
+            *self.parties.entry(k.clone()).or_default() += *v;
+        }
+        self.open_items.extend(other.open_items.iter().map(|(k, v)| (k.clone(), v.clone())));
+        for (k, s) in &other.consignment {
+            let mine = self.consignment.entry(k.clone()).or_default();
+            mine.pos.qty += s.pos.qty;
+            mine.pos.value += s.pos.value;
+        }
+        for (k, v) in &other.loans {
+            *self.loans.entry(k.clone()).or_default() += *v;
+        }
+        for (k, t) in &other.sales {
+            let mine = self.sales.entry(k.clone()).or_default();
+            mine.qty += t.qty;
+            mine.revenue += t.revenue;
+            mine.cost += t.cost;
+        }
+        for (k, f) in &other.flows {
+            let mine = self.flows.entry(k.clone()).or_default();
+            mine.in_qty += f.in_qty;
+            mine.in_value += f.in_value;
+            mine.out_qty += f.out_qty;
+            mine.out_value += f.out_value;
+        }
+        self.postings += other.postings;
     }
 
     /// Performs a posting computed by [`post`] against these books.

@@ -151,7 +151,13 @@ impl Builder<'_> {
 
     fn sales_fact(&mut self, l: &Line, customer: Option<PartyCode>, qty: Decimal, revenue: Decimal, cost: Decimal) {
         let h = &self.doc.header;
-        let key = SalesKey { period: Period::of(h.date), warehouse: h.warehouse.clone(), product: l.product.clone(), customer, handler: h.operator.clone() };
+        let key = SalesKey {
+            period: Period::of(h.date),
+            warehouse: h.warehouse.clone(),
+            product: l.product.clone(),
+            customer,
+            handler: h.operator.clone(),
+        };
         self.p.sales.push(SalesFact { key, qty, revenue, cost });
     }
 
@@ -257,16 +263,23 @@ impl Builder<'_> {
                 self.dr_cr(code(acc::INVENTORY), code(acc::COST_OF_SALES), cost);
             }
             DocType::Receipt | DocType::Payment => {
-                let (side, control) = if h.doc_type == DocType::Receipt { (Side::Receivable, acc::RECEIVABLE) } else { (Side::Payable, acc::PAYABLE) };
+                let (side, control) =
+                    if h.doc_type == DocType::Receipt { (Side::Receivable, acc::RECEIVABLE) } else { (Side::Payable, acc::PAYABLE) };
                 let a = account.expect("validated: receipts and payments name an account");
                 let p = party(doc);
+                // What this document has settled so far per item: one item may be named twice.
+                let mut settled: BTreeMap<(DocNumber, PartyCode), Decimal> = BTreeMap::new();
                 for s in &h.ext.settles {
                     let key = (s.doc.clone(), p.clone());
+                    let before = settled.entry(key.clone()).or_default();
                     match self.books.open_items.get(&key) {
-                        Some(item) if item.side == side && s.amount <= item.open => {}
-                        Some(item) => return Err(PostError::OverSettled { doc: s.doc.to_string(), open: item.open, amount: s.amount }),
+                        Some(item) if item.side == side && *before + s.amount <= item.open => {}
+                        Some(item) => {
+                            return Err(PostError::OverSettled { doc: s.doc.to_string(), open: item.open - *before, amount: s.amount })
+                        }
                         None => return Err(PostError::NothingToSettle { doc: s.doc.to_string(), party: p.clone() }),
                     }
+                    *before += s.amount;
                     self.p.open_items.push(OpenItemMove::Settle { key, amount: s.amount });
                 }
                 if side == Side::Receivable {
@@ -311,12 +324,22 @@ impl Builder<'_> {
                     let key = (w.clone(), l.product.clone());
                     let s = self.stock_mut(&key);
                     if s.pos.qty != l.qty || s.pos.qty.is_zero() {
-                        return Err(PostError::AdjustQtyMismatch { warehouse: w.clone(), product: l.product.clone(), on_hand: s.pos.qty, given: l.qty });
+                        return Err(PostError::AdjustQtyMismatch {
+                            warehouse: w.clone(),
+                            product: l.product.clone(),
+                            on_hand: s.pos.qty,
+                            given: l.qty,
+                        });
                     }
                     delta += l.amount - s.pos.value;
                     let op = match method {
-                        crate::document::CostMethod::MovingAverage => crate::books::LayerOp::Average { qty: Decimal::ZERO, value: l.amount - s.pos.value },
-                        _ => crate::books::LayerOp::Replace { old: s.layers.iter().copied().collect(), new: crate::books::Position { qty: l.qty, value: l.amount } },
+                        crate::document::CostMethod::MovingAverage => {
+                            crate::books::LayerOp::Average { qty: Decimal::ZERO, value: l.amount - s.pos.value }
+                        }
+                        _ => crate::books::LayerOp::Replace {
+                            old: s.layers.iter().copied().collect(),
+                            new: crate::books::Position { qty: l.qty, value: l.amount },
+                        },
                     };
                     s.apply(&op);
                     self.p.stock.push(StockMove { key, op });
@@ -330,13 +353,18 @@ impl Builder<'_> {
                 }
                 // The consumed cost is shared by the produced lines in proportion to their
                 // amounts (by quantity if all are priced zero); the last line takes the
-                // remainder so the shares add up to the cent.
+                // remainder so the shares add up to the cent. No share may exceed what is
+                // left, or rounding up could leave the last line a negative cost.
                 let produced: Vec<&Line> = doc.lines.iter().filter(|l| l.role == LineRole::Produced).collect();
-                let weights: Vec<Decimal> = if produced.iter().all(|l| l.amount.is_zero()) { produced.iter().map(|l| l.qty).collect() } else { produced.iter().map(|l| l.amount).collect() };
+                let weights: Vec<Decimal> = if produced.iter().all(|l| l.amount.is_zero()) {
+                    produced.iter().map(|l| l.qty).collect()
+                } else {
+                    produced.iter().map(|l| l.amount).collect()
+                };
                 let weight_total: Decimal = weights.iter().sum();
                 let mut left = consumed;
                 for (i, l) in produced.iter().enumerate() {
-                    let share = if i + 1 == produced.len() { left } else { round_money(consumed * weights[i] / weight_total) };
+                    let share = if i + 1 == produced.len() { left } else { round_money(consumed * weights[i] / weight_total).min(left) };
                     left -= share;
                     self.receive(w, &l.product, l.qty, share);
                 }
@@ -412,9 +440,16 @@ impl Builder<'_> {
                 };
                 let mut pending: BTreeMap<&ProductCode, Decimal> = BTreeMap::new();
                 for l in &doc.lines {
-                    let out = pending.entry(&l.product).or_insert_with(|| self.books.loans.get(&(kind, p.clone(), l.product.clone())).copied().unwrap_or_default());
+                    let out = pending
+                        .entry(&l.product)
+                        .or_insert_with(|| self.books.loans.get(&(kind, p.clone(), l.product.clone())).copied().unwrap_or_default());
                     if sign < Decimal::ZERO && l.qty > *out {
-                        return Err(PostError::NotEnoughOnLoan { party: p.clone(), product: l.product.clone(), outstanding: *out, returning: l.qty });
+                        return Err(PostError::NotEnoughOnLoan {
+                            party: p.clone(),
+                            product: l.product.clone(),
+                            outstanding: *out,
+                            returning: l.qty,
+                        });
                     }
                     *out += sign * l.qty;
                     self.p.loans.push((kind, p.clone(), l.product.clone(), sign * l.qty));
@@ -505,7 +540,10 @@ impl Builder<'_> {
                     return Err(PostError::PeriodClosed { date: format!("{}-{:02}", period.year, period.month), closed: "already".into() });
                 }
                 if period >= Period::of(h.date) {
-                    return Err(PostError::CloseTooEarly { period: format!("{}-{:02}", period.year, period.month), date: h.date.to_string() });
+                    return Err(PostError::CloseTooEarly {
+                        period: format!("{}-{:02}", period.year, period.month),
+                        date: h.date.to_string(),
+                    });
                 }
                 self.p.close = Some(period);
             }
@@ -532,17 +570,21 @@ fn reverse(books: &Books, doc: &Document, orig: &DocNumber) -> Result<Posting, P
         return why("it was already reversed");
     }
     let h = &doc.header;
-    if h.doc_type != o.header.doc_type || doc.lines != o.lines || h.ext.money != o.header.ext.money || h.warehouse != o.header.warehouse {
-        return why("a reversal repeats the original's type, warehouse, lines and amount");
+    if h.doc_type != o.header.doc_type
+        || doc.lines != o.lines
+        || h.ext.money != o.header.ext.money
+        || h.warehouse != o.header.warehouse
+        || h.counterparty != o.header.counterparty
+    {
+        return why("a reversal repeats the original's type, warehouse, counterparty, lines and amount");
     }
     let op = &recent.posting;
-    let method = books.cost_method();
     let mut p = Posting { reverses: Some(orig.clone()), ..Posting::default() };
     // Undo stock moves last-first against scratch copies, so a product moved twice unwinds.
     let mut scratch: BTreeMap<StockKey, Stock> = BTreeMap::new();
     for m in op.stock.iter().rev() {
         let s = scratch.entry(m.key.clone()).or_insert_with(|| books.stock.get(&m.key).cloned().unwrap_or_default());
-        let Some(undo) = s.undo(method, &m.op) else {
+        let Some(undo) = s.undo(&m.op) else {
             return why("its goods have moved since (already issued or adjusted); post a return instead");
         };
         s.apply(&undo);
@@ -552,15 +594,19 @@ fn reverse(books: &Books, doc: &Document, orig: &DocNumber) -> Result<Posting, P
     for (kind, party, product, o_op) in op.consignment.iter().rev() {
         let key = (*kind, party.clone(), product.clone());
         let s = cscratch.entry(key.clone()).or_insert_with(|| books.consignment.get(&key).cloned().unwrap_or_default());
-        let Some(undo) = s.undo(crate::document::CostMethod::MovingAverage, o_op) else {
+        let Some(undo) = s.undo(o_op) else {
             return why("consigned goods have moved since");
         };
         s.apply(&undo);
         p.consignment.push((*kind, party.clone(), product.clone(), undo));
     }
+    // Lines repeating a product are checked together against what is still out.
+    let mut out: BTreeMap<(Loan, PartyCode, ProductCode), Decimal> = BTreeMap::new();
     for (kind, party, product, q) in &op.loans {
-        let out = books.loans.get(&(*kind, party.clone(), product.clone())).copied().unwrap_or_default();
-        if out - *q < Decimal::ZERO {
+        let key = (*kind, party.clone(), product.clone());
+        let out = out.entry(key.clone()).or_insert_with(|| books.loans.get(&key).copied().unwrap_or_default());
+        *out -= *q;
+        if *out < Decimal::ZERO {
             return why("the loan has been returned since");
         }
         p.loans.push((*kind, party.clone(), product.clone(), -*q));
@@ -589,7 +635,12 @@ fn reverse(books: &Books, doc: &Document, orig: &DocNumber) -> Result<Posting, P
 /// 盘点: counted quantities in; a stock-loss draft and a stock-gain draft out (either may
 /// be absent). Gains are valued at the current average cost (or `gain_price` when the
 /// book quantity is zero). The drafts are posted like any other document.
-pub fn stock_count_drafts(books: &Books, template: &Draft, counted: &[(ProductCode, Decimal)], gain_price: impl Fn(&ProductCode) -> Decimal) -> (Option<Draft>, Option<Draft>) {
+pub fn stock_count_drafts(
+    books: &Books,
+    template: &Draft,
+    counted: &[(ProductCode, Decimal)],
+    gain_price: impl Fn(&ProductCode) -> Decimal,
+) -> (Option<Draft>, Option<Draft>) {
     let mut loss = Vec::new();
     let mut gain = Vec::new();
     for (product, qty) in counted {
@@ -598,10 +649,12 @@ pub fn stock_count_drafts(books: &Books, template: &Draft, counted: &[(ProductCo
         if diff < Decimal::ZERO {
             loss.push(Line::priced(product.clone(), -diff, Decimal::ZERO));
         } else if diff > Decimal::ZERO {
-            let unit = if pos.qty.is_zero() { gain_price(product) } else { (pos.value / pos.qty).round_dp(crate::document::PRICE_SCALE_MAX) };
+            let unit =
+                if pos.qty.is_zero() { gain_price(product) } else { (pos.value / pos.qty).round_dp(crate::document::PRICE_SCALE_MAX) };
             gain.push(Line::priced(product.clone(), diff, unit));
         }
     }
-    let make = |t: DocType, lines: Vec<Line>| (!lines.is_empty()).then(|| Draft { doc_type: t, lines, counterparty: None, ..template.clone() });
+    let make =
+        |t: DocType, lines: Vec<Line>| (!lines.is_empty()).then(|| Draft { doc_type: t, lines, counterparty: None, ..template.clone() });
     (make(DocType::StockLoss, loss), make(DocType::StockGain, gain))
 }

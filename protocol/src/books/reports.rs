@@ -67,7 +67,12 @@ pub fn income_statement(books: &Books) -> IncomeStatement {
             _ => continue,
         }
         if !v.is_zero() {
-            s.lines.push(TrialBalanceRow { account: a.to_string(), name: acc::name(chart), debit: (*v).max(Decimal::ZERO), credit: (-*v).max(Decimal::ZERO) });
+            s.lines.push(TrialBalanceRow {
+                account: a.to_string(),
+                name: acc::name(chart),
+                debit: (*v).max(Decimal::ZERO),
+                credit: (-*v).max(Decimal::ZERO),
+            });
         }
     }
     s.gross_profit = s.revenue - s.cost_of_sales;
@@ -146,7 +151,15 @@ pub fn ageing(books: &Books, side: Side, as_of: BusinessDate) -> Vec<AgeingRow> 
     for ((party, v), _) in books.parties().iter().filter(|((s, _), _)| *s == side).map(|((_, p), v)| ((p, v), ())) {
         rows.insert(
             party.to_string(),
-            AgeingRow { party: party.to_string(), balance: *v, days_0_30: Decimal::ZERO, days_31_60: Decimal::ZERO, days_61_90: Decimal::ZERO, days_over_90: Decimal::ZERO, items: Vec::new() },
+            AgeingRow {
+                party: party.to_string(),
+                balance: *v,
+                days_0_30: Decimal::ZERO,
+                days_31_60: Decimal::ZERO,
+                days_61_90: Decimal::ZERO,
+                days_over_90: Decimal::ZERO,
+                items: Vec::new(),
+            },
         );
     }
     for ((n, party), item) in books.open_items() {
@@ -279,4 +292,84 @@ pub fn purchase_sales_stock(books: &Books, from: Period, to: Period) -> Vec<Flow
         r.closing_value = r.opening_value + r.in_value - r.out_value;
     }
     rows.into_values().collect()
+}
+
+/// 库存状况表 / 库存分布表: per product, quantity and value in every warehouse, plus
+/// goods at dealers on consignment and lent out (quantity only).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StockRow {
+    pub warehouse: String,
+    pub product: String,
+    #[serde(with = "crate::decimal_serde")]
+    pub qty: Decimal,
+    #[serde(with = "crate::decimal_serde")]
+    pub value: Decimal,
+    #[serde(with = "crate::decimal_serde")]
+    pub average_cost: Decimal,
+}
+
+pub fn stock_status(books: &Books) -> Vec<StockRow> {
+    books
+        .positions()
+        .filter(|(_, p)| !p.is_zero())
+        .map(|((w, p), pos)| StockRow {
+            warehouse: w.to_string(),
+            product: p.to_string(),
+            qty: pos.qty,
+            value: pos.value,
+            average_cost: pos.average_cost(),
+        })
+        .collect()
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DistributionRow {
+    pub product: String,
+    /// Warehouse → quantity.
+    pub warehouses: BTreeMap<String, Dec>,
+    #[serde(with = "crate::decimal_serde")]
+    pub total_qty: Decimal,
+    #[serde(with = "crate::decimal_serde")]
+    pub total_value: Decimal,
+    #[serde(with = "crate::decimal_serde")]
+    pub consigned_out_qty: Decimal,
+    #[serde(with = "crate::decimal_serde")]
+    pub lent_out_qty: Decimal,
+    #[serde(with = "crate::decimal_serde")]
+    pub borrowed_in_qty: Decimal,
+}
+
+pub fn stock_distribution(books: &Books) -> Vec<DistributionRow> {
+    let mut rows: BTreeMap<String, DistributionRow> = BTreeMap::new();
+    for ((w, p), pos) in books.positions().filter(|(_, p)| !p.is_zero()) {
+        let r = entry(&mut rows, p.as_str());
+        r.warehouses.entry(w.to_string()).or_default().0 += pos.qty;
+        r.total_qty += pos.qty;
+        r.total_value += pos.value;
+    }
+    for ((kind, _, p), pos) in books.consignment() {
+        if *kind == super::Consignment::OutToDealer && !pos.qty.is_zero() {
+            entry(&mut rows, p.as_str()).consigned_out_qty += pos.qty;
+        }
+    }
+    for ((kind, _, p), q) in books.loans().iter().filter(|(_, q)| !q.is_zero()) {
+        let r = entry(&mut rows, p.as_str());
+        match kind {
+            super::Loan::LentOut => r.lent_out_qty += *q,
+            super::Loan::BorrowedIn => r.borrowed_in_qty += *q,
+        }
+    }
+    rows.into_values().collect()
+}
+
+fn entry<'a>(rows: &'a mut BTreeMap<String, DistributionRow>, p: &str) -> &'a mut DistributionRow {
+    rows.entry(p.to_string()).or_insert_with(|| DistributionRow {
+        product: p.to_string(),
+        warehouses: BTreeMap::new(),
+        total_qty: Decimal::ZERO,
+        total_value: Decimal::ZERO,
+        consigned_out_qty: Decimal::ZERO,
+        lent_out_qty: Decimal::ZERO,
+        borrowed_in_qty: Decimal::ZERO,
+    })
 }

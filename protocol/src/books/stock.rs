@@ -61,12 +61,14 @@ pub struct Stock {
 pub enum LayerOp {
     /// Moving average: add (or, negative, remove) quantity and value.
     Average { qty: Decimal, value: Decimal },
-    /// New layer at the back (receipts; LIFO returns of taken layers).
+    /// New layer at the back (receipts).
     PushBack(Position),
-    /// Layers put back at the front (FIFO reversal of an issue), oldest first.
-    PushFront(Vec<Position>),
-    /// Issue from the front (FIFO) or back (LIFO); `taken` is what it took.
-    Take { from_front: bool, taken: Vec<Position> },
+    /// Reversal of a `Take`: the taken layers go back where they came from, in their old
+    /// order; with `rejoin`, the last one is merged into the end layer it was split from.
+    Untake { at_front: bool, taken: Vec<Position>, rejoin: bool },
+    /// Issue from the front (FIFO) or back (LIFO); `taken` is what it took, nearest the
+    /// end first. `rest` is what the last layer kept when the issue split it.
+    Take { from_front: bool, taken: Vec<Position>, rest: Option<Position> },
     /// Remove one whole layer (reversal of a receipt whose layer is intact).
     Remove { index: usize, layer: Position },
     /// Cost adjustment: all layers replaced by one.
@@ -89,15 +91,21 @@ impl Stock {
                 let from_front = method == CostMethod::Fifo;
                 let mut left = q;
                 let mut taken = Vec::new();
-                let mut iter: Box<dyn Iterator<Item = &Position>> = if from_front { Box::new(self.layers.iter()) } else { Box::new(self.layers.iter().rev()) };
+                let mut rest = None;
+                let mut iter: Box<dyn Iterator<Item = &Position>> =
+                    if from_front { Box::new(self.layers.iter()) } else { Box::new(self.layers.iter().rev()) };
                 while left > Decimal::ZERO {
                     let layer = iter.next()?;
                     let q_take = left.min(layer.qty);
-                    taken.push(Position { qty: q_take, value: layer.share(q_take)? });
+                    let t = Position { qty: q_take, value: layer.share(q_take)? };
+                    if q_take < layer.qty {
+                        rest = Some(Position { qty: layer.qty - t.qty, value: layer.value - t.value });
+                    }
+                    taken.push(t);
                     left -= q_take;
                 }
                 let v = taken.iter().map(|l| l.value).sum();
-                Some((LayerOp::Take { from_front, taken }, v))
+                Some((LayerOp::Take { from_front, taken, rest }, v))
             }
         }
     }
@@ -122,14 +130,24 @@ impl Stock {
                 self.pos.value += l.value;
                 self.layers.push_back(*l);
             }
-            LayerOp::PushFront(ls) => {
-                for l in ls.iter().rev() {
+            LayerOp::Untake { at_front, taken, rejoin } => {
+                // Deepest first, so the layer taken first ends up at the end again.
+                for (i, l) in taken.iter().enumerate().rev() {
                     self.pos.qty += l.qty;
                     self.pos.value += l.value;
-                    self.layers.push_front(*l);
+                    if *rejoin && i + 1 == taken.len() {
+                        let end = if *at_front { self.layers.front_mut() } else { self.layers.back_mut() };
+                        let end = end.expect("rejoin was computed against these layers");
+                        end.qty += l.qty;
+                        end.value += l.value;
+                    } else if *at_front {
+                        self.layers.push_front(*l);
+                    } else {
+                        self.layers.push_back(*l);
+                    }
                 }
             }
-            LayerOp::Take { from_front, taken } => {
+            LayerOp::Take { from_front, taken, .. } => {
                 for t in taken {
                     let layer = if *from_front { self.layers.front_mut() } else { self.layers.back_mut() };
                     let layer = layer.expect("take was computed against these layers");
@@ -165,23 +183,31 @@ impl Stock {
     }
 
     /// The op that undoes `op` (for red-letter reversals), if the state still allows it.
-    pub fn undo(&self, method: CostMethod, op: &LayerOp) -> Option<LayerOp> {
+    pub fn undo(&self, op: &LayerOp) -> Option<LayerOp> {
         match op {
             LayerOp::Average { qty, value } => {
                 let (q, v) = (-*qty, -*value);
-                // Taking goods back out must not drive stock negative.
-                (self.pos.qty + q >= Decimal::ZERO).then_some(LayerOp::Average { qty: q, value: v })
+                // Taking goods (or value) back out must leave a position that could exist:
+                // no negative quantity or value, no value on zero stock. Once goods have
+                // been issued at an average that included them, undoing can break that.
+                let (q_after, v_after) = (self.pos.qty + q, self.pos.value + v);
+                let possible = q_after >= Decimal::ZERO && v_after >= Decimal::ZERO && (!q_after.is_zero() || v_after.is_zero());
+                possible.then_some(LayerOp::Average { qty: q, value: v })
             }
             LayerOp::PushBack(l) => {
                 // The received layer must still be whole; search from the back, where it went.
                 let index = self.layers.iter().rposition(|x| x == l)?;
                 Some(LayerOp::Remove { index, layer: *l })
             }
-            LayerOp::Take { taken, .. } => Some(match method {
-                CostMethod::Fifo => LayerOp::PushFront(taken.clone()),
-                _ => LayerOp::PushBack(Position { qty: taken.iter().map(|t| t.qty).sum(), value: taken.iter().map(|t| t.value).sum() }),
-            }),
-            LayerOp::PushFront(_) | LayerOp::Remove { .. } | LayerOp::Replace { .. } => None,
+            LayerOp::Take { from_front, taken, rest } => {
+                // Put the goods back where they were taken from, in their layers, so the
+                // next issue is costed as if this one never happened. The split layer is
+                // rejoined only if its remainder is still untouched at the end.
+                let end = if *from_front { self.layers.front() } else { self.layers.back() };
+                let rejoin = rest.is_some() && end == rest.as_ref();
+                Some(LayerOp::Untake { at_front: *from_front, taken: taken.clone(), rejoin })
+            }
+            LayerOp::Untake { .. } | LayerOp::Remove { .. } | LayerOp::Replace { .. } => None,
         }
     }
 }
@@ -208,11 +234,11 @@ mod tests {
         assert_eq!(v_lifo, dec!(55.00));
         apply(&mut s, op.clone());
         assert_eq!(s.pos, Position { qty: dec!(5), value: dec!(20.00) });
-        // Undo puts the taken layers back in front.
-        let undo = s.undo(CostMethod::Fifo, &op).expect("undoable");
+        // Undo puts the taken layers back in front, the split one rejoined.
+        let undo = s.undo(&op).expect("undoable");
         apply(&mut s, undo);
         assert_eq!(s.pos, Position { qty: dec!(20), value: dec!(70.00) });
-        assert_eq!(s.layers.len(), 3);
+        assert_eq!(s.layers, [Position { qty: dec!(10), value: dec!(30.00) }, Position { qty: dec!(10), value: dec!(40.00) }]);
         assert!(s.take(CostMethod::Fifo, dec!(21)).is_none());
     }
 }
