@@ -27,6 +27,9 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/documents", axum::routing::post(post_document))
         .route("/api/documents/{seq}", get(get_document))
         .route("/api/stock", get(stock))
+        .route("/api/reports/{name}", get(report))
+        .route("/api/documents/{seq}/reverse", axum::routing::post(reverse_document))
+        .route("/api/stock-count", axum::routing::post(stock_count))
         .route("/api/sync", get(sync_status))
         .route("/api/profile", get(profile))
         .with_state(shared)
@@ -192,7 +195,7 @@ async fn index(State(shared): State<AppState>) -> Html<String> {
     let esc = |x: &str| x.replace('&', "&amp;").replace('<', "&lt;");
     let mut page = format!(
         "<!doctype html><meta charset=utf-8><title>Branchline {b}</title><style>body{{font-family:sans-serif;margin:2em}}td,th{{border:1px solid #ccc;padding:4px 8px}}table{{border-collapse:collapse}}</style>\
-         <h1>Branch {b}</h1><p>Link to HQ: <b>{link}</b> · posted {head} · acknowledged by HQ {acked} · waiting {pending}</p><p>Last error: {err}</p>\
+         <h1>Branch {b}</h1><p><a href=/pos>Till</a> · <a href=/pos/display>Customer display</a></p><p>Link to HQ: <b>{link}</b> · posted {head} · acknowledged by HQ {acked} · waiting {pending}</p><p>Last error: {err}</p>\
          <h2>Stock</h2><p><a href=/api/stock?format=csv>Export CSV (Excel)</a></p><table><tr><th>Warehouse</th><th>Product</th><th>Qty</th><th>Value</th></tr>",
         b = id.branch,
         link = if s.link_up { "up" } else { "down (documents are kept and sent when it returns)" },
@@ -206,4 +209,134 @@ async fn index(State(shared): State<AppState>) -> Html<String> {
     }
     page.push_str("</table>");
     Html(page)
+}
+
+#[derive(Deserialize)]
+struct ReportQuery {
+    from: Option<String>,
+    to: Option<String>,
+    by: Option<String>,
+    as_of: Option<String>,
+    format: Option<String>,
+}
+
+fn today() -> protocol::date::BusinessDate {
+    let days = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() / 86_400).unwrap_or(0);
+    protocol::date::BusinessDate::from_unix_days(days as i64).unwrap_or_else(|| protocol::date::BusinessDate::new(2000, 1, 1).expect("valid date"))
+}
+
+/// The branch's own books, through the same report code HQ runs.
+async fn report(State(shared): State<AppState>, Path(name): Path<String>, Query(q): Query<ReportQuery>) -> Result<Response, ApiError> {
+    use protocol::books::reports::{self, ReportParams};
+    let params = ReportParams::parse(q.from.as_deref(), q.to.as_deref(), q.by.as_deref(), q.as_of.as_deref(), today()).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))?;
+    let Some(report) = shared.store.with_books(|b| reports::run(b, &name, params)) else {
+        return Err(ApiError(StatusCode::NOT_FOUND, format!("no report {name:?}; reports: {}", reports::REPORT_NAMES.join(", "))));
+    };
+    let value = json!(report);
+    if q.format.as_deref() == Some("csv") {
+        return Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], rows_to_csv(&value)).into_response());
+    }
+    Ok(Json(value).into_response())
+}
+
+/// An array of flat JSON objects as CSV with a UTF-8 BOM (so Excel reads Chinese names).
+fn rows_to_csv(v: &serde_json::Value) -> String {
+    let field = |s: &str| if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() };
+    let rows: Vec<_> = v.as_array().into_iter().flatten().filter_map(|r| r.as_object()).collect();
+    let mut out = String::from("\u{feff}");
+    let Some(first) = rows.first() else { return out };
+    let cols: Vec<&String> = first.keys().collect();
+    out.push_str(&cols.iter().map(|c| field(c)).collect::<Vec<_>>().join(","));
+    out.push('\n');
+    for r in rows {
+        let cells: Vec<String> = cols
+            .iter()
+            .map(|c| match r.get(*c) {
+                Some(serde_json::Value::String(s)) => field(s),
+                Some(serde_json::Value::Null) | None => String::new(),
+                Some(other) => field(&other.to_string()),
+            })
+            .collect();
+        out.push_str(&cells.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+#[derive(Deserialize)]
+struct ReverseRequest {
+    operator: OperatorId,
+    date: BusinessDate,
+    #[serde(default)]
+    memo: String,
+}
+
+/// 红字冲账: posts the exact reversal of document `seq` (same type, lines and amounts).
+async fn reverse_document(State(shared): State<AppState>, Path(seq): Path<u64>, Json(req): Json<ReverseRequest>) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let orig = match shared.store.entry(seq) {
+        Ok(Some(e)) => e.doc,
+        Ok(None) => return Err(ApiError(StatusCode::NOT_FOUND, format!("no document with seq {seq} at this branch"))),
+        Err(e) => return Err(ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"))),
+    };
+    let h = orig.header;
+    let mut ext = h.ext;
+    ext.reverses = Some(h.number.clone());
+    let memo = if req.memo.is_empty() { format!("红字冲销 reversal of {}", h.number) } else { req.memo };
+    let draft = Draft { doc_type: h.doc_type, date: req.date, operator: req.operator, warehouse: h.warehouse, counterparty: h.counterparty, memo, payment: h.payment, lines: orig.lines, ext };
+    post_draft(&shared, draft).await
+}
+
+#[derive(Deserialize)]
+struct CountRequest {
+    date: BusinessDate,
+    operator: OperatorId,
+    warehouse: WarehouseCode,
+    /// Counted quantity per product.
+    counted: Vec<CountLine>,
+}
+
+#[derive(Deserialize)]
+struct CountLine {
+    product: ProductCode,
+    #[serde(with = "protocol::decimal_serde")]
+    qty: Decimal,
+}
+
+/// 盘点: counted quantities in; the stock-loss and stock-gain documents that bring the
+/// books to the count are posted and returned.
+async fn stock_count(State(shared): State<AppState>, Json(req): Json<CountRequest>) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let template = Draft {
+        doc_type: DocType::StockLoss,
+        date: req.date,
+        operator: req.operator,
+        warehouse: req.warehouse,
+        counterparty: None,
+        memo: "盘点 stock count".into(),
+        payment: None,
+        lines: Vec::new(),
+        ext: DocExt::default(),
+    };
+    let counted: Vec<_> = req.counted.into_iter().map(|c| (c.product, c.qty)).collect();
+    let profile = shared.store.profile();
+    let price = |p: &ProductCode| profile.products.get(p).and_then(|x| x.retail_price).unwrap_or_default();
+    let (loss, gain) = shared.store.with_books(|b| protocol::books::stock_count_drafts(b, &template, &counted, price));
+    let mut posted = Vec::new();
+    for d in [loss, gain].into_iter().flatten() {
+        posted.push(post_draft(&shared, d).await?.1 .0);
+    }
+    Ok((StatusCode::CREATED, Json(json!({ "posted": posted }))))
+}
+
+async fn post_draft(shared: &Arc<Shared>, draft: Draft) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let store = shared.store.clone();
+    let posted = tokio::task::spawn_blocking(move || store.post(draft)).await.map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    match posted {
+        Ok(p) => {
+            shared.posted.notify_one();
+            tracing::info!(number = %p.number, seq = p.seq, "document posted");
+            Ok((StatusCode::CREATED, Json(json!(p))))
+        }
+        Err(PostFailure::Refused(e)) => Err(ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())),
+        Err(e @ PostFailure::Storage(_)) => Err(ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+    }
 }

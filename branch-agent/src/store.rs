@@ -5,21 +5,22 @@
 //! before the caller hears "ok". Values are sealed records (format byte + checksum):
 //! sled is treated as untrusted and every record is checked when read.
 //!
-//! Keys: `j` seq(be) → journal entry bytes; `s` warehouse 0 product → `Position`;
+//! Keys: `j` seq(be) → journal entry bytes;
 //! `n` type 0 yyyymmdd → last serial; `m` name → meta (`identity`, `head`, `acked`,
-//! `profile`).
+//! `profile`); `h` id(be) → till shift (`shift::ShiftRecord`, written by `pos`).
 
 use std::path::Path;
 use std::sync::Mutex;
 
 use anyhow::{bail, Context};
+use protocol::books::{post, Books, Position, PostContext};
 use protocol::codes::{BranchCode, ProductCode, WarehouseCode};
 use protocol::document::{Document, Draft};
 use protocol::error::PostError;
 use protocol::journal::{ChainHead, EntryHash, JournalEntry};
-use protocol::ledger::{post, Books, Overlay, Position, PostContext};
 use protocol::profile::BranchProfile;
 use protocol::record;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 /// Who this branch is, as enrollment left it.
@@ -36,6 +37,9 @@ pub struct Posted {
     pub number: String,
     pub seq: u64,
     pub hash: String,
+    /// Worth telling the operator; the document is posted (e.g. sold below cost).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// Why a post was refused. Nothing was written.
@@ -72,11 +76,9 @@ fn journal_key(seq: u64) -> [u8; 9] {
     k
 }
 
-fn stock_key(w: &WarehouseCode, p: &ProductCode) -> Vec<u8> {
-    let mut k = vec![b's'];
-    k.extend_from_slice(w.as_str().as_bytes());
-    k.push(0);
-    k.extend_from_slice(p.as_str().as_bytes());
+fn shift_key(id: u64) -> [u8; 9] {
+    let mut k = [b'h'; 9];
+    k[1..].copy_from_slice(&id.to_be_bytes());
     k
 }
 
@@ -120,13 +122,6 @@ impl Store {
         let identity: Identity = record::open(&"m/identity", &get("identity")?)?;
         let head: ChainHead = record::open(&"m/head", &get("head")?)?;
         let profile: BranchProfile = record::open(&"m/profile", &get("profile")?)?;
-        let mut positions = Vec::new();
-        for item in tree.scan_prefix([b's']) {
-            let (k, v) = item?;
-            let text = String::from_utf8_lossy(&k[1..]).into_owned();
-            let Some((w, p)) = text.split_once('\0') else { bail!("bad stock key {}", show(&k)) };
-            positions.push(((WarehouseCode::new(w)?, ProductCode::new(p)?), record::open::<Position>(&show(&k), &v)?));
-        }
         // The head must point at the last journal entry we hold, else the store is damaged.
         if head.seq > 0 {
             let bytes = tree
@@ -140,7 +135,17 @@ impl Store {
         if tree.get(journal_key(head.seq + 1))?.is_some() {
             bail!("journal holds entries past the recorded head {}: the store is damaged", head.seq);
         }
-        Ok(Store { db, tree, identity, live: Mutex::new(Live { books: Books::from_positions(positions), head, profile }) })
+        // The books are a function of the journal: replay it. Every entry posted once, so
+        // every entry must post again; one that does not means the store is damaged.
+        let mut books = Books::default();
+        for seq in 1..=head.seq {
+            let v = tree.get(journal_key(seq))?.with_context(|| format!("journal entry {seq} is missing: the store is damaged"))?;
+            let entry = JournalEntry::decode(record::open_bytes(&format!("j/{seq}"), &v)?)?;
+            let p = post(&books, &entry.doc, PostContext::default())
+                .with_context(|| format!("journal entry {seq} no longer posts on replay: the store is damaged"))?;
+            books.apply(&entry.doc, &p);
+        }
+        Ok(Store { db, tree, identity, live: Mutex::new(Live { books, head, profile }) })
     }
 
     pub fn identity(&self) -> &Identity {
@@ -198,22 +203,22 @@ impl Store {
         let doc: Document = draft.number(branch, last + 1).map_err(PostError::from)?;
         let posting = post(&live.books, &doc, PostContext { profile: Some(&live.profile) })?;
         let number = doc.header.number.to_string();
-        let (_, bytes, head) = live.head.append(doc);
+        let (entry, bytes, head) = live.head.append(doc);
         let mut b = sled::Batch::default();
         b.insert(&journal_key(head.seq), record::seal_bytes(&bytes));
         b.insert(counter_key, record::seal(&(last + 1)));
-        let mut overlay = Overlay::new(&live.books);
-        overlay.apply(&posting);
-        for ((w, p), pos) in overlay.into_changes() {
-            b.insert(stock_key(&w, &p), record::seal(&pos));
-        }
         b.insert(meta("head"), record::seal(&head));
         self.tree.apply_batch(b).map_err(|e| PostFailure::Storage(e.into()))?;
         self.db.flush().map_err(|e| PostFailure::Storage(e.into()))?;
         // Durable: memory may follow.
-        live.books.apply(&posting);
+        live.books.apply(&entry.doc, &posting);
         live.head = head;
-        Ok(Posted { number, seq: head.seq, hash: head.hash.to_hex() })
+        Ok(Posted { number, seq: head.seq, hash: head.hash.to_hex(), warnings: posting.warnings })
+    }
+
+    /// Reads the books under the lock (reports, stock counts).
+    pub fn with_books<R>(&self, f: impl FnOnce(&Books) -> R) -> R {
+        f(&self.live().books)
     }
 
     /// Journal entry bytes for `seq`, checked.
@@ -231,6 +236,33 @@ impl Store {
 
     /// Stock positions with a non-zero quantity or value.
     pub fn stock(&self) -> Vec<((WarehouseCode, ProductCode), Position)> {
-        self.live().books.positions().filter(|(_, p)| !(p.qty.is_zero() && p.value.is_zero())).map(|(k, p)| (k.clone(), *p)).collect()
+        self.live().books.positions().filter(|(_, p)| !p.is_zero()).map(|(k, p)| (k.clone(), *p)).collect()
+    }
+
+    /// Writes a till shift record and flushes: a shift that was opened or closed stays so
+    /// after a power cut. Not part of the journal: shifts are the till's own bookkeeping
+    /// and never travel to HQ.
+    pub fn put_shift<T: Serialize>(&self, id: u64, record: &T) -> anyhow::Result<()> {
+        self.tree.insert(shift_key(id), record::seal(record))?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    pub fn shift<T: DeserializeOwned>(&self, id: u64) -> anyhow::Result<Option<T>> {
+        match self.tree.get(shift_key(id))? {
+            Some(v) => Ok(Some(record::open(&format!("h/{id}"), &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The shift with the highest id, if any.
+    pub fn last_shift<T: DeserializeOwned>(&self) -> anyhow::Result<Option<T>> {
+        match self.tree.scan_prefix([b'h']).next_back() {
+            Some(item) => {
+                let (k, v) = item?;
+                Ok(Some(record::open(&show(&k), &v)?))
+            }
+            None => Ok(None),
+        }
     }
 }

@@ -18,9 +18,8 @@ use serde_json::json;
 
 use crate::server::{now_unix, Hq};
 use crate::store::Store;
-use protocol::books::{reports, reports::SalesBy, Side};
+use protocol::books::reports::{self, ReportParams};
 use protocol::date::BusinessDate;
-use protocol::document::Period;
 
 type AppState = Arc<Hq>;
 
@@ -315,30 +314,8 @@ pub struct ReportQuery {
     pub format: Option<String>,
 }
 
-fn period(s: Option<&str>, default: Period) -> Result<Period, ApiError> {
-    let Some(s) = s else { return Ok(default) };
-    let bad = || bad(format!("{s:?} is not a month in YYYY-MM form"));
-    let (y, m) = s.split_once('-').ok_or_else(bad)?;
-    let (year, month) = (y.parse::<u16>().map_err(|_| bad())?, m.parse::<u8>().map_err(|_| bad())?);
-    if !(1..=12).contains(&month) {
-        return Err(bad());
-    }
-    Ok(Period { year, month })
-}
-
 fn today() -> BusinessDate {
-    // Civil date from days since the epoch (Howard Hinnant's algorithm).
-    let days = (now_unix() / 86_400) as i64;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u8;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
-    let year = (yoe + era * 400 + i64::from(month <= 2)) as u16;
-    BusinessDate::new(year, month, day).unwrap_or_else(|_| BusinessDate::new(2000, 1, 1).expect("valid date"))
+    BusinessDate::from_unix_days((now_unix() / 86_400) as i64).unwrap_or_else(|| BusinessDate::new(2000, 1, 1).expect("valid date"))
 }
 
 /// Turns an array of flat JSON objects into CSV with a UTF-8 BOM (for Excel).
@@ -375,40 +352,11 @@ async fn report(State(hq): State<AppState>, Path(name): Path<String>, Query(q): 
             None => Store::consolidated(&st),
         }
     };
-    let from = period(q.from.as_deref(), Period { year: 2000, month: 1 })?;
-    let to = period(q.to.as_deref(), Period { year: 2199, month: 12 })?;
-    let as_of = match &q.as_of {
-        Some(d) => BusinessDate::parse(d).map_err(bad)?,
-        None => today(),
+    let params = ReportParams::parse(q.from.as_deref(), q.to.as_deref(), q.by.as_deref(), q.as_of.as_deref(), today()).map_err(bad)?;
+    let Some(report) = reports::run(&books, &name, params) else {
+        return Err(ApiError(StatusCode::NOT_FOUND, format!("no report {name:?}; reports: {}", reports::REPORT_NAMES.join(", "))));
     };
-    let value = match name.as_str() {
-        "stock-status" => json!(reports::stock_status(&books)),
-        "stock-distribution" => json!(reports::stock_distribution(&books)),
-        "trial-balance" => json!(reports::trial_balance(&books)),
-        "income-statement" => json!(reports::income_statement(&books)),
-        "balance-sheet" => json!(reports::balance_sheet(&books)),
-        "receivables" => json!(reports::ageing(&books, Side::Receivable, as_of)),
-        "payables" => json!(reports::ageing(&books, Side::Payable, as_of)),
-        "cash" => json!(reports::cash_and_bank(&books).into_iter().map(|(a, v)| json!({"account": a, "balance": v})).collect::<Vec<_>>()),
-        "sales" => {
-            let by = match q.by.as_deref().unwrap_or("product") {
-                "product" => SalesBy::Product,
-                "customer" => SalesBy::Customer,
-                "warehouse" => SalesBy::Warehouse,
-                "handler" => SalesBy::Handler,
-                other => return Err(bad(format!("by={other:?}: use product, customer, warehouse or handler"))),
-            };
-            json!(reports::sales(&books, by, from, to))
-        }
-        "purchase-sales-stock" => json!(reports::purchase_sales_stock(&books, from, to)),
-        "digest" => json!({ "digest": books.digest().iter().map(|b| format!("{b:02x}")).collect::<String>() }),
-        other => {
-            return Err(ApiError(
-                StatusCode::NOT_FOUND,
-                format!("no report {other:?}; reports: stock-status, stock-distribution, trial-balance, income-statement, balance-sheet, receivables, payables, cash, sales, purchase-sales-stock, digest"),
-            ))
-        }
-    };
+    let value = json!(report);
     if q.format.as_deref() == Some("csv") {
         return Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], json_to_csv(&value)).into_response());
     }

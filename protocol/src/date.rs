@@ -62,6 +62,21 @@ impl BusinessDate {
         format!("{:02}{:02}", self.month, self.day)
     }
 
+    /// The UTC calendar date of a Unix time given in days (the caller reads the clock).
+    pub fn from_unix_days(days: i64) -> Option<BusinessDate> {
+        // Howard Hinnant's civil_from_days.
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = (doy - (153 * mp + 2) / 5 + 1) as u8;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        BusinessDate::new(u16::try_from(year).ok()?, month, day).ok()
+    }
+
     /// Days since 2000-01-01, for ordering and compact keys.
     pub fn day_number(self) -> u32 {
         let mut days = 0u32;
@@ -110,6 +125,13 @@ mod tests {
         assert!(BusinessDate::parse("2026-13-01").is_err());
         assert!(BusinessDate::parse("26-01-01").is_err());
         assert!(BusinessDate::parse("2026-1-011").is_err());
+    }
+
+    #[test]
+    fn unix_days_to_dates() {
+        assert_eq!(BusinessDate::from_unix_days(20_415), BusinessDate::new(2025, 11, 23).ok());
+        assert_eq!(BusinessDate::from_unix_days(10_957), BusinessDate::new(2000, 1, 1).ok());
+        assert_eq!(BusinessDate::from_unix_days(11_016), BusinessDate::new(2000, 2, 29).ok());
     }
 
     #[test]

@@ -309,6 +309,14 @@ impl Period {
     pub fn of(date: BusinessDate) -> Period {
         Period { year: date.year(), month: date.month() }
     }
+
+    /// Parses `YYYY-MM`.
+    pub fn parse(s: &str) -> Result<Period, CodeError> {
+        let bad = || CodeError::BadDate { value: s.chars().take(20).collect() };
+        let (y, m) = s.split_once('-').ok_or_else(bad)?;
+        let d = BusinessDate::new(y.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?, 1).map_err(|_| bad())?;
+        Ok(Period::of(d))
+    }
 }
 
 /// Cost method, chosen at opening and frozen afterwards.

@@ -373,3 +373,105 @@ fn entry<'a>(rows: &'a mut BTreeMap<String, DistributionRow>, p: &str) -> &'a mu
         borrowed_in_qty: Decimal::ZERO,
     })
 }
+
+/// Names of the reports [`run`] answers, for help texts and errors.
+pub const REPORT_NAMES: &[&str] = &[
+    "stock-status",
+    "stock-distribution",
+    "trial-balance",
+    "income-statement",
+    "balance-sheet",
+    "receivables",
+    "payables",
+    "cash",
+    "sales",
+    "purchase-sales-stock",
+    "digest",
+];
+
+/// Parameters of a report; each report reads what it needs.
+#[derive(Clone, Copy, Debug)]
+pub struct ReportParams {
+    pub from: Period,
+    pub to: Period,
+    pub by: SalesBy,
+    /// Ageing reference date (the caller supplies today; the core reads no clock).
+    pub as_of: BusinessDate,
+}
+
+/// Any report, ready to serialize (JSON for the APIs, rows for CSV).
+#[derive(Clone, Debug, Serialize)]
+#[serde(untagged)]
+pub enum Report {
+    Stock(Vec<StockRow>),
+    Distribution(Vec<DistributionRow>),
+    Trial(Vec<TrialBalanceRow>),
+    Income(IncomeStatement),
+    Balance(BalanceSheet),
+    Ageing(Vec<AgeingRow>),
+    Cash(Vec<CashRow>),
+    Sales(Vec<SalesRow>),
+    Flow(Vec<FlowRow>),
+    Digest { digest: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CashRow {
+    pub account: String,
+    #[serde(with = "crate::decimal_serde")]
+    pub balance: Decimal,
+}
+
+/// Runs the report called `name`; `None` if there is no such report.
+pub fn run(books: &Books, name: &str, p: ReportParams) -> Option<Report> {
+    Some(match name {
+        "stock-status" => Report::Stock(stock_status(books)),
+        "stock-distribution" => Report::Distribution(stock_distribution(books)),
+        "trial-balance" => Report::Trial(trial_balance(books)),
+        "income-statement" => Report::Income(income_statement(books)),
+        "balance-sheet" => Report::Balance(balance_sheet(books)),
+        "receivables" => Report::Ageing(ageing(books, Side::Receivable, p.as_of)),
+        "payables" => Report::Ageing(ageing(books, Side::Payable, p.as_of)),
+        "cash" => Report::Cash(cash_and_bank(books).into_iter().map(|(account, d)| CashRow { account, balance: d.0 }).collect()),
+        "sales" => Report::Sales(sales(books, p.by, p.from, p.to)),
+        "purchase-sales-stock" => Report::Flow(purchase_sales_stock(books, p.from, p.to)),
+        "digest" => Report::Digest { digest: books.digest().iter().map(|b| format!("{b:02x}")).collect() },
+        _ => return None,
+    })
+}
+
+impl SalesBy {
+    pub fn parse(s: &str) -> Option<SalesBy> {
+        match s {
+            "product" => Some(SalesBy::Product),
+            "customer" => Some(SalesBy::Customer),
+            "warehouse" => Some(SalesBy::Warehouse),
+            "handler" => Some(SalesBy::Handler),
+            _ => None,
+        }
+    }
+}
+
+impl ReportParams {
+    /// From query-string values: months `YYYY-MM`, `by` a sales dimension, `as_of`
+    /// `YYYY-MM-DD` (default `today`, which the caller reads from its clock).
+    pub fn parse(
+        from: Option<&str>,
+        to: Option<&str>,
+        by: Option<&str>,
+        as_of: Option<&str>,
+        today: BusinessDate,
+    ) -> Result<ReportParams, String> {
+        let month =
+            |s: Option<&str>, default: Period| s.map(|s| Period::parse(s).map_err(|e| format!("from/to: {e}"))).unwrap_or(Ok(default));
+        Ok(ReportParams {
+            from: month(from, Period { year: 2000, month: 1 })?,
+            to: month(to, Period { year: 2199, month: 12 })?,
+            by: match by {
+                None => SalesBy::Product,
+                Some(b) => SalesBy::parse(b).ok_or_else(|| format!("by={b:?}: use product, customer, warehouse or handler"))?,
+            },
+            as_of: as_of.map(|d| BusinessDate::parse(d).map_err(|e| format!("as_of: {e}"))).unwrap_or(Ok(today))?,
+        })
+    }
+}
