@@ -1,5 +1,6 @@
 //! `agent.toml` in the data directory: where HQ is, where the local API listens, and the
-//! forwarder's bounds. `enroll` writes it; every field but `hq` has a default.
+//! forwarder's bounds. `enroll` writes it; every field but `hq` has a default. The till's
+//! peripherals (`[devices.*]`) and point-of-sale settings (`[pos]`) are optional sections.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -26,6 +27,18 @@ pub struct AgentConfig {
     /// First reconnect delay after a failure; doubles up to `reconnect_delay_ms_max`.
     pub reconnect_delay_ms_min: u64,
     pub reconnect_delay_ms_max: u64,
+    /// Till peripherals: `[devices.printer]`, `[devices.receipt]`, `[devices.drawer]`,
+    /// `[devices.display]`, `[devices.scanner]`, `[devices.scale]`,
+    /// `[[devices.weighed_barcodes]]`. Each absent section means "no such device".
+    #[serde(skip_serializing_if = "is_default")]
+    pub devices: devices::DevicesConfig,
+    /// Point-of-sale settings (`[pos]`): warehouse, store name, business-date offset.
+    #[serde(skip_serializing_if = "is_default")]
+    pub pos: crate::pos::PosConfig,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
 }
 
 impl Default for AgentConfig {
@@ -38,6 +51,8 @@ impl Default for AgentConfig {
             inflight_batches_max: 4,
             reconnect_delay_ms_min: 250,
             reconnect_delay_ms_max: 30_000,
+            devices: devices::DevicesConfig::default(),
+            pos: crate::pos::PosConfig::default(),
         }
     }
 }
@@ -51,6 +66,7 @@ impl AgentConfig {
         if cfg.hq.is_empty() {
             anyhow::bail!("{} does not say where HQ is (hq = \"HOST:PORT\")", path.display());
         }
+        cfg.pos.check().with_context(|| format!("{} [pos]", path.display()))?;
         Ok(cfg)
     }
 

@@ -3,6 +3,8 @@
 mod config;
 mod forwarder;
 mod http;
+mod pos;
+mod shift;
 mod store;
 mod tls;
 
@@ -21,7 +23,8 @@ use tracing::info;
 /// First run on a new store:
 ///   branch-agent enroll --hq hq.example.com:7443 --token BL1.SH.... --data-dir /var/lib/branchline
 ///   branch-agent run --data-dir /var/lib/branchline
-/// Then post documents to http://127.0.0.1:8181/api/documents (see README).
+/// Then post documents to http://127.0.0.1:8181/api/documents, or sell at the till on
+/// http://127.0.0.1:8181/pos (see README).
 #[derive(Parser)]
 #[command(name = "branch-agent", version, about, long_about = None, verbatim_doc_comment)]
 struct Cli {
@@ -59,6 +62,17 @@ enum Command {
         #[arg(long)]
         hq: Option<String>,
     },
+    /// Write a receipt's ESC/POS bytes to a file (no data directory needed), e.g. to
+    /// check a new printer: `branch-agent receipt --sample --out /dev/usb/lp0`.
+    Receipt {
+        /// The built-in sample receipt (Chinese and ASCII text, a weighed item, QR, cut,
+        /// drawer kick). Posted sales are reprinted with POST /api/pos/reprint/{seq}.
+        #[arg(long)]
+        sample: bool,
+        /// Where to write the bytes: a file, or a printer's device node.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 fn init_tracing(json: bool) {
@@ -84,6 +98,12 @@ async fn main() -> anyhow::Result<()> {
             println!("warehouses: {}; products in catalog: {}", profile.warehouses_text(), profile.products.len());
             println!("next: branch-agent run --data-dir {}", dir.display());
         }
+        Command::Receipt { sample, out } => {
+            anyhow::ensure!(sample, "only --sample is supported here; reprint a posted sale with POST /api/pos/reprint/{{seq}}");
+            let bytes = devices::sample_receipt();
+            std::fs::write(&out, &bytes).with_context(|| format!("writing the sample receipt to {}", out.display()))?;
+            println!("wrote a sample receipt ({} bytes of ESC/POS) to {}", bytes.len(), out.display());
+        }
         Command::Run { http_listen, hq } => {
             let mut config = config::AgentConfig::load(&dir)?;
             if let Some(a) = http_listen {
@@ -101,8 +121,10 @@ async fn main() -> anyhow::Result<()> {
             let addr = listener.local_addr()?;
             println!("http-listening http://{addr}");
             info!(branch = %store.identity().branch, head = store.head().seq, %addr, hq = %config.hq, "branch agent running");
+            let till = pos::Pos::start(shared.clone(), &config).await.context("starting the till")?;
             let fwd = tokio::spawn(forwarder::run(shared.clone(), config));
-            let web = tokio::spawn(async move { axum::serve(listener, http::router(shared)).await });
+            let app = http::router(shared).merge(pos::router(till));
+            let web = tokio::spawn(async move { axum::serve(listener, app).await });
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => info!("stopping"),
                 r = fwd => anyhow::bail!("forwarder ended: {r:?}"),

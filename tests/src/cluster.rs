@@ -111,7 +111,13 @@ impl HqProc {
         std::fs::create_dir_all(dir)?;
         run(Command::new(bin("hq")).arg("--data-dir").arg(dir).arg("init"))?;
         for i in 0..products {
-            run(Command::new(bin("hq")).arg("--data-dir").arg(dir).args(["product", "add", &format!("P{i:04}"), "--name", &format!("商品{i} product {i}")]))?;
+            run(Command::new(bin("hq")).arg("--data-dir").arg(dir).args([
+                "product",
+                "add",
+                &format!("P{i:04}"),
+                "--name",
+                &format!("商品{i} product {i}"),
+            ]))?;
         }
         Ok(HqProc { dir: dir.to_path_buf(), quic: SocketAddr::from(([127, 0, 0, 1], free_udp_port())), http: None, child: None })
     }
@@ -119,6 +125,15 @@ impl HqProc {
     /// `hq product add` (HQ must not be running: the store is opened directly).
     pub fn add_product(&self, code: &str, name: &str) -> anyhow::Result<()> {
         run(Command::new(bin("hq")).arg("--data-dir").arg(&self.dir).args(["product", "add", code, "--name", name]))?;
+        Ok(())
+    }
+
+    /// `hq product add` with a retail (till) price, e.g. `"2.50"` (HQ must not be running).
+    pub fn add_product_priced(&self, code: &str, name: &str, unit: &str, price: &str) -> anyhow::Result<()> {
+        run(Command::new(bin("hq"))
+            .arg("--data-dir")
+            .arg(&self.dir)
+            .args(["product", "add", code, "--name", name, "--unit", unit, "--price", price]))?;
         Ok(())
     }
 
@@ -177,7 +192,11 @@ impl HqProc {
     /// `(last_applied_seq, documents_applied, rejections)` of a branch as HQ reports it.
     pub async fn branch_status(&self, code: &str) -> anyhow::Result<Value> {
         let v = self.get("/api/branches").await?;
-        v["branches"].as_array().and_then(|a| a.iter().find(|b| b["code"] == code)).cloned().with_context(|| format!("HQ does not list branch {code}"))
+        v["branches"]
+            .as_array()
+            .and_then(|a| a.iter().find(|b| b["code"] == code))
+            .cloned()
+            .with_context(|| format!("HQ does not list branch {code}"))
     }
 
     pub fn log(&self) -> String {
@@ -203,7 +222,15 @@ impl AgentProc {
     /// `branch-agent enroll` against a running HQ; `hq_for_run` is what `run` will dial
     /// (HQ itself or a relay in front of it).
     pub fn enroll(dir: &Path, hq: SocketAddr, token: &str) -> anyhow::Result<AgentProc> {
-        run(Command::new(bin("branch-agent")).arg("--data-dir").arg(dir).args(["enroll", "--hq", &hq.to_string(), "--token", token, "--http-listen", "127.0.0.1:0"]))?;
+        run(Command::new(bin("branch-agent")).arg("--data-dir").arg(dir).args([
+            "enroll",
+            "--hq",
+            &hq.to_string(),
+            "--token",
+            token,
+            "--http-listen",
+            "127.0.0.1:0",
+        ]))?;
         // Tests want quick reconnects; production defaults back off up to 30 s.
         let cfg_path = dir.join("agent.toml");
         let cfg = std::fs::read_to_string(&cfg_path)?;
@@ -247,6 +274,13 @@ impl AgentProc {
         } else {
             Ok(Err((status.as_u16(), body["error"].as_str().unwrap_or("").to_string())))
         }
+    }
+
+    /// POST `body` as JSON to `path`; `(status, body)`, whatever the status.
+    pub async fn post_json(&self, path: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
+        let resp = client().post(self.url(path)).json(body).send().await.with_context(|| format!("POST {path}"))?;
+        let status = resp.status().as_u16();
+        Ok((status, resp.json().await.with_context(|| format!("POST {path}: not JSON"))?))
     }
 
     pub async fn sync(&self) -> anyhow::Result<Value> {
@@ -331,6 +365,11 @@ pub fn stock_map(rows: &Value) -> std::collections::BTreeMap<(String, String), (
     rows.as_array()
         .into_iter()
         .flatten()
-        .map(|r| ((r["warehouse"].as_str().unwrap_or("").to_string(), r["product"].as_str().unwrap_or("").to_string()), (norm(&r["qty"]), norm(&r["value"]))))
+        .map(|r| {
+            (
+                (r["warehouse"].as_str().unwrap_or("").to_string(), r["product"].as_str().unwrap_or("").to_string()),
+                (norm(&r["qty"]), norm(&r["value"])),
+            )
+        })
         .collect()
 }

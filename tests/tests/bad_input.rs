@@ -25,13 +25,30 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 struct AnyCert(Arc<rustls::crypto::CryptoProvider>);
 
 impl ServerCertVerifier for AnyCert {
-    fn verify_server_cert(&self, _: &CertificateDer<'_>, _: &[CertificateDer<'_>], _: &ServerName<'_>, _: &[u8], _: UnixTime) -> Result<ServerCertVerified, rustls::Error> {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
         Ok(ServerCertVerified::assertion())
     }
-    fn verify_tls12_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &rustls::DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
     }
-    fn verify_tls13_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &rustls::DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
     }
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
@@ -188,7 +205,9 @@ async fn hostile_input_is_refused_and_changes_nothing() -> anyhow::Result<()> {
     expect_reject(&early.ask(&Message::Batch(good.clone())).await?, RejectCode::OutOfOrder, "before hello");
     // A branch that was never enrolled.
     let mut stranger = connect(hq.quic).await?;
-    let r = stranger.ask(&Message::Hello { branch: BranchCode::new("ZZ")?, head: ChainHead::EMPTY, profile_version: 0, agent: "x".into() }).await?;
+    let r = stranger
+        .ask(&Message::Hello { branch: BranchCode::new("ZZ")?, head: ChainHead::EMPTY, profile_version: 0, agent: "x".into() })
+        .await?;
     expect_reject(&r, RejectCode::UnknownBranch, "not enrolled");
 
     // Nothing of the above was applied.

@@ -31,7 +31,11 @@ async fn poster(url: String, stop: tokio::sync::watch::Receiver<bool>, mut out: 
         // final document-by-document comparison stays quick.
         tokio::time::sleep(Duration::from_millis(10)).await;
         let surely_on_hand = (out.receipts_ok * 10) as i64 - (out.sales_ok + out.uncertain) as i64;
-        let (is_sale, d) = if i.is_multiple_of(3) && surely_on_hand > 2 { (true, doc("XS", "SH01", &[("P0000", "1", "5.00")])) } else { (false, doc("JH", "SH01", &[("P0000", "10", "3.33"), ("P0001", "2", "1.01")])) };
+        let (is_sale, d) = if i.is_multiple_of(3) && surely_on_hand > 2 {
+            (true, doc("XS", "SH01", &[("P0000", "1", "5.00")]))
+        } else {
+            (false, doc("JH", "SH01", &[("P0000", "10", "3.33"), ("P0001", "2", "1.01")]))
+        };
         match client().post(format!("{url}/api/documents")).json(&d).send().await {
             Ok(resp) if resp.status().is_success() => match resp.json::<Value>().await {
                 Ok(v) => {

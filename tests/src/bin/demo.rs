@@ -83,7 +83,14 @@ async fn main() -> anyhow::Result<()> {
     }
     println!("== consolidated stock at HQ ==");
     for r in hq.get("/api/stock").await?.as_array().into_iter().flatten() {
-        println!("  {:<6} {:<14} {:<16} qty {:>6}  value {:>9}", r["warehouse"].as_str().unwrap_or(""), r["product"].as_str().unwrap_or(""), r["name"].as_str().unwrap_or(""), r["qty"].as_str().unwrap_or(""), r["value"].as_str().unwrap_or(""));
+        println!(
+            "  {:<6} {:<14} {:<16} qty {:>6}  value {:>9}",
+            r["warehouse"].as_str().unwrap_or(""),
+            r["product"].as_str().unwrap_or(""),
+            r["name"].as_str().unwrap_or(""),
+            r["qty"].as_str().unwrap_or(""),
+            r["value"].as_str().unwrap_or("")
+        );
     }
     println!();
     println!("Look around:");
