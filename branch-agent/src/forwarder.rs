@@ -198,6 +198,10 @@ async fn session(shared: &Shared, endpoint: &quinn::Endpoint, config: &AgentConf
                         *progressed = true;
                         shared.update(|s| { s.acked_seq = applied; s.last_ack_unix = Some(now_unix()); });
                     }
+                    Some(BranchEvent::Profile(p)) => {
+                        info!(version = p.version, products = p.products.len(), "profile pushed by HQ");
+                        store.set_profile(*p)?;
+                    }
                     Some(BranchEvent::Resend { from }) => {
                         warn!(from, "HQ asked for a resend");
                         store.set_acked(from - 1)?;

@@ -12,6 +12,7 @@ use axum::{Json, Router};
 use protocol::codes::{OperatorId, PartyCode, ProductCode, WarehouseCode};
 use protocol::date::BusinessDate;
 use protocol::document::{DocExt, DocType, Draft, Line, LineRole, Payment};
+use protocol::profile::BranchProfile;
 use protocol::Decimal;
 use serde::Deserialize;
 use serde_json::json;
@@ -73,8 +74,12 @@ pub struct LineRequest {
     pub role: LineRole,
     #[serde(with = "protocol::decimal_serde")]
     pub qty: Decimal,
-    #[serde(with = "protocol::decimal_serde")]
-    pub unit_price: Decimal,
+    /// Left out: taken from the catalog, at `price_level` (1-4) if given, else the
+    /// retail price.
+    #[serde(default, with = "opt_decimal")]
+    pub unit_price: Option<Decimal>,
+    #[serde(default)]
+    pub price_level: Option<u8>,
     #[serde(default, with = "opt_decimal")]
     pub amount: Option<Decimal>,
 }
@@ -89,12 +94,21 @@ mod opt_decimal {
     }
 }
 
+/// A line without a price takes the catalog's: preset level 1-4, or the retail price.
+fn catalog_price(catalog: &BranchProfile, product: &ProductCode, level: Option<u8>) -> Result<Decimal, String> {
+    let p = catalog.products.get(product).ok_or_else(|| format!("unknown product {product}: HQ maintains the product list"))?;
+    match level {
+        Some(n) => p.prices.get(usize::from(n).wrapping_sub(1)).map(|d| d.0).ok_or_else(|| format!("product {product} has no preset price {n} (it has {})", p.prices.len())),
+        None => p.retail_price.ok_or_else(|| format!("product {product} has no retail price; give unit_price")),
+    }
+}
+
 fn doc_type(s: &str) -> Option<DocType> {
     DocType::from_code(s).or_else(|| DocType::ALL.iter().copied().find(|t| format!("{t:?}") == s))
 }
 
 impl DraftRequest {
-    fn into_draft(self) -> Result<Draft, String> {
+    fn into_draft(self, catalog: &BranchProfile) -> Result<Draft, String> {
         let codes: Vec<_> = DocType::ALL.iter().map(|t| format!("{} ({})", t.code(), t.name())).collect();
         let doc_type =
             doc_type(&self.doc_type).ok_or_else(|| format!("unknown document type {:?}; known: {}", self.doc_type, codes.join(", ")))?;
@@ -102,14 +116,18 @@ impl DraftRequest {
             .lines
             .into_iter()
             .map(|l| {
-                let mut line = Line::priced(l.product, l.qty, l.unit_price);
+                let price = match (l.unit_price, l.price_level) {
+                    (Some(p), _) => p,
+                    (None, level) => catalog_price(catalog, &l.product, level)?,
+                };
+                let mut line = Line::priced(l.product, l.qty, price);
                 line.role = l.role;
                 if let Some(a) = l.amount {
                     line.amount = a;
                 }
-                line
+                Ok(line)
             })
-            .collect();
+            .collect::<Result<Vec<_>, String>>()?;
         Ok(Draft {
             doc_type,
             date: self.date,
@@ -127,7 +145,7 @@ impl DraftRequest {
 async fn post_document(State(shared): State<AppState>, body: axum::body::Bytes) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let req: DraftRequest =
         serde_json::from_slice(&body).map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("document JSON is not valid: {e}")))?;
-    let draft = req.into_draft().map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))?;
+    let draft = req.into_draft(&shared.store.profile()).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))?;
     let store = shared.store.clone();
     let posted = tokio::task::spawn_blocking(move || store.post(draft))
         .await

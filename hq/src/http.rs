@@ -35,6 +35,7 @@ pub fn router(hq: Arc<Hq>) -> Router {
         .route("/api/admin/branches", post(add_branch))
         .route("/api/admin/branches/{code}/token", post(new_token))
         .route("/api/admin/products", post(add_product))
+        .route("/api/admin/credit-limits", post(set_credit_limit))
         .with_state(hq)
 }
 
@@ -226,6 +227,7 @@ async fn add_branch(State(hq): State<AppState>, Json(req): Json<AddBranch>) -> R
     .await
     .map_err(|e| internal(e.into()))?
     .map_err(bad)?;
+    hq.profile_changed();
     Ok(Json(json!({ "branch": code, "token": hq.token_text(&code, secret), "expires_in_hours": hq.config.token_ttl_hours })))
 }
 
@@ -246,13 +248,15 @@ pub struct AddProduct {
     pub unit: String,
     #[serde(default, with = "protocol::decimal_serde::option")]
     pub retail_price: Option<Decimal>,
+    #[serde(default)]
+    pub prices: Vec<protocol::decimal_serde::Dec>,
 }
 
 async fn add_product(State(hq): State<AppState>, Json(req): Json<AddProduct>) -> Result<Json<serde_json::Value>, ApiError> {
     let code = ProductCode::new(req.code).map_err(bad)?;
     let mut st = hq.state();
     hq.store
-        .add_product(&mut st, code.clone(), Product { name: req.name, unit: req.unit, retail_price: req.retail_price })
+        .add_product(&mut st, code.clone(), Product { name: req.name, unit: req.unit, retail_price: req.retail_price, prices: req.prices })
         .map_err(internal)?;
     Ok(Json(json!({ "product": code, "profile_version": st.profile_version })))
 }
@@ -412,4 +416,21 @@ async fn movements(
         })
         .collect();
     Ok(Json(json!({ "branch": code, "documents": rows })))
+}
+
+#[derive(Deserialize)]
+pub struct SetCreditLimit {
+    pub customer: String,
+    #[serde(default, with = "protocol::decimal_serde::option")]
+    pub limit: Option<Decimal>,
+}
+
+async fn set_credit_limit(State(hq): State<AppState>, Json(req): Json<SetCreditLimit>) -> Result<Json<serde_json::Value>, ApiError> {
+    let code = protocol::codes::PartyCode::new(req.customer).map_err(bad)?;
+    let mut st = hq.state();
+    hq.store.set_credit_limit(&mut st, code.clone(), req.limit).map_err(internal)?;
+    let version = st.profile_version;
+    drop(st);
+    hq.profile_changed();
+    Ok(Json(json!({ "customer": code, "limit": req.limit.map(|l| l.to_string()), "profile_version": version })))
 }

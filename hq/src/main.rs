@@ -45,6 +45,9 @@ enum Command {
     /// Manage the product catalog (HQ is the only place products are edited).
     #[command(subcommand)]
     Product(ProductCmd),
+    /// Manage customers' credit limits (信用额度), checked by branches on credit sales.
+    #[command(subcommand)]
+    Customer(CustomerCmd),
     /// Run the QUIC listener for branches and the HTTP listener for reports.
     Serve {
         /// Override quic_listen from hq.toml (UDP address).
@@ -88,6 +91,22 @@ enum ProductCmd {
         /// Retail (till) price, e.g. 2.50.
         #[arg(long)]
         price: Option<protocol::Decimal>,
+        /// Preset selling prices 1-4, comma-separated, e.g. 2.30,2.20,2.10,1.99; a sale
+        /// line may name a level (`price_level`) instead of a price.
+        #[arg(long, value_delimiter = ',')]
+        prices: Vec<protocol::Decimal>,
+    },
+}
+
+#[derive(Subcommand)]
+enum CustomerCmd {
+    /// Set a customer's credit limit; a credit sale that would take the customer's
+    /// receivable above it is refused at the branch.
+    Limit {
+        /// Customer code, e.g. 200102.
+        code: String,
+        /// The limit in yuan, e.g. 5000.00; `none` removes it.
+        limit: String,
     },
 }
 
@@ -123,23 +142,44 @@ async fn main() -> anyhow::Result<()> {
             println!("next: add products and branches (`hq product add`, `hq branch add`), then `hq serve`");
         }
         Command::Branch(cmd) => branch_cmd(dir, cmd).await?,
-        Command::Product(ProductCmd::Add { code, name, unit, price }) => {
+        Command::Product(ProductCmd::Add { code, name, unit, price, prices }) => {
+            if prices.len() > protocol::profile::PRICE_LEVELS_MAX {
+                bail!("at most {} preset prices", protocol::profile::PRICE_LEVELS_MAX);
+            }
+            let prices: Vec<protocol::decimal_serde::Dec> = prices.into_iter().map(protocol::decimal_serde::Dec).collect();
             let code = ProductCode::new(code)?;
             match Store::open(&store_path(dir)) {
                 Ok(store) => {
                     let mut st = store.load()?;
-                    store.add_product(&mut st, code.clone(), Product { name, unit, retail_price: price })?;
+                    store.add_product(&mut st, code.clone(), Product { name, unit, retail_price: price, prices })?;
                 }
                 Err(_) => {
                     admin_post(
                         dir,
                         "/api/admin/products",
-                        serde_json::json!({ "code": code, "name": name, "unit": unit, "retail_price": price.map(|p| p.to_string()) }),
+                        serde_json::json!({ "code": code, "name": name, "unit": unit, "retail_price": price.map(|p| p.to_string()), "prices": prices.iter().map(|p| p.0.to_string()).collect::<Vec<_>>() }),
                     )
                     .await?;
                 }
             }
             println!("product {code} saved; branches receive it on their next sync");
+        }
+        Command::Customer(CustomerCmd::Limit { code, limit }) => {
+            let code = protocol::codes::PartyCode::new(code)?;
+            let limit = match limit.as_str() {
+                "none" => None,
+                l => Some(l.parse::<protocol::Decimal>().with_context(|| format!("{l:?} is not an amount (or `none`)"))?),
+            };
+            match Store::open(&store_path(dir)) {
+                Ok(store) => {
+                    let mut st = store.load()?;
+                    store.set_credit_limit(&mut st, code.clone(), limit)?;
+                }
+                Err(_) => {
+                    admin_post(dir, "/api/admin/credit-limits", serde_json::json!({ "customer": code, "limit": limit.map(|l| l.to_string()) })).await?;
+                }
+            }
+            println!("credit limit of {code} saved; branches receive it on their next sync");
         }
         Command::Serve { quic_listen, http_listen } => {
             let mut config = HqConfig::load(dir)?;

@@ -32,6 +32,9 @@ pub struct Hq {
     state: Mutex<State>,
     pub config: HqConfig,
     pub fingerprint: [u8; 32],
+    /// The current profile version; connected branch sessions watch it and push the new
+    /// profile (catalog, scope, credit limits) as soon as HQ changes it.
+    profile_version: tokio::sync::watch::Sender<u64>,
 }
 
 pub fn now_unix() -> u64 {
@@ -40,7 +43,14 @@ pub fn now_unix() -> u64 {
 
 impl Hq {
     pub fn new(store: Store, state: State, config: HqConfig, fingerprint: [u8; 32]) -> Hq {
-        Hq { store, state: Mutex::new(state), config, fingerprint }
+        let (profile_version, _) = tokio::sync::watch::channel(state.profile_version);
+        Hq { store, state: Mutex::new(state), config, fingerprint, profile_version }
+    }
+
+    /// Call after changing branches, products or credit limits: sessions push the news.
+    pub fn profile_changed(&self) {
+        let v = self.state().profile_version;
+        self.profile_version.send_replace(v);
     }
 
     /// The state lock. A panic while holding it would be a bug in this process; the
@@ -207,14 +217,46 @@ pub enum FrameReadError {
     Bad(String),
 }
 
+/// Messages read from one stream, buffered between the reader task and the session loop.
+const INBOX_MESSAGES_MAX: usize = 16;
+
 async fn serve_stream(hq: Arc<Hq>, mut send: quinn::SendStream, mut recv: quinn::RecvStream, peer: SocketAddr) -> anyhow::Result<()> {
     let mut session = HqSession::default();
+    // A reader task turns the stream into a channel, so the loop can also wait for
+    // profile changes without cancelling a half-read frame.
+    let (tx, mut inbox) = tokio::sync::mpsc::channel(INBOX_MESSAGES_MAX);
+    let reader = tokio::spawn(async move {
+        loop {
+            let msg = read_message(&mut recv).await;
+            let end = !matches!(msg, Ok(Some(_)));
+            if tx.send(msg).await.is_err() || end {
+                return;
+            }
+        }
+    });
+    let _reader_guard = AbortOnDrop(reader);
+    let mut profile_rx = hq.profile_version.subscribe();
     loop {
-        let msg = match read_message(&mut recv).await {
-            Ok(Some(m)) => m,
-            Ok(None) => return Ok(()),
-            Err(FrameReadError::Link(e)) => return Err(anyhow::anyhow!(e)),
-            Err(e) => {
+        let msg = tokio::select! {
+            m = inbox.recv() => m,
+            changed = profile_rx.changed() => {
+                if changed.is_ok() {
+                    let update = {
+                        let st = hq.state();
+                        session.profile_update(&Ctx { st: &st, store: &hq.store })
+                    };
+                    if let Some(m) = update {
+                        send.write_all(&m.to_frame()).await?;
+                    }
+                }
+                continue;
+            }
+        };
+        let msg = match msg {
+            Some(Ok(Some(m))) => m,
+            Some(Ok(None)) | None => return Ok(()),
+            Some(Err(FrameReadError::Link(e))) => return Err(anyhow::anyhow!(e)),
+            Some(Err(e)) => {
                 // Garbage or a cut frame: say why, keep it for people, close this stream.
                 let text = format!("unreadable frame: {e}");
                 warn!(%peer, branch = ?session.branch().map(|b| b.as_str()), reason = %text, "refused");
@@ -246,5 +288,13 @@ async fn serve_stream(hq: Arc<Hq>, mut send: quinn::SendStream, mut recv: quinn:
             let _ = tokio::time::timeout(Duration::from_secs(2), send.stopped()).await;
             return Ok(());
         }
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

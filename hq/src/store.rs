@@ -10,6 +10,7 @@
 //! - `e` branch 0x00 seq(be u64)    → `EntryIndex` (which batch holds the entry, its hash)
 //! - `x` branch 0x00 first_seq(be)  → `SignedBatch` as received (body + signature)
 //! - `p` product                    → `Product`
+//! - `c` customer                   → credit limit (`Dec`)
 //! - `t` secret hash                → `TokenRecord`
 //! - `r` branch 0x00 n(be u64)      → `Rejection`
 //! - `m` name                       → meta values (`profile_version`)
@@ -83,6 +84,7 @@ pub struct Rejection {
 pub struct State {
     pub branches: BTreeMap<BranchCode, BranchRecord>,
     pub products: BTreeMap<ProductCode, Product>,
+    pub credit_limits: BTreeMap<protocol::codes::PartyCode, protocol::decimal_serde::Dec>,
     /// Each branch's books, computed by the same posting code the branch ran. Rebuilt at
     /// start by replaying the stored journals; the journals are the truth.
     pub books: BTreeMap<BranchCode, Books>,
@@ -161,6 +163,11 @@ impl Store {
         }
         for code in st.branches.keys() {
             st.books.insert(code.clone(), self.replay(code)?);
+        }
+        for item in self.tree.scan_prefix([b'c']) {
+            let (k, v) = item?;
+            let code = protocol::codes::PartyCode::new(String::from_utf8_lossy(&k[1..]).into_owned())?;
+            st.credit_limits.insert(code, open_rec(&k, &v)?);
         }
         if let Some(v) = self.tree.get(key(b'm', &[b"profile_version"]))? {
             st.profile_version = open_rec(b"m/profile_version", &v)?;
@@ -258,6 +265,26 @@ impl Store {
         self.tree.apply_batch(batch)?;
         self.flush()?;
         st.products.insert(code, product);
+        st.profile_version = version;
+        Ok(())
+    }
+
+    /// Sets (or, with `None`, removes) a customer's credit limit; branches get it with
+    /// their next sync and check credit sales against it.
+    pub fn set_credit_limit(&self, st: &mut State, customer: protocol::codes::PartyCode, limit: Option<protocol::Decimal>) -> anyhow::Result<()> {
+        let mut batch = sled::Batch::default();
+        let k = key(b'c', &[customer.as_str().as_bytes()]);
+        match limit {
+            Some(l) => batch.insert(k, record::seal(&protocol::decimal_serde::Dec(l))),
+            None => batch.remove(k),
+        }
+        let version = self.bump_profile(st, &mut batch);
+        self.tree.apply_batch(batch)?;
+        self.flush()?;
+        match limit {
+            Some(l) => st.credit_limits.insert(customer, protocol::decimal_serde::Dec(l)),
+            None => st.credit_limits.remove(&customer),
+        };
         st.profile_version = version;
         Ok(())
     }
@@ -502,7 +529,7 @@ pub fn profile_of(st: &State, branch: &BranchCode) -> Option<BranchProfile> {
         name: rec.name.clone(),
         warehouses: rec.warehouses.clone(),
         products: st.products.clone(),
-        credit_limits: Default::default(),
+        credit_limits: st.credit_limits.clone(),
         version: st.profile_version,
     })
 }
@@ -531,7 +558,7 @@ fn posting_profile(st: &State, branch: &BranchCode, entries: &[VerifiedEntry]) -
         name: rec.name.clone(),
         warehouses: rec.warehouses.clone(),
         products,
-        credit_limits: Default::default(),
+        credit_limits: st.credit_limits.clone(),
         version: st.profile_version,
     })
 }
@@ -580,7 +607,7 @@ mod tests {
         let mut st = store.load().expect("load");
         let sh = BranchCode::new("SH").expect("code");
         let product = |code: String| {
-            (ProductCode::new(code).expect("product code"), Product { name: "p".into(), unit: String::new(), retail_price: None })
+            (ProductCode::new(code).expect("product code"), Product { name: "p".into(), unit: String::new(), retail_price: None, prices: Vec::new() })
         };
         for (code, p) in std::iter::once(product("P0000".into())).chain((0..extra).map(|i| product(format!("X{i:04}")))) {
             store.add_product(&mut st, code, p).expect("add product");

@@ -18,7 +18,6 @@ pub mod decimal_serde;
 pub mod document;
 pub mod error;
 pub mod journal;
-pub mod ledger;
 pub mod profile;
 pub mod record;
 pub mod sync;

@@ -16,7 +16,14 @@ pub struct Product {
     /// Shelf price at the till (零售价), if HQ set one.
     #[serde(default, with = "crate::decimal_serde::option")]
     pub retail_price: Option<rust_decimal::Decimal>,
+    /// Preset selling prices (预设售价 1–4: e.g. wholesale, dealer, member, special); a
+    /// sale line may name a level instead of a price.
+    #[serde(default)]
+    pub prices: Vec<crate::decimal_serde::Dec>,
 }
+
+/// Most preset price levels a product carries.
+pub const PRICE_LEVELS_MAX: usize = 4;
 
 /// A branch's scope and the catalog, versioned by HQ.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

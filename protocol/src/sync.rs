@@ -71,6 +71,8 @@ pub enum BranchEvent {
     Acked { applied: u64 },
     /// HQ saw a gap; sending restarts from `from`.
     Resend { from: u64 },
+    /// HQ pushed a newer profile; install it.
+    Profile(Box<BranchProfile>),
 }
 
 /// Why the branch side stopped. The agent shows it as "last error" and backs off.
@@ -201,6 +203,15 @@ impl BranchSync {
                 self.next_send = from;
                 Ok(Some(BranchEvent::Resend { from }))
             }
+            Message::Profile { profile } => {
+                if self.state != BranchState::Streaming {
+                    return Err(SyncError::Protocol("profile before resume".into()));
+                }
+                if profile.branch != self.branch {
+                    return Err(SyncError::Protocol(format!("profile for branch {} sent to {}", profile.branch, self.branch)));
+                }
+                Ok(Some(BranchEvent::Profile(Box::new(profile))))
+            }
             Message::Reject { code, text } => {
                 self.state = BranchState::Disconnected;
                 Err(SyncError::Rejected { code, text })
@@ -264,6 +275,8 @@ pub enum HqStep {
 #[derive(Debug, Default)]
 pub struct HqSession {
     branch: Option<BranchCode>,
+    /// Profile version the branch holds, as far as this session knows.
+    profile_version: Option<u64>,
 }
 
 impl HqSession {
@@ -294,6 +307,7 @@ impl HqSession {
                     );
                 }
                 self.branch = Some(branch);
+                self.profile_version = Some(view.profile.version);
                 let profile = (profile_version != view.profile.version).then_some(view.profile);
                 HqStep::Reply(Message::Resume { applied: view.head, profile })
             }
@@ -346,6 +360,18 @@ impl HqSession {
         }
     }
 
+    /// The profile to push if HQ's version moved past what this session has sent; the
+    /// server calls this when it learns of a change.
+    pub fn profile_update(&mut self, ctx: &dyn HqContext) -> Option<Message> {
+        let branch = self.branch.as_ref()?;
+        let view = ctx.branch(branch)?;
+        if self.profile_version == Some(view.profile.version) {
+            return None;
+        }
+        self.profile_version = Some(view.profile.version);
+        Some(Message::Profile { profile: view.profile })
+    }
+
     /// The write of an `Apply` is durable: acknowledge it.
     pub fn applied(&self, new_head: ChainHead) -> Message {
         Message::Ack { applied: new_head.seq }
@@ -366,5 +392,6 @@ fn message_name(m: &Message) -> &'static str {
         Message::Reject { .. } => "reject",
         Message::Enroll { .. } => "enroll",
         Message::Enrolled { .. } => "enrolled",
+        Message::Profile { .. } => "profile",
     }
 }

@@ -64,6 +64,9 @@ pub enum Message {
     Enroll { token: String, branch_key: [u8; 32] },
     /// HQ → branch: enrollment accepted; here is your profile.
     Enrolled { profile: BranchProfile },
+    /// HQ → branch, any time after resume: HQ changed the branch's scope, the catalog or
+    /// credit limits; install this profile.
+    Profile { profile: BranchProfile },
 }
 
 impl Message {

@@ -75,7 +75,7 @@ fn profile_all() -> BranchProfile {
         products: PRODUCTS
             .iter()
             .chain(["K"].iter())
-            .map(|p| (pc(p), Product { name: (*p).into(), unit: String::new(), retail_price: None }))
+            .map(|p| (pc(p), Product { name: (*p).into(), unit: String::new(), retail_price: None, prices: Vec::new() }))
             .collect(),
         credit_limits: BTreeMap::new(),
         version: 1,

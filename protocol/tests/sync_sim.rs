@@ -21,8 +21,8 @@
 //!   hello that arrives after HQ has moved past the head it claims.
 //!
 //! After the faulty phase the link heals and the system runs to quiescence; then every
-//! branch entry must be stored at HQ exactly once, heads must agree and HQ's books for a
-//! branch's warehouse must have the branch's own digest.
+//! branch entry must be stored at HQ exactly once, heads must agree and HQ's books of a
+//! branch must have the branch's own digest.
 //!
 //! Cost note: HQ's ed25519 check of every batch dominates a run. It takes ~35 µs with
 //! dependencies optimised (the workspace's `[profile.dev.package."*"]`) but ~7 ms fully
@@ -32,12 +32,12 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use protocol::batch::{decode_body, BatchBuilder, SignedBatch};
+use protocol::books::{post, Books, PostContext};
 use protocol::codes::{BranchCode, OperatorId, PartyCode, ProductCode, WarehouseCode};
 use protocol::date::BusinessDate;
 use protocol::document::{DocType, Document, Draft, Line};
 use protocol::error::PostError;
 use protocol::journal::{ChainHead, EntryHash, JournalEntry, VerifiedEntry};
-use protocol::ledger::{post, Books, Overlay, PostContext, StockView};
 use protocol::profile::{BranchProfile, Product};
 use protocol::sync::{BranchEvent, BranchState, BranchSync, BranchView, HqContext, HqSession, HqStep, SyncError, SyncLimits};
 use protocol::testkit::test_key;
@@ -74,7 +74,7 @@ struct BranchSpec {
     key: u8,
 }
 
-/// Two branches with their own warehouses, posting into one HQ's books.
+/// Two branches with their own warehouses, syncing into one HQ.
 const BRANCHES: [BranchSpec; 2] =
     [BranchSpec { code: "SH", warehouse: "SH01", key: 1 }, BranchSpec { code: "HB", warehouse: "HB01", key: 2 }];
 
@@ -95,7 +95,7 @@ fn profile_for(spec: &BranchSpec) -> BranchProfile {
         warehouses: BTreeSet::from([warehouse(spec.warehouse)]),
         products: PRODUCTS
             .iter()
-            .map(|p| (product(p), Product { name: format!("product {p}"), unit: "pcs".into(), retail_price: None }))
+            .map(|p| (product(p), Product { name: format!("product {p}"), unit: "pcs".into(), retail_price: None, prices: Vec::new() }))
             .collect(),
         credit_limits: Default::default(),
         version: 1,
@@ -143,12 +143,13 @@ fn describe(m: &Message) -> String {
         Message::ResendFrom { from } => format!("resend from {from}"),
         Message::Reject { code, text } => format!("reject {code:?}: {text}"),
         Message::Enroll { .. } => "enroll".into(),
+        Message::Profile { profile } => format!("profile v{}", profile.version),
         Message::Enrolled { .. } => "enrolled".into(),
     }
 }
 
 // ---------------------------------------------------------------------------------------
-// HQ: durable per-branch state and consolidated books.
+// HQ: durable per-branch state and each branch's books.
 
 struct HqBranch {
     key: VerifyingKey,
@@ -161,8 +162,12 @@ struct HqBranch {
 #[derive(Default)]
 struct Hq {
     branches: BTreeMap<BranchCode, HqBranch>,
-    books: Books,
+    /// One set of books per branch, as the real HQ keeps them: derived from `stored`.
+    books: BTreeMap<BranchCode, Books>,
 }
+
+/// What "nothing changed at HQ" compares: per branch, head, entries held, books digest.
+type Snapshot = Vec<(BranchCode, ChainHead, usize, [u8; 32])>;
 
 impl HqContext for Hq {
     fn branch(&self, code: &BranchCode) -> Option<BranchView> {
@@ -182,15 +187,16 @@ impl Hq {
             stored: BTreeMap::new(),
         };
         self.branches.insert(branch_code(spec.code), b);
+        self.books.insert(branch_code(spec.code), Books::default());
     }
 
     fn head(&self, code: &BranchCode) -> ChainHead {
         self.branches[code].head
     }
 
-    /// Carries out an `HqStep::Apply` as one atomic durable write: posts every entry over
-    /// an overlay of the books, then stores entries, head and the changed positions
-    /// together. Checks the preconditions the session promises.
+    /// Carries out an `HqStep::Apply` as one atomic durable write: posts every entry into
+    /// a scratch copy of the branch's books, then stores entries and head and only then
+    /// puts the new books in place. Checks the preconditions the session promises.
     fn apply(&mut self, code: &BranchCode, entries: &[VerifiedEntry], new_head: ChainHead) -> Result<(), String> {
         let Hq { branches, books } = self;
         let b = branches.get_mut(code).ok_or_else(|| format!("apply for unknown branch {code}"))?;
@@ -203,29 +209,26 @@ impl Hq {
         if new_head != (ChainHead { seq: last.entry.seq, hash: last.hash }) {
             return Err(format!("apply's new head {new_head:?} is not its last entry"));
         }
-        let mut overlay = Overlay::new(&*books);
+        let books = books.get_mut(code).ok_or_else(|| format!("no books for enrolled branch {code}"))?;
+        let mut scratch = books.clone();
         for e in entries {
-            let posting = post(&overlay, &e.entry.doc, PostContext { profile: Some(&b.profile) })
+            let posting = post(&scratch, &e.entry.doc, PostContext { profile: Some(&b.profile) })
                 .map_err(|err| format!("HQ cannot post {code} seq {} ({}): {err}", e.entry.seq, e.entry.doc.header.number))?;
-            overlay.apply(&posting);
+            scratch.apply(&e.entry.doc, &posting);
         }
-        let changes = overlay.into_changes();
         for e in entries {
             if b.stored.insert(e.entry.seq, e.bytes.clone()).is_some() {
                 return Err(format!("{code} seq {} stored twice", e.entry.seq));
             }
         }
         b.head = new_head;
-        for (key, pos) in changes {
-            books.set(key, pos);
-        }
+        *books = scratch;
         Ok(())
     }
 
-    /// Everything durable, for "nothing changed" checks.
-    fn snapshot(&self) -> (Vec<(BranchCode, ChainHead, usize)>, [u8; 32]) {
-        let heads = self.branches.iter().map(|(c, b)| (c.clone(), b.head, b.stored.len())).collect();
-        (heads, self.books.digest(|_| true))
+    /// Everything durable and the books derived from it, for "nothing changed" checks.
+    fn snapshot(&self) -> Snapshot {
+        self.branches.iter().map(|(c, b)| (c.clone(), b.head, b.stored.len(), self.books[c].digest())).collect()
     }
 }
 
@@ -343,7 +346,7 @@ impl Branch {
     /// Posts into the branch's own books and journal, as the agent does before syncing.
     fn post(&mut self, doc: Document) -> Result<u64, PostError> {
         let posting = post(&self.books, &doc, PostContext { profile: Some(&self.profile) })?;
-        self.books.apply(&posting);
+        self.books.apply(&doc, &posting);
         let (_, bytes, head) = self.head.append(doc);
         self.journal.push(bytes);
         self.head = head;
@@ -567,7 +570,7 @@ impl Sim {
     fn post_random(&mut self, bi: usize) -> SimResult {
         let doc = self.branches[bi].random_doc(&mut self.rng);
         let number = doc.header.number.to_string();
-        let before = self.branches[bi].books.clone();
+        let before = self.branches[bi].books.digest();
         match self.branches[bi].post(doc) {
             Ok(seq) => {
                 self.stats.docs_posted += 1;
@@ -581,7 +584,7 @@ impl Sim {
             }
             Err(PostError::NegativeStock { .. }) => {
                 self.stats.docs_refused += 1;
-                if self.branches[bi].books != before {
+                if self.branches[bi].books.digest() != before {
                     return Err(format!("refused post of {number} changed the books"));
                 }
                 Ok(())
@@ -796,6 +799,7 @@ impl Sim {
                             b.acked_persisted = b.sync.acked();
                         }
                         Some(BranchEvent::Acked { .. }) | Some(BranchEvent::Resend { .. }) => b.acked_persisted = b.sync.acked(),
+                        Some(BranchEvent::Profile(p)) => b.profile_version = p.version,
                         None => {}
                     }
                     self.log(format!("{} ← {what}; acked {}", self.code(bi), self.branches[bi].sync.acked()));
@@ -897,7 +901,7 @@ impl Sim {
         }
     }
 
-    fn unchanged(&self, before: (Vec<(BranchCode, ChainHead, usize)>, [u8; 32]), what: &str) -> SimResult {
+    fn unchanged(&self, before: Snapshot, what: &str) -> SimResult {
         if self.hq.snapshot() != before {
             return Err(format!("{what} changed HQ's durable state"));
         }
@@ -984,7 +988,11 @@ impl Sim {
 
     /// Convergence: every entry stored once, heads equal, books agree.
     fn check_converged(&self) -> SimResult {
-        let mut rebuilt = Books::default();
+        // HQ's consolidated books (all branches added up, as its reports show them).
+        let mut consolidated = Books::default();
+        for books in self.hq.books.values() {
+            consolidated.absorb(books);
+        }
         for b in &self.branches {
             let hq = &self.hq.branches[&b.code];
             if hq.head != b.head {
@@ -998,22 +1006,27 @@ impl Sim {
             if b.sync.acked() != b.head.seq || b.acked_persisted != b.head.seq {
                 return Err(format!("{}: acked {} (persisted {}) at head {}", b.code, b.sync.acked(), b.acked_persisted, b.head.seq));
             }
-            let wh = b.warehouse.clone();
-            if self.hq.books.digest(|w| *w == wh) != b.books.digest(|_| true) {
-                return Err(format!("{}: HQ books for {wh} differ from the branch's", b.code));
+            let hq_books = self.hq.books.get(&b.code).ok_or_else(|| format!("{}: HQ keeps no books", b.code))?;
+            if hq_books.digest() != b.books.digest() {
+                return Err(format!("{}: HQ books differ from the branch's", b.code));
             }
-            if b.books.positions().any(|((w, _), pos)| *w != wh || pos.qty < Decimal::ZERO || pos.value < Decimal::ZERO) {
+            let wh = &b.warehouse;
+            if b.books.positions().any(|((w, _), pos)| w != wh || pos.qty < Decimal::ZERO || pos.value < Decimal::ZERO) {
                 return Err(format!("{}: branch books hold a negative or foreign position", b.code));
             }
+            if !consolidated.positions().filter(|((w, _), _)| w == wh).eq(b.books.positions()) {
+                return Err(format!("{}: HQ's consolidated stock in {wh} differs from the branch's", b.code));
+            }
             // Replaying HQ's stored journal reproduces HQ's books (they are derived data).
+            let mut rebuilt = Books::default();
             for bytes in hq.stored.values() {
                 let entry = JournalEntry::decode(bytes).map_err(|e| e.to_string())?;
                 let posting = post(&rebuilt, &entry.doc, PostContext { profile: Some(&hq.profile) }).map_err(|e| e.to_string())?;
-                rebuilt.apply(&posting);
+                rebuilt.apply(&entry.doc, &posting);
             }
-        }
-        if rebuilt.digest(|_| true) != self.hq.books.digest(|_| true) {
-            return Err("HQ books differ from a replay of HQ's stored journals".into());
+            if rebuilt.digest() != hq_books.digest() {
+                return Err(format!("{}: HQ books differ from a replay of HQ's stored journal", b.code));
+            }
         }
         Ok(())
     }

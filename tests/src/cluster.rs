@@ -137,6 +137,15 @@ impl HqProc {
         Ok(())
     }
 
+    /// Runs `hq --data-dir DIR ARGS…` and returns its standard output. While HQ runs, the
+    /// CLI reaches it through the admin API (found in hq.toml, written here).
+    pub fn cli(&self, args: &[&str]) -> anyhow::Result<String> {
+        if self.child.is_some() {
+            self.write_http_config()?;
+        }
+        run(Command::new(bin("hq")).arg("--data-dir").arg(&self.dir).args(args))
+    }
+
     /// `hq branch add`; returns the enrollment token. Works whether HQ runs or not.
     pub fn add_branch(&self, code: &str, warehouses: &[&str]) -> anyhow::Result<String> {
         let mut cmd = Command::new(bin("hq"));

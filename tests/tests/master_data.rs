@@ -1,0 +1,51 @@
+//! Master data flows down: HQ adds a product with preset prices and sets a customer's
+//! credit limit while a branch is connected; the branch receives both without
+//! reconnecting, prices a sale by level, and refuses a credit sale over the limit.
+
+use std::time::Duration;
+
+use harness::cluster::{get_json, wait_until, AgentProc, HqProc};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catalog_and_credit_limits_reach_a_connected_branch() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let mut hq = HqProc::init(&tmp.path().join("hq"), 1)?;
+    let token = hq.add_branch("SH", &["SH01"])?;
+    hq.start()?;
+    let mut sh = AgentProc::enroll(&tmp.path().join("sh"), hq.quic, &token)?;
+    sh.start()?;
+    wait_until(Duration::from_secs(30), "link up", || async { Ok(sh.sync().await?["link_up"] == true) }).await?;
+    let connects = sh.sync().await?["connects"].clone();
+
+    // Through the CLI, which goes through the admin API because HQ holds the store.
+    hq.cli(&["product", "add", "6920202888883", "--name", "绿茶 500ml", "--price", "3.50", "--prices", "3.00,2.80"])?;
+    hq.cli(&["customer", "limit", "C0001", "100.00"])?;
+    wait_until(Duration::from_secs(30), "profile pushed", || async {
+        let p = get_json(&sh.url("/api/profile")).await?;
+        Ok(p["products"]["6920202888883"]["prices"][1] == "2.80" && p["credit_limits"]["C0001"] == "100.00")
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}\nagent log:\n{}\nhq log:\n{}", sh.log(), hq.log()))?;
+    assert_eq!(sh.sync().await?["connects"], connects, "pushed on the open connection, no reconnect");
+
+    let receipt = json!({"doc_type": "JH", "date": "2026-06-09", "operator": "op", "warehouse": "SH01", "counterparty": "S0001",
+        "lines": [{"product": "6920202888883", "qty": "100", "unit_price": "2.00"}]});
+    assert!(sh.post(&receipt).await?.is_ok());
+    // Level 2 price from the catalog: 10 x 2.80 = 28.00.
+    let by_level = json!({"doc_type": "XS", "date": "2026-06-09", "operator": "op", "warehouse": "SH01", "counterparty": "C0001",
+        "lines": [{"product": "6920202888883", "qty": "10", "price_level": 2}]});
+    let posted = sh.post(&by_level).await?.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let doc = get_json(&sh.url(&format!("/api/documents/{}", posted["seq"]))).await?;
+    assert_eq!(doc["document"]["lines"][0]["amount"], "28.00");
+    // 28.00 owed; another 10 x 8.00 = 80.00 would make 108.00 > 100.00.
+    let over = json!({"doc_type": "XS", "date": "2026-06-09", "operator": "op", "warehouse": "SH01", "counterparty": "C0001",
+        "lines": [{"product": "6920202888883", "qty": "10", "unit_price": "8.00"}]});
+    let refused = sh.post(&over).await?;
+    assert!(matches!(&refused, Err((422, m)) if m.contains("credit limit")), "{refused:?}");
+    // Cash sales are not limited.
+    let mut cash = over.clone();
+    cash["ext"] = json!({"account": "1001"});
+    assert!(sh.post(&cash).await?.is_ok());
+    Ok(())
+}
