@@ -98,7 +98,11 @@ mod opt_decimal {
 fn catalog_price(catalog: &BranchProfile, product: &ProductCode, level: Option<u8>) -> Result<Decimal, String> {
     let p = catalog.products.get(product).ok_or_else(|| format!("unknown product {product}: HQ maintains the product list"))?;
     match level {
-        Some(n) => p.prices.get(usize::from(n).wrapping_sub(1)).map(|d| d.0).ok_or_else(|| format!("product {product} has no preset price {n} (it has {})", p.prices.len())),
+        Some(n) => p
+            .prices
+            .get(usize::from(n).wrapping_sub(1))
+            .map(|d| d.0)
+            .ok_or_else(|| format!("product {product} has no preset price {n} (it has {})", p.prices.len())),
         None => p.retail_price.ok_or_else(|| format!("product {product} has no retail price; give unit_price")),
     }
 }
@@ -240,13 +244,15 @@ struct ReportQuery {
 
 fn today() -> protocol::date::BusinessDate {
     let days = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() / 86_400).unwrap_or(0);
-    protocol::date::BusinessDate::from_unix_days(days as i64).unwrap_or_else(|| protocol::date::BusinessDate::new(2000, 1, 1).expect("valid date"))
+    protocol::date::BusinessDate::from_unix_days(days as i64)
+        .unwrap_or_else(|| protocol::date::BusinessDate::new(2000, 1, 1).expect("valid date"))
 }
 
 /// The branch's own books, through the same report code HQ runs.
 async fn report(State(shared): State<AppState>, Path(name): Path<String>, Query(q): Query<ReportQuery>) -> Result<Response, ApiError> {
     use protocol::books::reports::{self, ReportParams};
-    let params = ReportParams::parse(q.from.as_deref(), q.to.as_deref(), q.by.as_deref(), q.as_of.as_deref(), today()).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))?;
+    let params = ReportParams::parse(q.from.as_deref(), q.to.as_deref(), q.by.as_deref(), q.as_of.as_deref(), today())
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))?;
     let Some(report) = shared.store.with_books(|b| reports::run(b, &name, params)) else {
         return Err(ApiError(StatusCode::NOT_FOUND, format!("no report {name:?}; reports: {}", reports::REPORT_NAMES.join(", "))));
     };
@@ -290,7 +296,11 @@ struct ReverseRequest {
 }
 
 /// 红字冲账: posts the exact reversal of document `seq` (same type, lines and amounts).
-async fn reverse_document(State(shared): State<AppState>, Path(seq): Path<u64>, Json(req): Json<ReverseRequest>) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+async fn reverse_document(
+    State(shared): State<AppState>,
+    Path(seq): Path<u64>,
+    Json(req): Json<ReverseRequest>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let orig = match shared.store.entry(seq) {
         Ok(Some(e)) => e.doc,
         Ok(None) => return Err(ApiError(StatusCode::NOT_FOUND, format!("no document with seq {seq} at this branch"))),
@@ -300,7 +310,17 @@ async fn reverse_document(State(shared): State<AppState>, Path(seq): Path<u64>, 
     let mut ext = h.ext;
     ext.reverses = Some(h.number.clone());
     let memo = if req.memo.is_empty() { format!("红字冲销 reversal of {}", h.number) } else { req.memo };
-    let draft = Draft { doc_type: h.doc_type, date: req.date, operator: req.operator, warehouse: h.warehouse, counterparty: h.counterparty, memo, payment: h.payment, lines: orig.lines, ext };
+    let draft = Draft {
+        doc_type: h.doc_type,
+        date: req.date,
+        operator: req.operator,
+        warehouse: h.warehouse,
+        counterparty: h.counterparty,
+        memo,
+        payment: h.payment,
+        lines: orig.lines,
+        ext,
+    };
     post_draft(&shared, draft).await
 }
 
@@ -322,7 +342,10 @@ struct CountLine {
 
 /// 盘点: counted quantities in; the stock-loss and stock-gain documents that bring the
 /// books to the count are posted and returned.
-async fn stock_count(State(shared): State<AppState>, Json(req): Json<CountRequest>) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+async fn stock_count(
+    State(shared): State<AppState>,
+    Json(req): Json<CountRequest>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let template = Draft {
         doc_type: DocType::StockLoss,
         date: req.date,
@@ -347,7 +370,9 @@ async fn stock_count(State(shared): State<AppState>, Json(req): Json<CountReques
 
 async fn post_draft(shared: &Arc<Shared>, draft: Draft) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let store = shared.store.clone();
-    let posted = tokio::task::spawn_blocking(move || store.post(draft)).await.map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let posted = tokio::task::spawn_blocking(move || store.post(draft))
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     match posted {
         Ok(p) => {
             shared.posted.notify_one();

@@ -1300,7 +1300,12 @@ mod tests {
     use rust_decimal_macros::dec;
 
     fn catalog() -> BTreeMap<ProductCode, Product> {
-        let p = |name: &str, unit: &str, price: Option<Decimal>| Product { name: name.into(), unit: unit.into(), retail_price: price, prices: Vec::new() };
+        let p = |name: &str, unit: &str, price: Option<Decimal>| Product {
+            name: name.into(),
+            unit: unit.into(),
+            retail_price: price,
+            prices: Vec::new(),
+        };
         [
             ("6901234567892", p("矿泉水 550ml", "瓶", Some(dec!(2.00)))),
             ("036000291452", p("Tissues", "box", Some(dec!(5.50)))),

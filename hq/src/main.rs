@@ -176,7 +176,12 @@ async fn main() -> anyhow::Result<()> {
                     store.set_credit_limit(&mut st, code.clone(), limit)?;
                 }
                 Err(_) => {
-                    admin_post(dir, "/api/admin/credit-limits", serde_json::json!({ "customer": code, "limit": limit.map(|l| l.to_string()) })).await?;
+                    admin_post(
+                        dir,
+                        "/api/admin/credit-limits",
+                        serde_json::json!({ "customer": code, "limit": limit.map(|l| l.to_string()) }),
+                    )
+                    .await?;
                 }
             }
             println!("credit limit of {code} saved; branches receive it on their next sync");

@@ -271,7 +271,12 @@ impl Store {
 
     /// Sets (or, with `None`, removes) a customer's credit limit; branches get it with
     /// their next sync and check credit sales against it.
-    pub fn set_credit_limit(&self, st: &mut State, customer: protocol::codes::PartyCode, limit: Option<protocol::Decimal>) -> anyhow::Result<()> {
+    pub fn set_credit_limit(
+        &self,
+        st: &mut State,
+        customer: protocol::codes::PartyCode,
+        limit: Option<protocol::Decimal>,
+    ) -> anyhow::Result<()> {
         let mut batch = sled::Batch::default();
         let k = key(b'c', &[customer.as_str().as_bytes()]);
         match limit {
@@ -607,7 +612,10 @@ mod tests {
         let mut st = store.load().expect("load");
         let sh = BranchCode::new("SH").expect("code");
         let product = |code: String| {
-            (ProductCode::new(code).expect("product code"), Product { name: "p".into(), unit: String::new(), retail_price: None, prices: Vec::new() })
+            (
+                ProductCode::new(code).expect("product code"),
+                Product { name: "p".into(), unit: String::new(), retail_price: None, prices: Vec::new() },
+            )
         };
         for (code, p) in std::iter::once(product("P0000".into())).chain((0..extra).map(|i| product(format!("X{i:04}")))) {
             store.add_product(&mut st, code, p).expect("add product");

@@ -51,13 +51,35 @@ async fn month(agent: &AgentProc, wh: &str, transit: &str) -> anyhow::Result<u64
     n += 1;
     for d in 2..=28u32 {
         let date = day(d);
-        let receipt = post(agent, goods("JH", &date, wh, Some("S0001"), &[("P0000", "20", "3.10"), ("P0002", "5", "7.77")], json!({}))).await?;
-        let sale = post(agent, goods("XS", &date, wh, Some("C0001"), &[("P0000", "15", "5.00"), ("P0002", "2", "11.00")], json!({}))).await?;
+        let receipt =
+            post(agent, goods("JH", &date, wh, Some("S0001"), &[("P0000", "20", "3.10"), ("P0002", "5", "7.77")], json!({}))).await?;
+        let sale =
+            post(agent, goods("XS", &date, wh, Some("C0001"), &[("P0000", "15", "5.00"), ("P0002", "2", "11.00")], json!({}))).await?;
         post(agent, goods("XS", &date, wh, Some("C0002"), &[("P0001", "1", "19.90")], json!({"account": "1001"}))).await?;
         n += 3;
         if d % 3 == 0 {
-            post(agent, money("SK", &date, wh, Some("C0001"), json!({"account": "1002.ICBC", "money": "60.00", "settles": [{"doc": sale, "amount": "60.00"}]}))).await?;
-            post(agent, money("FK", &date, wh, Some("S0001"), json!({"account": "1002.ICBC", "money": "50.00", "settles": [{"doc": receipt, "amount": "50.00"}]}))).await?;
+            post(
+                agent,
+                money(
+                    "SK",
+                    &date,
+                    wh,
+                    Some("C0001"),
+                    json!({"account": "1002.ICBC", "money": "60.00", "settles": [{"doc": sale, "amount": "60.00"}]}),
+                ),
+            )
+            .await?;
+            post(
+                agent,
+                money(
+                    "FK",
+                    &date,
+                    wh,
+                    Some("S0001"),
+                    json!({"account": "1002.ICBC", "money": "50.00", "settles": [{"doc": receipt, "amount": "50.00"}]}),
+                ),
+            )
+            .await?;
             n += 2;
         }
         if d % 5 == 0 {
@@ -74,8 +96,13 @@ async fn month(agent: &AgentProc, wh: &str, transit: &str) -> anyhow::Result<u64
         }
         if d == 10 {
             // A mistaken expense, corrected by a red-letter reversal and a new document.
-            let wrong = post(agent, money("FY", &date, wh, None, json!({"account": "1001", "money": "99.00", "category": "TRAVEL"}))).await?;
-            post(agent, money("FY", &date, wh, None, json!({"account": "1001", "money": "99.00", "category": "TRAVEL", "reverses": wrong}))).await?;
+            let wrong =
+                post(agent, money("FY", &date, wh, None, json!({"account": "1001", "money": "99.00", "category": "TRAVEL"}))).await?;
+            post(
+                agent,
+                money("FY", &date, wh, None, json!({"account": "1001", "money": "99.00", "category": "TRAVEL", "reverses": wrong})),
+            )
+            .await?;
             post(agent, money("FY", &date, wh, None, json!({"account": "1001", "money": "9.90", "category": "TRAVEL"}))).await?;
             n += 3;
         }
@@ -142,14 +169,20 @@ async fn a_month_at_two_branches_consolidates_exactly() -> anyhow::Result<()> {
     assert_eq!(dec(&all_bs["total_assets"]), dec(&all_bs["total_liabilities_and_equity"]), "the balance sheet balances");
     // The trial balance balances at HQ.
     let tb = hq.get("/api/reports/trial-balance").await?;
-    let (dr, cr) = tb.as_array().into_iter().flatten().fold((Decimal::ZERO, Decimal::ZERO), |(d, c), r| (d + dec(&r["debit"]), c + dec(&r["credit"])));
+    let (dr, cr) =
+        tb.as_array().into_iter().flatten().fold((Decimal::ZERO, Decimal::ZERO), |(d, c), r| (d + dec(&r["debit"]), c + dec(&r["credit"])));
     assert_eq!(dr, cr);
     // Drill-through: receivables → the open documents → the original document.
     let ar = hq.get("/api/reports/receivables?branch=SH&as_of=2026-06-30").await?;
     let c1 = ar.as_array().into_iter().flatten().find(|r| r["party"] == "C0001").cloned().expect("C0001 owes SH");
     let first_open = c1["items"][0][0].as_str().unwrap_or_default().to_string();
     let docs = hq.get("/api/branches/SH/movements?party=C0001").await?;
-    let link = docs["documents"].as_array().into_iter().flatten().find(|d| d["number"] == first_open.as_str()).map(|d| d["document"].as_str().unwrap_or_default().to_string());
+    let link = docs["documents"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|d| d["number"] == first_open.as_str())
+        .map(|d| d["document"].as_str().unwrap_or_default().to_string());
     if let Some(link) = link {
         assert_eq!(hq.get(&link).await?["number"], first_open.as_str());
     } else {
