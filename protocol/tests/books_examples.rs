@@ -70,7 +70,10 @@ fn profile(limits: &[(&str, Decimal)]) -> BranchProfile {
         branch: BranchCode::new(BRANCH).expect("branch"),
         name: "上海".into(),
         warehouses: [W1, W2].iter().map(|w| wh(w)).collect(),
-        products: PRODUCTS.iter().map(|p| (pc(p), Product { name: (*p).into(), unit: "pcs".into(), retail_price: None, prices: Vec::new() })).collect(),
+        products: PRODUCTS
+            .iter()
+            .map(|p| (pc(p), Product { name: (*p).into(), unit: "pcs".into(), retail_price: None, prices: Vec::new() }))
+            .collect(),
         credit_limits: limits.iter().map(|(c, l)| (party(c), Dec(*l))).collect(),
         version: 1,
     }
