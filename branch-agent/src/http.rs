@@ -29,6 +29,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/documents/{seq}", get(get_document))
         .route("/api/stock", get(stock))
         .route("/api/reports/{name}", get(report))
+        .route("/api/movements", get(movements))
         .route("/api/documents/{seq}/reverse", axum::routing::post(reverse_document))
         .route("/api/stock-count", axum::routing::post(stock_count))
         .route("/api/sync", get(sync_status))
@@ -382,4 +383,47 @@ async fn post_draft(shared: &Arc<Shared>, draft: Draft) -> Result<(StatusCode, J
         Err(PostFailure::Refused(e)) => Err(ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())),
         Err(e @ PostFailure::Storage(_)) => Err(ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
     }
+}
+
+#[derive(Deserialize)]
+struct MovementQuery {
+    warehouse: Option<String>,
+    product: Option<String>,
+    party: Option<String>,
+    limit: Option<usize>,
+}
+
+/// Drill-through: the posted documents behind a report row, newest first, each linking to
+/// `/api/documents/{seq}`.
+async fn movements(State(shared): State<AppState>, Query(q): Query<MovementQuery>) -> Result<Json<serde_json::Value>, ApiError> {
+    let limit = q.limit.unwrap_or(500).min(5_000);
+    let store = shared.store.clone();
+    let rows = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<serde_json::Value>> {
+        let mut rows = Vec::new();
+        for seq in (1..=store.head().seq).rev() {
+            let Some(e) = store.entry(seq)? else { continue };
+            let h = &e.doc.header;
+            let wh_ok = q
+                .warehouse
+                .as_deref()
+                .is_none_or(|w| h.warehouse.as_str() == w || h.ext.to_warehouse.as_ref().is_some_and(|t| t.as_str() == w));
+            let product_ok = q.product.as_deref().is_none_or(|p| e.doc.lines.iter().any(|l| l.product.as_str() == p));
+            let party_ok = q.party.as_deref().is_none_or(|p| h.counterparty.as_ref().is_some_and(|c| c.as_str() == p));
+            if wh_ok && product_ok && party_ok {
+                rows.push(json!({
+                    "seq": e.seq, "number": h.number.to_string(), "type": h.doc_type.name(), "date": h.date,
+                    "warehouse": h.warehouse, "counterparty": h.counterparty, "operator": h.operator,
+                    "total": e.doc.total().to_string(), "document": format!("/api/documents/{}", e.seq),
+                }));
+                if rows.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(rows)
+    })
+    .await
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))?;
+    Ok(Json(json!({ "documents": rows })))
 }

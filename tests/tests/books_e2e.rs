@@ -189,6 +189,10 @@ async fn a_month_at_two_branches_consolidates_exactly() -> anyhow::Result<()> {
         // The opening balance's open item is under the opening document, which has no party.
         assert!(first_open.starts_with("QC-"), "{first_open}");
     }
+    // The branch drills through its own journal the same way.
+    let local = harness::cluster::get_json(&sh.url("/api/movements?party=C0001&limit=5")).await?;
+    let first = local["documents"][0].clone();
+    assert_eq!(harness::cluster::get_json(&sh.url(first["document"].as_str().unwrap_or("/"))).await?["number"], first["number"]);
     // CSV for Excel.
     let csv = harness::cluster::client().get(hq.url("/api/reports/sales?by=product&format=csv")).send().await?.text().await?;
     assert!(csv.starts_with('\u{feff}') && csv.contains("margin_pct"), "{csv}");

@@ -21,11 +21,11 @@ struct Args {
     no_wait: bool,
 }
 
-const PRODUCTS: &[(&str, &str)] = &[
-    ("6901234567892", "矿泉水 550ml"),
-    ("6920202888883", "绿茶 500ml"),
-    ("6954767470818", "方便面 五连包"),
-    ("6901028075831", "香皂 125g"),
+const PRODUCTS: &[(&str, &str, &str)] = &[
+    ("6901234567892", "矿泉水 550ml", "2.00"),
+    ("6920202888883", "绿茶 500ml", "3.50"),
+    ("6954767470818", "方便面 五连包", "15.00"),
+    ("6901028075831", "香皂 125g", "5.50"),
 ];
 
 #[tokio::main]
@@ -37,8 +37,8 @@ async fn main() -> anyhow::Result<()> {
     println!("== building hq and branch-agent (first run takes a few minutes) ==");
     harness::cluster::bin_dir();
     let mut hq = HqProc::init(&args.dir.join("hq"), 0)?;
-    for (code, name) in PRODUCTS {
-        hq.add_product(code, name)?;
+    for (code, name, price) in PRODUCTS {
+        hq.cli(&["product", "add", code, "--name", name, "--price", price])?;
     }
     let sh_token = hq.add_branch("SH", &["SH01", "SH01-T"])?;
     let hb_token = hq.add_branch("HB", &["HB01", "HB01-T"])?;
@@ -98,7 +98,13 @@ async fn main() -> anyhow::Result<()> {
     println!("  consolidated stock    {}   (CSV: {})", hq.url("/api/stock"), hq.url("/api/stock?format=csv"));
     println!("  branch sync status    {}", hq.url("/api/branches"));
     println!("  a document at HQ      {}", hq.url("/api/branches/SH/documents/1"));
+    println!("  income statement      {}", hq.url("/api/reports/income-statement"));
+    println!("  balance sheet         {}", hq.url("/api/reports/balance-sheet"));
+    println!("  sales by product      {}   (CSV: add &format=csv)", hq.url("/api/reports/sales?by=product"));
+    println!("  receivables (ageing)  {}", hq.url("/api/reports/receivables"));
+    println!("  drill-through         {}", hq.url(&format!("/api/branches/SH/movements?product={water}")));
     println!("  Shanghai branch page  {}", sh.url("/"));
+    println!("  Shanghai till (POS)   {}   customer screen: {}", sh.url("/pos"), sh.url("/pos/display"));
     println!("  Hebei branch page     {}", hb.url("/"));
     println!("Post another document:");
     println!(

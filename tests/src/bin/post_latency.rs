@@ -1,0 +1,427 @@
+//! `post_latency`: how long a branch takes to answer a post, durable write included,
+//! beside the HTTP round trip of a cheap read measured the same way in the same run.
+//!
+//! Starts a real HQ and one real branch agent on loopback (release binaries when run with
+//! `--release`), stocks the branch, then posts `--posts` documents one after another from
+//! one client through `POST /api/documents` — each answered only after the agent's sled
+//! flush — while HQ runs and the forwarder ships every post to it, as in a shop. A
+//! realistic small mix: per 20 posts, 6 credit sales, 2 cash sales, 4 retail sales, 6
+//! purchase receipts (1–5 lines each) and 2 receipts settling the oldest open sale.
+//!
+//! Each iteration also times, in rotating order so none always follows a post:
+//! - `GET /api/sync`, a cheap read (a status copy under a mutex): the baseline, the cost
+//!   of HTTP on loopback plus the agent's request handling;
+//! - writing 512 bytes in place into a preallocated file in the agent's data directory
+//!   and `fdatasync`: what the disk alone asks for one durable write.
+//!
+//! `cargo run --release -p branchline-tests --bin post_latency -- --posts 10000`
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context};
+use clap::Parser;
+use harness::cluster::{client, wait_until, AgentProc, HqProc};
+use serde_json::{json, Value};
+
+/// Local post latency at a branch (durable write included), with a read and a bare
+/// fdatasync as baselines from the same run.
+#[derive(Parser)]
+struct Args {
+    /// Documents posted and timed.
+    #[arg(long, default_value_t = 10_000)]
+    posts: usize,
+    /// Posts (and reads) before timing starts, after the branch is stocked.
+    #[arg(long, default_value_t = 200)]
+    warmup: usize,
+    /// Products in HQ's catalog (each is one `hq product add`).
+    #[arg(long, default_value_t = 50)]
+    products: usize,
+    /// Where HQ's and the agent's data go: a new or empty directory, kept afterwards
+    /// (default: a fresh temp dir, removed at the end). Must be a real disk for the flush
+    /// to mean anything.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Stop HQ before timing, so the forwarder is idle (the shop offline).
+    #[arg(long)]
+    without_hq: bool,
+}
+
+const BRANCH: &str = "SH";
+const WAREHOUSE: &str = "SH01";
+/// Opening purchase per product: far more than the measured sales take.
+const STOCK_QTY: u64 = 100_000;
+/// Posts per business day; the date moves on after each so numbering restarts.
+const POSTS_PER_DAY: usize = 1_000;
+/// Liveness bound for HQ to take everything after the last post (not a performance bound).
+const DRAIN_LIMIT: Duration = Duration::from_secs(120);
+
+/// splitmix64, fixed seed: the same documents in every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next() % (hi - lo + 1)
+    }
+}
+
+fn cents_text(cents: u64) -> String {
+    format!("{}.{:02}", cents / 100, cents % 100)
+}
+
+/// Purchase cost of product `p` in cents (1.00 to 9.99).
+fn cost_cents(p: usize) -> u64 {
+    100 + (p as u64 * 7_919) % 900
+}
+
+/// Makes the documents of the mix and keeps the open credit sales for the receipts.
+struct Mix {
+    rng: Rng,
+    products: usize,
+    /// Credit sales not yet settled: (number, customer, total in cents).
+    open: std::collections::VecDeque<(String, String, u64)>,
+}
+
+impl Mix {
+    fn date(k: usize) -> String {
+        format!("2026-06-{:02}", 1 + k / POSTS_PER_DAY)
+    }
+
+    /// 1–5 lines: `(product, qty, unit price cents)`.
+    fn lines(&mut self, qty_lo: u64, qty_hi: u64, markup_percent: u64) -> Vec<(String, u64, u64)> {
+        let n = self.rng.range(1, 5);
+        (0..n)
+            .map(|_| {
+                let p = self.rng.range(0, self.products as u64 - 1) as usize;
+                (format!("P{p:04}"), self.rng.range(qty_lo, qty_hi), cost_cents(p) * markup_percent / 100)
+            })
+            .collect()
+    }
+
+    /// Document `k` (0-based over warm-up and measured posts) and, for a credit sale, its
+    /// customer and total so the answer's number can be remembered.
+    fn doc(&mut self, k: usize) -> (Value, Option<(String, u64)>) {
+        let date = Mix::date(k);
+        let json_lines = |lines: &[(String, u64, u64)]| -> Vec<Value> {
+            lines.iter().map(|(p, q, c)| json!({"product": p, "qty": q.to_string(), "unit_price": cents_text(*c)})).collect()
+        };
+        let total = |lines: &[(String, u64, u64)]| lines.iter().map(|(_, q, c)| q * c).sum::<u64>();
+        let base = |doc_type: &str| json!({"doc_type": doc_type, "date": date, "operator": "sh-li", "warehouse": WAREHOUSE});
+        match k % 20 {
+            // Receipts settle the oldest open credit sale, if there is one.
+            9 | 19 if !self.open.is_empty() => {
+                let (number, customer, cents) = self.open.pop_front().expect("checked non-empty");
+                let mut d = base("SK");
+                d["counterparty"] = json!(customer);
+                d["ext"] =
+                    json!({"account": "1002.ICBC", "money": cents_text(cents), "settles": [{"doc": number, "amount": cents_text(cents)}]});
+                (d, None)
+            }
+            0 | 2 | 4 | 11 | 13 | 15 => {
+                let lines = self.lines(1, 5, 130);
+                let customer = format!("C{:04}", self.rng.range(1, 40));
+                let mut d = base("XS");
+                d["counterparty"] = json!(customer);
+                d["lines"] = json!(json_lines(&lines));
+                (d, Some((customer, total(&lines))))
+            }
+            6 | 17 => {
+                let lines = self.lines(1, 5, 130);
+                let mut d = base("XS");
+                d["counterparty"] = json!(format!("C{:04}", self.rng.range(1, 40)));
+                d["lines"] = json!(json_lines(&lines));
+                d["ext"] = json!({"account": "1001"});
+                (d, None)
+            }
+            1 | 7 | 12 | 18 => {
+                let lines = self.lines(1, 3, 135);
+                let t = total(&lines);
+                let mut d = base("LS");
+                d["lines"] = json!(json_lines(&lines));
+                d["payment"] = if k % 2 == 0 {
+                    // Cash: the next 50 yuan up.
+                    let tendered = (t / 5_000 + 1) * 5_000;
+                    json!({"method": "Cash", "tendered": cents_text(tendered), "change": cents_text(tendered - t)})
+                } else {
+                    json!({"method": "Mobile", "tendered": cents_text(t), "change": "0.00"})
+                };
+                (d, None)
+            }
+            _ => {
+                let lines = self.lines(10, 50, 100);
+                let mut d = base("JH");
+                d["counterparty"] = json!(format!("S{:02}", self.rng.range(1, 5)));
+                d["lines"] = json!(json_lines(&lines));
+                (d, None)
+            }
+        }
+    }
+}
+
+/// One request, timed from before sending to the last byte of the answer. The body is
+/// serialized before the clock starts and the answer parsed after it stops.
+async fn timed(req: reqwest::RequestBuilder) -> anyhow::Result<(Duration, u16, Value)> {
+    let t0 = Instant::now();
+    let resp = req.send().await?;
+    let status = resp.status().as_u16();
+    let bytes = resp.bytes().await?;
+    let took = t0.elapsed();
+    let v: Value = serde_json::from_slice(&bytes).with_context(|| format!("answer is not JSON: {}", String::from_utf8_lossy(&bytes)))?;
+    Ok((took, status, v))
+}
+
+async fn post_doc(agent: &AgentProc, body: &Value) -> anyhow::Result<(Duration, Value)> {
+    let bytes = serde_json::to_vec(body)?;
+    let req = client().post(agent.url("/api/documents")).header("content-type", "application/json").body(bytes);
+    let (took, status, v) = timed(req).await?;
+    ensure!(status == 201, "post refused ({status}): {v}\ndocument: {body}");
+    Ok((took, v))
+}
+
+async fn get_sync(agent: &AgentProc) -> anyhow::Result<(Duration, Value)> {
+    let (took, status, v) = timed(client().get(agent.url("/api/sync"))).await?;
+    ensure!(status == 200, "GET /api/sync answered {status}: {v}");
+    Ok((took, v))
+}
+
+/// Size of the file the disk probe writes into, allocated and synced before timing.
+const PROBE_FILE_BYTES: u64 = 4 << 20;
+const PROBE_WRITE_BYTES: u64 = 512;
+
+/// A file written in place, as sled writes into its log segments: the size never
+/// changes, so `fdatasync` has only the data to flush, not the file's metadata.
+fn probe_file(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    let mut f = std::fs::OpenOptions::new().create(true).truncate(true).read(true).write(true).open(path)?;
+    f.write_all(&vec![0u8; PROBE_FILE_BYTES as usize])?;
+    f.sync_all()?;
+    Ok(f)
+}
+
+/// Writes 512 bytes at the `k`-th place and waits for `fdatasync`: one durable write,
+/// nothing else.
+fn disk_write(f: &std::fs::File, k: usize) -> anyhow::Result<Duration> {
+    use std::os::unix::fs::FileExt;
+    let offset = (k as u64 * PROBE_WRITE_BYTES) % PROBE_FILE_BYTES;
+    let t0 = Instant::now();
+    f.write_all_at(&[0x5a; PROBE_WRITE_BYTES as usize], offset)?;
+    f.sync_data()?;
+    Ok(t0.elapsed())
+}
+
+/// Latency figures of one kind of request.
+struct Stats {
+    samples: Vec<Duration>,
+}
+
+impl Stats {
+    /// Nearest-rank percentile.
+    fn pct(&self, p: f64) -> Duration {
+        let n = self.samples.len();
+        let rank = ((p / 100.0) * n as f64).ceil() as usize;
+        self.samples[rank.clamp(1, n) - 1]
+    }
+    fn mean(&self) -> Duration {
+        self.samples.iter().sum::<Duration>() / self.samples.len() as u32
+    }
+    fn new(mut samples: Vec<Duration>) -> Stats {
+        samples.sort();
+        Stats { samples }
+    }
+    fn row(&self, name: &str) -> String {
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        let total: Duration = self.samples.iter().sum();
+        format!(
+            "{name:<28} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>10.0}",
+            ms(self.pct(50.0)),
+            ms(self.pct(90.0)),
+            ms(self.pct(99.0)),
+            ms(self.pct(99.9)),
+            ms(*self.samples.last().expect("at least one sample")),
+            ms(self.mean()),
+            self.samples.len() as f64 / total.as_secs_f64()
+        )
+    }
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split_once(':')).map(|(_, m)| m.trim().to_string()))
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    format!("{cores} x {cpu}, load average {}", load_average())
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// A sequential client: one runtime thread is all it needs, and it adds no cross-thread
+/// wake-ups to what is measured.
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    ensure!(args.posts > 0 && args.products > 0, "--posts and --products must be at least 1");
+    let temp = tempfile::tempdir()?;
+    let root = match &args.dir {
+        Some(d) => {
+            if d.exists() && std::fs::read_dir(d)?.next().is_some() {
+                bail!("{} is not empty; give a new directory", d.display());
+            }
+            d.clone()
+        }
+        None => temp.path().to_path_buf(),
+    };
+    println!(
+        "post latency: {} posts (+{} warm-up), one sequential client, {}",
+        args.posts,
+        args.warmup,
+        if args.without_hq { "HQ stopped (forwarder idle)" } else { "HQ running (forwarder active)" }
+    );
+    println!("machine: {}", machine());
+    println!("data under {}", root.display());
+
+    let t = Instant::now();
+    harness::cluster::bin_dir();
+    println!("hq and branch-agent built (or up to date) in {:.1} s", t.elapsed().as_secs_f64());
+    let t = Instant::now();
+    let mut hq = HqProc::init(&root.join("hq"), args.products)?;
+    let token = hq.add_branch(BRANCH, &[WAREHOUSE])?;
+    hq.start()?;
+    let mut agent = AgentProc::enroll(&root.join("agent"), hq.quic, &token)?;
+    agent.start()?;
+    let products = args.products;
+    wait_until(Duration::from_secs(60), "the branch to receive HQ's catalog", || async {
+        let p = harness::cluster::get_json(&agent.url("/api/profile")).await?;
+        Ok(p["products"].as_object().map_or(0, |m| m.len()) == products)
+    })
+    .await?;
+    println!("HQ ({} products) and branch {BRANCH} up in {:.1} s", args.products, t.elapsed().as_secs_f64());
+
+    // Stock every product (untimed), ten lines a receipt.
+    for (i, chunk) in (0..args.products).collect::<Vec<_>>().chunks(10).enumerate() {
+        let lines: Vec<Value> = chunk
+            .iter()
+            .map(|p| json!({"product": format!("P{p:04}"), "qty": STOCK_QTY.to_string(), "unit_price": cents_text(cost_cents(*p))}))
+            .collect();
+        let d = json!({"doc_type": "JH", "date": "2026-06-01", "operator": "sh-li", "warehouse": WAREHOUSE,
+                       "counterparty": format!("S{:02}", 1 + i % 5), "lines": lines});
+        post_doc(&agent, &d).await?;
+    }
+    if args.without_hq {
+        wait_until(DRAIN_LIMIT, "HQ to take the stock receipts", || async { Ok(agent.sync().await?["pending"] == 0) }).await?;
+        hq.kill9();
+    }
+
+    let mut mix = Mix { rng: Rng(0x5eed), products: args.products, open: Default::default() };
+    let probe = probe_file(&agent.dir.join("fsync-probe.bin"))?;
+    let sync_before = agent.sync().await?;
+    let mut posts = Vec::with_capacity(args.posts);
+    let mut reads = Vec::with_capacity(args.posts);
+    let mut disk = Vec::with_capacity(args.posts);
+    let mut link_up_reads = 0usize;
+    let mut last_seq = 0u64;
+    let mut measured_wall = Duration::ZERO;
+    for k in 0..args.warmup + args.posts {
+        let measured = k >= args.warmup;
+        let (body, credit) = mix.doc(k);
+        let t_iter = Instant::now();
+        for step in 0..3 {
+            match (k + step) % 3 {
+                0 => {
+                    let (took, v) = post_doc(&agent, &body).await?;
+                    let seq = v["seq"].as_u64().context("post answer has a seq")?;
+                    ensure!(seq > last_seq, "seq went from {last_seq} to {seq}");
+                    last_seq = seq;
+                    if let Some((customer, cents)) = &credit {
+                        let number = v["number"].as_str().context("post answer has a number")?;
+                        mix.open.push_back((number.to_string(), customer.clone(), *cents));
+                    }
+                    if measured {
+                        posts.push(took);
+                    }
+                }
+                1 => {
+                    let (took, v) = get_sync(&agent).await?;
+                    if measured {
+                        reads.push(took);
+                        link_up_reads += usize::from(v["status"]["link_up"] == true);
+                    }
+                }
+                _ => {
+                    let took = disk_write(&probe, k)?;
+                    if measured {
+                        disk.push(took);
+                    }
+                }
+            }
+        }
+        if measured {
+            measured_wall += t_iter.elapsed();
+        }
+    }
+    let sync_after = agent.sync().await?;
+    let load_after = load_average();
+
+    let posts = Stats::new(posts);
+    let reads = Stats::new(reads);
+    let disk = Stats::new(disk);
+    println!();
+    println!("{:<28} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10}", "ms", "median", "p90", "p99", "p99.9", "max", "mean", "per second");
+    println!("{}", posts.row("POST /api/documents"));
+    println!("{}", reads.row("GET /api/sync (baseline)"));
+    println!("{}", disk.row("512 B write + fdatasync"));
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!();
+    println!(
+        "post / read, median: {:.1}x; post - read: median {:.3} ms, p99 {:.3} ms (the post itself: parse, books::post, sled batch + flush, answer)",
+        posts.pct(50.0).as_secs_f64() / reads.pct(50.0).as_secs_f64(),
+        ms(posts.pct(50.0)) - ms(reads.pct(50.0)),
+        ms(posts.pct(99.0)) - ms(reads.pct(99.0)),
+    );
+    println!(
+        "posts/s for one sequential client: {:.0} (mean latency); measured loop {:.1} s wall for {} posts + {} reads + {} disk writes",
+        args.posts as f64 / posts.samples.iter().sum::<Duration>().as_secs_f64(),
+        measured_wall.as_secs_f64(),
+        args.posts,
+        args.posts,
+        args.posts
+    );
+    println!(
+        "link to HQ: before {} (connects {}), up in {link_up_reads} of {} reads, after {} (connects {}, pending {})",
+        if sync_before["link_up"] == true { "up" } else { "down" },
+        sync_before["connects"],
+        args.posts,
+        if sync_after["link_up"] == true { "up" } else { "down" },
+        sync_after["connects"],
+        sync_after["pending"],
+    );
+    if !args.without_hq {
+        let t = Instant::now();
+        wait_until(DRAIN_LIMIT, "HQ to acknowledge every post", || async { Ok(agent.sync().await?["pending"] == 0) }).await?;
+        let b = hq.branch_status(BRANCH).await?;
+        println!(
+            "HQ: all acknowledged {:.2} s after the last post; {} documents applied from {BRANCH}, {} quarantined, {} rejections",
+            t.elapsed().as_secs_f64(),
+            b["documents_applied"],
+            b["documents_quarantined"],
+            b["rejections"]
+        );
+        if b["documents_applied"].as_u64() != Some(last_seq) {
+            bail!("HQ applied {} documents, the branch posted {last_seq}", b["documents_applied"]);
+        }
+    }
+    println!("machine after: load average {load_after}");
+    drop((agent, hq));
+    Ok(())
+}
