@@ -31,7 +31,10 @@ pub fn bin_dir() -> &'static Path {
         let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--quiet", "-p", "hq", "-p", "branch-agent", "--manifest-path"]).arg(&manifest);
+        // The same target set as `cargo test --workspace`, so features unify the same way
+        // and this is a no-op there; building only `-p hq -p branch-agent` would resolve
+        // features differently and rebuild rustls, quinn and both binaries every run.
+        cmd.args(["build", "--quiet", "--workspace", "--tests", "--bins", "--manifest-path"]).arg(&manifest);
         if release {
             cmd.arg("--release");
         }
