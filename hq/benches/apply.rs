@@ -113,7 +113,11 @@ fn hq_setup(dir: &Path, key: &protocol::SigningKey, catalog: usize) -> (Store, S
     for i in 0..catalog.max(LINES_PER_DOC) {
         let code = ProductCode::new(format!("P{i:04}")).expect("sample product code is valid");
         store
-            .add_product(&mut st, code, Product { name: format!("product {i}"), unit: "pcs".into(), retail_price: None, prices: Vec::new() })
+            .add_product(
+                &mut st,
+                code,
+                Product { name: format!("product {i}"), unit: "pcs".into(), retail_price: None, prices: Vec::new() },
+            )
             .expect("add product");
     }
     let branch = BranchCode::new(BRANCH).expect("constant branch code is valid");
