@@ -8,7 +8,8 @@
 //! Key layout (`/` stands for the prefix byte followed by the parts):
 //! - `b` branch code                → `BranchRecord`
 //! - `e` branch 0x00 seq(be u64)    → `EntryIndex` (which batch holds the entry, its hash)
-//! - `x` branch 0x00 first_seq(be)  → `SignedBatch` as received (body + signature)
+//! - `x` branch 0x00 first_seq(be)  → piece count; + piece(be u32) → a piece of the sealed
+//!   `SignedBatch` as received (body + signature), split below sled's blob threshold
 //! - `p` product                    → `Product`
 //! - `c` customer                   → credit limit (`Dec`)
 //! - `t` secret hash                → `TokenRecord`
@@ -119,6 +120,27 @@ fn entry_key(branch: &BranchCode, seq: u64) -> Vec<u8> {
 
 fn batch_key(branch: &BranchCode, first: u64) -> Vec<u8> {
     key(b'x', &[branch.as_str().as_bytes(), &first.to_be_bytes()])
+}
+
+/// Largest piece of a stored signed batch. sled 0.34 writes values above its blob
+/// threshold (128 KiB) to separate files that its flush does not fsync, so a batch (often
+/// 250 KiB and more) is stored in pieces well below it, all in the same atomic write.
+const BATCH_CHUNK_BYTES: usize = 64 * 1024;
+
+fn chunk_key(branch: &BranchCode, first: u64, i: u32) -> Vec<u8> {
+    let mut k = batch_key(branch, first);
+    k.extend_from_slice(&i.to_be_bytes());
+    k
+}
+
+/// Adds a signed batch to `batch` as a manifest (piece count) plus pieces.
+fn put_signed_batch(batch: &mut sled::Batch, branch: &BranchCode, first: u64, signed: &SignedBatch) {
+    let sealed = record::seal(signed);
+    let pieces: Vec<&[u8]> = sealed.chunks(BATCH_CHUNK_BYTES).collect();
+    batch.insert(batch_key(branch, first), record::seal(&(pieces.len() as u32)));
+    for (i, piece) in pieces.iter().enumerate() {
+        batch.insert(chunk_key(branch, first, i as u32), *piece);
+    }
 }
 
 fn show(k: &[u8]) -> String {
@@ -376,7 +398,7 @@ impl Store {
             };
             batch.insert(entry_key(branch, e.entry.seq), record::seal(&idx));
         }
-        batch.insert(batch_key(branch, first_in_batch), record::seal(signed));
+        put_signed_batch(&mut batch, branch, first_in_batch, signed);
         rec.head = new_head;
         rec.docs_applied += outcome.applied;
         rec.docs_quarantined += outcome.quarantined.len() as u64;
@@ -407,9 +429,7 @@ impl Store {
                 continue;
             }
             if cached.as_ref().is_none_or(|(first, _)| *first != idx.batch_first_seq) {
-                let bk = batch_key(branch, idx.batch_first_seq);
-                let bv = self.tree.get(&bk)?.with_context(|| format!("{} points at a missing batch", show(&k)))?;
-                let signed: SignedBatch = open_rec(&bk, &bv)?;
+                let signed = self.signed_batch(branch, idx.batch_first_seq).with_context(|| format!("reading the batch of {}", show(&k)))?;
                 cached = Some((idx.batch_first_seq, decode_body(&signed.body)?));
             }
             let body = &cached.as_ref().expect("just filled").1;
@@ -439,9 +459,7 @@ impl Store {
             let (k, v) = item?;
             let idx: EntryIndex = open_rec(&k, &v)?;
             if cached.as_ref().is_none_or(|(first, _)| *first != idx.batch_first_seq) {
-                let bk = batch_key(branch, idx.batch_first_seq);
-                let bv = self.tree.get(&bk)?.with_context(|| format!("{} points at a missing batch", show(&k)))?;
-                let signed: SignedBatch = open_rec(&bk, &bv)?;
+                let signed = self.signed_batch(branch, idx.batch_first_seq).with_context(|| format!("reading the batch of {}", show(&k)))?;
                 cached = Some((idx.batch_first_seq, decode_body(&signed.body)?));
             }
             let body = &cached.as_ref().expect("just filled").1;
@@ -496,12 +514,24 @@ impl Store {
         }
     }
 
+    /// A stored signed batch, reassembled from its pieces and checked.
+    pub fn signed_batch(&self, branch: &BranchCode, first: u64) -> anyhow::Result<SignedBatch> {
+        let mk = batch_key(branch, first);
+        let mv = self.tree.get(&mk)?.with_context(|| format!("missing batch {}", show(&mk)))?;
+        let pieces: u32 = open_rec(&mk, &mv)?;
+        let mut sealed = Vec::new();
+        for i in 0..pieces {
+            let ck = chunk_key(branch, first, i);
+            let piece = self.tree.get(&ck)?.with_context(|| format!("missing piece {i} of batch {}", show(&mk)))?;
+            sealed.extend_from_slice(&piece);
+        }
+        open_rec(&mk, &sealed)
+    }
+
     /// An accepted document with its index, batch signature status and stored entry.
     pub fn document(&self, st: &State, branch: &BranchCode, seq: u64) -> anyhow::Result<Option<(EntryIndex, JournalEntry, bool)>> {
         let Some(idx) = self.entry_index(branch, seq)? else { return Ok(None) };
-        let k = batch_key(branch, idx.batch_first_seq);
-        let v = self.tree.get(&k)?.with_context(|| format!("entry {seq} of {branch} points at a missing batch"))?;
-        let signed: SignedBatch = open_rec(&k, &v)?;
+        let signed = self.signed_batch(branch, idx.batch_first_seq).with_context(|| format!("reading the batch of entry {seq} of {branch}"))?;
         let signature_ok = st
             .branches
             .get(branch)
