@@ -151,19 +151,7 @@ async fn post_document(State(shared): State<AppState>, body: axum::body::Bytes) 
     let req: DraftRequest =
         serde_json::from_slice(&body).map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("document JSON is not valid: {e}")))?;
     let draft = req.into_draft(&shared.store.profile()).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))?;
-    let store = shared.store.clone();
-    let posted = tokio::task::spawn_blocking(move || store.post(draft))
-        .await
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    match posted {
-        Ok(p) => {
-            shared.posted.notify_one();
-            tracing::info!(number = %p.number, seq = p.seq, "document posted");
-            Ok((StatusCode::CREATED, Json(json!(p))))
-        }
-        Err(PostFailure::Refused(e)) => Err(ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())),
-        Err(e @ PostFailure::Storage(_)) => Err(ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
-    }
+    post_draft(&shared, draft).await
 }
 
 async fn get_document(State(shared): State<AppState>, Path(seq): Path<u64>) -> Result<Json<serde_json::Value>, ApiError> {
