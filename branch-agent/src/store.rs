@@ -60,6 +60,9 @@ struct Live {
 pub struct Store {
     db: sled::Db,
     tree: sled::Tree,
+    /// sled's data file, held open to fsync it (see `flush`).
+    data_file: std::fs::File,
+    path: std::path::PathBuf,
     identity: Identity,
     live: Mutex<Live>,
 }
@@ -95,7 +98,36 @@ pub fn open_db(path: &Path) -> anyhow::Result<sled::Db> {
     })
 }
 
+/// sled's data file. sled 0.34's `flush` only waits for `sync_file_range` and leaves the
+/// fsync to a background thread every 500 ms, so a post "flushed" by sled alone can be
+/// lost in a power cut; we fsync this file ourselves before answering.
+fn sync_dir_files(dir: &Path) -> anyhow::Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) };
+    for e in entries {
+        std::fs::File::open(e?.path())?.sync_all()?;
+    }
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+fn data_file(path: &Path) -> anyhow::Result<std::fs::File> {
+    std::fs::File::open(path.join("db")).with_context(|| format!("opening sled's data file in {}", path.display()))
+}
+
 impl Store {
+    /// Flushes sled and fsyncs its data file: after this, the writes survive a power cut.
+    fn flush(&self) -> anyhow::Result<()> {
+        self.db.flush()?;
+        self.data_file.sync_data()?;
+        Ok(())
+    }
+
+    /// fsyncs sled's blob files: values over 128 KiB (a large catalog in the profile) live
+    /// there, and sled never fsyncs them.
+    fn sync_blobs(&self) -> anyhow::Result<()> {
+        sync_dir_files(&self.path.join("blobs"))
+    }
+
     /// Writes identity and profile of a freshly enrolled branch.
     pub fn create(path: &Path, identity: &Identity, profile: &BranchProfile) -> anyhow::Result<()> {
         let db = open_db(path)?;
@@ -110,6 +142,8 @@ impl Store {
         b.insert(meta("acked"), record::seal(&0u64));
         tree.apply_batch(b)?;
         db.flush()?;
+        data_file(path)?.sync_data()?;
+        sync_dir_files(&path.join("blobs"))?;
         Ok(())
     }
 
@@ -143,9 +177,9 @@ impl Store {
             let entry = JournalEntry::decode(record::open_bytes(&format!("j/{seq}"), &v)?)?;
             let p = post(&books, &entry.doc, PostContext::default())
                 .with_context(|| format!("journal entry {seq} no longer posts on replay: the store is damaged"))?;
-            books.apply(&entry.doc, &p);
+            books.apply_owned(entry.doc, p);
         }
-        Ok(Store { db, tree, identity, live: Mutex::new(Live { books, head, profile }) })
+        Ok(Store { db, tree, data_file: data_file(path)?, path: path.to_path_buf(), identity, live: Mutex::new(Live { books, head, profile }) })
     }
 
     pub fn identity(&self) -> &Identity {
@@ -180,7 +214,8 @@ impl Store {
 
     pub fn set_profile(&self, profile: BranchProfile) -> anyhow::Result<()> {
         self.tree.insert(meta("profile"), record::seal(&profile))?;
-        self.db.flush()?;
+        self.flush()?;
+        self.sync_blobs()?;
         self.live().profile = profile;
         Ok(())
     }
@@ -209,11 +244,12 @@ impl Store {
         b.insert(counter_key, record::seal(&(last + 1)));
         b.insert(meta("head"), record::seal(&head));
         self.tree.apply_batch(b).map_err(|e| PostFailure::Storage(e.into()))?;
-        self.db.flush().map_err(|e| PostFailure::Storage(e.into()))?;
+        self.flush().map_err(PostFailure::Storage)?;
         // Durable: memory may follow.
-        live.books.apply(&entry.doc, &posting);
+        let warnings = posting.warnings.clone();
+        live.books.apply_owned(entry.doc, posting);
         live.head = head;
-        Ok(Posted { number, seq: head.seq, hash: head.hash.to_hex(), warnings: posting.warnings })
+        Ok(Posted { number, seq: head.seq, hash: head.hash.to_hex(), warnings })
     }
 
     /// Reads the books under the lock (reports, stock counts).
@@ -244,7 +280,7 @@ impl Store {
     /// and never travel to HQ.
     pub fn put_shift<T: Serialize>(&self, id: u64, record: &T) -> anyhow::Result<()> {
         self.tree.insert(shift_key(id), record::seal(record))?;
-        self.db.flush()?;
+        self.flush()?;
         Ok(())
     }
 

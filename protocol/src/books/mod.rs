@@ -180,6 +180,103 @@ struct Recent {
     posting: Posting,
 }
 
+/// Runs `f` on the value at `key`, inserting a default (and cloning the key) only when
+/// there is none yet.
+fn upsert<K: Ord + Clone, V: Default, R>(map: &mut BTreeMap<K, V>, key: &K, f: impl FnOnce(&mut V) -> R) -> R {
+    match map.get_mut(key) {
+        Some(v) => f(v),
+        None => f(map.entry(key.clone()).or_default()),
+    }
+}
+
+/// A flow key seen through borrowed codes, so a flow that exists is found without
+/// cloning its warehouse and product. Orders exactly as the owned key does (the codes
+/// order as their strings).
+trait FlowKey {
+    fn parts(&self) -> (Period, &str, &str);
+}
+
+impl FlowKey for (Period, WarehouseCode, ProductCode) {
+    fn parts(&self) -> (Period, &str, &str) {
+        (self.0, self.1.as_str(), self.2.as_str())
+    }
+}
+
+impl FlowKey for (Period, &str, &str) {
+    fn parts(&self) -> (Period, &str, &str) {
+        *self
+    }
+}
+
+impl<'a> std::borrow::Borrow<dyn FlowKey + 'a> for (Period, WarehouseCode, ProductCode) {
+    fn borrow(&self) -> &(dyn FlowKey + 'a) {
+        self
+    }
+}
+
+impl PartialEq for dyn FlowKey + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.parts() == other.parts()
+    }
+}
+
+impl Eq for dyn FlowKey + '_ {}
+
+impl PartialOrd for dyn FlowKey + '_ {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for dyn FlowKey + '_ {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.parts().cmp(&other.parts())
+    }
+}
+
+/// A stock key seen through borrowed codes (see [`FlowKey`]).
+trait StockKeyView {
+    fn parts(&self) -> (&str, &str);
+}
+
+impl StockKeyView for StockKey {
+    fn parts(&self) -> (&str, &str) {
+        (self.0.as_str(), self.1.as_str())
+    }
+}
+
+impl StockKeyView for (&str, &str) {
+    fn parts(&self) -> (&str, &str) {
+        *self
+    }
+}
+
+impl<'a> std::borrow::Borrow<dyn StockKeyView + 'a> for StockKey {
+    fn borrow(&self) -> &(dyn StockKeyView + 'a) {
+        self
+    }
+}
+
+impl PartialEq for dyn StockKeyView + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.parts() == other.parts()
+    }
+}
+
+impl Eq for dyn StockKeyView + '_ {}
+
+impl PartialOrd for dyn StockKeyView + '_ {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for dyn StockKeyView + '_ {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.parts().cmp(&other.parts())
+    }
+}
+
 /// All books of one branch (or of HQ's copy of that branch).
 #[derive(Clone, Debug, Default)]
 pub struct Books {
@@ -208,6 +305,11 @@ impl Books {
     }
     pub fn stock(&self, key: &StockKey) -> Option<&Stock> {
         self.stock.get(key)
+    }
+    /// The stock of `product` in `w`, found without building a [`StockKey`].
+    pub(crate) fn stock_at(&self, w: &WarehouseCode, product: &ProductCode) -> Option<&Stock> {
+        let view: &dyn StockKeyView = &(w.as_str(), product.as_str());
+        self.stock.get(view)
     }
     pub fn position(&self, key: &StockKey) -> Position {
         self.stock.get(key).map(|s| s.pos).unwrap_or_default()
@@ -284,27 +386,43 @@ impl Books {
         self.postings += other.postings;
     }
 
-    /// Performs a posting computed by [`post`] against these books.
+    /// Performs a posting computed by [`post`] against these books. Clones both; callers
+    /// that are done with them should use [`Books::apply_owned`].
     pub fn apply(&mut self, doc: &Document, p: &Posting) {
+        self.apply_owned(doc.clone(), p.clone());
+    }
+
+    /// Performs a posting computed by [`post`] against these books, keeping `doc` and `p`
+    /// (for reversal while the period is open) without copying them.
+    pub fn apply_owned(&mut self, doc: Document, p: Posting) {
         assert_eq!(p.debits(), p.credits(), "posting of {} does not balance", doc.header.number);
         let period = Period::of(doc.header.date);
+        // Keys are cloned only when a map gains an entry: most moves hit positions,
+        // accounts and sales rows that already exist.
         for m in &p.stock {
-            let s = self.stock.entry(m.key.clone()).or_default();
-            let before = s.pos;
-            s.apply(&m.op);
-            let (dq, dv) = (s.pos.qty - before.qty, s.pos.value - before.value);
-            debug_assert!(s.pos.qty >= Decimal::ZERO, "no cost method allows negative stock");
-            let f = self.flows.entry((period, m.key.0.clone(), m.key.1.clone())).or_default();
-            if dq > Decimal::ZERO || (dq.is_zero() && dv > Decimal::ZERO) {
-                f.in_qty += dq;
-                f.in_value += dv;
-            } else {
-                f.out_qty -= dq;
-                f.out_value -= dv;
+            let (dq, dv) = upsert(&mut self.stock, &m.key, |s: &mut Stock| {
+                let before = s.pos;
+                s.apply(&m.op);
+                debug_assert!(s.pos.qty >= Decimal::ZERO, "no cost method allows negative stock");
+                (s.pos.qty - before.qty, s.pos.value - before.value)
+            });
+            let add = |f: &mut Flow| {
+                if dq > Decimal::ZERO || (dq.is_zero() && dv > Decimal::ZERO) {
+                    f.in_qty += dq;
+                    f.in_value += dv;
+                } else {
+                    f.out_qty -= dq;
+                    f.out_value -= dv;
+                }
+            };
+            let view: &dyn FlowKey = &(period, m.key.0.as_str(), m.key.1.as_str());
+            match self.flows.get_mut(view) {
+                Some(f) => add(f),
+                None => add(self.flows.entry((period, m.key.0.clone(), m.key.1.clone())).or_default()),
             }
         }
         for l in &p.gl {
-            *self.gl.entry(l.account.clone()).or_default() += l.debit - l.credit;
+            upsert(&mut self.gl, &l.account, |v: &mut Decimal| *v += l.debit - l.credit);
         }
         for (side, party, amount) in &p.parties {
             *self.parties.entry((*side, party.clone())).or_default() += *amount;
@@ -331,10 +449,11 @@ impl Books {
             *self.loans.entry((*kind, party.clone(), product.clone())).or_default() += *qty;
         }
         for s in &p.sales {
-            let t = self.sales.entry(s.key.clone()).or_default();
-            t.qty += s.qty;
-            t.revenue += s.revenue;
-            t.cost += s.cost;
+            upsert(&mut self.sales, &s.key, |t: &mut SalesTotals| {
+                t.qty += s.qty;
+                t.revenue += s.revenue;
+                t.cost += s.cost;
+            });
         }
         if let Some(m) = p.cost_method {
             self.cost_method = Some(m);
@@ -350,7 +469,7 @@ impl Books {
             // Reversals reach only into open periods; forget what can no longer be reversed.
             self.recent.retain(|_, r| Period::of(r.doc.header.date) > closed);
         } else {
-            self.recent.insert(doc.header.number.clone(), Recent { doc: doc.clone(), posting: p.clone() });
+            self.recent.insert(doc.header.number.clone(), Recent { doc, posting: p });
         }
         debug_assert_eq!(self.gl.values().copied().sum::<Decimal>(), Decimal::ZERO, "trial balance");
     }

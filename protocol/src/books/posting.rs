@@ -56,7 +56,8 @@ struct Builder<'a> {
     books: &'a Books,
     doc: &'a Document,
     p: Posting,
-    scratch: BTreeMap<StockKey, Stock>,
+    /// Keyed by codes borrowed from the document, so a lookup clones nothing.
+    scratch: BTreeMap<(&'a WarehouseCode, &'a ProductCode), Stock>,
     consign: BTreeMap<(Consignment, PartyCode, ProductCode), Stock>,
 }
 
@@ -64,35 +65,33 @@ fn party(doc: &Document) -> PartyCode {
     doc.header.counterparty.clone().expect("validated: this type has a counterparty")
 }
 
-impl Builder<'_> {
+impl<'a> Builder<'a> {
     fn method(&self) -> crate::document::CostMethod {
         self.books.cost_method()
     }
 
-    fn stock_mut(&mut self, key: &StockKey) -> &mut Stock {
+    fn stock_mut(&mut self, w: &'a WarehouseCode, product: &'a ProductCode) -> &mut Stock {
         let books = self.books;
-        self.scratch.entry(key.clone()).or_insert_with(|| books.stock.get(key).cloned().unwrap_or_default())
+        self.scratch.entry((w, product)).or_insert_with(|| books.stock_at(w, product).cloned().unwrap_or_default())
     }
 
     /// Goods out of own stock at cost; returns the cost.
-    fn take(&mut self, w: &WarehouseCode, l: &Line) -> Result<Decimal, PostError> {
-        let key = (w.clone(), l.product.clone());
+    fn take(&mut self, w: &'a WarehouseCode, l: &'a Line) -> Result<Decimal, PostError> {
         let method = self.method();
-        let s = self.stock_mut(&key);
+        let s = self.stock_mut(w, &l.product);
         let Some((op, cost)) = s.take(method, l.qty) else {
             return Err(PostError::NegativeStock { warehouse: w.clone(), product: l.product.clone(), on_hand: s.pos.qty, needed: l.qty });
         };
         s.apply(&op);
-        self.p.stock.push(StockMove { key, op });
+        self.p.stock.push(StockMove { key: (w.clone(), l.product.clone()), op });
         Ok(cost)
     }
 
     /// Goods into own stock worth `value`.
-    fn receive(&mut self, w: &WarehouseCode, product: &ProductCode, qty: Decimal, value: Decimal) {
-        let key = (w.clone(), product.clone());
+    fn receive(&mut self, w: &'a WarehouseCode, product: &'a ProductCode, qty: Decimal, value: Decimal) {
         let op = Stock::receive(self.method(), qty, value);
-        self.stock_mut(&key).apply(&op);
-        self.p.stock.push(StockMove { key, op });
+        self.stock_mut(w, product).apply(&op);
+        self.p.stock.push(StockMove { key: (w.clone(), product.clone()), op });
     }
 
     fn gl(&mut self, account: AccountCode, debit: Decimal, credit: Decimal) {
@@ -246,7 +245,7 @@ impl Builder<'_> {
                 // or at the line price when none is left to take a cost from.
                 let mut cost = Decimal::ZERO;
                 for l in &doc.lines {
-                    let pos = self.stock_mut(&(w.clone(), l.product.clone())).pos;
+                    let pos = self.stock_mut(w, &l.product).pos;
                     let value = if pos.qty.is_zero() { l.amount } else { round_money(pos.value * l.qty / pos.qty) };
                     self.receive(w, &l.product, l.qty, value);
                     self.sales_fact(l, h.counterparty.clone(), -l.qty, -l.amount, -value);
@@ -291,15 +290,15 @@ impl Builder<'_> {
                 self.party_move(side, p, -money);
             }
             DocType::TransferSamePrice | DocType::TransferChangedPrice => {
-                let to = h.ext.to_warehouse.clone().expect("validated: transfers name a receiving warehouse");
-                if to == *w {
-                    return Err(PostError::SameWarehouse { warehouse: to });
+                let to = h.ext.to_warehouse.as_ref().expect("validated: transfers name a receiving warehouse");
+                if to == w {
+                    return Err(PostError::SameWarehouse { warehouse: to.clone() });
                 }
                 let mut diff = Decimal::ZERO;
                 for l in &doc.lines {
                     let cost = self.take(w, l)?;
                     let value = if h.doc_type == DocType::TransferSamePrice { cost } else { l.amount };
-                    self.receive(&to, &l.product, l.qty, value);
+                    self.receive(to, &l.product, l.qty, value);
                     diff += value - cost;
                 }
                 self.dr_cr(code(acc::INVENTORY), code(acc::TRANSFER_PRICE_DIFFERENCE), diff);
@@ -321,8 +320,7 @@ impl Builder<'_> {
                 let mut delta = Decimal::ZERO;
                 let method = self.method();
                 for l in &doc.lines {
-                    let key = (w.clone(), l.product.clone());
-                    let s = self.stock_mut(&key);
+                    let s = self.stock_mut(w, &l.product);
                     if s.pos.qty != l.qty || s.pos.qty.is_zero() {
                         return Err(PostError::AdjustQtyMismatch {
                             warehouse: w.clone(),
@@ -342,7 +340,7 @@ impl Builder<'_> {
                         },
                     };
                     s.apply(&op);
-                    self.p.stock.push(StockMove { key, op });
+                    self.p.stock.push(StockMove { key: (w.clone(), l.product.clone()), op });
                 }
                 self.dr_cr(code(acc::INVENTORY), code(acc::COST_ADJUSTMENT_DIFFERENCE), delta);
             }
@@ -501,10 +499,9 @@ impl Builder<'_> {
                 // Stock of the opening is received under the method being set.
                 let method = self.p.cost_method.unwrap_or_default();
                 for l in &doc.lines {
-                    let key = (w.clone(), l.product.clone());
                     let op = Stock::receive(method, l.qty, l.amount);
-                    self.stock_mut(&key).apply(&op);
-                    self.p.stock.push(StockMove { key, op });
+                    self.stock_mut(w, &l.product).apply(&op);
+                    self.p.stock.push(StockMove { key: (w.clone(), l.product.clone()), op });
                 }
                 self.dr_cr(code(acc::INVENTORY), code(acc::EQUITY), total);
                 for b in &h.ext.balances {

@@ -11,8 +11,10 @@
 //! Each iteration also times, in rotating order so none always follows a post:
 //! - `GET /api/sync`, a cheap read (a status copy under a mutex): the baseline, the cost
 //!   of HTTP on loopback plus the agent's request handling;
-//! - writing 512 bytes in place into a preallocated file in the agent's data directory
-//!   and `fdatasync`: what the disk alone asks for one durable write.
+//! - writing 512 bytes in place into a preallocated file in the agent's data directory,
+//!   then `fdatasync`: what the disk asks for one write that survives a power cut;
+//! - the same write, then `sync_file_range(WAIT_BEFORE | WRITE | WAIT_AFTER)`: what
+//!   sled 0.34's `flush` does per call on Linux (see `range_write`).
 //!
 //! `cargo run --release -p branchline-tests --bin post_latency -- --posts 10000`
 
@@ -146,7 +148,7 @@ impl Mix {
                 let t = total(&lines);
                 let mut d = base("LS");
                 d["lines"] = json!(json_lines(&lines));
-                d["payment"] = if k % 2 == 0 {
+                d["payment"] = if k.is_multiple_of(2) {
                     // Cash: the next 50 yuan up.
                     let tendered = (t / 5_000 + 1) * 5_000;
                     json!({"method": "Cash", "tendered": cents_text(tendered), "change": cents_text(tendered - t)})
@@ -205,15 +207,49 @@ fn probe_file(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
     Ok(f)
 }
 
+fn probe_offset(k: usize) -> u64 {
+    (k as u64 * PROBE_WRITE_BYTES) % PROBE_FILE_BYTES
+}
+
 /// Writes 512 bytes at the `k`-th place and waits for `fdatasync`: one durable write,
 /// nothing else.
 fn disk_write(f: &std::fs::File, k: usize) -> anyhow::Result<Duration> {
     use std::os::unix::fs::FileExt;
-    let offset = (k as u64 * PROBE_WRITE_BYTES) % PROBE_FILE_BYTES;
     let t0 = Instant::now();
-    f.write_all_at(&[0x5a; PROBE_WRITE_BYTES as usize], offset)?;
+    f.write_all_at(&[0x5a; PROBE_WRITE_BYTES as usize], probe_offset(k))?;
     f.sync_data()?;
     Ok(t0.elapsed())
+}
+
+/// Writes 512 bytes at the `k`-th place and waits as sled 0.34's `flush` does on Linux
+/// (`pagecache/iobuf.rs`): `sync_file_range` with WAIT_BEFORE | WRITE | WAIT_AFTER. That
+/// waits until the kernel has handed the range to the device, but flushes neither the
+/// device's write cache nor the file's metadata; sled leaves those to a background
+/// `fsync` every `flush_every_ms` (500 ms by default).
+#[cfg(target_os = "linux")]
+fn range_write(f: &std::fs::File, k: usize) -> anyhow::Result<Duration> {
+    use std::os::raw::{c_int, c_uint};
+    use std::os::unix::fs::FileExt;
+    use std::os::unix::io::AsRawFd;
+    extern "C" {
+        fn sync_file_range(fd: c_int, offset: i64, nbytes: i64, flags: c_uint) -> c_int;
+    }
+    const WAIT_BEFORE_WRITE_WAIT_AFTER: c_uint = 1 | 2 | 4;
+    let offset = probe_offset(k);
+    let t0 = Instant::now();
+    f.write_all_at(&[0x5a; PROBE_WRITE_BYTES as usize], offset)?;
+    // SAFETY: glibc's sync_file_range(2) wrapper; `f` stays open for the whole call and
+    // the other arguments are plain integers (the range lies inside the file).
+    let ret = unsafe { sync_file_range(f.as_raw_fd(), offset as i64, PROBE_WRITE_BYTES as i64, WAIT_BEFORE_WRITE_WAIT_AFTER) };
+    if ret != 0 {
+        return Err(std::io::Error::last_os_error()).context("sync_file_range");
+    }
+    Ok(t0.elapsed())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn range_write(_: &std::fs::File, _: usize) -> anyhow::Result<Duration> {
+    bail!("the sync_file_range probe exists on Linux only")
 }
 
 /// Latency figures of one kind of request.
@@ -239,7 +275,7 @@ impl Stats {
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         let total: Duration = self.samples.iter().sum();
         format!(
-            "{name:<28} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>10.0}",
+            "{name:<30} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>10.0}",
             ms(self.pct(50.0)),
             ms(self.pct(90.0)),
             ms(self.pct(99.0)),
@@ -321,14 +357,19 @@ async fn main() -> anyhow::Result<()> {
     if args.without_hq {
         wait_until(DRAIN_LIMIT, "HQ to take the stock receipts", || async { Ok(agent.sync().await?["pending"] == 0) }).await?;
         hq.kill9();
+        // The agent notices a dead HQ only when QUIC gives up on the connection; until
+        // then its forwarder keeps sending. Time from then on, when it is really idle.
+        let t = Instant::now();
+        wait_until(DRAIN_LIMIT, "the branch to notice HQ is gone", || async { Ok(agent.sync().await?["link_up"] == false) }).await?;
+        println!("HQ killed (kill -9); the branch reported the link down {:.1} s later", t.elapsed().as_secs_f64());
     }
 
     let mut mix = Mix { rng: Rng(0x5eed), products: args.products, open: Default::default() };
-    let probe = probe_file(&agent.dir.join("fsync-probe.bin"))?;
+    let probe = probe_file(&agent.dir.join("probe-fdatasync.bin"))?;
+    let range_probe = probe_file(&agent.dir.join("probe-sync-file-range.bin"))?;
     let sync_before = agent.sync().await?;
-    let mut posts = Vec::with_capacity(args.posts);
-    let mut reads = Vec::with_capacity(args.posts);
-    let mut disk = Vec::with_capacity(args.posts);
+    // Samples per kind: post, read, fdatasync, sync_file_range.
+    let mut samples: [Vec<Duration>; 4] = std::array::from_fn(|_| Vec::with_capacity(args.posts));
     let mut link_up_reads = 0usize;
     let mut last_seq = 0u64;
     let mut measured_wall = Duration::ZERO;
@@ -336,8 +377,10 @@ async fn main() -> anyhow::Result<()> {
         let measured = k >= args.warmup;
         let (body, credit) = mix.doc(k);
         let t_iter = Instant::now();
-        for step in 0..3 {
-            match (k + step) % 3 {
+        // Rotate the order so no kind always follows a post (and its forwarding to HQ).
+        for step in 0..4 {
+            let kind = (k + step) % 4;
+            let took = match kind {
                 0 => {
                     let (took, v) = post_doc(&agent, &body).await?;
                     let seq = v["seq"].as_u64().context("post answer has a seq")?;
@@ -347,23 +390,20 @@ async fn main() -> anyhow::Result<()> {
                         let number = v["number"].as_str().context("post answer has a number")?;
                         mix.open.push_back((number.to_string(), customer.clone(), *cents));
                     }
-                    if measured {
-                        posts.push(took);
-                    }
+                    took
                 }
                 1 => {
                     let (took, v) = get_sync(&agent).await?;
                     if measured {
-                        reads.push(took);
                         link_up_reads += usize::from(v["status"]["link_up"] == true);
                     }
+                    took
                 }
-                _ => {
-                    let took = disk_write(&probe, k)?;
-                    if measured {
-                        disk.push(took);
-                    }
-                }
+                2 => disk_write(&probe, k)?,
+                _ => range_write(&range_probe, k)?,
+            };
+            if measured {
+                samples[kind].push(took);
             }
         }
         if measured {
@@ -373,14 +413,13 @@ async fn main() -> anyhow::Result<()> {
     let sync_after = agent.sync().await?;
     let load_after = load_average();
 
-    let posts = Stats::new(posts);
-    let reads = Stats::new(reads);
-    let disk = Stats::new(disk);
+    let [posts, reads, disk, range] = samples.map(Stats::new);
     println!();
-    println!("{:<28} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10}", "ms", "median", "p90", "p99", "p99.9", "max", "mean", "per second");
+    println!("{:<30} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10}", "ms", "median", "p90", "p99", "p99.9", "max", "mean", "per second");
     println!("{}", posts.row("POST /api/documents"));
     println!("{}", reads.row("GET /api/sync (baseline)"));
     println!("{}", disk.row("512 B write + fdatasync"));
+    println!("{}", range.row("512 B write + sync_file_range"));
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     println!();
     println!(
@@ -390,12 +429,10 @@ async fn main() -> anyhow::Result<()> {
         ms(posts.pct(99.0)) - ms(reads.pct(99.0)),
     );
     println!(
-        "posts/s for one sequential client: {:.0} (mean latency); measured loop {:.1} s wall for {} posts + {} reads + {} disk writes",
+        "posts/s for one sequential client: {:.0} (from the mean latency); measured loop {:.1} s wall for {n} posts, {n} reads and 2 x {n} probe writes",
         args.posts as f64 / posts.samples.iter().sum::<Duration>().as_secs_f64(),
         measured_wall.as_secs_f64(),
-        args.posts,
-        args.posts,
-        args.posts
+        n = args.posts,
     );
     println!(
         "link to HQ: before {} (connects {}), up in {link_up_reads} of {} reads, after {} (connects {}, pending {})",
