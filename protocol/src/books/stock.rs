@@ -92,10 +92,12 @@ impl Stock {
                 let mut left = q;
                 let mut taken = Vec::new();
                 let mut rest = None;
-                let mut iter: Box<dyn Iterator<Item = &Position>> =
-                    if from_front { Box::new(self.layers.iter()) } else { Box::new(self.layers.iter().rev()) };
+                let n = self.layers.len();
+                let mut i = 0;
                 while left > Decimal::ZERO {
-                    let layer = iter.next()?;
+                    // Nearest the end first; no boxed iterator (an allocation per issue).
+                    let layer = self.layers.get(if from_front { i } else { n.checked_sub(i + 1)? })?;
+                    i += 1;
                     let q_take = left.min(layer.qty);
                     let t = Position { qty: q_take, value: layer.share(q_take)? };
                     if q_take < layer.qty {
