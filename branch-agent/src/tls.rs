@@ -16,8 +16,10 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 
 /// Must match HQ's ALPN.
 pub const ALPN: &[u8] = b"branchline/1";
-pub const IDLE_TIMEOUT_MS: u64 = 30_000;
-pub const KEEPALIVE_MS: u64 = 5_000;
+// A restarted HQ cannot reset connections of its previous process (new reset key), so a
+// branch notices only by this timeout; it bounds how long `link_up` can be stale.
+pub const IDLE_TIMEOUT_MS: u64 = 10_000;
+pub const KEEPALIVE_MS: u64 = 2_000;
 /// The name we ask for; HQ's certificate is pinned, so the name is not what we trust.
 pub const SERVER_NAME: &str = "branchline-hq";
 

@@ -24,8 +24,10 @@ use crate::store::{Ctx, Rejection, State, Store};
 /// ALPN of the Branchline sync protocol; both sides refuse anything else.
 pub const ALPN: &[u8] = b"branchline/1";
 /// Connections without traffic are closed after this; branches reconnect with backoff.
-pub const IDLE_TIMEOUT_MS: u64 = 30_000;
-pub const KEEPALIVE_MS: u64 = 5_000;
+// A restarted HQ cannot reset connections of its previous process (new reset key), so a
+// branch notices only by this timeout; it bounds how long `link_up` can be stale.
+pub const IDLE_TIMEOUT_MS: u64 = 10_000;
+pub const KEEPALIVE_MS: u64 = 2_000;
 
 pub struct Hq {
     pub store: Store,

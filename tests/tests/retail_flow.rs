@@ -144,6 +144,10 @@ fn fake_printer(unplugged: Arc<AtomicBool>, printed: Arc<Mutex<Vec<u8>>>) -> any
                 job.extend_from_slice(&buf[..n]);
                 if job.ends_with(&[0x10, 0x04, 0x02]) {
                     job.truncate(job.len() - 3);
+                    // Keep what came before the status query before answering it: the agent
+                    // may report "printed" (and the test look at the paper) before this
+                    // connection is closed.
+                    printed.lock().expect("printer buffer").append(&mut job);
                     // Bits 1 and 4 set, nothing else: online, paper present.
                     if s.write_all(&[0x12]).is_err() {
                         break;
