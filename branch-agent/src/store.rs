@@ -179,7 +179,14 @@ impl Store {
                 .with_context(|| format!("journal entry {seq} no longer posts on replay: the store is damaged"))?;
             books.apply_owned(entry.doc, p);
         }
-        Ok(Store { db, tree, data_file: data_file(path)?, path: path.to_path_buf(), identity, live: Mutex::new(Live { books, head, profile }) })
+        Ok(Store {
+            db,
+            tree,
+            data_file: data_file(path)?,
+            path: path.to_path_buf(),
+            identity,
+            live: Mutex::new(Live { books, head, profile }),
+        })
     }
 
     pub fn identity(&self) -> &Identity {

@@ -436,7 +436,8 @@ impl Store {
                 continue;
             }
             if cached.as_ref().is_none_or(|(first, _)| *first != idx.batch_first_seq) {
-                let signed = self.signed_batch(branch, idx.batch_first_seq).with_context(|| format!("reading the batch of {}", show(&k)))?;
+                let signed =
+                    self.signed_batch(branch, idx.batch_first_seq).with_context(|| format!("reading the batch of {}", show(&k)))?;
                 cached = Some((idx.batch_first_seq, decode_body(&signed.body)?));
             }
             let body = &cached.as_ref().expect("just filled").1;
@@ -466,7 +467,8 @@ impl Store {
             let (k, v) = item?;
             let idx: EntryIndex = open_rec(&k, &v)?;
             if cached.as_ref().is_none_or(|(first, _)| *first != idx.batch_first_seq) {
-                let signed = self.signed_batch(branch, idx.batch_first_seq).with_context(|| format!("reading the batch of {}", show(&k)))?;
+                let signed =
+                    self.signed_batch(branch, idx.batch_first_seq).with_context(|| format!("reading the batch of {}", show(&k)))?;
                 cached = Some((idx.batch_first_seq, decode_body(&signed.body)?));
             }
             let body = &cached.as_ref().expect("just filled").1;
@@ -538,7 +540,8 @@ impl Store {
     /// An accepted document with its index, batch signature status and stored entry.
     pub fn document(&self, st: &State, branch: &BranchCode, seq: u64) -> anyhow::Result<Option<(EntryIndex, JournalEntry, bool)>> {
         let Some(idx) = self.entry_index(branch, seq)? else { return Ok(None) };
-        let signed = self.signed_batch(branch, idx.batch_first_seq).with_context(|| format!("reading the batch of entry {seq} of {branch}"))?;
+        let signed =
+            self.signed_batch(branch, idx.batch_first_seq).with_context(|| format!("reading the batch of entry {seq} of {branch}"))?;
         let signature_ok = st
             .branches
             .get(branch)
