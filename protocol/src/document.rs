@@ -596,7 +596,31 @@ fn validate_parts(
     } else {
         need(!has(LineRole::Consumed) && !has(LineRole::Produced), "only assemblies have consumed/produced lines")?;
     }
-    need(ext.settles.is_empty() || matches!(doc_type, DocType::Payment | DocType::Receipt), "only payments and receipts settle documents")?;
+    // Money that reduces what a party owes or is owed may say which documents it clears:
+    // payments and receipts, credit returns, and receivable/payable decreases.
+    let settles_ok = matches!(
+        doc_type,
+        DocType::Payment
+            | DocType::Receipt
+            | DocType::SalesReturn
+            | DocType::PurchaseReturn
+            | DocType::ReceivableDecrease
+            | DocType::PayableDecrease
+    );
+    need(ext.settles.is_empty() || settles_ok, "only payments, receipts, returns and decreases settle documents")?;
+    need(
+        ext.settles.is_empty() || doc_type.shape() != Shape::Goods || ext.account.is_none(),
+        "a cash return settles nothing; leave out settles or account",
+    )?;
+    if doc_type.shape() == Shape::Goods && !ext.settles.is_empty() {
+        let total: Decimal = lines.iter().map(|l| l.amount).sum();
+        let settled: Decimal = ext.settles.iter().map(|s| s.amount).sum();
+        need(
+            ext.settles.iter().all(|s| s.amount > Decimal::ZERO && s.amount.scale() <= MONEY_SCALE),
+            "each settled amount must be positive",
+        )?;
+        need(settled <= total, "settles more than the return is worth")?;
+    }
     need(ext.reverses.is_none() || !matches!(doc_type, DocType::PeriodClose | DocType::Opening), "cannot be reversed")?;
     need(ext.cost_method.is_none() || doc_type == DocType::Opening, "only the opening sets the cost method")?;
     match (doc_type, payment) {

@@ -1510,3 +1510,36 @@ fn huge_figures_are_refused_not_panicked_on() {
     let d = s.goods(DocType::PurchaseReceipt, Some(SUPPLIER), vec![line("P1", QTY_MAX, dec!(1000000))]);
     assert_eq!(d.validate(), Ok(()));
 }
+
+#[test]
+fn credit_returns_and_decreases_settle_the_documents_they_clear() {
+    let mut s = Shop::new(CostMethod::MovingAverage);
+    s.stock_up("P1", dec!(30), dec!(3.20));
+    // Credit sale 10 x 5.00 = 50.00: one open item of 50.00.
+    let (sale, _) = s.post(s.goods(DocType::Sale, Some(CUSTOMER), vec![line("P1", dec!(10), dec!(5.00))]));
+    // 2 come back (10.00), settling the sale: 40.00 left open, and ageing agrees.
+    let mut ret = s.goods(DocType::SalesReturn, Some(CUSTOMER), vec![line("P1", dec!(2), dec!(5.00))]);
+    ret.ext.settles = vec![Settlement { doc: sale.header.number.clone(), amount: dec!(10.00) }];
+    s.post(ret);
+    assert_eq!(s.open_amount(&sale, CUSTOMER), Some(dec!(40.00)));
+    assert_eq!(s.owed(Side::Receivable, CUSTOMER), dec!(40.00));
+    // A receivable decrease (a discount granted) settles 5.00 more: 35.00 open.
+    let mut dec_doc = s.money(DocType::ReceivableDecrease, Some(CUSTOMER), dec!(5.00), None);
+    dec_doc.ext.settles = vec![Settlement { doc: sale.header.number.clone(), amount: dec!(5.00) }];
+    s.post(dec_doc);
+    assert_eq!(s.open_amount(&sale, CUSTOMER), Some(dec!(35.00)));
+    // Settling more than the return is worth, or from a cash return, is refused.
+    let mut over = s.goods(DocType::SalesReturn, Some(CUSTOMER), vec![line("P1", dec!(1), dec!(5.00))]);
+    over.ext.settles = vec![Settlement { doc: sale.header.number.clone(), amount: dec!(6.00) }];
+    assert!(matches!(over.validate(), Err(DocError::Field { .. })));
+    let mut cash = s.cash_goods(DocType::SalesReturn, Some(CUSTOMER), vec![line("P1", dec!(1), dec!(5.00))]);
+    cash.ext.settles = vec![Settlement { doc: sale.header.number.clone(), amount: dec!(5.00) }];
+    assert!(matches!(cash.validate(), Err(DocError::Field { .. })));
+    // Purchase side: a credit purchase of 20 x 3.00 = 60.00, 5 returned (15.00) settling it.
+    let (receipt, _) = s.post(s.goods(DocType::PurchaseReceipt, Some(SUPPLIER), vec![line("P1", dec!(20), dec!(3.00))]));
+    let mut back = s.goods(DocType::PurchaseReturn, Some(SUPPLIER), vec![line("P1", dec!(5), dec!(3.00))]);
+    back.ext.settles = vec![Settlement { doc: receipt.header.number.clone(), amount: dec!(15.00) }];
+    s.post(back);
+    assert_eq!(s.open_amount(&receipt, SUPPLIER), Some(dec!(45.00)));
+    check(&s.books);
+}

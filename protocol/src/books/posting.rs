@@ -160,6 +160,24 @@ impl<'a> Builder<'a> {
         self.p.sales.push(SalesFact { key, qty, revenue, cost });
     }
 
+    /// Applies `ext.settles` against `party`'s open items on `side` (per-invoice
+    /// settlement). One item may be named twice; together they may not exceed what is open.
+    fn settle(&mut self, side: Side, p: &PartyCode) -> Result<(), PostError> {
+        let mut settled: BTreeMap<(DocNumber, PartyCode), Decimal> = BTreeMap::new();
+        for s in &self.doc.header.ext.settles {
+            let key = (s.doc.clone(), p.clone());
+            let before = settled.entry(key.clone()).or_default();
+            match self.books.open_items.get(&key) {
+                Some(item) if item.side == side && *before + s.amount <= item.open => {}
+                Some(item) => return Err(PostError::OverSettled { doc: s.doc.to_string(), open: item.open - *before, amount: s.amount }),
+                None => return Err(PostError::NothingToSettle { doc: s.doc.to_string(), party: p.clone() }),
+            }
+            *before += s.amount;
+            self.p.open_items.push(OpenItemMove::Settle { key, amount: s.amount });
+        }
+        Ok(())
+    }
+
     fn rules(&mut self, ctx: PostContext<'_>) -> Result<(), PostError> {
         let doc = self.doc;
         let h = &doc.header;
@@ -192,6 +210,7 @@ impl<'a> Builder<'a> {
                     None => {
                         self.gl(code(acc::PAYABLE), total, Decimal::ZERO);
                         self.party_move(Side::Payable, party(doc), -total);
+                        self.settle(Side::Payable, &party(doc))?;
                     }
                 }
                 self.gl(code(acc::INVENTORY), Decimal::ZERO, cost);
@@ -257,6 +276,7 @@ impl<'a> Builder<'a> {
                     None => {
                         self.gl(code(acc::RECEIVABLE), Decimal::ZERO, total);
                         self.party_move(Side::Receivable, party(doc), -total);
+                        self.settle(Side::Receivable, &party(doc))?;
                     }
                 }
                 self.dr_cr(code(acc::INVENTORY), code(acc::COST_OF_SALES), cost);
@@ -266,21 +286,7 @@ impl<'a> Builder<'a> {
                     if h.doc_type == DocType::Receipt { (Side::Receivable, acc::RECEIVABLE) } else { (Side::Payable, acc::PAYABLE) };
                 let a = account.expect("validated: receipts and payments name an account");
                 let p = party(doc);
-                // What this document has settled so far per item: one item may be named twice.
-                let mut settled: BTreeMap<(DocNumber, PartyCode), Decimal> = BTreeMap::new();
-                for s in &h.ext.settles {
-                    let key = (s.doc.clone(), p.clone());
-                    let before = settled.entry(key.clone()).or_default();
-                    match self.books.open_items.get(&key) {
-                        Some(item) if item.side == side && *before + s.amount <= item.open => {}
-                        Some(item) => {
-                            return Err(PostError::OverSettled { doc: s.doc.to_string(), open: item.open - *before, amount: s.amount })
-                        }
-                        None => return Err(PostError::NothingToSettle { doc: s.doc.to_string(), party: p.clone() }),
-                    }
-                    *before += s.amount;
-                    self.p.open_items.push(OpenItemMove::Settle { key, amount: s.amount });
-                }
+                self.settle(side, &p)?;
                 if side == Side::Receivable {
                     self.dr_cr(a, code(control), money);
                 } else {
@@ -476,6 +482,7 @@ impl<'a> Builder<'a> {
             DocType::ReceivableDecrease => {
                 self.dr_cr(code(acc::EXPENSES), code(acc::RECEIVABLE), money);
                 self.party_move(Side::Receivable, party(doc), -money);
+                self.settle(Side::Receivable, &party(doc))?;
             }
             DocType::PayableIncrease => {
                 self.dr_cr(code(acc::EXPENSES), code(acc::PAYABLE), money);
@@ -485,6 +492,7 @@ impl<'a> Builder<'a> {
             DocType::PayableDecrease => {
                 self.dr_cr(code(acc::PAYABLE), code(acc::OTHER_INCOME), money);
                 self.party_move(Side::Payable, party(doc), -money);
+                self.settle(Side::Payable, &party(doc))?;
             }
             DocType::Opening => {
                 if self.books.postings > 0 {
