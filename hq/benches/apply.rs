@@ -260,9 +260,9 @@ fn run(
         let HqStep::Apply { branch, entries, new_head, batch, batch_first_seq } = step else {
             panic!("batch at seq {} was not accepted for apply: {step:?}", p.first_seq);
         };
-        let outcome = store.apply(st, &branch, &entries, new_head, &batch, batch_first_seq, NOW_UNIX).expect("apply");
-        // The server drops these after the ack; their freeing is part of the cost.
-        drop((entries, batch));
+        let outcome = store.apply(st, &branch, entries, new_head, &batch, batch_first_seq, NOW_UNIX).expect("apply");
+        // The server drops the batch after the ack; its freeing is part of the cost.
+        drop(batch);
         let t3 = Instant::now();
         assert_eq!(outcome.applied, DOCS_PER_BATCH as u64, "every document should post: {:?}", outcome.quarantined.first());
         hq_times.push(HqTimes { frame_decode: t1 - t0, handle: t2 - t1, apply: t3 - t2 });

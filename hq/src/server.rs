@@ -79,7 +79,7 @@ impl Hq {
         match step {
             HqStep::Reply(m) => (m, false),
             HqStep::Apply { branch, entries, new_head, batch, batch_first_seq } => {
-                match self.store.apply(&mut st, &branch, &entries, new_head, &batch, batch_first_seq, now_unix()) {
+                match self.store.apply(&mut st, &branch, entries, new_head, &batch, batch_first_seq, now_unix()) {
                     Ok(outcome) => {
                         debug!(branch = %branch, head = new_head.seq, applied = outcome.applied, "batch applied");
                         for (seq, why) in &outcome.quarantined {

@@ -372,38 +372,36 @@ impl Store {
         &self,
         st: &mut State,
         branch: &BranchCode,
-        entries: &[VerifiedEntry],
+        entries: Vec<VerifiedEntry>,
         new_head: ChainHead,
         signed: &SignedBatch,
         first_in_batch: u64,
         now_unix: u64,
     ) -> anyhow::Result<ApplyOutcome> {
-        let profile = posting_profile(st, branch, entries).context("branch vanished during apply")?;
+        let profile = posting_profile(st, branch, &entries).context("branch vanished during apply")?;
         let mut rec = st.branches.get(branch).cloned().context("branch vanished during apply")?;
         let mut outcome = ApplyOutcome::default();
         let mut batch = sled::Batch::default();
         // Post straight into the branch's books; if the write below fails they are rebuilt
         // from disk, so memory never keeps what disk does not have.
         let mut books = st.books.remove(branch).unwrap_or_default();
+        // Entries come by value: each document moves into the books' reversal window
+        // instead of being cloned there.
         for e in entries {
+            let (seq, hash) = (e.entry.seq, e.hash);
             let quarantined = match post(&books, &e.entry.doc, PostContext { profile: Some(&profile) }) {
                 Ok(p) => {
-                    books.apply_owned(e.entry.doc.clone(), p);
+                    books.apply_owned(e.entry.doc, p);
                     outcome.applied += 1;
                     None
                 }
                 Err(err) => {
-                    outcome.quarantined.push((e.entry.seq, err.to_string()));
+                    outcome.quarantined.push((seq, err.to_string()));
                     Some(err.to_string())
                 }
             };
-            let idx = EntryIndex {
-                batch_first_seq: first_in_batch,
-                index_in_batch: (e.entry.seq - first_in_batch) as u32,
-                hash: e.hash,
-                quarantined,
-            };
-            batch.insert(entry_key(branch, e.entry.seq), record::seal(&idx));
+            let idx = EntryIndex { batch_first_seq: first_in_batch, index_in_batch: (seq - first_in_batch) as u32, hash, quarantined };
+            batch.insert(entry_key(branch, seq), record::seal(&idx));
         }
         put_signed_batch(&mut batch, branch, first_in_batch, signed);
         rec.head = new_head;
@@ -675,7 +673,7 @@ mod tests {
             head = next;
         }
         let signed = SignedBatch::sign(&sh, entries.iter().map(|e| e.bytes.clone()).collect(), &test_key(1));
-        let outcome = store.apply(&mut st, &sh, &entries, head, &signed, 1, 0).expect("apply");
+        let outcome = store.apply(&mut st, &sh, entries, head, &signed, 1, 0).expect("apply");
         let key = (WarehouseCode::new("SH01").expect("warehouse"), ProductCode::new("P0000").expect("product"));
         (outcome, position(&st, &key.0, &key.1))
     }
