@@ -245,35 +245,10 @@ async fn report(State(shared): State<AppState>, Path(name): Path<String>, Query(
     let Some(report) = shared.store.with_books(|b| reports::run(b, &name, params)) else {
         return Err(ApiError(StatusCode::NOT_FOUND, format!("no report {name:?}; reports: {}", reports::REPORT_NAMES.join(", "))));
     };
-    let value = json!(report);
     if q.format.as_deref() == Some("csv") {
-        return Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], rows_to_csv(&value)).into_response());
+        return Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], reports::to_csv(&report)).into_response());
     }
-    Ok(Json(value).into_response())
-}
-
-/// An array of flat JSON objects as CSV with a UTF-8 BOM (so Excel reads Chinese names).
-fn rows_to_csv(v: &serde_json::Value) -> String {
-    let field = |s: &str| if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() };
-    let rows: Vec<_> = v.as_array().into_iter().flatten().filter_map(|r| r.as_object()).collect();
-    let mut out = String::from("\u{feff}");
-    let Some(first) = rows.first() else { return out };
-    let cols: Vec<&String> = first.keys().collect();
-    out.push_str(&cols.iter().map(|c| field(c)).collect::<Vec<_>>().join(","));
-    out.push('\n');
-    for r in rows {
-        let cells: Vec<String> = cols
-            .iter()
-            .map(|c| match r.get(*c) {
-                Some(serde_json::Value::String(s)) => field(s),
-                Some(serde_json::Value::Null) | None => String::new(),
-                Some(other) => field(&other.to_string()),
-            })
-            .collect();
-        out.push_str(&cells.join(","));
-        out.push('\n');
-    }
-    out
+    Ok(Json(json!(report)).into_response())
 }
 
 #[derive(Deserialize)]

@@ -322,29 +322,6 @@ fn today() -> BusinessDate {
     BusinessDate::from_unix_days((now_unix() / 86_400) as i64).unwrap_or_else(|| BusinessDate::new(2000, 1, 1).expect("valid date"))
 }
 
-/// Turns an array of flat JSON objects into CSV with a UTF-8 BOM (for Excel).
-pub fn json_to_csv(v: &serde_json::Value) -> String {
-    let rows: Vec<&serde_json::Map<String, serde_json::Value>> = v.as_array().into_iter().flatten().filter_map(|r| r.as_object()).collect();
-    let mut out = String::from("\u{feff}");
-    let Some(first) = rows.first() else { return out };
-    let cols: Vec<&String> = first.keys().collect();
-    out.push_str(&cols.iter().map(|c| csv_field(c)).collect::<Vec<_>>().join(","));
-    out.push('\n');
-    for r in rows {
-        let cells: Vec<String> = cols
-            .iter()
-            .map(|c| match r.get(*c) {
-                Some(serde_json::Value::String(s)) => csv_field(s),
-                Some(serde_json::Value::Null) | None => String::new(),
-                Some(other) => csv_field(&other.to_string()),
-            })
-            .collect();
-        out.push_str(&cells.join(","));
-        out.push('\n');
-    }
-    out
-}
-
 async fn report(State(hq): State<AppState>, Path(name): Path<String>, Query(q): Query<ReportQuery>) -> Result<Response, ApiError> {
     let books = {
         let st = hq.state();
@@ -360,11 +337,10 @@ async fn report(State(hq): State<AppState>, Path(name): Path<String>, Query(q): 
     let Some(report) = reports::run(&books, &name, params) else {
         return Err(ApiError(StatusCode::NOT_FOUND, format!("no report {name:?}; reports: {}", reports::REPORT_NAMES.join(", "))));
     };
-    let value = json!(report);
     if q.format.as_deref() == Some("csv") {
-        return Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], json_to_csv(&value)).into_response());
+        return Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], reports::to_csv(&report)).into_response());
     }
-    Ok(Json(value).into_response())
+    Ok(Json(json!(report)).into_response())
 }
 
 #[derive(Deserialize)]

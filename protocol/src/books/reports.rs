@@ -475,3 +475,34 @@ impl ReportParams {
         })
     }
 }
+
+/// A report as CSV for Excel: a UTF-8 BOM (so Excel reads Chinese names), a header row
+/// and one row per report row; nested values are written as JSON text. Statements that
+/// are a single object (income statement, balance sheet) come out as one row.
+pub fn to_csv(report: &Report) -> String {
+    let value = serde_json::to_value(report).unwrap_or(serde_json::Value::Null);
+    let rows: Vec<&serde_json::Map<String, serde_json::Value>> = match &value {
+        serde_json::Value::Array(a) => a.iter().filter_map(|r| r.as_object()).collect(),
+        serde_json::Value::Object(o) => vec![o],
+        _ => Vec::new(),
+    };
+    let field = |s: &str| if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() };
+    let mut out = String::from("\u{feff}");
+    let Some(first) = rows.first() else { return out };
+    let cols: Vec<&String> = first.keys().collect();
+    out.push_str(&cols.iter().map(|c| field(c)).collect::<Vec<_>>().join(","));
+    out.push('\n');
+    for r in rows {
+        let cells: Vec<String> = cols
+            .iter()
+            .map(|c| match r.get(*c) {
+                Some(serde_json::Value::String(s)) => field(s),
+                Some(serde_json::Value::Null) | None => String::new(),
+                Some(other) => field(&other.to_string()),
+            })
+            .collect();
+        out.push_str(&cells.join(","));
+        out.push('\n');
+    }
+    out
+}
