@@ -383,8 +383,12 @@ impl Store {
         let mut outcome = ApplyOutcome::default();
         let mut batch = sled::Batch::default();
         // Post straight into the branch's books; if the write below fails they are rebuilt
-        // from disk, so memory never keeps what disk does not have.
-        let mut books = st.books.remove(branch).unwrap_or_default();
+        // from disk, so memory never keeps what disk does not have. Books missing from
+        // memory (a rebuild that failed earlier) are rebuilt now, never started empty.
+        let mut books = match st.books.remove(branch) {
+            Some(b) => b,
+            None => self.replay(branch).context("rebuilding the branch's books from its journal")?,
+        };
         // Entries come by value: each document moves into the books' reversal window
         // instead of being cloned there.
         for e in entries {
@@ -411,8 +415,13 @@ impl Store {
         batch.insert(key(b'b', &[branch.as_str().as_bytes()]), record::seal(&rec));
         let written = self.tree.apply_batch(batch).context("writing batch to HQ store").and_then(|()| self.flush());
         if let Err(e) = written {
-            let rebuilt = self.replay(branch).context("rebuilding books after a failed write")?;
-            st.books.insert(branch.clone(), rebuilt);
+            match self.replay(branch) {
+                Ok(rebuilt) => {
+                    st.books.insert(branch.clone(), rebuilt);
+                }
+                // Left out of memory: the next batch of this branch tries the rebuild again.
+                Err(r) => tracing::error!(branch = %branch, error = %format!("{r:#}"), "rebuilding books after a failed write"),
+            }
             return Err(e);
         }
         // Durable: now memory may follow.
