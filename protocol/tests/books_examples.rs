@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use protocol::books::accounts::{self, Class};
+use protocol::books::accounts;
 use protocol::books::reports::{self, SalesBy};
 use protocol::books::{post, stock_count_drafts, Books, Consignment, Loan, Position, PostContext, Posting, Side};
 use protocol::codes::{AccountCode, BranchCode, OperatorId, PartyCode, ProductCode, WarehouseCode};
@@ -234,100 +234,15 @@ impl Shop {
     }
 }
 
-/// Everything the books hold that a reversal must restore, zero balances left out.
-#[derive(Debug, PartialEq)]
-struct Snapshot {
-    stock: Vec<(String, Position, Vec<Position>)>,
-    gl: Vec<(String, Decimal)>,
-    parties: Vec<(String, Decimal)>,
-    open_items: Vec<(String, Decimal)>,
-    consignment: Vec<(String, Position)>,
-    loans: Vec<(String, Decimal)>,
-    sales: Vec<(String, Decimal, Decimal, Decimal)>,
-}
+type Snapshot = protocol::testkit::BooksSnapshot;
 
 fn snapshot(b: &Books) -> Snapshot {
-    Snapshot {
-        stock: b
-            .positions()
-            .filter(|(_, p)| !p.is_zero())
-            .map(|(k, p)| (format!("{k:?}"), *p, b.stock(k).map(|s| s.layers.iter().copied().collect()).unwrap_or_default()))
-            .collect(),
-        gl: b.gl().iter().filter(|(_, v)| !v.is_zero()).map(|(a, v)| (a.to_string(), *v)).collect(),
-        parties: b.parties().iter().filter(|(_, v)| !v.is_zero()).map(|(k, v)| (format!("{k:?}"), *v)).collect(),
-        open_items: b.open_items().iter().map(|(k, i)| (format!("{k:?}"), i.open)).collect(),
-        consignment: b.consignment().filter(|(_, p)| !p.is_zero()).map(|(k, p)| (format!("{k:?}"), *p)).collect(),
-        loans: b.loans().iter().filter(|(_, v)| !v.is_zero()).map(|(k, v)| (format!("{k:?}"), *v)).collect(),
-        sales: b
-            .sales()
-            .iter()
-            .filter(|(_, t)| !(t.qty.is_zero() && t.revenue.is_zero() && t.cost.is_zero()))
-            .map(|(k, t)| (format!("{k:?}"), t.qty, t.revenue, t.cost))
-            .collect(),
-    }
+    protocol::testkit::books_snapshot(b)
 }
 
-fn consigned_value(b: &Books, kind: Consignment) -> Decimal {
-    b.consignment().filter(|((k, _, _), _)| *k == kind).map(|(_, p)| p.value).sum()
-}
-
-fn party_total(b: &Books, side: Side) -> Decimal {
-    b.parties().iter().filter(|((s, _), _)| *s == side).map(|(_, v)| *v).sum()
-}
-
-/// The ledgers tie: checked after every posting in these examples.
+/// The ledgers tie and nothing is negative: checked after every posting.
 fn check(b: &Books) {
-    let tb = reports::trial_balance(b);
-    let debits: Decimal = tb.iter().map(|r| r.debit).sum();
-    let credits: Decimal = tb.iter().map(|r| r.credit).sum();
-    assert_eq!(debits, credits, "trial balance: {tb:#?}");
-
-    let stock_value: Decimal = b.positions().map(|(_, p)| p.value).sum();
-    assert_eq!(stock_value, b.balance(accounts::INVENTORY), "stock sub-ledger vs 1405");
-    for (k, p) in b.positions() {
-        assert!(p.qty >= Decimal::ZERO && p.value >= Decimal::ZERO, "{k:?} is negative: {p:?}");
-        assert!(!p.qty.is_zero() || p.value.is_zero(), "{k:?} keeps value on zero stock: {p:?}");
-        let s = b.stock(k).expect("listed");
-        if b.cost_method() == CostMethod::MovingAverage {
-            assert!(s.layers.is_empty(), "moving average keeps no layers");
-        } else {
-            let q: Decimal = s.layers.iter().map(|l| l.qty).sum();
-            let v: Decimal = s.layers.iter().map(|l| l.value).sum();
-            assert_eq!((q, v), (p.qty, p.value), "{k:?}: layers add up to the position");
-            assert!(s.layers.iter().all(|l| l.qty > Decimal::ZERO && l.value >= Decimal::ZERO), "{k:?}: {:?}", s.layers);
-        }
-    }
-    assert_eq!(party_total(b, Side::Receivable), b.balance(accounts::RECEIVABLE), "receivables vs 1122");
-    assert_eq!(party_total(b, Side::Payable), -b.balance(accounts::PAYABLE), "payables vs 2202");
-    assert_eq!(consigned_value(b, Consignment::OutToDealer), b.balance(accounts::CONSIGNED_OUT_GOODS), "consigned out vs 1406");
-    assert_eq!(consigned_value(b, Consignment::InFromSupplier), b.balance(accounts::CONSIGNED_IN_GOODS), "consigned in vs 1321");
-    assert_eq!(consigned_value(b, Consignment::InFromSupplier), -b.balance(accounts::CONSIGNED_IN_PAYABLE), "consigned in vs 2314");
-    for (k, p) in b.consignment() {
-        assert!(p.qty >= Decimal::ZERO && p.value >= Decimal::ZERO, "{k:?}: {p:?}");
-    }
-    for (k, q) in b.loans() {
-        assert!(*q >= Decimal::ZERO, "{k:?} on loan: {q}");
-    }
-    for (k, i) in b.open_items() {
-        let within = if i.total >= Decimal::ZERO {
-            i.open >= Decimal::ZERO && i.open <= i.total
-        } else {
-            i.open <= Decimal::ZERO && i.open >= i.total
-        };
-        assert!(within, "{k:?}: open {} of {}", i.open, i.total);
-    }
-
-    let bs = reports::balance_sheet(b);
-    assert_eq!(bs.total_assets, bs.total_liabilities_and_equity, "balance sheet: {bs:#?}");
-    let is = reports::income_statement(b);
-    let profit: Decimal = -b
-        .gl()
-        .iter()
-        .filter(|(a, _)| matches!(accounts::class(a.chart()), Class::Income | Class::Expense))
-        .map(|(_, v)| *v)
-        .sum::<Decimal>();
-    assert_eq!(is.net_profit, profit, "income statement");
-    assert_eq!(is.gross_profit, is.revenue - is.cost_of_sales);
+    protocol::testkit::assert_books_tie(b);
 }
 
 fn bs_key(chart: &str) -> String {

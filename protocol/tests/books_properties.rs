@@ -18,9 +18,8 @@ use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
-use protocol::books::accounts::{self, Class};
 use protocol::books::reports;
-use protocol::books::{post, Books, Consignment, Loan, Position, PostContext, Side};
+use protocol::books::{post, Books, Consignment, Loan, PostContext, Side};
 use protocol::codes::{AccountCode, BranchCode, OperatorId, PartyCode, ProductCode, WarehouseCode};
 use protocol::date::BusinessDate;
 use protocol::document::{
@@ -622,88 +621,15 @@ fn quantities(b: &Books) -> BTreeMap<String, Decimal> {
     m
 }
 
-/// Everything a reversal must restore, zero balances left out.
-#[derive(Debug, PartialEq)]
-struct Snapshot {
-    stock: Vec<(String, Position, Vec<Position>)>,
-    gl: Vec<(String, Decimal)>,
-    parties: Vec<(String, Decimal)>,
-    open_items: Vec<(String, Decimal)>,
-    consignment: Vec<(String, Position)>,
-    loans: Vec<(String, Decimal)>,
-    sales: Vec<(String, Decimal, Decimal, Decimal)>,
-}
+type Snapshot = protocol::testkit::BooksSnapshot;
 
 fn snapshot(b: &Books) -> Snapshot {
-    Snapshot {
-        stock: b
-            .positions()
-            .filter(|(_, p)| !p.is_zero())
-            .map(|(k, p)| (format!("{k:?}"), *p, b.stock(k).map(|s| s.layers.iter().copied().collect()).unwrap_or_default()))
-            .collect(),
-        gl: b.gl().iter().filter(|(_, v)| !v.is_zero()).map(|(a, v)| (a.to_string(), *v)).collect(),
-        parties: b.parties().iter().filter(|(_, v)| !v.is_zero()).map(|(k, v)| (format!("{k:?}"), *v)).collect(),
-        open_items: b.open_items().iter().map(|(k, i)| (format!("{k:?}"), i.open)).collect(),
-        consignment: b.consignment().filter(|(_, p)| !p.is_zero()).map(|(k, p)| (format!("{k:?}"), *p)).collect(),
-        loans: b.loans().iter().filter(|(_, v)| !v.is_zero()).map(|(k, v)| (format!("{k:?}"), *v)).collect(),
-        sales: b
-            .sales()
-            .iter()
-            .filter(|(_, t)| !(t.qty.is_zero() && t.revenue.is_zero() && t.cost.is_zero()))
-            .map(|(k, t)| (format!("{k:?}"), t.qty, t.revenue, t.cost))
-            .collect(),
-    }
+    protocol::testkit::books_snapshot(b)
 }
 
-/// The ledgers tie and nothing is negative.
+/// The ledgers tie and nothing is negative: checked after every posting.
 fn check_books(b: &Books) {
-    let tb = reports::trial_balance(b);
-    assert_eq!(tb.iter().map(|r| r.debit).sum::<Decimal>(), tb.iter().map(|r| r.credit).sum::<Decimal>(), "trial balance");
-    let value = |kind: Consignment| b.consignment().filter(|((k, _, _), _)| *k == kind).map(|(_, p)| p.value).sum::<Decimal>();
-    let owed = |side: Side| b.parties().iter().filter(|((s, _), _)| *s == side).map(|(_, v)| *v).sum::<Decimal>();
-    assert_eq!(b.positions().map(|(_, p)| p.value).sum::<Decimal>(), b.balance(accounts::INVENTORY), "stock vs 1405");
-    assert_eq!(owed(Side::Receivable), b.balance(accounts::RECEIVABLE), "receivables vs 1122");
-    assert_eq!(owed(Side::Payable), -b.balance(accounts::PAYABLE), "payables vs 2202");
-    assert_eq!(value(Consignment::OutToDealer), b.balance(accounts::CONSIGNED_OUT_GOODS), "consigned out vs 1406");
-    assert_eq!(value(Consignment::InFromSupplier), b.balance(accounts::CONSIGNED_IN_GOODS), "consigned in vs 1321");
-    assert_eq!(value(Consignment::InFromSupplier), -b.balance(accounts::CONSIGNED_IN_PAYABLE), "consigned in vs 2314");
-    for (k, p) in b.positions() {
-        assert!(p.qty >= Decimal::ZERO && p.value >= Decimal::ZERO, "{k:?} negative: {p:?}");
-        assert!(!p.qty.is_zero() || p.value.is_zero(), "{k:?} keeps value on zero stock: {p:?}");
-        let s = b.stock(k).expect("listed");
-        if !s.layers.is_empty() {
-            assert!(s.layers.iter().all(|l| l.qty > Decimal::ZERO && l.value >= Decimal::ZERO), "{k:?} layers {:?}", s.layers);
-            assert_eq!(
-                (s.layers.iter().map(|l| l.qty).sum::<Decimal>(), s.layers.iter().map(|l| l.value).sum::<Decimal>()),
-                (p.qty, p.value),
-                "{k:?} layers vs position"
-            );
-        }
-    }
-    for (k, p) in b.consignment() {
-        assert!(p.qty >= Decimal::ZERO && p.value >= Decimal::ZERO && (!p.qty.is_zero() || p.value.is_zero()), "{k:?} consigned: {p:?}");
-    }
-    for (k, q) in b.loans() {
-        assert!(*q >= Decimal::ZERO, "{k:?} on loan {q}");
-    }
-    for (k, i) in b.open_items() {
-        let within = if i.total >= Decimal::ZERO {
-            i.open >= Decimal::ZERO && i.open <= i.total
-        } else {
-            i.open <= Decimal::ZERO && i.open >= i.total
-        };
-        assert!(within, "{k:?}: open {} of {}", i.open, i.total);
-    }
-    let bs = reports::balance_sheet(b);
-    assert_eq!(bs.total_assets, bs.total_liabilities_and_equity, "balance sheet");
-    let is = reports::income_statement(b);
-    let profit = -b
-        .gl()
-        .iter()
-        .filter(|(a, _)| matches!(accounts::class(a.chart()), Class::Income | Class::Expense))
-        .map(|(_, v)| *v)
-        .sum::<Decimal>();
-    assert_eq!(is.net_profit, profit, "income statement");
+    protocol::testkit::assert_books_tie(b);
 }
 
 /// Runs one case under `method`; returns how many documents were accepted.
