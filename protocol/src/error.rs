@@ -79,8 +79,6 @@ pub enum PostError {
     WarehouseOutOfScope { warehouse: WarehouseCode, allowed: String },
     #[error("not enough stock of {product} in {warehouse}: on hand {on_hand}, needed {needed} (moving average allows no negative stock)")]
     NegativeStock { warehouse: WarehouseCode, product: ProductCode, on_hand: Decimal, needed: Decimal },
-    #[error("value overflow posting {product} in {warehouse}")]
-    Overflow { warehouse: WarehouseCode, product: ProductCode },
     #[error("{date} falls in a closed period (closed through {closed}); post it in the current month or reopen at HQ")]
     PeriodClosed { date: String, closed: String },
     #[error("a month can only be closed after it ends: {period} cannot be closed on {date}")]
