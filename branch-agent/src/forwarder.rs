@@ -144,7 +144,7 @@ async fn session(shared: &Shared, endpoint: &quinn::Endpoint, config: &AgentConf
         batch_bytes_max: config.batch_bytes_max,
         inflight_batches_max: config.inflight_batches_max,
     };
-    let mut sync = BranchSync::new(store.identity().branch.clone(), limits, store.head(), store.acked()?.min(store.head().seq));
+    let mut sync = BranchSync::new(store.identity().branch, limits, store.head(), store.acked()?.min(store.head().seq));
     let key = SigningKey::from_bytes(&store.identity().signing_key);
     send.write_all(&sync.connect(store.profile().version, concat!("branch-agent/", env!("CARGO_PKG_VERSION"))).to_frame()).await?;
 
@@ -251,8 +251,7 @@ pub async fn enroll(
         bail!("HQ enrolled us as {} but the token names {}", profile.branch, tok.branch);
     }
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let identity =
-        crate::store::Identity { branch: tok.branch.clone(), signing_key: key.to_bytes(), hq_fingerprint: tok.hq_cert_fingerprint };
+    let identity = crate::store::Identity { branch: tok.branch, signing_key: key.to_bytes(), hq_fingerprint: tok.hq_cert_fingerprint };
     Store::create(&store_path, &identity, &profile)?;
     let mut cfg = AgentConfig { hq: hq.to_string(), ..AgentConfig::default() };
     if let Some(a) = http_listen {

@@ -265,7 +265,7 @@ impl Cart {
                 if qty > qty_max {
                     return Err(TillError::Refused(format!("{} would reach quantity {qty}; at most {LINE_QTY_MAX} per line", old.name)));
                 }
-                let amount = Line::priced(old.product.clone(), qty, old.unit_price).amount;
+                let amount = Line::priced(old.product, qty, old.unit_price).amount;
                 let added = amount - old.amount;
                 let l = &mut self.lines[i];
                 l.qty = qty;
@@ -310,13 +310,7 @@ impl Cart {
             lines: self
                 .lines
                 .iter()
-                .map(|l| Line {
-                    product: l.product.clone(),
-                    role: Default::default(),
-                    qty: l.qty,
-                    unit_price: l.unit_price,
-                    amount: l.amount,
-                })
+                .map(|l| Line { product: l.product, role: Default::default(), qty: l.qty, unit_price: l.unit_price, amount: l.amount })
                 .collect(),
             ext: Default::default(),
         }
@@ -424,7 +418,7 @@ pub fn resolve(scanned: &Scanned, qty: Option<Decimal>, catalog: &BTreeMap<Produ
     let counted_line = |code: &str, source: &str| -> Result<CartLine, TillError> {
         let (product, p, price) = priced(code, catalog)?;
         let qty = check_qty(qty.unwrap_or(Decimal::ONE))?;
-        let amount = Line::priced(product.clone(), qty, price).amount;
+        let amount = Line::priced(product, qty, price).amount;
         Ok(CartLine { product, name: p.name.clone(), qty, unit_price: price, amount, source: source.to_owned(), counted: true })
     };
     match scanned {
@@ -467,7 +461,7 @@ pub fn resolve(scanned: &Scanned, qty: Option<Decimal>, catalog: &BTreeMap<Produ
                     ))
                 })?,
             };
-            let amount = Line::priced(product.clone(), qty, price).amount;
+            let amount = Line::priced(product, qty, price).amount;
             Ok(CartLine { product, name: p.name.clone(), qty, unit_price: price, amount, source: item.barcode.to_string(), counted: false })
         }
     }
@@ -615,7 +609,7 @@ impl Pos {
 
     fn warehouse(&self) -> Result<WarehouseCode, TillError> {
         if let Some(w) = &self.config.warehouse {
-            return Ok(w.clone());
+            return Ok(*w);
         }
         self.store()
             .profile()
@@ -765,7 +759,7 @@ impl Pos {
             return Err(TillError::Refused(format!("the scale shows {} kg: put the item on the scale and weigh again", reading.kg)));
         }
         let qty = check_qty(reading.kg.normalize())?;
-        let amount = Line::priced(code.clone(), qty, price).amount;
+        let amount = Line::priced(code, qty, price).amount;
         let line = CartLine { product: code, name: p.name.clone(), qty, unit_price: price, amount, source: "scale".into(), counted: false };
         self.add_line(&mut till, line).await
     }

@@ -230,7 +230,7 @@ impl Store {
     /// Validates, numbers, posts and durably appends a draft. Returns only after flush.
     pub fn post(&self, draft: Draft) -> Result<Posted, PostFailure> {
         let mut live = self.live();
-        let branch = self.identity.branch.clone();
+        let branch = self.identity.branch;
         let counter_key = {
             let mut k = vec![b'n'];
             k.extend_from_slice(draft.doc_type.code().as_bytes());
@@ -279,7 +279,7 @@ impl Store {
 
     /// Stock positions with a non-zero quantity or value.
     pub fn stock(&self) -> Vec<((WarehouseCode, ProductCode), Position)> {
-        self.live().books.positions().filter(|(_, p)| !p.is_zero()).map(|(k, p)| (k.clone(), *p)).collect()
+        self.live().books.positions().filter(|(_, p)| !p.is_zero()).map(|(k, p)| (*k, *p)).collect()
     }
 
     /// Writes a till shift record and flushes: a shift that was opened or closed stays so

@@ -122,7 +122,7 @@ fn hq_setup(dir: &Path, key: &protocol::SigningKey, catalog: usize) -> (Store, S
     }
     let branch = BranchCode::new(BRANCH).expect("constant branch code is valid");
     let warehouses: BTreeSet<WarehouseCode> = WAREHOUSES.iter().map(|w| WarehouseCode::new(*w).expect("constant warehouse")).collect();
-    let secret = store.add_branch(&mut st, branch.clone(), "Shanghai".into(), warehouses, NOW_UNIX, 3600).expect("add branch");
+    let secret = store.add_branch(&mut st, branch, "Shanghai".into(), warehouses, NOW_UNIX, 3600).expect("add branch");
     store.enroll(&mut st, &branch, &secret, key.verifying_key().to_bytes(), NOW_UNIX).expect("enroll");
     (store, st)
 }
@@ -216,7 +216,7 @@ fn run(
 ) -> (Vec<HqTimes>, Vec<Duration>) {
     let branch = BranchCode::new(BRANCH).expect("constant branch code is valid");
     let mut session = HqSession::default();
-    let hello = Message::Hello { branch: branch.clone(), head, profile_version: st.profile_version, agent: "bench".into() };
+    let hello = Message::Hello { branch, head, profile_version: st.profile_version, agent: "bench".into() };
     match session.handle(hello, &Ctx { st, store }) {
         HqStep::Reply(Message::Resume { .. }) => {}
         other => panic!("hello not accepted: {other:?}"),

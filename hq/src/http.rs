@@ -219,7 +219,7 @@ async fn add_branch(State(hq): State<AppState>, Json(req): Json<AddBranch>) -> R
     let code = BranchCode::new(req.code).map_err(bad)?;
     let warehouses = req.warehouses.into_iter().map(WarehouseCode::new).collect::<Result<BTreeSet<_>, _>>().map_err(bad)?;
     let hq2 = hq.clone();
-    let code2 = code.clone();
+    let code2 = code;
     let secret = tokio::task::spawn_blocking(move || {
         let mut st = hq2.state();
         hq2.store.add_branch(&mut st, code2, req.name, warehouses, now_unix(), hq2.config.token_ttl_hours * 3600)
@@ -256,7 +256,7 @@ async fn add_product(State(hq): State<AppState>, Json(req): Json<AddProduct>) ->
     let code = ProductCode::new(req.code).map_err(bad)?;
     let mut st = hq.state();
     hq.store
-        .add_product(&mut st, code.clone(), Product { name: req.name, unit: req.unit, retail_price: req.retail_price, prices: req.prices })
+        .add_product(&mut st, code, Product { name: req.name, unit: req.unit, retail_price: req.retail_price, prices: req.prices })
         .map_err(internal)?;
     Ok(Json(json!({ "product": code, "profile_version": st.profile_version })))
 }
@@ -360,7 +360,7 @@ async fn movements(
     let code = BranchCode::new(code).map_err(bad)?;
     let limit = q.limit.unwrap_or(500).min(5_000);
     let hq2 = hq.clone();
-    let code2 = code.clone();
+    let code2 = code;
     let found = tokio::task::spawn_blocking(move || {
         hq2.store.find_documents(
             &code2,
@@ -404,7 +404,7 @@ pub struct SetCreditLimit {
 async fn set_credit_limit(State(hq): State<AppState>, Json(req): Json<SetCreditLimit>) -> Result<Json<serde_json::Value>, ApiError> {
     let code = protocol::codes::PartyCode::new(req.customer).map_err(bad)?;
     let mut st = hq.state();
-    hq.store.set_credit_limit(&mut st, code.clone(), req.limit).map_err(internal)?;
+    hq.store.set_credit_limit(&mut st, code, req.limit).map_err(internal)?;
     let version = st.profile_version;
     drop(st);
     hq.profile_changed();

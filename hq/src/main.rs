@@ -151,7 +151,7 @@ async fn main() -> anyhow::Result<()> {
             match Store::open(&store_path(dir)) {
                 Ok(store) => {
                     let mut st = store.load()?;
-                    store.add_product(&mut st, code.clone(), Product { name, unit, retail_price: price, prices })?;
+                    store.add_product(&mut st, code, Product { name, unit, retail_price: price, prices })?;
                 }
                 Err(_) => {
                     admin_post(
@@ -173,7 +173,7 @@ async fn main() -> anyhow::Result<()> {
             match Store::open(&store_path(dir)) {
                 Ok(store) => {
                     let mut st = store.load()?;
-                    store.set_credit_limit(&mut st, code.clone(), limit)?;
+                    store.set_credit_limit(&mut st, code, limit)?;
                 }
                 Err(_) => {
                     admin_post(
@@ -233,7 +233,7 @@ async fn branch_cmd(dir: &Path, cmd: BranchCmd) -> anyhow::Result<()> {
                 Ok(store) => {
                     let id = Identity::load(dir)?;
                     let mut st = store.load()?;
-                    let secret = store.add_branch(&mut st, code.clone(), name, whs, now_unix(), ttl)?;
+                    let secret = store.add_branch(&mut st, code, name, whs, now_unix(), ttl)?;
                     protocol::token::EnrollToken { branch: code, secret, hq_cert_fingerprint: id.fingerprint() }.encode()
                 }
                 Err(_) => {

@@ -62,7 +62,7 @@ impl Hq {
     }
 
     pub fn token_text(&self, branch: &protocol::codes::BranchCode, secret: [u8; 16]) -> String {
-        EnrollToken { branch: branch.clone(), secret, hq_cert_fingerprint: self.fingerprint }.encode()
+        EnrollToken { branch: *branch, secret, hq_cert_fingerprint: self.fingerprint }.encode()
     }
 
     /// Handles one message: decide, apply durably if needed, and return what to send
@@ -74,7 +74,7 @@ impl Hq {
         let mut st = self.state();
         let step = session.handle(msg, &Ctx { st: &st, store: &self.store });
         if let Some(b) = session.branch() {
-            st.last_seen_unix.insert(b.clone(), now_unix());
+            st.last_seen_unix.insert(*b, now_unix());
         }
         match step {
             HqStep::Reply(m) => (m, false),

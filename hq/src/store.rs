@@ -181,19 +181,19 @@ impl Store {
         for item in self.tree.scan_prefix([b'b']) {
             let (k, v) = item?;
             let rec: BranchRecord = open_rec(&k, &v)?;
-            st.branches.insert(rec.code.clone(), rec);
+            st.branches.insert(rec.code, rec);
         }
         for item in self.tree.scan_prefix([b'p']) {
             let (k, v) = item?;
-            let code = ProductCode::new(String::from_utf8_lossy(&k[1..]).into_owned())?;
+            let code = ProductCode::new(String::from_utf8_lossy(&k[1..]))?;
             st.products.insert(code, open_rec(&k, &v)?);
         }
         for code in st.branches.keys() {
-            st.books.insert(code.clone(), self.replay(code)?);
+            st.books.insert(*code, self.replay(code)?);
         }
         for item in self.tree.scan_prefix([b'c']) {
             let (k, v) = item?;
-            let code = protocol::codes::PartyCode::new(String::from_utf8_lossy(&k[1..]).into_owned())?;
+            let code = protocol::codes::PartyCode::new(String::from_utf8_lossy(&k[1..]))?;
             st.credit_limits.insert(code, open_rec(&k, &v)?);
         }
         if let Some(v) = self.tree.get(key(b'm', &[b"profile_version"]))? {
@@ -206,7 +206,7 @@ impl Store {
                 recent.push(open_rec::<Rejection>(&k, &v)?);
             }
             recent.reverse();
-            st.recent_rejections.insert(code.clone(), recent);
+            st.recent_rejections.insert(*code, recent);
         }
         Ok(st)
     }
@@ -246,7 +246,7 @@ impl Store {
             }
         }
         let rec = BranchRecord {
-            code: code.clone(),
+            code,
             name,
             warehouses,
             key: None,
@@ -270,7 +270,7 @@ impl Store {
 
     fn token_into(&self, batch: &mut sled::Batch, code: &BranchCode, now_unix: u64, ttl_secs: u64) -> [u8; TOKEN_SECRET_BYTES] {
         let secret: [u8; TOKEN_SECRET_BYTES] = rand::random();
-        let tok = TokenRecord { branch: code.clone(), expires_unix: now_unix + ttl_secs, used: false };
+        let tok = TokenRecord { branch: *code, expires_unix: now_unix + ttl_secs, used: false };
         batch.insert(key(b't', &[&secret_hash(&secret)]), record::seal(&tok));
         secret
     }
@@ -357,7 +357,7 @@ impl Store {
         batch.insert(key(b'b', &[branch.as_str().as_bytes()]), record::seal(&rec));
         self.tree.apply_batch(batch).map_err(|e| format!("HQ store error: {e}"))?;
         self.flush().map_err(|e| format!("HQ store error: {e}"))?;
-        st.branches.insert(branch.clone(), rec);
+        st.branches.insert(*branch, rec);
         Ok(profile_of(st, branch).expect("branch just stored"))
     }
 
@@ -417,7 +417,7 @@ impl Store {
         if let Err(e) = written {
             match self.replay(branch) {
                 Ok(rebuilt) => {
-                    st.books.insert(branch.clone(), rebuilt);
+                    st.books.insert(*branch, rebuilt);
                 }
                 // Left out of memory: the next batch of this branch tries the rebuild again.
                 Err(r) => tracing::error!(branch = %branch, error = %format!("{r:#}"), "rebuilding books after a failed write"),
@@ -425,8 +425,8 @@ impl Store {
             return Err(e);
         }
         // Durable: now memory may follow.
-        st.books.insert(branch.clone(), books);
-        st.branches.insert(branch.clone(), rec);
+        st.books.insert(*branch, books);
+        st.branches.insert(*branch, rec);
         Ok(outcome)
     }
 
@@ -513,8 +513,8 @@ impl Store {
         batch.insert(key(b'b', &[code.as_str().as_bytes()]), record::seal(&rec));
         self.tree.apply_batch(batch)?;
         self.flush()?;
-        st.branches.insert(code.clone(), rec);
-        let recent = st.recent_rejections.entry(code.clone()).or_default();
+        st.branches.insert(*code, rec);
+        let recent = st.recent_rejections.entry(*code).or_default();
         recent.push(rej);
         if recent.len() > REJECTIONS_RECENT_MAX {
             recent.remove(0);
@@ -577,7 +577,7 @@ impl Store {
 pub fn profile_of(st: &State, branch: &BranchCode) -> Option<BranchProfile> {
     let rec = st.branches.get(branch)?;
     Some(BranchProfile {
-        branch: rec.code.clone(),
+        branch: rec.code,
         name: rec.name.clone(),
         warehouses: rec.warehouses.clone(),
         products: st.products.clone(),
@@ -599,14 +599,14 @@ fn posting_profile(st: &State, branch: &BranchCode, entries: &[VerifiedEntry]) -
     let rec = st.branches.get(branch)?;
     let mut products = BTreeMap::new();
     for line in entries.iter().flat_map(|e| &e.entry.doc.lines) {
-        if !products.contains_key(&line.product) {
+        if let std::collections::btree_map::Entry::Vacant(e) = products.entry(line.product) {
             if let Some(p) = st.products.get(&line.product) {
-                products.insert(line.product.clone(), p.clone());
+                e.insert(p.clone());
             }
         }
     }
     Some(BranchProfile {
-        branch: rec.code.clone(),
+        branch: rec.code,
         name: rec.name.clone(),
         warehouses: rec.warehouses.clone(),
         products,
@@ -641,7 +641,7 @@ impl HqContext for Ctx<'_> {
 
 /// Consolidated position lookups for reports.
 pub fn position(st: &State, w: &WarehouseCode, p: &ProductCode) -> Position {
-    st.books.values().map(|b| b.position(&(w.clone(), p.clone()))).find(|p| !p.is_zero()).unwrap_or_default()
+    st.books.values().map(|b| b.position(&(*w, *p))).find(|p| !p.is_zero()).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -668,7 +668,7 @@ mod tests {
             store.add_product(&mut st, code, p).expect("add product");
         }
         let warehouses = BTreeSet::from([WarehouseCode::new("SH01").expect("warehouse")]);
-        store.add_branch(&mut st, sh.clone(), "Shanghai".into(), warehouses, 0, 60).expect("add branch");
+        store.add_branch(&mut st, sh, "Shanghai".into(), warehouses, 0, 60).expect("add branch");
         let docs = [
             sample_doc_lines("SH", "SH01", DocType::StockGain, 1, 1),
             sample_doc_lines("SH", "SH01", DocType::StockGain, 2, 2),

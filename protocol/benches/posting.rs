@@ -255,7 +255,7 @@ impl Generator {
                         OpeningBalance { kind: OpeningKind::Payable(supplier(0)), amount: money(2_345_600) },
                     ];
                 }
-                d.number(self.branch.clone(), u32::try_from(w + 1).expect("three openings")).expect("opening is valid")
+                d.number(self.branch, u32::try_from(w + 1).expect("three openings")).expect("opening is valid")
             })
             .collect()
     }
@@ -264,7 +264,7 @@ impl Generator {
         Draft {
             doc_type: t,
             date: self.date,
-            operator: self.operators[(self.day as usize + w) % self.operators.len()].clone(),
+            operator: self.operators[(self.day as usize + w) % self.operators.len()],
             warehouse: wh(w),
             counterparty: who,
             memo: String::new(),
@@ -346,7 +346,7 @@ impl Generator {
     fn number(&mut self, d: Draft) -> Document {
         let serial = self.serials.entry(d.doc_type).or_insert(0);
         *serial += 1;
-        d.number(self.branch.clone(), *serial).expect("generated drafts are valid")
+        d.number(self.branch, *serial).expect("generated drafts are valid")
     }
 
     fn push(&mut self, doc: Document, reversible: Option<Undo>) {
@@ -570,9 +570,9 @@ impl Generator {
                 let d = Draft {
                     doc_type: h.doc_type,
                     date: self.date,
-                    operator: h.operator.clone(),
-                    warehouse: h.warehouse.clone(),
-                    counterparty: h.counterparty.clone(),
+                    operator: h.operator,
+                    warehouse: h.warehouse,
+                    counterparty: h.counterparty,
                     memo: format!("红字冲 {}", h.number),
                     payment: h.payment,
                     lines: last.doc.lines.clone(),
@@ -670,7 +670,7 @@ fn bump(m: &mut StockOnly, w: &WarehouseCode, l: &Line, sign: i8) {
     let (q, v) = if sign > 0 { (l.qty, l.amount) } else { (-l.qty, -l.amount) };
     let per_w = match m.get_mut(w) {
         Some(x) => x,
-        None => m.entry(w.clone()).or_default(),
+        None => m.entry(*w).or_default(),
     };
     match per_w.get_mut(&l.product) {
         Some(pos) => {
@@ -678,7 +678,7 @@ fn bump(m: &mut StockOnly, w: &WarehouseCode, l: &Line, sign: i8) {
             pos.1 += v;
         }
         None => {
-            per_w.insert(l.product.clone(), (q, v));
+            per_w.insert(l.product, (q, v));
         }
     }
 }

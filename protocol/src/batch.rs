@@ -39,7 +39,7 @@ pub struct SignedBatch {
 impl SignedBatch {
     /// Encodes and signs. `entries` are journal entry bytes, in order.
     pub fn sign(branch: &BranchCode, entries: Vec<Vec<u8>>, key: &SigningKey) -> SignedBatch {
-        let body = BatchBody { format_version: BATCH_FORMAT_VERSION, branch: branch.clone(), entries };
+        let body = BatchBody { format_version: BATCH_FORMAT_VERSION, branch: *branch, entries };
         let body = postcard::to_allocvec(&body).expect("encoding an in-memory batch into a Vec cannot fail");
         let signature = key.sign(&body);
         SignedBatch { body, signature }
@@ -54,11 +54,11 @@ impl SignedBatch {
     /// Returns the entries with their hashes. Nothing here touches any state.
     pub fn open(&self, branch: &BranchCode, key: &VerifyingKey) -> Result<Vec<VerifiedEntry>, BatchError> {
         if !self.signature_ok(key) {
-            return Err(BatchError::BadSignature { branch: branch.clone() });
+            return Err(BatchError::BadSignature { branch: *branch });
         }
         let body = decode_view(&self.body)?;
         if body.branch != *branch {
-            return Err(BatchError::BranchMismatch { claimed: body.branch, session: branch.clone() });
+            return Err(BatchError::BranchMismatch { claimed: body.branch, session: *branch });
         }
         let entries = decode_entries(&body)?;
         check_links(&entries)?;
@@ -153,12 +153,9 @@ fn decode_entries(body: &BodyView<'_>) -> Result<Vec<VerifiedEntry>, BatchError>
     for bytes in &body.entries {
         let entry = JournalEntry::decode(bytes)?;
         if entry.doc.header.branch != body.branch {
-            return Err(crate::error::ChainError::WrongBranch {
-                seq: entry.seq,
-                expected: body.branch.clone(),
-                found: entry.doc.header.branch,
-            }
-            .into());
+            return Err(
+                crate::error::ChainError::WrongBranch { seq: entry.seq, expected: body.branch, found: entry.doc.header.branch }.into()
+            );
         }
         out.push(VerifiedEntry { hash: EntryHash::of(bytes), bytes: bytes.to_vec(), entry });
     }
@@ -261,7 +258,7 @@ mod tests {
         let entries = entries(3);
         let batch = SignedBatch::sign(&sh, entries.clone(), &test_key(1));
         let body = decode_body(&batch.body).expect("decodes");
-        assert_eq!(body, BatchBody { format_version: BATCH_FORMAT_VERSION, branch: sh.clone(), entries: entries.clone() });
+        assert_eq!(body, BatchBody { format_version: BATCH_FORMAT_VERSION, branch: sh, entries: entries.clone() });
         let view = decode_view(&batch.body).expect("decodes");
         assert_eq!(view.entries, entries.iter().map(Vec::as_slice).collect::<Vec<_>>());
         assert_eq!(postcard::to_allocvec(&body).expect("enc"), batch.body, "re-encoding gives the signed bytes");

@@ -26,21 +26,26 @@ fn check_code(kind: &'static str, s: &str, max: usize, allow: fn(char) -> bool) 
     Ok(())
 }
 
+/// Codes live inline: every kind is at most [`CODE_BYTES_MAX`] bytes, so a code is a
+/// fixed 36-byte value. Cloning one (every stock key, sales row and ledger line holds
+/// some) is a copy, never an allocation; the books engine clones codes per line.
+type Inline = arrayvec::ArrayString<CODE_BYTES_MAX>;
+
 macro_rules! code_type {
     ($(#[$doc:meta])* $name:ident, $kind:literal, $max:expr, $allow:expr) => {
         $(#[$doc])*
-        #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-        #[serde(try_from = "String", into = "String")]
-        pub struct $name(String);
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(Inline);
 
         impl $name {
-            pub fn new(s: impl Into<String>) -> Result<Self, CodeError> {
-                let s = s.into();
-                check_code($kind, &s, $max, $allow)?;
-                Ok(Self(s))
+            pub fn new(s: impl AsRef<str>) -> Result<Self, CodeError> {
+                let s = s.as_ref();
+                check_code($kind, s, $max, $allow)?;
+                // `check_code` bounds the length by `$max`, never above CODE_BYTES_MAX.
+                Inline::from(s).map(Self).map_err(|_| CodeError::TooLong { kind: $kind, value: s.chars().take(40).collect(), max: $max })
             }
             pub fn as_str(&self) -> &str {
-                &self.0
+                self.0.as_str()
             }
         }
         impl TryFrom<String> for $name {
@@ -51,7 +56,7 @@ macro_rules! code_type {
         }
         impl From<$name> for String {
             fn from(c: $name) -> String {
-                c.0
+                c.0.as_str().to_string()
             }
         }
         impl fmt::Display for $name {
@@ -61,13 +66,35 @@ macro_rules! code_type {
         }
         impl fmt::Debug for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{}({:?})", stringify!($name), self.0)
+                write!(f, "{}({:?})", stringify!($name), self.0.as_str())
             }
         }
         impl std::str::FromStr for $name {
             type Err = CodeError;
             fn from_str(s: &str) -> Result<Self, CodeError> {
                 Self::new(s)
+            }
+        }
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+        // Through the constructor, from a borrowed or transient string: bytes from the
+        // wire cannot smuggle in an invalid code, and decoding allocates nothing.
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl serde::de::Visitor<'_> for V {
+                    type Value = $name;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str($kind)
+                    }
+                    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<$name, E> {
+                        $name::new(s).map_err(E::custom)
+                    }
+                }
+                d.deserialize_str(V)
             }
         }
     };
@@ -104,7 +131,7 @@ code_type!(
 impl AccountCode {
     /// The four-digit chart account this code rolls up to.
     pub fn chart(&self) -> &str {
-        self.0.split('.').next().unwrap_or(&self.0)
+        self.0.split('.').next().unwrap_or(self.0.as_str())
     }
 
     /// `new` plus the shape rule: four digits, then optionally `.SUB`.
@@ -153,5 +180,20 @@ mod tests {
         assert!(bad.is_err());
         let good: WarehouseCode = serde_json::from_str("\"SH01-T\"").expect("valid code");
         assert_eq!(good.as_str(), "SH01-T");
+    }
+
+    #[test]
+    fn inline_codes_decode_from_escaped_and_binary_forms() {
+        // An escaped JSON string cannot be borrowed; it still decodes.
+        let op: OperatorId = serde_json::from_str("\"\\u5f20\\u4e09\"").expect("escaped operator name");
+        assert_eq!(op.as_str(), "张三");
+        let max = "P".repeat(CODE_BYTES_MAX);
+        let code = ProductCode::new(&max).expect("longest product code");
+        let bytes = postcard::to_allocvec(&code).expect("encode");
+        assert_eq!(postcard::from_bytes::<ProductCode>(&bytes).expect("decode"), code);
+        // One byte over the limit on the wire is refused by the constructor, not truncated.
+        let over = postcard::to_allocvec(&format!("{max}P")).expect("encode string");
+        assert!(postcard::from_bytes::<ProductCode>(&over).is_err());
+        assert!(BranchCode::new("ABCDEFGH").is_ok() && BranchCode::new(&max).is_err());
     }
 }

@@ -449,7 +449,7 @@ impl Draft {
     /// Turns a valid draft into a posted document with the given serial.
     pub fn number(self, branch: BranchCode, serial: u32) -> Result<Document, DocError> {
         self.validate()?;
-        let number = DocNumber::new(self.doc_type, branch.clone(), self.date, serial);
+        let number = DocNumber::new(self.doc_type, branch, self.date, serial);
         Ok(Document {
             header: Header {
                 number,

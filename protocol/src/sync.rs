@@ -126,7 +126,7 @@ impl BranchSync {
     pub fn connect(&mut self, profile_version: u64, agent: &str) -> Message {
         self.inflight.clear();
         self.state = BranchState::AwaitingResume;
-        Message::Hello { branch: self.branch.clone(), head: self.head, profile_version, agent: agent.to_string() }
+        Message::Hello { branch: self.branch, head: self.head, profile_version, agent: agent.to_string() }
     }
 
     pub fn disconnected(&mut self) {
@@ -312,18 +312,16 @@ impl HqSession {
                 HqStep::Reply(Message::Resume { applied: view.head, profile })
             }
             Message::Batch(batch) => self.batch(batch, ctx),
-            other => {
-                refuse(self.branch.clone(), RejectCode::OutOfOrder, format!("unexpected {} from a branch", message_name(&other)), true)
-            }
+            other => refuse(self.branch, RejectCode::OutOfOrder, format!("unexpected {} from a branch", message_name(&other)), true),
         }
     }
 
     fn batch(&mut self, batch: SignedBatch, ctx: &dyn HqContext) -> HqStep {
-        let Some(branch) = self.branch.clone() else {
+        let Some(branch) = self.branch else {
             return refuse(None, RejectCode::OutOfOrder, "batch before hello".to_string(), true);
         };
         let Some(view) = ctx.branch(&branch) else {
-            return refuse(Some(branch.clone()), RejectCode::UnknownBranch, format!("branch {branch} is no longer enrolled"), true);
+            return refuse(Some(branch), RejectCode::UnknownBranch, format!("branch {branch} is no longer enrolled"), true);
         };
         let entries = match batch.open(&branch, &view.key) {
             Ok(e) => e,

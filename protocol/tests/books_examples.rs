@@ -155,9 +155,9 @@ impl Shop {
         Draft {
             doc_type: h.doc_type,
             date: self.today,
-            operator: h.operator.clone(),
-            warehouse: h.warehouse.clone(),
-            counterparty: h.counterparty.clone(),
+            operator: h.operator,
+            warehouse: h.warehouse,
+            counterparty: h.counterparty,
             memo: format!("红字冲 {}", h.number),
             payment: h.payment,
             lines: doc.lines.clone(),

@@ -349,9 +349,9 @@ impl Sim {
         Draft {
             doc_type: h.doc_type,
             date: self.today,
-            operator: h.operator.clone(),
-            warehouse: h.warehouse.clone(),
-            counterparty: h.counterparty.clone(),
+            operator: h.operator,
+            warehouse: h.warehouse,
+            counterparty: h.counterparty,
             memo: format!("红字冲 {}", h.number),
             payment: h.payment,
             lines: doc.lines.clone(),

@@ -534,7 +534,7 @@ proptest! {
                         let LayerOp::Average { qty, value } = &m.op else {
                             return Err(TestCaseError::fail(format!("moving average made {:?}", m.op)));
                         };
-                        let sum = moved.entry(m.key.clone()).or_default();
+                        let sum = moved.entry(m.key).or_default();
                         sum.qty += *qty;
                         sum.value += *value;
                     }

@@ -228,7 +228,7 @@ impl Hq {
 
     /// Everything durable and the books derived from it, for "nothing changed" checks.
     fn snapshot(&self) -> Snapshot {
-        self.branches.iter().map(|(c, b)| (c.clone(), b.head, b.stored.len(), self.books[c].digest())).collect()
+        self.branches.iter().map(|(c, b)| (*c, b.head, b.stored.len(), self.books[c].digest())).collect()
     }
 }
 
@@ -265,7 +265,7 @@ impl Branch {
     fn new(spec: &BranchSpec, limits: SyncLimits) -> Branch {
         let code = branch_code(spec.code);
         Branch {
-            sync: BranchSync::new(code.clone(), limits, ChainHead::EMPTY, 0),
+            sync: BranchSync::new(code, limits, ChainHead::EMPTY, 0),
             code,
             warehouse: warehouse(spec.warehouse),
             key: test_key(spec.key),
@@ -283,14 +283,14 @@ impl Branch {
     }
 
     fn on_hand(&self, p: &ProductCode) -> Decimal {
-        self.books.position(&(self.warehouse.clone(), p.clone())).qty
+        self.books.position(&(self.warehouse, *p)).qty
     }
 
     /// A document an operator might submit: goods in, or goods out of what is on hand.
     /// Rarely it asks for more than is on hand, which posting must refuse.
     fn random_doc(&mut self, rng: &mut StdRng) -> Document {
         let mut left: BTreeMap<ProductCode, Decimal> =
-            PRODUCTS.iter().map(|p| product(p)).map(|p| (p.clone(), self.on_hand(&p))).filter(|(_, q)| *q > Decimal::ZERO).collect();
+            PRODUCTS.iter().map(|p| product(p)).map(|p| (p, self.on_hand(&p))).filter(|(_, q)| *q > Decimal::ZERO).collect();
         let goes_out = !left.is_empty() && rng.gen_bool(0.45);
         let doc_type = match (goes_out, rng.gen_bool(0.8)) {
             (true, true) => DocType::Sale,
@@ -302,17 +302,17 @@ impl Branch {
         for _ in 0..rng.gen_range(1..=3) {
             if goes_out {
                 let stocked: Vec<(ProductCode, Decimal)> =
-                    left.iter().filter(|(_, q)| **q > Decimal::ZERO).map(|(p, q)| (p.clone(), *q)).collect();
+                    left.iter().filter(|(_, q)| **q > Decimal::ZERO).map(|(p, q)| (*p, *q)).collect();
                 if stocked.is_empty() {
                     break;
                 }
-                let (p, q_left) = stocked[rng.gen_range(0..stocked.len())].clone();
+                let (p, q_left) = stocked[rng.gen_range(0..stocked.len())];
                 let qty = match rng.gen_range(0..100) {
                     0..=2 => q_left + Decimal::ONE,
                     3..=29 => q_left,
                     _ => random_qty(rng).min(q_left),
                 };
-                left.insert(p.clone(), (q_left - qty).max(Decimal::ZERO));
+                left.insert(p, (q_left - qty).max(Decimal::ZERO));
                 lines.push(Line::priced(p, qty, random_price(rng)));
             } else {
                 let p = product(PRODUCTS[rng.gen_range(0..PRODUCTS.len())]);
@@ -332,14 +332,14 @@ impl Branch {
             doc_type,
             date: BusinessDate::new(2026, 6, self.day).expect("valid date"),
             operator: OperatorId::new(format!("{}-店员", self.code)).expect("valid operator"),
-            warehouse: self.warehouse.clone(),
+            warehouse: self.warehouse,
             counterparty,
             memo: MEMOS[rng.gen_range(0..MEMOS.len())].to_string(),
             payment: None,
             ext: Default::default(),
             lines,
         }
-        .number(self.code.clone(), self.serial)
+        .number(self.code, self.serial)
         .expect("generated document is valid")
     }
 
@@ -356,7 +356,7 @@ impl Branch {
 
     /// The agent process restarts: journal and persisted ack survive, nothing else.
     fn restart(&mut self) {
-        self.sync = BranchSync::new(self.code.clone(), self.limits, self.head, self.acked_persisted);
+        self.sync = BranchSync::new(self.code, self.limits, self.head, self.acked_persisted);
     }
 
     /// What the agent does on `poll_batch`: build, sign, record as sent.
@@ -519,7 +519,7 @@ impl Sim {
     }
 
     fn code(&self, bi: usize) -> BranchCode {
-        self.branches[bi].code.clone()
+        self.branches[bi].code
     }
 
     // --- faults and actions ------------------------------------------------------------

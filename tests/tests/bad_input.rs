@@ -99,7 +99,7 @@ impl Raw {
     /// A fresh connection that has said hello as `branch` at `head`.
     async fn hello(hq: SocketAddr, branch: &BranchCode, head: ChainHead) -> anyhow::Result<Raw> {
         let mut raw = connect(hq).await?;
-        let r = raw.ask(&Message::Hello { branch: branch.clone(), head, profile_version: 0, agent: "raw-test".into() }).await?;
+        let r = raw.ask(&Message::Hello { branch: *branch, head, profile_version: 0, agent: "raw-test".into() }).await?;
         assert!(matches!(r, Message::Resume { .. }), "{r:?}");
         Ok(raw)
     }

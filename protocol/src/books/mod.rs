@@ -350,25 +350,25 @@ impl Books {
     /// balances of a customer served by two branches simply add up.
     pub fn absorb(&mut self, other: &Books) {
         for (k, s) in &other.stock {
-            let mine = self.stock.entry(k.clone()).or_default();
+            let mine = self.stock.entry(*k).or_default();
             mine.pos.qty += s.pos.qty;
             mine.pos.value += s.pos.value;
             mine.layers.extend(s.layers.iter().copied());
         }
         for (a, v) in &other.gl {
-            *self.gl.entry(a.clone()).or_default() += *v;
+            *self.gl.entry(*a).or_default() += *v;
         }
         for (k, v) in &other.parties {
-            *self.parties.entry(k.clone()).or_default() += *v;
+            *self.parties.entry(*k).or_default() += *v;
         }
         self.open_items.extend(other.open_items.iter().map(|(k, v)| (k.clone(), v.clone())));
         for (k, s) in &other.consignment {
-            let mine = self.consignment.entry(k.clone()).or_default();
+            let mine = self.consignment.entry(*k).or_default();
             mine.pos.qty += s.pos.qty;
             mine.pos.value += s.pos.value;
         }
         for (k, v) in &other.loans {
-            *self.loans.entry(k.clone()).or_default() += *v;
+            *self.loans.entry(*k).or_default() += *v;
         }
         for (k, t) in &other.sales {
             let mine = self.sales.entry(k.clone()).or_default();
@@ -377,7 +377,7 @@ impl Books {
             mine.cost += t.cost;
         }
         for (k, f) in &other.flows {
-            let mine = self.flows.entry(k.clone()).or_default();
+            let mine = self.flows.entry(*k).or_default();
             mine.in_qty += f.in_qty;
             mine.in_value += f.in_value;
             mine.out_qty += f.out_qty;
@@ -418,14 +418,14 @@ impl Books {
             let view: &dyn FlowKey = &(period, m.key.0.as_str(), m.key.1.as_str());
             match self.flows.get_mut(view) {
                 Some(f) => add(f),
-                None => add(self.flows.entry((period, m.key.0.clone(), m.key.1.clone())).or_default()),
+                None => add(self.flows.entry((period, m.key.0, m.key.1)).or_default()),
             }
         }
         for l in &p.gl {
             upsert(&mut self.gl, &l.account, |v: &mut Decimal| *v += l.debit - l.credit);
         }
         for (side, party, amount) in &p.parties {
-            *self.parties.entry((*side, party.clone())).or_default() += *amount;
+            *self.parties.entry((*side, *party)).or_default() += *amount;
         }
         for m in &p.open_items {
             match m {
@@ -443,10 +443,10 @@ impl Books {
             }
         }
         for (kind, party, product, op) in &p.consignment {
-            self.consignment.entry((*kind, party.clone(), product.clone())).or_default().apply(op);
+            self.consignment.entry((*kind, *party, *product)).or_default().apply(op);
         }
         for (kind, party, product, qty) in &p.loans {
-            *self.loans.entry((*kind, party.clone(), product.clone())).or_default() += *qty;
+            *self.loans.entry((*kind, *party, *product)).or_default() += *qty;
         }
         for s in &p.sales {
             upsert(&mut self.sales, &s.key, |t: &mut SalesTotals| {

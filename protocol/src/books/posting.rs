@@ -35,11 +35,11 @@ pub fn post(books: &Books, doc: &Document, ctx: PostContext<'_>) -> Result<Posti
     if let Some(profile) = ctx.profile {
         for w in std::iter::once(&h.warehouse).chain(h.ext.to_warehouse.as_ref()) {
             if !profile.allows_warehouse(w) {
-                return Err(PostError::WarehouseOutOfScope { warehouse: w.clone(), allowed: profile.warehouses_text() });
+                return Err(PostError::WarehouseOutOfScope { warehouse: *w, allowed: profile.warehouses_text() });
             }
         }
         if let Some(line) = doc.lines.iter().find(|l| !profile.knows_product(&l.product)) {
-            return Err(PostError::UnknownProduct { product: line.product.clone() });
+            return Err(PostError::UnknownProduct { product: line.product });
         }
     }
     if let Some(orig) = &h.ext.reverses {
@@ -62,7 +62,7 @@ struct Builder<'a> {
 }
 
 fn party(doc: &Document) -> PartyCode {
-    doc.header.counterparty.clone().expect("validated: this type has a counterparty")
+    doc.header.counterparty.expect("validated: this type has a counterparty")
 }
 
 impl<'a> Builder<'a> {
@@ -80,10 +80,10 @@ impl<'a> Builder<'a> {
         let method = self.method();
         let s = self.stock_mut(w, &l.product);
         let Some((op, cost)) = s.take(method, l.qty) else {
-            return Err(PostError::NegativeStock { warehouse: w.clone(), product: l.product.clone(), on_hand: s.pos.qty, needed: l.qty });
+            return Err(PostError::NegativeStock { warehouse: *w, product: l.product, on_hand: s.pos.qty, needed: l.qty });
         };
         s.apply(&op);
-        self.p.stock.push(StockMove { key: (w.clone(), l.product.clone()), op });
+        self.p.stock.push(StockMove { key: (*w, l.product), op });
         Ok(cost)
     }
 
@@ -91,7 +91,7 @@ impl<'a> Builder<'a> {
     fn receive(&mut self, w: &'a WarehouseCode, product: &'a ProductCode, qty: Decimal, value: Decimal) {
         let op = Stock::receive(self.method(), qty, value);
         self.stock_mut(w, product).apply(&op);
-        self.p.stock.push(StockMove { key: (w.clone(), product.clone()), op });
+        self.p.stock.push(StockMove { key: (*w, *product), op });
     }
 
     fn gl(&mut self, account: AccountCode, debit: Decimal, credit: Decimal) {
@@ -113,8 +113,8 @@ impl<'a> Builder<'a> {
 
     fn money_account(&self, a: &Option<AccountCode>) -> Result<Option<AccountCode>, PostError> {
         match a {
-            Some(a) if !acc::is_money(a) => Err(PostError::NotMoneyAccount { account: a.clone() }),
-            other => Ok(other.clone()),
+            Some(a) if !acc::is_money(a) => Err(PostError::NotMoneyAccount { account: *a }),
+            other => Ok(*other),
         }
     }
 
@@ -124,39 +124,33 @@ impl<'a> Builder<'a> {
 
     fn open_item(&mut self, side: Side, p: PartyCode, amount: Decimal) {
         let h = &self.doc.header;
-        let item = OpenItem { side, party: p.clone(), date: h.date, total: amount, open: amount };
+        let item = OpenItem { side, party: p, date: h.date, total: amount, open: amount };
         self.p.open_items.push(OpenItemMove::Create { key: (h.number.clone(), p), item });
     }
 
     fn consign_take(&mut self, kind: Consignment, p: &PartyCode, l: &Line) -> Result<Decimal, PostError> {
         let books = self.books;
-        let key = (kind, p.clone(), l.product.clone());
-        let s = self.consign.entry(key.clone()).or_insert_with(|| books.consignment.get(&key).cloned().unwrap_or_default());
+        let key = (kind, *p, l.product);
+        let s = self.consign.entry(key).or_insert_with(|| books.consignment.get(&key).cloned().unwrap_or_default());
         let Some((op, value)) = s.take(crate::document::CostMethod::MovingAverage, l.qty) else {
-            return Err(PostError::NotEnoughConsigned { party: p.clone(), product: l.product.clone(), held: s.pos.qty, needed: l.qty });
+            return Err(PostError::NotEnoughConsigned { party: *p, product: l.product, held: s.pos.qty, needed: l.qty });
         };
         s.apply(&op);
-        self.p.consignment.push((kind, p.clone(), l.product.clone(), op));
+        self.p.consignment.push((kind, *p, l.product, op));
         Ok(value)
     }
 
     fn consign_put(&mut self, kind: Consignment, p: &PartyCode, product: &ProductCode, qty: Decimal, value: Decimal) {
         let books = self.books;
-        let key = (kind, p.clone(), product.clone());
+        let key = (kind, *p, *product);
         let op = Stock::receive(crate::document::CostMethod::MovingAverage, qty, value);
-        self.consign.entry(key.clone()).or_insert_with(|| books.consignment.get(&key).cloned().unwrap_or_default()).apply(&op);
-        self.p.consignment.push((kind, p.clone(), product.clone(), op));
+        self.consign.entry(key).or_insert_with(|| books.consignment.get(&key).cloned().unwrap_or_default()).apply(&op);
+        self.p.consignment.push((kind, *p, *product, op));
     }
 
     fn sales_fact(&mut self, l: &Line, customer: Option<PartyCode>, qty: Decimal, revenue: Decimal, cost: Decimal) {
         let h = &self.doc.header;
-        let key = SalesKey {
-            period: Period::of(h.date),
-            warehouse: h.warehouse.clone(),
-            product: l.product.clone(),
-            customer,
-            handler: h.operator.clone(),
-        };
+        let key = SalesKey { period: Period::of(h.date), warehouse: h.warehouse, product: l.product, customer, handler: h.operator };
         self.p.sales.push(SalesFact { key, qty, revenue, cost });
     }
 
@@ -165,12 +159,12 @@ impl<'a> Builder<'a> {
     fn settle(&mut self, side: Side, p: &PartyCode) -> Result<(), PostError> {
         let mut settled: BTreeMap<(DocNumber, PartyCode), Decimal> = BTreeMap::new();
         for s in &self.doc.header.ext.settles {
-            let key = (s.doc.clone(), p.clone());
+            let key = (s.doc.clone(), *p);
             let before = settled.entry(key.clone()).or_default();
             match self.books.open_items.get(&key) {
                 Some(item) if item.side == side && *before + s.amount <= item.open => {}
                 Some(item) => return Err(PostError::OverSettled { doc: s.doc.to_string(), open: item.open - *before, amount: s.amount }),
-                None => return Err(PostError::NothingToSettle { doc: s.doc.to_string(), party: p.clone() }),
+                None => return Err(PostError::NothingToSettle { doc: s.doc.to_string(), party: *p }),
             }
             *before += s.amount;
             self.p.open_items.push(OpenItemMove::Settle { key, amount: s.amount });
@@ -223,14 +217,14 @@ impl<'a> Builder<'a> {
                 }
             }
             DocType::Sale | DocType::Retail => {
-                let customer = h.counterparty.clone();
+                let customer = h.counterparty;
                 let mut cost = Decimal::ZERO;
                 for l in &doc.lines {
                     let c = self.take(w, l)?;
                     if l.amount < c {
                         self.p.warnings.push(format!("{} sold at {} below its cost {}", l.product, l.amount, c));
                     }
-                    self.sales_fact(l, customer.clone(), l.qty, l.amount, c);
+                    self.sales_fact(l, customer, l.qty, l.amount, c);
                     cost += c;
                 }
                 let cash = if h.doc_type == DocType::Retail {
@@ -246,13 +240,13 @@ impl<'a> Builder<'a> {
                     None => {
                         let c = party(doc);
                         if let Some(limit) = ctx.profile.and_then(|p| p.credit_limits.get(&c)).map(|d| &d.0) {
-                            let owed = self.books.parties.get(&(Side::Receivable, c.clone())).copied().unwrap_or_default();
+                            let owed = self.books.parties.get(&(Side::Receivable, c)).copied().unwrap_or_default();
                             if owed + total > *limit {
                                 return Err(PostError::CreditLimit { customer: c, limit: *limit, owed, adding: total });
                             }
                         }
                         self.gl(code(acc::RECEIVABLE), total, Decimal::ZERO);
-                        self.party_move(Side::Receivable, c.clone(), total);
+                        self.party_move(Side::Receivable, c, total);
                         self.open_item(Side::Receivable, c, total);
                     }
                 }
@@ -267,7 +261,7 @@ impl<'a> Builder<'a> {
                     let pos = self.stock_mut(w, &l.product).pos;
                     let value = if pos.qty.is_zero() { l.amount } else { round_money(pos.value * l.qty / pos.qty) };
                     self.receive(w, &l.product, l.qty, value);
-                    self.sales_fact(l, h.counterparty.clone(), -l.qty, -l.amount, -value);
+                    self.sales_fact(l, h.counterparty, -l.qty, -l.amount, -value);
                     cost += value;
                 }
                 self.gl(code(acc::REVENUE), total, Decimal::ZERO);
@@ -298,7 +292,7 @@ impl<'a> Builder<'a> {
             DocType::TransferSamePrice | DocType::TransferChangedPrice => {
                 let to = h.ext.to_warehouse.as_ref().expect("validated: transfers name a receiving warehouse");
                 if to == w {
-                    return Err(PostError::SameWarehouse { warehouse: to.clone() });
+                    return Err(PostError::SameWarehouse { warehouse: *to });
                 }
                 let mut diff = Decimal::ZERO;
                 for l in &doc.lines {
@@ -328,12 +322,7 @@ impl<'a> Builder<'a> {
                 for l in &doc.lines {
                     let s = self.stock_mut(w, &l.product);
                     if s.pos.qty != l.qty || s.pos.qty.is_zero() {
-                        return Err(PostError::AdjustQtyMismatch {
-                            warehouse: w.clone(),
-                            product: l.product.clone(),
-                            on_hand: s.pos.qty,
-                            given: l.qty,
-                        });
+                        return Err(PostError::AdjustQtyMismatch { warehouse: *w, product: l.product, on_hand: s.pos.qty, given: l.qty });
                     }
                     delta += l.amount - s.pos.value;
                     let op = match method {
@@ -346,7 +335,7 @@ impl<'a> Builder<'a> {
                         },
                     };
                     s.apply(&op);
-                    self.p.stock.push(StockMove { key: (w.clone(), l.product.clone()), op });
+                    self.p.stock.push(StockMove { key: (*w, l.product), op });
                 }
                 self.dr_cr(code(acc::INVENTORY), code(acc::COST_ADJUSTMENT_DIFFERENCE), delta);
             }
@@ -388,11 +377,11 @@ impl<'a> Builder<'a> {
                 let mut cost = Decimal::ZERO;
                 for l in &doc.lines {
                     let c = self.consign_take(Consignment::OutToDealer, &dealer, l)?;
-                    self.sales_fact(l, Some(dealer.clone()), l.qty, l.amount, c);
+                    self.sales_fact(l, Some(dealer), l.qty, l.amount, c);
                     cost += c;
                 }
                 self.dr_cr(code(acc::RECEIVABLE), code(acc::REVENUE), total);
-                self.party_move(Side::Receivable, dealer.clone(), total);
+                self.party_move(Side::Receivable, dealer, total);
                 self.open_item(Side::Receivable, dealer, total);
                 self.dr_cr(code(acc::COST_OF_SALES), code(acc::CONSIGNED_OUT_GOODS), cost);
             }
@@ -423,7 +412,7 @@ impl<'a> Builder<'a> {
                 }
                 self.dr_cr(code(acc::CONSIGNED_IN_PAYABLE), code(acc::CONSIGNED_IN_GOODS), held);
                 self.dr_cr(code(acc::INVENTORY), code(acc::PAYABLE), total);
-                self.party_move(Side::Payable, supplier.clone(), total);
+                self.party_move(Side::Payable, supplier, total);
                 self.open_item(Side::Payable, supplier, total);
             }
             DocType::ConsignInReturn => {
@@ -446,17 +435,12 @@ impl<'a> Builder<'a> {
                 for l in &doc.lines {
                     let out = pending
                         .entry(&l.product)
-                        .or_insert_with(|| self.books.loans.get(&(kind, p.clone(), l.product.clone())).copied().unwrap_or_default());
+                        .or_insert_with(|| self.books.loans.get(&(kind, p, l.product)).copied().unwrap_or_default());
                     if sign < Decimal::ZERO && l.qty > *out {
-                        return Err(PostError::NotEnoughOnLoan {
-                            party: p.clone(),
-                            product: l.product.clone(),
-                            outstanding: *out,
-                            returning: l.qty,
-                        });
+                        return Err(PostError::NotEnoughOnLoan { party: p, product: l.product, outstanding: *out, returning: l.qty });
                     }
                     *out += sign * l.qty;
-                    self.p.loans.push((kind, p.clone(), l.product.clone(), sign * l.qty));
+                    self.p.loans.push((kind, p, l.product, sign * l.qty));
                 }
             }
             DocType::Expense => {
@@ -509,23 +493,23 @@ impl<'a> Builder<'a> {
                 for l in &doc.lines {
                     let op = Stock::receive(method, l.qty, l.amount);
                     self.stock_mut(w, &l.product).apply(&op);
-                    self.p.stock.push(StockMove { key: (w.clone(), l.product.clone()), op });
+                    self.p.stock.push(StockMove { key: (*w, l.product), op });
                 }
                 self.dr_cr(code(acc::INVENTORY), code(acc::EQUITY), total);
                 for b in &h.ext.balances {
                     match &b.kind {
                         OpeningKind::Receivable(p) => {
                             self.dr_cr(code(acc::RECEIVABLE), code(acc::EQUITY), b.amount);
-                            self.party_move(Side::Receivable, p.clone(), b.amount);
-                            self.open_item(Side::Receivable, p.clone(), b.amount);
+                            self.party_move(Side::Receivable, *p, b.amount);
+                            self.open_item(Side::Receivable, *p, b.amount);
                         }
                         OpeningKind::Payable(p) => {
                             self.dr_cr(code(acc::EQUITY), code(acc::PAYABLE), b.amount);
-                            self.party_move(Side::Payable, p.clone(), b.amount);
-                            self.open_item(Side::Payable, p.clone(), b.amount);
+                            self.party_move(Side::Payable, *p, b.amount);
+                            self.open_item(Side::Payable, *p, b.amount);
                         }
                         OpeningKind::Account(a) => {
-                            let a = self.money_account(&Some(a.clone()))?.expect("some in, some out");
+                            let a = self.money_account(&Some(*a))?.expect("some in, some out");
                             self.dr_cr(a, code(acc::EQUITY), b.amount);
                         }
                     }
@@ -534,9 +518,9 @@ impl<'a> Builder<'a> {
             DocType::ManualEntry => {
                 for e in &h.ext.entries {
                     if acc::is_control(e.account.chart()) {
-                        return Err(PostError::ControlAccount { account: e.account.clone() });
+                        return Err(PostError::ControlAccount { account: e.account });
                     }
-                    self.gl(e.account.clone(), e.debit, e.credit);
+                    self.gl(e.account, e.debit, e.credit);
                 }
             }
             DocType::PeriodClose => {
@@ -588,36 +572,36 @@ fn reverse(books: &Books, doc: &Document, orig: &DocNumber) -> Result<Posting, P
     // Undo stock moves last-first against scratch copies, so a product moved twice unwinds.
     let mut scratch: BTreeMap<StockKey, Stock> = BTreeMap::new();
     for m in op.stock.iter().rev() {
-        let s = scratch.entry(m.key.clone()).or_insert_with(|| books.stock.get(&m.key).cloned().unwrap_or_default());
+        let s = scratch.entry(m.key).or_insert_with(|| books.stock.get(&m.key).cloned().unwrap_or_default());
         let Some(undo) = s.undo(&m.op) else {
             return why("its goods have moved since (already issued or adjusted); post a return instead");
         };
         s.apply(&undo);
-        p.stock.push(StockMove { key: m.key.clone(), op: undo });
+        p.stock.push(StockMove { key: m.key, op: undo });
     }
     let mut cscratch: BTreeMap<(Consignment, PartyCode, ProductCode), Stock> = BTreeMap::new();
     for (kind, party, product, o_op) in op.consignment.iter().rev() {
-        let key = (*kind, party.clone(), product.clone());
-        let s = cscratch.entry(key.clone()).or_insert_with(|| books.consignment.get(&key).cloned().unwrap_or_default());
+        let key = (*kind, *party, *product);
+        let s = cscratch.entry(key).or_insert_with(|| books.consignment.get(&key).cloned().unwrap_or_default());
         let Some(undo) = s.undo(o_op) else {
             return why("consigned goods have moved since");
         };
         s.apply(&undo);
-        p.consignment.push((*kind, party.clone(), product.clone(), undo));
+        p.consignment.push((*kind, *party, *product, undo));
     }
     // Lines repeating a product are checked together against what is still out.
     let mut out: BTreeMap<(Loan, PartyCode, ProductCode), Decimal> = BTreeMap::new();
     for (kind, party, product, q) in &op.loans {
-        let key = (*kind, party.clone(), product.clone());
-        let out = out.entry(key.clone()).or_insert_with(|| books.loans.get(&key).copied().unwrap_or_default());
+        let key = (*kind, *party, *product);
+        let out = out.entry(key).or_insert_with(|| books.loans.get(&key).copied().unwrap_or_default());
         *out -= *q;
         if *out < Decimal::ZERO {
             return why("the loan has been returned since");
         }
-        p.loans.push((*kind, party.clone(), product.clone(), -*q));
+        p.loans.push((*kind, *party, *product, -*q));
     }
-    p.gl = op.gl.iter().map(|l| GlLine { account: l.account.clone(), debit: l.credit, credit: l.debit }).collect();
-    p.parties = op.parties.iter().map(|(s, party, a)| (*s, party.clone(), -*a)).collect();
+    p.gl = op.gl.iter().map(|l| GlLine { account: l.account, debit: l.credit, credit: l.debit }).collect();
+    p.parties = op.parties.iter().map(|(s, party, a)| (*s, *party, -*a)).collect();
     for m in &op.open_items {
         p.open_items.push(match m {
             OpenItemMove::Create { key, item } => {
@@ -649,14 +633,14 @@ pub fn stock_count_drafts(
     let mut loss = Vec::new();
     let mut gain = Vec::new();
     for (product, qty) in counted {
-        let pos = books.position(&(template.warehouse.clone(), product.clone()));
+        let pos = books.position(&(template.warehouse, *product));
         let diff = *qty - pos.qty;
         if diff < Decimal::ZERO {
-            loss.push(Line::priced(product.clone(), -diff, Decimal::ZERO));
+            loss.push(Line::priced(*product, -diff, Decimal::ZERO));
         } else if diff > Decimal::ZERO {
             let unit =
                 if pos.qty.is_zero() { gain_price(product) } else { (pos.value / pos.qty).round_dp(crate::document::PRICE_SCALE_MAX) };
-            gain.push(Line::priced(product.clone(), diff, unit));
+            gain.push(Line::priced(*product, diff, unit));
         }
     }
     let make =
