@@ -6,12 +6,14 @@
 //!
 //! What is timed, per batch of 1,000 documents × 10 lines, is what `hq::server` does for
 //! one `Batch` frame: decode the frame, `HqSession::handle` (signature, body decode, chain
-//! check) and `Store::apply` (posting, sealed records, one sled `apply_batch`, flush).
-//! The baseline writes into a second, fresh sled the exact keys and values HQ writes for
-//! each batch, with the same policy: one `apply_batch` and one flush per batch, nothing
-//! else. Which keys those are is learnt first from a scratch HQ run (see `learn_writes`),
-//! and the two stores are compared at the end. The HQ and raw runs alternate batch by
-//! batch, so both see the disk in the same state.
+//! check) and `Store::apply` (posting into the books on this thread while a second thread
+//! stages the entry index and signed batch in sled, then the small commit write of the
+//! head, flush and fsync). The baseline writes into a second, fresh sled the exact keys
+//! and values HQ writes for each batch, with the same flush policy: one `apply_batch` and
+//! one flush (plus fsync) per batch, nothing else. Which keys those are is learnt first
+//! from a scratch HQ run (see `learn_writes`), and the two stores are compared at the
+//! end. The HQ and raw runs alternate batch by batch, so both see the disk in the same
+//! state.
 //!
 //! Knobs (environment): `APPLY_BENCH_BATCHES` measured batches (default 30),
 //! `APPLY_BENCH_WARMUP` warm-up batches (default 5, at least 1: the first one brings the

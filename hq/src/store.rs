@@ -64,6 +64,13 @@ pub struct EntryIndex {
     pub quarantined: Option<String>,
 }
 
+impl EntryIndex {
+    fn new(batch_first_seq: u64, seq: u64, hash: EntryHash, quarantined: Option<String>) -> EntryIndex {
+        // A batch holds far fewer than 2^32 entries (the frame size bounds it).
+        EntryIndex { batch_first_seq, index_in_batch: (seq - batch_first_seq) as u32, hash, quarantined }
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TokenRecord {
     pub branch: BranchCode,
@@ -361,10 +368,19 @@ impl Store {
         Ok(profile_of(st, branch).expect("branch just stored"))
     }
 
-    /// Applies new entries of a verified batch in one atomic write and flushes. Documents
-    /// the posting rules refuse (scope changed at HQ, unknown product) are kept,
-    /// quarantined with their reason, and do not touch the books; the chain still
-    /// advances so later documents are not held hostage.
+    /// Applies new entries of a verified batch durably, then returns; the caller acks
+    /// only after that. Documents the posting rules refuse (scope changed at HQ, unknown
+    /// product) are kept, quarantined with their reason, and do not touch the books; the
+    /// chain still advances so later documents are not held hostage.
+    ///
+    /// Two writes, one flush. The batch's contents (entry index, signed batch) are staged
+    /// on a second thread while this one posts the documents into the books: on two
+    /// cores the posting, which is CPU, and sled's insert, which is CPU too, overlap.
+    /// Then one small commit write moves the branch's head (and marks quarantined
+    /// entries), then flush and fsync. The head is the truth: an entry above it is staged
+    /// but not applied, and every reader (replay, lookups, drill-through) stops at the
+    /// head, so a crash between the two writes leaves a staged tail that the branch's
+    /// resend simply overwrites.
     // The arguments are the parts of `HqStep::Apply` plus the state and the time; the
     // server calls this with them as they come.
     #[allow(clippy::too_many_arguments)]
@@ -380,40 +396,42 @@ impl Store {
     ) -> anyhow::Result<ApplyOutcome> {
         let profile = posting_profile(st, branch, &entries).context("branch vanished during apply")?;
         let mut rec = st.branches.get(branch).cloned().context("branch vanished during apply")?;
-        let mut outcome = ApplyOutcome::default();
-        let mut batch = sled::Batch::default();
-        // Post straight into the branch's books; if the write below fails they are rebuilt
+        // Post straight into the branch's books; if a write below fails they are rebuilt
         // from disk, so memory never keeps what disk does not have. Books missing from
         // memory (a rebuild that failed earlier) are rebuilt now, never started empty.
         let mut books = match st.books.remove(branch) {
             Some(b) => b,
             None => self.replay(branch).context("rebuilding the branch's books from its journal")?,
         };
-        // Entries come by value: each document moves into the books' reversal window
-        // instead of being cloned there.
-        for e in entries {
-            let (seq, hash) = (e.entry.seq, e.hash);
-            let quarantined = match post(&books, &e.entry.doc, PostContext { profile: Some(&profile) }) {
-                Ok(p) => {
-                    books.apply_owned(e.entry.doc, p);
-                    outcome.applied += 1;
-                    None
+        let index: Vec<(u64, EntryHash)> = entries.iter().map(|e| (e.entry.seq, e.hash)).collect();
+        let mut outcome = ApplyOutcome::default();
+        let staged = std::thread::scope(|scope| {
+            let stage = scope.spawn(|| self.stage(branch, &index, first_in_batch, signed));
+            // Entries come by value: each document moves into the books' reversal window
+            // instead of being cloned there.
+            for e in entries {
+                match post(&books, &e.entry.doc, PostContext { profile: Some(&profile) }) {
+                    Ok(p) => {
+                        books.apply_owned(e.entry.doc, p);
+                        outcome.applied += 1;
+                    }
+                    Err(err) => outcome.quarantined.push((e.entry.seq, err.to_string())),
                 }
-                Err(err) => {
-                    outcome.quarantined.push((seq, err.to_string()));
-                    Some(err.to_string())
-                }
-            };
-            let idx = EntryIndex { batch_first_seq: first_in_batch, index_in_batch: (seq - first_in_batch) as u32, hash, quarantined };
-            batch.insert(entry_key(branch, seq), record::seal(&idx));
+            }
+            stage.join().unwrap_or_else(|_| Err(anyhow::anyhow!("the thread staging the batch panicked")))
+        });
+        let mut commit = sled::Batch::default();
+        for (seq, why) in &outcome.quarantined {
+            let hash = index.iter().find(|(s, _)| s == seq).map(|(_, h)| *h).context("quarantined entry not in its batch")?;
+            commit.insert(entry_key(branch, *seq), record::seal(&EntryIndex::new(first_in_batch, *seq, hash, Some(why.clone()))));
         }
-        put_signed_batch(&mut batch, branch, first_in_batch, signed);
         rec.head = new_head;
         rec.docs_applied += outcome.applied;
         rec.docs_quarantined += outcome.quarantined.len() as u64;
         rec.last_applied_unix = Some(now_unix);
-        batch.insert(key(b'b', &[branch.as_str().as_bytes()]), record::seal(&rec));
-        let written = self.tree.apply_batch(batch).context("writing batch to HQ store").and_then(|()| self.flush());
+        commit.insert(key(b'b', &[branch.as_str().as_bytes()]), record::seal(&rec));
+        let written =
+            staged.and_then(|()| self.tree.apply_batch(commit).context("writing batch head to HQ store")).and_then(|()| self.flush());
         if let Err(e) = written {
             match self.replay(branch) {
                 Ok(rebuilt) => {
@@ -430,13 +448,39 @@ impl Store {
         Ok(outcome)
     }
 
+    /// Writes a batch's entry index and the signed batch, above the branch's head: staged,
+    /// not yet applied (see [`Store::apply`]).
+    fn stage(&self, branch: &BranchCode, index: &[(u64, EntryHash)], first_in_batch: u64, signed: &SignedBatch) -> anyhow::Result<()> {
+        let mut batch = sled::Batch::default();
+        for &(seq, hash) in index {
+            batch.insert(entry_key(branch, seq), record::seal(&EntryIndex::new(first_in_batch, seq, hash, None)));
+        }
+        put_signed_batch(&mut batch, branch, first_in_batch, signed);
+        self.tree.apply_batch(batch).context("staging batch in HQ store")
+    }
+
+    /// The head of `branch` as it is on disk: entries above it are staged, not applied.
+    fn durable_head(&self, branch: &BranchCode) -> anyhow::Result<u64> {
+        let k = key(b'b', &[branch.as_str().as_bytes()]);
+        match self.tree.get(&k)? {
+            Some(v) => Ok(open_rec::<BranchRecord>(&k, &v)?.head.seq),
+            None => Ok(0),
+        }
+    }
+
+    /// The entry index records of `branch` up to its durable head, in order.
+    fn applied_entries(&self, branch: &BranchCode) -> anyhow::Result<sled::Iter> {
+        let head = self.durable_head(branch)?;
+        Ok(self.tree.range(entry_key(branch, 1)..entry_key(branch, head.saturating_add(1))))
+    }
+
     /// Rebuilds a branch's books by replaying its stored journal in order, skipping the
     /// quarantined entries. Every entry is checked against its stored hash, and every
     /// applied entry must post again: if one does not, the store is damaged.
     pub fn replay(&self, branch: &BranchCode) -> anyhow::Result<Books> {
         let mut books = Books::default();
         let mut cached: Option<(u64, protocol::batch::BatchBody)> = None;
-        for item in self.tree.scan_prefix(key(b'e', &[branch.as_str().as_bytes(), b""])) {
+        for item in self.applied_entries(branch)? {
             let (k, v) = item?;
             let idx: EntryIndex = open_rec(&k, &v)?;
             if idx.quarantined.is_some() {
@@ -470,7 +514,7 @@ impl Store {
     ) -> anyhow::Result<Vec<JournalEntry>> {
         let mut out = Vec::new();
         let mut cached: Option<(u64, protocol::batch::BatchBody)> = None;
-        for item in self.tree.scan_prefix(key(b'e', &[branch.as_str().as_bytes(), b""])) {
+        for item in self.applied_entries(branch)? {
             let (k, v) = item?;
             let idx: EntryIndex = open_rec(&k, &v)?;
             if cached.as_ref().is_none_or(|(first, _)| *first != idx.batch_first_seq) {
@@ -546,6 +590,9 @@ impl Store {
 
     /// An accepted document with its index, batch signature status and stored entry.
     pub fn document(&self, st: &State, branch: &BranchCode, seq: u64) -> anyhow::Result<Option<(EntryIndex, JournalEntry, bool)>> {
+        if st.branches.get(branch).is_none_or(|r| seq > r.head.seq) {
+            return Ok(None);
+        }
         let Some(idx) = self.entry_index(branch, seq)? else { return Ok(None) };
         let signed =
             self.signed_batch(branch, idx.batch_first_seq).with_context(|| format!("reading the batch of entry {seq} of {branch}"))?;
@@ -629,6 +676,10 @@ impl HqContext for Ctx<'_> {
     }
 
     fn held_hash(&self, code: &BranchCode, seq: u64) -> Option<EntryHash> {
+        // Above the head an entry may be staged by an apply that never committed.
+        if self.st.branches.get(code).is_none_or(|r| seq > r.head.seq) {
+            return None;
+        }
         match self.store.entry_index(code, seq) {
             Ok(idx) => idx.map(|i| i.hash),
             Err(e) => {
@@ -651,11 +702,10 @@ mod tests {
     use protocol::testkit::{sample_doc_lines, test_key};
     use protocol::Decimal;
 
-    /// Applies three documents (one good, one naming a product HQ does not sell, one for a
-    /// warehouse outside the branch's scope) with a catalog of `extra + 1` products.
-    fn apply_mixed(extra: usize) -> (ApplyOutcome, Position) {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store = Store::open(&dir.path().join("hq")).expect("open");
+    /// A store with branch `SH` (warehouse `SH01`) and a catalog of `P0000` plus `extra`
+    /// other products.
+    fn setup(dir: &Path, extra: usize) -> (Store, State, BranchCode) {
+        let store = Store::open(&dir.join("hq")).expect("open");
         let mut st = store.load().expect("load");
         let sh = BranchCode::new("SH").expect("code");
         let product = |code: String| {
@@ -669,22 +719,82 @@ mod tests {
         }
         let warehouses = BTreeSet::from([WarehouseCode::new("SH01").expect("warehouse")]);
         store.add_branch(&mut st, sh, "Shanghai".into(), warehouses, 0, 60).expect("add branch");
-        let docs = [
-            sample_doc_lines("SH", "SH01", DocType::StockGain, 1, 1),
-            sample_doc_lines("SH", "SH01", DocType::StockGain, 2, 2),
-            sample_doc_lines("SH", "HB01", DocType::StockGain, 3, 1),
-        ];
-        let mut head = ChainHead::EMPTY;
+        (store, st, sh)
+    }
+
+    /// The next batch after `head`: its verified entries, new head and signature.
+    fn batch_of(docs: Vec<protocol::document::Document>, mut head: ChainHead) -> (Vec<VerifiedEntry>, ChainHead, SignedBatch) {
         let mut entries = Vec::new();
         for doc in docs {
             let (entry, bytes, next) = head.append(doc);
             entries.push(VerifiedEntry { entry, hash: next.hash, bytes });
             head = next;
         }
+        let sh = BranchCode::new("SH").expect("code");
         let signed = SignedBatch::sign(&sh, entries.iter().map(|e| e.bytes.clone()).collect(), &test_key(1));
+        (entries, head, signed)
+    }
+
+    fn p0000(st: &State) -> Position {
+        position(st, &WarehouseCode::new("SH01").expect("warehouse"), &ProductCode::new("P0000").expect("product"))
+    }
+
+    /// Applies three documents (one good, one naming a product HQ does not sell, one for a
+    /// warehouse outside the branch's scope) with a catalog of `extra + 1` products.
+    fn apply_mixed(extra: usize) -> (ApplyOutcome, Position) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (store, mut st, sh) = setup(dir.path(), extra);
+        let (entries, head, signed) = batch_of(
+            vec![
+                sample_doc_lines("SH", "SH01", DocType::StockGain, 1, 1),
+                sample_doc_lines("SH", "SH01", DocType::StockGain, 2, 2),
+                sample_doc_lines("SH", "HB01", DocType::StockGain, 3, 1),
+            ],
+            ChainHead::EMPTY,
+        );
         let outcome = store.apply(&mut st, &sh, entries, head, &signed, 1, 0).expect("apply");
-        let key = (WarehouseCode::new("SH01").expect("warehouse"), ProductCode::new("P0000").expect("product"));
-        (outcome, position(&st, &key.0, &key.1))
+        // The quarantine verdicts are durable: a restarted HQ rebuilds the same books.
+        drop(store);
+        let store = Store::open(&dir.path().join("hq")).expect("reopen");
+        let again = store.load().expect("reload");
+        assert_eq!(again.branches[&sh].docs_quarantined, outcome.quarantined.len() as u64);
+        assert_eq!(p0000(&again), p0000(&st));
+        (outcome, p0000(&st))
+    }
+
+    #[test]
+    fn a_batch_staged_but_never_committed_is_not_applied_and_its_resend_applies_once() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (store, mut st, sh) = setup(dir.path(), 0);
+        let gain = |serial| sample_doc_lines("SH", "SH01", DocType::StockGain, serial, 1);
+        let (entries, head, signed) = batch_of(vec![gain(1), gain(2)], ChainHead::EMPTY);
+        store.apply(&mut st, &sh, entries, head, &signed, 1, 0).expect("first batch");
+        let applied = p0000(&st);
+        // HQ dies after staging the second batch and before its commit write.
+        let (entries, head2, signed2) = batch_of(vec![gain(3), gain(4)], head);
+        let index: Vec<(u64, EntryHash)> = entries.iter().map(|e| (e.entry.seq, e.hash)).collect();
+        store.stage(&sh, &index, 3, &signed2).expect("stage");
+        store.flush().expect("flush");
+        drop((store, st));
+
+        let store = Store::open(&dir.path().join("hq")).expect("reopen");
+        let mut st = store.load().expect("reload");
+        assert_eq!(st.branches[&sh].head, head, "the head stays where the last commit left it");
+        assert_eq!(p0000(&st), applied, "the staged tail is not in the books");
+        assert!(store.document(&st, &sh, 3).expect("lookup").is_none(), "a staged entry is not an accepted document");
+        assert!(Ctx { st: &st, store: &store }.held_hash(&sh, 3).is_none());
+        assert_eq!(store.find_documents(&sh, |_| true, 10).expect("find").len(), 2);
+
+        // The branch resends; HQ applies it exactly once over the staged copy.
+        let outcome = store.apply(&mut st, &sh, entries, head2, &signed2, 3, 0).expect("resend");
+        assert_eq!(outcome.applied, 2);
+        assert_eq!(p0000(&st).qty, applied.qty * Decimal::TWO);
+        let digest = st.books[&sh].digest();
+        drop(store);
+        let store = Store::open(&dir.path().join("hq")).expect("reopen again");
+        let st = store.load().expect("reload again");
+        assert_eq!(st.books[&sh].digest(), digest, "replay gives the books memory had");
+        assert!(store.document(&st, &sh, 4).expect("lookup").is_some());
     }
 
     #[test]
