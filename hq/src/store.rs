@@ -672,7 +672,11 @@ impl HqContext for Ctx<'_> {
     fn branch(&self, code: &BranchCode) -> Option<BranchView> {
         let rec = self.st.branches.get(code)?;
         let key = VerifyingKey::from_bytes(&rec.key?).ok()?;
-        Some(BranchView { key, head: rec.head, profile: profile_of(self.st, code)? })
+        Some(BranchView { key, head: rec.head, profile_version: self.st.profile_version })
+    }
+
+    fn profile(&self, code: &BranchCode) -> Option<BranchProfile> {
+        profile_of(self.st, code)
     }
 
     fn held_hash(&self, code: &BranchCode, seq: u64) -> Option<EntryHash> {

@@ -243,17 +243,20 @@ impl BranchSync {
     }
 }
 
-/// What HQ knows about one enrolled branch, fetched before a message is handled.
+/// What HQ knows about one enrolled branch, fetched before every message is handled, so
+/// it is small: the profile itself (the whole catalog) is fetched only to be sent.
 #[derive(Clone, Debug)]
 pub struct BranchView {
     pub key: VerifyingKey,
     pub head: ChainHead,
-    pub profile: BranchProfile,
+    pub profile_version: u64,
 }
 
 /// HQ's durable state, as the session needs to see it.
 pub trait HqContext {
     fn branch(&self, code: &BranchCode) -> Option<BranchView>;
+    /// The branch's current profile (scope, catalog, credit limits), to send it.
+    fn profile(&self, code: &BranchCode) -> Option<BranchProfile>;
     /// Hash of the entry HQ holds for `seq` of `branch`, if any.
     fn held_hash(&self, code: &BranchCode, seq: u64) -> Option<EntryHash>;
 }
@@ -307,8 +310,8 @@ impl HqSession {
                     );
                 }
                 self.branch = Some(branch);
-                self.profile_version = Some(view.profile.version);
-                let profile = (profile_version != view.profile.version).then_some(view.profile);
+                let profile = if profile_version == view.profile_version { None } else { ctx.profile(&branch) };
+                self.profile_version = Some(profile.as_ref().map_or(view.profile_version, |p| p.version));
                 HqStep::Reply(Message::Resume { applied: view.head, profile })
             }
             Message::Batch(batch) => self.batch(batch, ctx),
@@ -363,11 +366,12 @@ impl HqSession {
     pub fn profile_update(&mut self, ctx: &dyn HqContext) -> Option<Message> {
         let branch = self.branch.as_ref()?;
         let view = ctx.branch(branch)?;
-        if self.profile_version == Some(view.profile.version) {
+        if self.profile_version == Some(view.profile_version) {
             return None;
         }
-        self.profile_version = Some(view.profile.version);
-        Some(Message::Profile { profile: view.profile })
+        let profile = ctx.profile(branch)?;
+        self.profile_version = Some(profile.version);
+        Some(Message::Profile { profile })
     }
 
     /// The write of an `Apply` is durable: acknowledge it.

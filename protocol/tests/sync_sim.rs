@@ -171,7 +171,10 @@ type Snapshot = Vec<(BranchCode, ChainHead, usize, [u8; 32])>;
 
 impl HqContext for Hq {
     fn branch(&self, code: &BranchCode) -> Option<BranchView> {
-        self.branches.get(code).map(|b| BranchView { key: b.key, head: b.head, profile: b.profile.clone() })
+        self.branches.get(code).map(|b| BranchView { key: b.key, head: b.head, profile_version: b.profile.version })
+    }
+    fn profile(&self, code: &BranchCode) -> Option<BranchProfile> {
+        self.branches.get(code).map(|b| b.profile.clone())
     }
     fn held_hash(&self, code: &BranchCode, seq: u64) -> Option<EntryHash> {
         self.branches.get(code)?.stored.get(&seq).map(|bytes| EntryHash::of(bytes))
