@@ -1458,3 +1458,18 @@ fn credit_returns_and_decreases_settle_the_documents_they_clear() {
     assert_eq!(s.open_amount(&receipt, SUPPLIER), Some(dec!(45.00)));
     check(&s.books);
 }
+
+#[test]
+fn the_digest_sees_cost_layers_not_only_totals() {
+    // Both hold 20 of P1 worth 40.00; only the layers differ (10 @ 1 + 10 @ 3 against
+    // 20 @ 2), and with them the cost of the next FIFO issue. The digests must differ.
+    let mut a = Shop::new(CostMethod::Fifo);
+    a.stock_up("P1", dec!(10), dec!(1.00));
+    a.stock_up("P1", dec!(10), dec!(3.00));
+    let mut b = Shop::new(CostMethod::Fifo);
+    b.stock_up("P1", dec!(10), dec!(2.00));
+    b.stock_up("P1", dec!(10), dec!(2.00));
+    assert_eq!(a.pos(W1, "P1"), b.pos(W1, "P1"));
+    assert_eq!(a.layers(W1, "P1").len(), b.layers(W1, "P1").len());
+    assert_ne!(a.books.digest(), b.books.digest());
+}

@@ -490,6 +490,11 @@ impl Books {
         for ((w, p), s) in &self.stock {
             if !s.pos.is_zero() {
                 put(&["s", w.as_str(), p.as_str(), &d(&s.pos.qty), &d(&s.pos.value), &s.layers.len().to_string()]);
+                // FIFO/LIFO: the layers decide every later cost, so two books that agree
+                // on totals but not on layers are not the same books.
+                for l in &s.layers {
+                    put(&["sl", &d(&l.qty), &d(&l.value)]);
+                }
             }
         }
         for (a, v) in self.gl.iter().filter(|(_, v)| !v.is_zero()) {
