@@ -310,6 +310,13 @@ impl Period {
         Period { year: date.year(), month: date.month() }
     }
 
+    /// The month `n` months before this one.
+    pub fn months_before(self, n: u32) -> Period {
+        let index = (u32::from(self.year) * 12 + u32::from(self.month) - 1).saturating_sub(n);
+        // `index / 12` is at most `self.year`, so it fits a u16; `index % 12 + 1` is 1..=12.
+        Period { year: (index / 12) as u16, month: (index % 12 + 1) as u8 }
+    }
+
     /// Parses `YYYY-MM`.
     pub fn parse(s: &str) -> Result<Period, CodeError> {
         let bad = || CodeError::BadDate { value: s.chars().take(20).collect() };

@@ -1473,3 +1473,34 @@ fn the_digest_sees_cost_layers_not_only_totals() {
     assert_eq!(a.layers(W1, "P1").len(), b.layers(W1, "P1").len());
     assert_ne!(a.books.digest(), b.books.digest());
 }
+
+#[test]
+fn a_reversal_reaches_back_three_months_even_when_no_month_is_closed() {
+    // A June receipt is still reversible while August is the latest month posted; once a
+    // September document is posted (June, July, August, September: four months), June
+    // leaves the window and its reversal is refused with what to do instead.
+    let mut s = Shop::new(CostMethod::MovingAverage);
+    let june = s.stock_up("P1", dec!(10), dec!(1.00));
+    let june2 = s.stock_up("P2", dec!(10), dec!(1.00));
+    s.today = date(8, 31);
+    s.stock_up("P3", dec!(1), dec!(1.00));
+    let d = s.reversal_of(&june);
+    s.post(d);
+    assert_eq!(s.pos(W1, "P1"), Position::default());
+    s.today = date(9, 1);
+    s.stock_up("P3", dec!(1), dec!(1.00));
+    let d = s.reversal_of(&june2);
+    match s.refuse(d) {
+        PostError::CannotReverse { why, .. } => assert!(why.contains("last 3 months") && why.contains("return"), "{why}"),
+        other => panic!("expected CannotReverse, got {other:?}"),
+    }
+    assert_eq!(s.pos(W1, "P2").qty, dec!(10), "the refused reversal changed nothing");
+}
+
+#[test]
+fn months_count_back_across_a_year_end() {
+    let jan = Period::parse("2027-01").expect("period");
+    assert_eq!(jan.months_before(2), Period::parse("2026-11").expect("period"));
+    assert_eq!(jan.months_before(0), jan);
+    assert_eq!(jan.months_before(13), Period::parse("2025-12").expect("period"));
+}

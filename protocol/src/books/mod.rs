@@ -293,8 +293,18 @@ pub struct Books {
     flows: BTreeMap<(Period, WarehouseCode, ProductCode), Flow>,
     closed_through: Option<Period>,
     reversed: BTreeSet<DocNumber>,
+    /// The reversal window: documents that may still be reversed, with their postings.
     recent: BTreeMap<DocNumber, Recent>,
+    /// Month of the latest document posted; the window trails it (see [`REVERSAL_WINDOW_MONTHS`]).
+    latest: Option<Period>,
 }
+
+/// How far back a red-letter reversal may reach: documents of the month of the latest
+/// posted document and of the months before it, this many in all (and never into a
+/// closed period). The bound keeps the window's memory finite for a branch that never
+/// closes its months; it depends only on the journal, so branch and HQ agree on it.
+/// Beyond it a mistake is corrected by a return or an adjustment, not a reversal.
+pub const REVERSAL_WINDOW_MONTHS: u32 = 3;
 
 impl Books {
     pub fn cost_method(&self) -> CostMethod {
@@ -464,11 +474,17 @@ impl Books {
         if let Some(orig) = &p.reverses {
             self.reversed.insert(orig.clone());
         }
+        let latest = self.latest.map_or(period, |l| l.max(period));
+        let oldest = latest.months_before(REVERSAL_WINDOW_MONTHS - 1);
+        if self.latest != Some(latest) {
+            self.latest = Some(latest);
+            self.recent.retain(|_, r| Period::of(r.doc.header.date) >= oldest);
+        }
         if let Some(closed) = p.close {
             self.closed_through = Some(closed);
             // Reversals reach only into open periods; forget what can no longer be reversed.
             self.recent.retain(|_, r| Period::of(r.doc.header.date) > closed);
-        } else {
+        } else if period >= oldest {
             self.recent.insert(doc.header.number.clone(), Recent { doc, posting: p });
         }
         debug_assert_eq!(self.gl.values().copied().sum::<Decimal>(), Decimal::ZERO, "trial balance");

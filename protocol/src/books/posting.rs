@@ -548,7 +548,13 @@ fn sub(chart: &str, cat: &str) -> Result<AccountCode, PostError> {
 /// 红字冲账: the exact opposite of a posted document still in an open period.
 fn reverse(books: &Books, doc: &Document, orig: &DocNumber) -> Result<Posting, PostError> {
     let Some(recent) = books.recent(orig) else {
-        return Err(PostError::CannotReverse { doc: orig.to_string(), why: "no such posted document in an open period".into() });
+        return Err(PostError::CannotReverse {
+            doc: orig.to_string(),
+            why: format!(
+                "no such posted document in an open period and the last {} months; correct it with a return or an adjustment instead",
+                super::REVERSAL_WINDOW_MONTHS
+            ),
+        });
     };
     let o = &recent.doc;
     let why = |w: &str| Err(PostError::CannotReverse { doc: orig.to_string(), why: w.into() });
