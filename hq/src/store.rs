@@ -405,6 +405,9 @@ impl Store {
         };
         let index: Vec<(u64, EntryHash)> = entries.iter().map(|e| (e.entry.seq, e.hash)).collect();
         let mut outcome = ApplyOutcome::default();
+        // The commit write: quarantine marks (overwriting their staged index records, as
+        // sled applies writes in order), then the branch record with the new head.
+        let mut commit = sled::Batch::default();
         let staged = std::thread::scope(|scope| {
             let stage = scope.spawn(|| self.stage(branch, &index, first_in_batch, signed));
             // Entries come by value: each document moves into the books' reversal window
@@ -415,16 +418,16 @@ impl Store {
                         books.apply_owned(e.entry.doc, p);
                         outcome.applied += 1;
                     }
-                    Err(err) => outcome.quarantined.push((e.entry.seq, err.to_string())),
+                    Err(err) => {
+                        let why = err.to_string();
+                        let idx = EntryIndex::new(first_in_batch, e.entry.seq, e.hash, Some(why.clone()));
+                        commit.insert(entry_key(branch, e.entry.seq), record::seal(&idx));
+                        outcome.quarantined.push((e.entry.seq, why));
+                    }
                 }
             }
             stage.join().unwrap_or_else(|_| Err(anyhow::anyhow!("the thread staging the batch panicked")))
         });
-        let mut commit = sled::Batch::default();
-        for (seq, why) in &outcome.quarantined {
-            let hash = index.iter().find(|(s, _)| s == seq).map(|(_, h)| *h).context("quarantined entry not in its batch")?;
-            commit.insert(entry_key(branch, *seq), record::seal(&EntryIndex::new(first_in_batch, *seq, hash, Some(why.clone()))));
-        }
         rec.head = new_head;
         rec.docs_applied += outcome.applied;
         rec.docs_quarantined += outcome.quarantined.len() as u64;
