@@ -13,7 +13,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use anyhow::{bail, Context};
-use protocol::books::{post, Books, Position, PostContext};
+use protocol::books::{checkpoint, post, Books, Position, PostContext};
 use protocol::codes::{BranchCode, ProductCode, WarehouseCode};
 use protocol::document::{Document, Draft};
 use protocol::error::PostError;
@@ -65,6 +65,9 @@ pub struct Store {
     path: std::path::PathBuf,
     identity: Identity,
     live: Mutex<Live>,
+    /// Journal entries replayed to rebuild the books at open (the rest came from the
+    /// checkpoint).
+    replayed_at_open: u64,
 }
 
 fn meta(name: &str) -> Vec<u8> {
@@ -148,6 +151,12 @@ impl Store {
     }
 
     pub fn open(path: &Path) -> anyhow::Result<Store> {
+        Store::open_checkpointing_after(path, checkpoint::CHECKPOINT_AFTER_ENTRIES)
+    }
+
+    /// `open`, writing a books checkpoint when more than `checkpoint_after` journal entries
+    /// had to be replayed (tests lower it).
+    pub fn open_checkpointing_after(path: &Path, checkpoint_after: u64) -> anyhow::Result<Store> {
         let db = open_db(path)?;
         let tree = db.open_tree("branch")?;
         let get = |name: &str| -> anyhow::Result<sled::IVec> {
@@ -169,15 +178,40 @@ impl Store {
         if tree.get(journal_key(head.seq + 1))?.is_some() {
             bail!("journal holds entries past the recorded head {}: the store is damaged", head.seq);
         }
-        // The books are a function of the journal: replay it. Every entry posted once, so
-        // every entry must post again; one that does not means the store is damaged.
-        let mut books = Books::default();
-        for seq in 1..=head.seq {
+        // The books are a function of the journal: replay it, from the checkpoint if one
+        // fits. Every entry posted once, so every entry must post again; one that does not
+        // means the store is damaged.
+        let entry_hash = |seq: u64| -> Option<EntryHash> {
+            let v = tree.get(journal_key(seq)).ok()??;
+            record::open_bytes(&format!("j/{seq}"), &v).ok().map(EntryHash::of)
+        };
+        let (mut books, from) = match tree.get(meta("checkpoint")) {
+            Ok(Some(v)) => match checkpoint::open("m/checkpoint", &v, head.seq, entry_hash) {
+                Ok(cp) => (cp.books, cp.seq + 1),
+                Err(why) => {
+                    tracing::warn!(reason = %why, "ignoring the books checkpoint; replaying the whole journal");
+                    (Books::default(), 1)
+                }
+            },
+            Ok(None) => (Books::default(), 1),
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the books checkpoint; replaying the whole journal");
+                (Books::default(), 1)
+            }
+        };
+        for seq in from..=head.seq {
             let v = tree.get(journal_key(seq))?.with_context(|| format!("journal entry {seq} is missing: the store is damaged"))?;
             let entry = JournalEntry::decode(record::open_bytes(&format!("j/{seq}"), &v)?)?;
             let p = post(&books, &entry.doc, PostContext::default())
                 .with_context(|| format!("journal entry {seq} no longer posts on replay: the store is damaged"))?;
             books.apply_owned(entry.doc, p);
+        }
+        let replayed = (head.seq + 1).saturating_sub(from);
+        tracing::info!(entries = head.seq, replayed, "books rebuilt from the journal");
+        if replayed > checkpoint_after {
+            // A cache: if this write is lost, the next start replays a little more.
+            tree.insert(meta("checkpoint"), checkpoint::seal(&books, head.seq, head.hash))?;
+            db.flush()?;
         }
         Ok(Store {
             db,
@@ -186,11 +220,16 @@ impl Store {
             path: path.to_path_buf(),
             identity,
             live: Mutex::new(Live { books, head, profile }),
+            replayed_at_open: replayed,
         })
     }
 
     pub fn identity(&self) -> &Identity {
         &self.identity
+    }
+
+    pub fn replayed_at_open(&self) -> u64 {
+        self.replayed_at_open
     }
 
     fn live(&self) -> std::sync::MutexGuard<'_, Live> {
@@ -307,5 +346,94 @@ impl Store {
             }
             None => Ok(None),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use protocol::codes::{OperatorId, ProductCode, WarehouseCode};
+    use protocol::date::BusinessDate;
+    use protocol::document::{DocType, Line};
+    use protocol::profile::Product;
+    use protocol::Decimal;
+
+    use super::*;
+
+    fn create(dir: &Path) {
+        let branch = BranchCode::new("SH").expect("code");
+        let identity = Identity { branch, signing_key: [7; 32], hq_fingerprint: [0; 32] };
+        let product = Product { name: "p".into(), unit: "pcs".into(), retail_price: None, prices: Vec::new() };
+        let profile = BranchProfile {
+            branch,
+            name: "Shanghai".into(),
+            warehouses: BTreeSet::from([WarehouseCode::new("SH01").expect("warehouse")]),
+            products: BTreeMap::from([(ProductCode::new("P0000").expect("product"), product)]),
+            credit_limits: BTreeMap::new(),
+            version: 1,
+        };
+        Store::create(dir, &identity, &profile).expect("create");
+    }
+
+    fn gain(day: u8) -> Draft {
+        Draft {
+            doc_type: DocType::StockGain,
+            date: BusinessDate::new(2026, 6, day).expect("date"),
+            operator: OperatorId::new("tester").expect("operator"),
+            warehouse: WarehouseCode::new("SH01").expect("warehouse"),
+            counterparty: None,
+            memo: String::new(),
+            payment: None,
+            lines: vec![Line::priced(ProductCode::new("P0000").expect("product"), Decimal::ONE, Decimal::new(350, 2))],
+            ext: Default::default(),
+        }
+    }
+
+    fn digest(s: &Store) -> [u8; 32] {
+        s.with_books(|b| b.digest())
+    }
+
+    #[test]
+    fn a_restart_replays_only_past_the_checkpoint_and_a_bad_checkpoint_costs_only_time() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("store");
+        create(&path);
+        let s = Store::open_checkpointing_after(&path, 2).expect("open");
+        for day in 1..=5 {
+            s.post(gain(day)).expect("post");
+        }
+        let five = digest(&s);
+        drop(s);
+
+        // Five entries replayed (more than 2): a checkpoint is written at entry 5.
+        let s = Store::open_checkpointing_after(&path, 2).expect("reopen");
+        assert_eq!((s.replayed_at_open(), digest(&s)), (5, five));
+        s.post(gain(6)).expect("post");
+        s.post(gain(7)).expect("post");
+        let seven = digest(&s);
+        drop(s);
+
+        // Only the two entries past the checkpoint are replayed, to the same books.
+        let s = Store::open_checkpointing_after(&path, 2).expect("reopen");
+        assert_eq!((s.replayed_at_open(), digest(&s)), (2, seven));
+        drop(s);
+
+        // A flipped bit, or a checkpoint of another history: the whole journal is replayed.
+        let flip = |f: &dyn Fn(&mut Vec<u8>)| {
+            let db = open_db(&path).expect("open raw");
+            let tree = db.open_tree("branch").expect("tree");
+            let mut v = tree.get(meta("checkpoint")).expect("read").expect("a checkpoint").to_vec();
+            f(&mut v);
+            tree.insert(meta("checkpoint"), v).expect("write");
+            db.flush().expect("flush");
+        };
+        flip(&|v| *v.last_mut().expect("bytes") ^= 1);
+        let s = Store::open_checkpointing_after(&path, 100).expect("reopen");
+        assert_eq!((s.replayed_at_open(), digest(&s)), (7, seven));
+        drop(s);
+        flip(&|v| *v = checkpoint::seal(&Books::default(), 5, EntryHash([9; 32])));
+        let s = Store::open_checkpointing_after(&path, 100).expect("reopen");
+        assert_eq!((s.replayed_at_open(), digest(&s)), (7, seven));
     }
 }

@@ -10,6 +10,7 @@
 //! Must not: do I/O, read the clock, or depend on anything but the documents posted.
 
 pub mod accounts;
+pub mod checkpoint;
 mod posting;
 pub mod reports;
 pub mod stock;
@@ -17,7 +18,7 @@ pub mod stock;
 use std::collections::{BTreeMap, BTreeSet};
 
 use rust_decimal::Decimal;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use posting::{post, stock_count_drafts, PostContext};
 pub use stock::{LayerOp, Position, Stock};
@@ -29,14 +30,14 @@ use crate::document::{CostMethod, DocNumber, Document, Period};
 pub type StockKey = (WarehouseCode, ProductCode);
 
 /// Receivable (a customer owes us) or payable (we owe a supplier).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Side {
     Receivable,
     Payable,
 }
 
 /// An unsettled credit sale, purchase or opening balance, for settlement and ageing.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OpenItem {
     pub side: Side,
     pub party: PartyCode,
@@ -48,7 +49,7 @@ pub struct OpenItem {
 }
 
 /// One line of the general-ledger entry of a posting.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GlLine {
     pub account: AccountCode,
     #[serde(with = "crate::decimal_serde")]
@@ -57,13 +58,13 @@ pub struct GlLine {
     pub credit: Decimal,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StockMove {
     pub key: StockKey,
     pub op: LayerOp,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OpenItemMove {
     Create {
         key: (DocNumber, PartyCode),
@@ -81,21 +82,21 @@ pub enum OpenItemMove {
 }
 
 /// Consigned goods: out to dealers or in from suppliers, apart from own stock.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Consignment {
     OutToDealer,
     InFromSupplier,
 }
 
 /// Quantity-only loans of goods.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Loan {
     LentOut,
     BorrowedIn,
 }
 
 /// What a sale contributed, for sales rankings and gross margin.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SalesFact {
     pub key: SalesKey,
     pub qty: Decimal,
@@ -103,7 +104,7 @@ pub struct SalesFact {
     pub cost: Decimal,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct SalesKey {
     pub period: Period,
     pub warehouse: WarehouseCode,
@@ -112,7 +113,7 @@ pub struct SalesKey {
     pub handler: OperatorId,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct SalesTotals {
     #[serde(with = "crate::decimal_serde")]
     pub qty: Decimal,
@@ -123,7 +124,7 @@ pub struct SalesTotals {
 }
 
 /// Goods in and out per period, for the purchase–sales–stock summary.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Flow {
     #[serde(with = "crate::decimal_serde")]
     pub in_qty: Decimal,
@@ -136,7 +137,7 @@ pub struct Flow {
 }
 
 /// The complete effect of one document.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Posting {
     pub stock: Vec<StockMove>,
     pub gl: Vec<GlLine>,
@@ -174,7 +175,7 @@ impl Posting {
 }
 
 /// A document posted in a period still open, kept so it can be reversed exactly.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct Recent {
     doc: Document,
     posting: Posting,
@@ -278,7 +279,7 @@ impl Ord for dyn StockKeyView + '_ {
 }
 
 /// All books of one branch (or of HQ's copy of that branch).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
 pub struct Books {
     cost_method: Option<CostMethod>,
     /// Non-opening documents posted; once non-zero, no more openings.

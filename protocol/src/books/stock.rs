@@ -50,14 +50,14 @@ impl Position {
 }
 
 /// One position's state: totals plus layers (FIFO/LIFO only).
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Stock {
     pub pos: Position,
     pub layers: VecDeque<Position>,
 }
 
 /// A change to a position, recorded by posting and replayed by apply.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LayerOp {
     /// Moving average: add (or, negative, remove) quantity and value.
     Average { qty: Decimal, value: Decimal },
