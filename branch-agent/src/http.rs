@@ -193,7 +193,7 @@ async fn stock(State(shared): State<AppState>, Query(q): Query<StockQuery>) -> R
 
 async fn sync_status(State(shared): State<AppState>) -> Json<serde_json::Value> {
     let id = shared.store.identity();
-    Json(json!({ "branch": id.branch, "status": shared.status() }))
+    Json(json!({ "branch": id.branch, "status": shared.status(), "replayed_at_start": shared.store.replayed_at_open() }))
 }
 
 async fn profile(State(shared): State<AppState>) -> Json<serde_json::Value> {
