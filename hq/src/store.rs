@@ -27,7 +27,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context};
 use protocol::batch::{decode_body, SignedBatch};
-use protocol::books::{post, Books, Position, PostContext};
+use protocol::books::{checkpoint, post, Books, Position, PostContext};
 use protocol::codes::{BranchCode, ProductCode, WarehouseCode};
 use protocol::journal::{ChainHead, EntryHash, JournalEntry, VerifiedEntry};
 use protocol::profile::{BranchProfile, Product};
@@ -110,6 +110,8 @@ pub struct Store {
     /// `sync_file_range` (its own fsync runs every 500 ms in the background), which does
     /// not survive a power cut. See `flush`.
     data_file: std::fs::File,
+    /// Replaying more entries of a branch than this at start writes a books checkpoint.
+    checkpoint_after: u64,
 }
 
 fn key(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
@@ -179,7 +181,7 @@ impl Store {
         })?;
         let tree = db.open_tree("hq").context("opening HQ tree")?;
         let data_file = std::fs::File::open(path.join("db")).with_context(|| format!("opening sled's data file in {}", path.display()))?;
-        Ok(Store { db, tree, data_file })
+        Ok(Store { db, tree, data_file, checkpoint_after: checkpoint::CHECKPOINT_AFTER_ENTRIES })
     }
 
     /// Loads the in-memory state, checking every record.
@@ -195,8 +197,13 @@ impl Store {
             let code = ProductCode::new(String::from_utf8_lossy(&k[1..]))?;
             st.products.insert(code, open_rec(&k, &v)?);
         }
-        for code in st.branches.keys() {
-            st.books.insert(*code, self.replay(code)?);
+        for (code, rec) in &st.branches {
+            let (books, replayed) = self.replay_counted(code)?;
+            tracing::info!(branch = %code, entries = rec.head.seq, replayed, "books rebuilt from the journal");
+            if replayed > self.checkpoint_after {
+                self.write_checkpoint(code, &books, rec.head)?;
+            }
+            st.books.insert(*code, books);
         }
         for item in self.tree.scan_prefix([b'c']) {
             let (k, v) = item?;
@@ -471,19 +478,32 @@ impl Store {
         }
     }
 
-    /// The entry index records of `branch` up to its durable head, in order.
-    fn applied_entries(&self, branch: &BranchCode) -> anyhow::Result<sled::Iter> {
-        let head = self.durable_head(branch)?;
-        Ok(self.tree.range(entry_key(branch, 1)..entry_key(branch, head.saturating_add(1))))
+    /// The entry index records of `branch` from `from` up to `head`, in order.
+    fn applied_entries(&self, branch: &BranchCode, from: u64, head: u64) -> sled::Iter {
+        self.tree.range(entry_key(branch, from)..entry_key(branch, head.saturating_add(1)))
     }
 
-    /// Rebuilds a branch's books by replaying its stored journal in order, skipping the
-    /// quarantined entries. Every entry is checked against its stored hash, and every
-    /// applied entry must post again: if one does not, the store is damaged.
+    /// Rebuilds a branch's books by replaying its stored journal in order, from its
+    /// checkpoint if one fits, skipping the quarantined entries. Every entry is checked
+    /// against its stored hash, and every applied entry must post again: if one does
+    /// not, the store is damaged.
     pub fn replay(&self, branch: &BranchCode) -> anyhow::Result<Books> {
-        let mut books = Books::default();
+        self.replay_counted(branch).map(|(books, _)| books)
+    }
+
+    /// [`Store::replay`], also saying how many entries it replayed past the checkpoint.
+    fn replay_counted(&self, branch: &BranchCode) -> anyhow::Result<(Books, u64)> {
+        let head = self.durable_head(branch)?;
+        let (mut books, from) = match self.checkpoint(branch, head) {
+            Ok(Some(cp)) => (cp.books, cp.seq + 1),
+            Ok(None) => (Books::default(), 1),
+            Err(why) => {
+                tracing::warn!(branch = %branch, reason = %why, "ignoring the books checkpoint; replaying the whole journal");
+                (Books::default(), 1)
+            }
+        };
         let mut cached: Option<(u64, protocol::batch::BatchBody)> = None;
-        for item in self.applied_entries(branch)? {
+        for item in self.applied_entries(branch, from, head) {
             let (k, v) = item?;
             let idx: EntryIndex = open_rec(&k, &v)?;
             if idx.quarantined.is_some() {
@@ -504,7 +524,23 @@ impl Store {
                 .with_context(|| format!("entry {} of {branch} no longer posts on replay: the HQ store is damaged", entry.seq))?;
             books.apply_owned(entry.doc, p);
         }
-        Ok(books)
+        Ok((books, (head + 1).saturating_sub(from)))
+    }
+
+    /// The branch's books checkpoint, if it has one that fits its journal up to `head`.
+    fn checkpoint(&self, branch: &BranchCode, head: u64) -> Result<Option<checkpoint::Checkpoint>, String> {
+        let k = key(b's', &[branch.as_str().as_bytes()]);
+        let Some(v) = self.tree.get(&k).map_err(|e| e.to_string())? else { return Ok(None) };
+        let held = |seq| self.entry_index(branch, seq).ok().flatten().map(|i| i.hash);
+        checkpoint::open(&show(&k), &v, head, held).map(Some)
+    }
+
+    /// Writes a checkpoint of `books`, which hold the branch's journal up to `head`. A
+    /// cache: if the write is lost, the next start replays more, so no fsync.
+    fn write_checkpoint(&self, branch: &BranchCode, books: &Books, head: ChainHead) -> anyhow::Result<()> {
+        self.tree.insert(key(b's', &[branch.as_str().as_bytes()]), checkpoint::seal(books, head.seq, head.hash))?;
+        self.db.flush()?;
+        Ok(())
     }
 
     /// Stored, applied documents of a branch that `keep` accepts, oldest first, at most
@@ -517,7 +553,7 @@ impl Store {
     ) -> anyhow::Result<Vec<JournalEntry>> {
         let mut out = Vec::new();
         let mut cached: Option<(u64, protocol::batch::BatchBody)> = None;
-        for item in self.applied_entries(branch)? {
+        for item in self.applied_entries(branch, 1, self.durable_head(branch)?) {
             let (k, v) = item?;
             let idx: EntryIndex = open_rec(&k, &v)?;
             if cached.as_ref().is_none_or(|(first, _)| *first != idx.batch_first_seq) {
@@ -797,6 +833,30 @@ mod tests {
         let st = store.load().expect("reload again");
         assert_eq!(st.books[&sh].digest(), digest, "replay gives the books memory had");
         assert!(store.document(&st, &sh, 4).expect("lookup").is_some());
+    }
+
+    #[test]
+    fn a_restart_replays_only_past_the_checkpoint_and_ignores_one_of_another_history() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (store, mut st, sh) = setup(dir.path(), 0);
+        let gain = |serial| sample_doc_lines("SH", "SH01", DocType::StockGain, serial, 1);
+        let (entries, head, signed) = batch_of((1..=4).map(gain).collect(), ChainHead::EMPTY);
+        store.apply(&mut st, &sh, entries, head, &signed, 1, 0).expect("first batch");
+        drop((store, st));
+
+        // Four entries replayed at start (more than 2): a checkpoint is written at entry 4.
+        let mut store = Store::open(&dir.path().join("hq")).expect("reopen");
+        store.checkpoint_after = 2;
+        let mut st = store.load().expect("reload");
+        assert_eq!(store.replay_counted(&sh).expect("replay").1, 0, "all of it is in the checkpoint");
+        let (entries, head2, signed) = batch_of((5..=6).map(gain).collect(), head);
+        store.apply(&mut st, &sh, entries, head2, &signed, 5, 0).expect("second batch");
+        let (books, replayed) = store.replay_counted(&sh).expect("replay");
+        assert_eq!((replayed, books.digest()), (2, st.books[&sh].digest()));
+
+        store.tree.insert(key(b's', &[b"SH"]), checkpoint::seal(&Books::default(), 4, EntryHash([9; 32]))).expect("write");
+        let (books, replayed) = store.replay_counted(&sh).expect("replay");
+        assert_eq!((replayed, books.digest()), (6, st.books[&sh].digest()));
     }
 
     #[test]

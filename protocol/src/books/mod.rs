@@ -77,6 +77,7 @@ pub enum OpenItemMove {
     /// Signed: positive settles, negative re-opens (reversal of a settlement).
     Settle {
         key: (DocNumber, PartyCode),
+        #[serde(with = "crate::decimal_serde")]
         amount: Decimal,
     },
 }
@@ -99,8 +100,11 @@ pub enum Loan {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SalesFact {
     pub key: SalesKey,
+    #[serde(with = "crate::decimal_serde")]
     pub qty: Decimal,
+    #[serde(with = "crate::decimal_serde")]
     pub revenue: Decimal,
+    #[serde(with = "crate::decimal_serde")]
     pub cost: Decimal,
 }
 

@@ -60,7 +60,12 @@ pub struct Stock {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LayerOp {
     /// Moving average: add (or, negative, remove) quantity and value.
-    Average { qty: Decimal, value: Decimal },
+    Average {
+        #[serde(with = "crate::decimal_serde")]
+        qty: Decimal,
+        #[serde(with = "crate::decimal_serde")]
+        value: Decimal,
+    },
     /// New layer at the back (receipts).
     PushBack(Position),
     /// Reversal of a `Take`: the taken layers go back where they came from, in their old
