@@ -202,6 +202,9 @@ impl Store {
         for seq in from..=head.seq {
             let v = tree.get(journal_key(seq))?.with_context(|| format!("journal entry {seq} is missing: the store is damaged"))?;
             let entry = JournalEntry::decode(record::open_bytes(&format!("j/{seq}"), &v)?)?;
+            if seq % 100_000 == 0 {
+                tracing::info!(at = seq, of = head.seq, "replaying the journal");
+            }
             let p = post(&books, &entry.doc, PostContext::default())
                 .with_context(|| format!("journal entry {seq} no longer posts on replay: the store is damaged"))?;
             books.apply_owned(entry.doc, p);

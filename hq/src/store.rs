@@ -135,6 +135,9 @@ fn batch_key(branch: &BranchCode, first: u64) -> Vec<u8> {
     key(b'x', &[branch.as_str().as_bytes(), &first.to_be_bytes()])
 }
 
+/// A long replay at start logs its progress this often (entries).
+const REPLAY_PROGRESS_EVERY: u64 = 100_000;
+
 /// Largest piece of a stored signed batch. sled 0.34 writes values above its blob
 /// threshold (128 KiB) to separate files that its flush does not fsync, so a batch (often
 /// 250 KiB and more) is stored in pieces well below it, all in the same atomic write.
@@ -520,6 +523,9 @@ impl Store {
                 bail!("{} does not match its stored hash: the HQ store is damaged", show(&k));
             }
             let entry = JournalEntry::decode(bytes)?;
+            if entry.seq % REPLAY_PROGRESS_EVERY == 0 {
+                tracing::info!(branch = %branch, at = entry.seq, of = head, "replaying the journal");
+            }
             let p = post(&books, &entry.doc, PostContext::default())
                 .with_context(|| format!("entry {} of {branch} no longer posts on replay: the HQ store is damaged", entry.seq))?;
             books.apply_owned(entry.doc, p);
