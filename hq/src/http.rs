@@ -34,7 +34,9 @@ pub fn router(hq: Arc<Hq>) -> Router {
         .route("/api/reports/{name}", get(report))
         .route("/api/admin/branches", post(add_branch))
         .route("/api/admin/branches/{code}/token", post(new_token))
+        .route("/api/products", get(products))
         .route("/api/admin/products", post(add_product))
+        .route("/api/admin/products/import", post(import_products))
         .route("/api/admin/credit-limits", post(set_credit_limit))
         .with_state(hq)
 }
@@ -252,13 +254,63 @@ pub struct AddProduct {
     pub prices: Vec<protocol::decimal_serde::Dec>,
 }
 
+impl AddProduct {
+    fn into_product(self) -> Result<(ProductCode, Product), String> {
+        let code = ProductCode::new(&self.code).map_err(|e| e.to_string())?;
+        if self.prices.len() > protocol::profile::PRICE_LEVELS_MAX {
+            return Err(format!("product {code}: at most {} preset prices", protocol::profile::PRICE_LEVELS_MAX));
+        }
+        Ok((code, Product { name: self.name, unit: self.unit, retail_price: self.retail_price, prices: self.prices }))
+    }
+}
+
 async fn add_product(State(hq): State<AppState>, Json(req): Json<AddProduct>) -> Result<Json<serde_json::Value>, ApiError> {
-    let code = ProductCode::new(req.code).map_err(bad)?;
-    let mut st = hq.state();
-    hq.store
-        .add_product(&mut st, code, Product { name: req.name, unit: req.unit, retail_price: req.retail_price, prices: req.prices })
-        .map_err(internal)?;
-    Ok(Json(json!({ "product": code, "profile_version": st.profile_version })))
+    let (code, product) = req.into_product().map_err(bad)?;
+    let version = {
+        let mut st = hq.state();
+        hq.store.add_product(&mut st, code, product).map_err(internal)?;
+        st.profile_version
+    };
+    hq.profile_changed();
+    Ok(Json(json!({ "product": code, "profile_version": version })))
+}
+
+#[derive(Deserialize)]
+pub struct ImportProducts {
+    pub products: Vec<AddProduct>,
+}
+
+/// Adds or updates many products as one change (`hq product import` sends a parsed CSV
+/// here while HQ is running). All or nothing: one bad product refuses the lot.
+async fn import_products(State(hq): State<AppState>, Json(req): Json<ImportProducts>) -> Result<Json<serde_json::Value>, ApiError> {
+    let products = req.products.into_iter().map(AddProduct::into_product).collect::<Result<Vec<_>, _>>().map_err(bad)?;
+    let count = products.len();
+    let (added, version) = {
+        let mut st = hq.state();
+        let added = hq.store.add_products(&mut st, products).map_err(internal)?;
+        (added, st.profile_version)
+    };
+    hq.profile_changed();
+    Ok(Json(json!({ "products": count, "new": added, "profile_version": version })))
+}
+
+/// The catalog, as JSON or (`?format=csv`) as the spreadsheet `hq product import` reads.
+async fn products(State(hq): State<AppState>, Query(q): Query<FormatQuery>) -> Response {
+    let st = hq.state();
+    if q.format.as_deref() == Some("csv") {
+        let body = crate::catalog::to_csv(&st.products);
+        return (
+            [(header::CONTENT_TYPE, "text/csv; charset=utf-8"), (header::CONTENT_DISPOSITION, "attachment; filename=\"products.csv\"")],
+            body,
+        )
+            .into_response();
+    }
+    Json(json!(st.products)).into_response()
+}
+
+#[derive(Deserialize)]
+struct FormatQuery {
+    format: Option<String>,
 }
 
 fn esc(s: &str) -> String {

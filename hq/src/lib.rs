@@ -1,5 +1,6 @@
 //! Branchline HQ as a library, so the binary, the benchmarks and tests share one code path.
 //!
+//! - `catalog`: the product catalog as CSV (import from Excel, export).
 //! - `config`: `hq.toml` with defaults.
 //! - `identity`: HQ's self-signed certificate, pinned by branches.
 //! - `store`: sled state (one tree, sealed records) and its in-memory mirror; the only
@@ -7,6 +8,7 @@
 //! - `server`: the QUIC listener; moves frames between branches and `protocol::sync`.
 //! - `http`: reports, status and admin over axum.
 
+pub mod catalog;
 pub mod config;
 pub mod http;
 pub mod identity;

@@ -96,6 +96,23 @@ enum ProductCmd {
         #[arg(long, value_delimiter = ',')]
         prices: Vec<protocol::Decimal>,
     },
+    /// Add or update many products from a CSV file (Excel: "Save as CSV"; UTF-8 or
+    /// GBK). Columns by header name, any order: code, name (required), unit,
+    /// retail_price, price1..price4. All or nothing: every problem is listed with its
+    /// line number and nothing is saved until the file is clean. One profile change
+    /// for the branches, however many products.
+    Import {
+        /// The CSV file; `hq product export` writes one to start from.
+        file: PathBuf,
+        /// Check the file and say what would change, without saving.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Write the catalog as CSV (the columns `import` reads), to stdout or `--out`.
+    Export {
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -164,6 +181,20 @@ async fn main() -> anyhow::Result<()> {
             }
             println!("product {code} saved; branches receive it on their next sync");
         }
+        Command::Product(ProductCmd::Import { file, dry_run }) => import_products(dir, &file, dry_run).await?,
+        Command::Product(ProductCmd::Export { out }) => {
+            let csv = match Store::open(&store_path(dir)) {
+                Ok(store) => hq::catalog::to_csv(&store.load()?.products),
+                Err(_) => admin_get_text(dir, "/api/products?format=csv").await?,
+            };
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, csv).with_context(|| format!("writing {}", path.display()))?;
+                    println!("catalog written to {}", path.display());
+                }
+                None => print!("{csv}"),
+            }
+        }
         Command::Customer(CustomerCmd::Limit { code, limit }) => {
             let code = protocol::codes::PartyCode::new(code)?;
             let limit = match limit.as_str() {
@@ -220,6 +251,60 @@ async fn admin_post(dir: &Path, path: &str, body: serde_json::Value) -> anyhow::
         bail!("{}", value.get("error").and_then(|e| e.as_str()).unwrap_or("admin call failed"));
     }
     Ok(value)
+}
+
+async fn import_products(dir: &Path, file: &Path, dry_run: bool) -> anyhow::Result<()> {
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let rows = match hq::catalog::parse_csv(&bytes) {
+        Ok(rows) => rows,
+        Err(problems) => {
+            for p in &problems {
+                eprintln!("{}: {p}", file.display());
+            }
+            bail!("{} problem(s) in {}; nothing was imported. Fix them and run the import again", problems.len(), file.display());
+        }
+    };
+    if dry_run {
+        println!("{}: {} products, all valid; nothing saved (--dry-run)", file.display(), rows.len());
+        return Ok(());
+    }
+    let count = rows.len();
+    let added = match Store::open(&store_path(dir)) {
+        Ok(store) => {
+            let mut st = store.load()?;
+            store.add_products(&mut st, rows)?
+        }
+        Err(_) => {
+            let products: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|(code, p)| {
+                    serde_json::json!({ "code": code, "name": p.name, "unit": p.unit,
+                        "retail_price": p.retail_price.map(|d| d.to_string()),
+                        "prices": p.prices.iter().map(|d| d.0.to_string()).collect::<Vec<_>>() })
+                })
+                .collect();
+            let reply = admin_post(dir, "/api/admin/products/import", serde_json::json!({ "products": products })).await?;
+            reply["new"].as_u64().unwrap_or(0) as usize
+        }
+    };
+    println!(
+        "imported {count} products from {} ({added} new, {} updated); branches receive them on their next sync",
+        file.display(),
+        count - added
+    );
+    Ok(())
+}
+
+async fn admin_get_text(dir: &Path, path: &str) -> anyhow::Result<String> {
+    let config = HqConfig::load(dir)?;
+    let url = format!("http://{}{}", config.http_listen, path);
+    let resp = reqwest::get(&url)
+        .await
+        .with_context(|| format!("HQ store is locked and the API at {url} does not answer; is `hq serve` running?"))?;
+    if !resp.status().is_success() {
+        bail!("{url} answered {}", resp.status());
+    }
+    Ok(resp.text().await?)
 }
 
 async fn branch_cmd(dir: &Path, cmd: BranchCmd) -> anyhow::Result<()> {

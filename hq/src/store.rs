@@ -305,14 +305,23 @@ impl Store {
     }
 
     pub fn add_product(&self, st: &mut State, code: ProductCode, product: Product) -> anyhow::Result<()> {
+        self.add_products(st, vec![(code, product)]).map(|_| ())
+    }
+
+    /// Adds or updates products in one write and one profile version: an import of a
+    /// whole catalog is one change for the branches. Returns how many were new.
+    pub fn add_products(&self, st: &mut State, products: Vec<(ProductCode, Product)>) -> anyhow::Result<usize> {
         let mut batch = sled::Batch::default();
-        batch.insert(key(b'p', &[code.as_str().as_bytes()]), record::seal(&product));
+        for (code, product) in &products {
+            batch.insert(key(b'p', &[code.as_str().as_bytes()]), record::seal(product));
+        }
         let version = self.bump_profile(st, &mut batch);
         self.tree.apply_batch(batch)?;
         self.flush()?;
-        st.products.insert(code, product);
+        let before = st.products.len();
+        st.products.extend(products);
         st.profile_version = version;
-        Ok(())
+        Ok(st.products.len() - before)
     }
 
     /// Sets (or, with `None`, removes) a customer's credit limit; branches get it with

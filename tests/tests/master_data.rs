@@ -47,5 +47,29 @@ async fn catalog_and_credit_limits_reach_a_connected_branch() -> anyhow::Result<
     let mut cash = over.clone();
     cash["ext"] = json!({"account": "1001"});
     assert!(sh.post(&cash).await?.is_ok());
+
+    // A catalog saved by Chinese Excel (GBK) is imported while HQ runs, as one change.
+    let version = sh.sync().await.ok().and(get_json(&sh.url("/api/profile")).await.ok()).map(|p| p["version"].clone());
+    let bad = tmp.path().join("bad.csv");
+    std::fs::write(&bad, "code,name,retail_price\nT1,茶,1.00\nT2,,x\n")?;
+    let refused = hq.cli(&["product", "import", bad.to_str().unwrap_or_default()]).expect_err("a bad file is refused");
+    assert!(refused.to_string().contains("line 3") && refused.to_string().contains("nothing was imported"), "{refused}");
+    let (gbk, _, _) = encoding_rs::GB18030
+        .encode("code,name,unit,retail_price,price1\n6901234567892,矿泉水 550ml,瓶,2.00,1.80\nT1,\"茶, 红\",盒,12.00,\n");
+    let file = tmp.path().join("catalog.csv");
+    std::fs::write(&file, &gbk)?;
+    let out = hq.cli(&["product", "import", file.to_str().unwrap_or_default()])?;
+    assert!(out.contains("imported 2 products") && out.contains("2 new"), "{out}");
+    wait_until(Duration::from_secs(30), "imported catalog pushed", || async {
+        let p = get_json(&sh.url("/api/profile")).await?;
+        Ok(p["products"]["6901234567892"]["name"] == "矿泉水 550ml" && p["products"]["T1"]["name"] == "茶, 红")
+    })
+    .await?;
+    let p = get_json(&sh.url("/api/profile")).await?;
+    let before = version.and_then(|v| v.as_u64()).unwrap_or(0);
+    assert_eq!(p["version"].as_u64(), Some(before + 1), "the bad file changed nothing; the good one is one change");
+    let exported = hq.cli(&["product", "export"])?;
+    assert!(exported.starts_with("code,name,unit,retail_price,price1"), "{exported}");
+    assert!(exported.contains("T1,\"茶, 红\",盒,12.00,"), "{exported}");
     Ok(())
 }
