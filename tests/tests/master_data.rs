@@ -20,6 +20,11 @@ async fn catalog_and_credit_limits_reach_a_connected_branch() -> anyhow::Result<
 
     // Through the CLI, which goes through the admin API because HQ holds the store.
     hq.cli(&["product", "add", "6920202888883", "--name", "绿茶 500ml", "--price", "3.50", "--prices", "3.00,2.80"])?;
+    // Pushed on its own, not only with the next change of another kind.
+    wait_until(Duration::from_secs(30), "product pushed", || async {
+        Ok(get_json(&sh.url("/api/profile")).await?["products"]["6920202888883"]["name"] == "绿茶 500ml")
+    })
+    .await?;
     hq.cli(&["customer", "limit", "C0001", "100.00"])?;
     wait_until(Duration::from_secs(30), "profile pushed", || async {
         let p = get_json(&sh.url("/api/profile")).await?;
