@@ -80,6 +80,21 @@ mod tests {
         books
     }
 
+    /// Pins what the engine computes, as a checkpoint holds it. When this fails, posting
+    /// results or the fields of `Books` changed: if that is intended, bump
+    /// `ENGINE_VERSION` (old checkpoints must be ignored, not trusted) and update both
+    /// figures here together.
+    #[test]
+    fn engine_version_moves_with_what_posting_computes() {
+        let sealed = seal(&books_after(30), 30, EntryHash([3; 32]));
+        let pinned = blake3::hash(&sealed).to_hex().to_string();
+        assert_eq!(
+            (ENGINE_VERSION, pinned.as_str()),
+            (1, "fc624fbb0d39c082410bf0f5722157c8ecce2934194b462068edcf874d360a1c"),
+            "posting results changed: bump ENGINE_VERSION and update this pin"
+        );
+    }
+
     #[test]
     fn a_checkpoint_gives_back_the_same_books_and_only_for_the_entry_it_names() {
         let books = books_after(9);
