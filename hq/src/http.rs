@@ -221,10 +221,9 @@ async fn add_branch(State(hq): State<AppState>, Json(req): Json<AddBranch>) -> R
     let code = BranchCode::new(req.code).map_err(bad)?;
     let warehouses = req.warehouses.into_iter().map(WarehouseCode::new).collect::<Result<BTreeSet<_>, _>>().map_err(bad)?;
     let hq2 = hq.clone();
-    let code2 = code;
     let secret = tokio::task::spawn_blocking(move || {
         let mut st = hq2.state();
-        hq2.store.add_branch(&mut st, code2, req.name, warehouses, now_unix(), hq2.config.token_ttl_hours * 3600)
+        hq2.store.add_branch(&mut st, code, req.name, warehouses, now_unix(), hq2.config.token_ttl_hours * 3600)
     })
     .await
     .map_err(|e| internal(e.into()))?
@@ -412,10 +411,9 @@ async fn movements(
     let code = BranchCode::new(code).map_err(bad)?;
     let limit = q.limit.unwrap_or(500).min(5_000);
     let hq2 = hq.clone();
-    let code2 = code;
     let found = tokio::task::spawn_blocking(move || {
         hq2.store.find_documents(
-            &code2,
+            &code,
             |e| {
                 let h = &e.doc.header;
                 let wh_ok = q
