@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use anyhow::{bail, Context};
 use protocol::books::{checkpoint, post, Books, Position, PostContext};
 use protocol::codes::{BranchCode, ProductCode, WarehouseCode};
-use protocol::document::{Document, Draft};
+use protocol::document::{DocType, Document, Draft};
 use protocol::error::PostError;
 use protocol::journal::{ChainHead, EntryHash, JournalEntry};
 use protocol::profile::BranchProfile;
@@ -296,8 +296,18 @@ impl Store {
         self.flush().map_err(PostFailure::Storage)?;
         // Durable: memory may follow.
         let warnings = posting.warnings.clone();
+        let closes = entry.doc.header.doc_type == DocType::PeriodClose;
         live.books.apply_owned(entry.doc, posting);
         live.head = head;
+        if closes {
+            // A month close empties most of the reversal window: the books are at their
+            // smallest, and a checkpoint now spares the next start this month's replay.
+            // Only a cache, so a failure is logged, not returned: the post is durable.
+            let written = self.tree.insert(meta("checkpoint"), checkpoint::seal(&live.books, head.seq, head.hash));
+            if let Err(e) = written {
+                tracing::warn!(error = %e, "writing the books checkpoint after a month close");
+            }
+        }
         Ok(Posted { number, seq: head.seq, hash: head.hash.to_hex(), warnings })
     }
 
@@ -395,6 +405,26 @@ mod tests {
 
     fn digest(s: &Store) -> [u8; 32] {
         s.with_books(|b| b.digest())
+    }
+
+    #[test]
+    fn a_month_close_leaves_a_checkpoint_so_the_next_start_replays_nothing() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("store");
+        create(&path);
+        let s = Store::open_checkpointing_after(&path, 100).expect("open");
+        for day in 1..=3 {
+            s.post(gain(day)).expect("post");
+        }
+        let mut close = gain(30);
+        close.doc_type = DocType::PeriodClose;
+        close.lines.clear();
+        close.ext.period = Some(protocol::document::Period { year: 2026, month: 5 });
+        s.post(close).expect("close May");
+        let closed = digest(&s);
+        drop(s);
+        let s = Store::open_checkpointing_after(&path, 100).expect("reopen");
+        assert_eq!((s.replayed_at_open(), digest(&s)), (0, closed));
     }
 
     #[test]

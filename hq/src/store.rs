@@ -29,6 +29,7 @@ use anyhow::{bail, Context};
 use protocol::batch::{decode_body, SignedBatch};
 use protocol::books::{checkpoint, post, Books, Position, PostContext};
 use protocol::codes::{BranchCode, ProductCode, WarehouseCode};
+use protocol::document::DocType;
 use protocol::journal::{ChainHead, EntryHash, JournalEntry, VerifiedEntry};
 use protocol::profile::{BranchProfile, Product};
 use protocol::record;
@@ -427,6 +428,7 @@ impl Store {
         // The commit write: quarantine marks (overwriting their staged index records, as
         // sled applies writes in order), then the branch record with the new head.
         let mut commit = sled::Batch::default();
+        let mut closes = false;
         let staged = std::thread::scope(|scope| {
             let stage = scope.spawn(|| self.stage(branch, &index, first_in_batch, signed));
             // Entries come by value: each document moves into the books' reversal window
@@ -434,6 +436,7 @@ impl Store {
             for e in entries {
                 match post(&books, &e.entry.doc, PostContext { profile: Some(&profile) }) {
                     Ok(p) => {
+                        closes |= e.entry.doc.header.doc_type == DocType::PeriodClose;
                         books.apply_owned(e.entry.doc, p);
                         outcome.applied += 1;
                     }
@@ -465,6 +468,13 @@ impl Store {
             return Err(e);
         }
         // Durable: now memory may follow.
+        if closes {
+            // After a month close the books are at their smallest; a checkpoint now spares
+            // the next start this month's replay. Only a cache: a failure is logged.
+            if let Err(e) = self.write_checkpoint(branch, &books, new_head) {
+                tracing::warn!(branch = %branch, error = %format!("{e:#}"), "writing the books checkpoint after a month close");
+            }
+        }
         st.books.insert(*branch, books);
         st.branches.insert(*branch, rec);
         Ok(outcome)
@@ -872,6 +882,33 @@ mod tests {
         store.tree.insert(key(b's', &[b"SH"]), checkpoint::seal(&Books::default(), 4, EntryHash([9; 32]))).expect("write");
         let (books, replayed) = store.replay_counted(&sh).expect("replay");
         assert_eq!((replayed, books.digest()), (6, st.books[&sh].digest()));
+    }
+
+    #[test]
+    fn a_month_close_leaves_a_checkpoint_so_the_next_start_replays_nothing() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (store, mut st, sh) = setup(dir.path(), 0);
+        let gain = sample_doc_lines("SH", "SH01", DocType::StockGain, 1, 1);
+        let close = protocol::document::Draft {
+            doc_type: DocType::PeriodClose,
+            date: gain.header.date,
+            operator: gain.header.operator,
+            warehouse: gain.header.warehouse,
+            counterparty: None,
+            memo: String::new(),
+            payment: None,
+            lines: Vec::new(),
+            ext: protocol::document::DocExt { period: Some(protocol::document::Period { year: 2026, month: 5 }), ..Default::default() },
+        }
+        .number(sh, 1)
+        .expect("a valid close");
+        let docs =
+            vec![sample_doc_lines("SH", "SH01", DocType::StockGain, 1, 1), sample_doc_lines("SH", "SH01", DocType::StockGain, 2, 1), close];
+        let (entries, head, signed) = batch_of(docs, ChainHead::EMPTY);
+        let outcome = store.apply(&mut st, &sh, entries, head, &signed, 1, 0).expect("apply");
+        assert_eq!(outcome.applied, 3, "{:?}", outcome.quarantined);
+        let (books, replayed) = store.replay_counted(&sh).expect("replay");
+        assert_eq!((replayed, books.digest()), (0, st.books[&sh].digest()));
     }
 
     #[test]
