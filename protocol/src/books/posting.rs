@@ -556,24 +556,21 @@ fn reverse(books: &Books, doc: &Document, orig: &DocNumber) -> Result<Posting, P
             ),
         });
     };
-    let o = &recent.doc;
     let why = |w: &str| Err(PostError::CannotReverse { doc: orig.to_string(), why: w.into() });
-    if o.header.ext.reverses.is_some() {
+    if recent.is_reversal {
         return why("it is itself a reversal; post the document again instead");
     }
     if books.is_reversed(orig) {
         return why("it was already reversed");
     }
     let h = &doc.header;
-    if h.doc_type != o.header.doc_type
-        || doc.lines != o.lines
-        || h.ext.money != o.header.ext.money
-        || h.warehouse != o.header.warehouse
-        || h.counterparty != o.header.counterparty
-    {
+    if super::reversal_fingerprint(doc) != recent.fingerprint {
         return why("a reversal repeats the original's type, warehouse, counterparty, lines and amount");
     }
-    let op = &recent.posting;
+    let Ok(op) = postcard::from_bytes::<Posting>(&recent.posting) else {
+        return why("its kept posting does not decode (a bug: please report it)");
+    };
+    let op = &op;
     let mut p = Posting { reverses: Some(orig.clone()), ..Posting::default() };
     // Undo stock moves last-first against scratch copies, so a product moved twice unwinds.
     let mut scratch: BTreeMap<StockKey, Stock> = BTreeMap::new();
@@ -621,7 +618,7 @@ fn reverse(books: &Books, doc: &Document, orig: &DocNumber) -> Result<Posting, P
         });
     }
     p.sales = op.sales.iter().map(|s| SalesFact { key: s.key.clone(), qty: -s.qty, revenue: -s.revenue, cost: -s.cost }).collect();
-    if h.date < o.header.date {
+    if h.date < recent.date {
         return why("a reversal cannot be dated before the original");
     }
     Ok(p)
