@@ -629,8 +629,7 @@ fn run_engine(openings: &[Document], docs: &[Document], profile: &BranchProfile)
 
 /// A diagnostic pass (not part of the figures above it): posts and applies every document
 /// again and times, for each, cloning the document and its posting and dropping the
-/// clones: what `Books::apply` does to keep every document of an open period for
-/// reversal, whose allocation happens in apply and whose freeing at the month-end close.
+/// clones: what `Books::apply` (by reference) costs on top of `Books::apply_owned`.
 fn time_recent_clone(openings: &[Document], docs: &[Document], profile: &BranchProfile) -> Vec<u32> {
     let ctx = PostContext { profile: Some(profile) };
     let mut books = Books::default();
@@ -849,7 +848,7 @@ fn main() {
     let clone_total = Duration::from_nanos(clone_ns.iter().map(|n| u64::from(*n)).sum());
     let mut apply_ns: Vec<u32> = runs[0].iter().flat_map(|r| r.each_ns.iter().map(|(_, a)| *a)).collect();
     println!(
-        "diagnostic (MA, separate pass): cloning and dropping a document and its posting, as apply keeps them for reversal: \
+        "diagnostic (MA, separate pass): cloning and dropping a document and its posting, what apply by reference adds: \
          median {:.1} µs, mean {:.1} µs per document; median apply {:.1} µs",
         f64::from(median(&mut clone_ns)) / 1e3,
         us(clone_total, docs.len()),
