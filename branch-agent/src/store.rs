@@ -407,15 +407,22 @@ mod tests {
         s.with_books(|b| b.digest())
     }
 
-    #[test]
-    fn a_month_close_leaves_a_checkpoint_so_the_next_start_replays_nothing() {
+    /// A fresh store holding stock gains dated June 1..=`days`, opened with the given
+    /// checkpoint threshold.
+    fn store_with_gains(days: u8, checkpoint_after: u64) -> (tempfile::TempDir, std::path::PathBuf, Store) {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("store");
         create(&path);
-        let s = Store::open_checkpointing_after(&path, 100).expect("open");
-        for day in 1..=3 {
+        let s = Store::open_checkpointing_after(&path, checkpoint_after).expect("open");
+        for day in 1..=days {
             s.post(gain(day)).expect("post");
         }
+        (dir, path, s)
+    }
+
+    #[test]
+    fn a_month_close_leaves_a_checkpoint_so_the_next_start_replays_nothing() {
+        let (_dir, path, s) = store_with_gains(3, 100);
         let mut close = gain(30);
         close.doc_type = DocType::PeriodClose;
         close.lines.clear();
@@ -429,13 +436,7 @@ mod tests {
 
     #[test]
     fn a_restart_replays_only_past_the_checkpoint_and_a_bad_checkpoint_costs_only_time() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("store");
-        create(&path);
-        let s = Store::open_checkpointing_after(&path, 2).expect("open");
-        for day in 1..=5 {
-            s.post(gain(day)).expect("post");
-        }
+        let (_dir, path, s) = store_with_gains(5, 2);
         let five = digest(&s);
         drop(s);
 
