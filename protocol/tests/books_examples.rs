@@ -1504,3 +1504,23 @@ fn months_count_back_across_a_year_end() {
     assert_eq!(jan.months_before(0), jan);
     assert_eq!(jan.months_before(13), Period::parse("2025-12").expect("period"));
 }
+
+#[test]
+fn a_reversal_must_repeat_the_lines_but_not_their_decimal_places() {
+    let mut s = Shop::new(CostMethod::MovingAverage);
+    let receipt = s.stock_up("P1", dec!(10), dec!(1.50));
+    // A different quantity is not a reversal of this receipt.
+    let mut d = s.reversal_of(&receipt);
+    d.lines[0].qty = dec!(9);
+    d.lines[0].amount = dec!(13.50);
+    match s.refuse(d) {
+        PostError::CannotReverse { why, .. } => assert!(why.contains("repeats the original"), "{why}"),
+        other => panic!("expected CannotReverse, got {other:?}"),
+    }
+    // The same figures written with other decimal places are the same lines: 10 is 10.000.
+    let mut d = s.reversal_of(&receipt);
+    d.lines[0].qty = dec!(10.000);
+    d.lines[0].unit_price = dec!(1.5);
+    s.post(d);
+    assert_eq!(s.pos(W1, "P1"), Position::default());
+}
