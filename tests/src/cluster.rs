@@ -100,12 +100,75 @@ fn spawn_until(mut cmd: Command, log: &Path, markers: &[&str]) -> anyhow::Result
     Ok((child, found.into_iter().map(|f| f.expect("all found")).collect()))
 }
 
+/// What an HQ and an agent process have in common: a data directory, a log file in it,
+/// and while running the child and its HTTP base URL. Stopping is `kill -9`, also on drop.
+pub struct Proc {
+    pub dir: PathBuf,
+    pub http: Option<String>,
+    log_name: &'static str,
+    child: Option<Child>,
+}
+
+impl Proc {
+    fn new(dir: &Path, log_name: &'static str) -> Proc {
+        Proc { dir: dir.to_path_buf(), http: None, log_name, child: None }
+    }
+
+    /// Spawns `cmd` with the test log level and waits for `markers` (the last one names
+    /// the HTTP base URL).
+    fn spawn(&mut self, mut cmd: Command, markers: &[&str]) -> anyhow::Result<Vec<String>> {
+        assert!(self.child.is_none(), "{} already running", self.dir.display());
+        cmd.env("BRANCHLINE_LOG", std::env::var("BRANCHLINE_LOG").unwrap_or_else(|_| "info".into()));
+        let (child, lines) = spawn_until(cmd, &self.dir.join(self.log_name), markers)?;
+        self.http = lines.last().cloned();
+        self.child = Some(child);
+        Ok(lines)
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.http.as_deref().unwrap_or("http://not-running"), path)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join(self.log_name)).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
 /// An HQ process and its data directory.
 pub struct HqProc {
-    pub dir: PathBuf,
+    proc: Proc,
     pub quic: SocketAddr,
-    pub http: Option<String>,
-    child: Option<Child>,
+}
+
+impl std::ops::Deref for HqProc {
+    type Target = Proc;
+    fn deref(&self) -> &Proc {
+        &self.proc
+    }
+}
+
+impl std::ops::DerefMut for HqProc {
+    fn deref_mut(&mut self) -> &mut Proc {
+        &mut self.proc
+    }
 }
 
 impl HqProc {
@@ -122,7 +185,7 @@ impl HqProc {
                 &format!("商品{i} product {i}"),
             ]))?;
         }
-        Ok(HqProc { dir: dir.to_path_buf(), quic: SocketAddr::from(([127, 0, 0, 1], free_udp_port())), http: None, child: None })
+        Ok(HqProc { proc: Proc::new(dir, "hq.log"), quic: SocketAddr::from(([127, 0, 0, 1], free_udp_port())) })
     }
 
     /// `hq product add` (HQ must not be running: the store is opened directly).
@@ -171,30 +234,10 @@ impl HqProc {
     }
 
     pub fn start(&mut self) -> anyhow::Result<()> {
-        assert!(self.child.is_none(), "HQ already running");
         let mut cmd = Command::new(bin("hq"));
         cmd.arg("--data-dir").arg(&self.dir).args(["serve", "--quic-listen", &self.quic.to_string(), "--http-listen", "127.0.0.1:0"]);
-        cmd.env("BRANCHLINE_LOG", std::env::var("BRANCHLINE_LOG").unwrap_or_else(|_| "info".into()));
-        let (child, lines) = spawn_until(cmd, &self.dir.join("hq.log"), &["quic-listening", "http-listening"])?;
-        self.http = Some(lines[1].clone());
-        self.child = Some(child);
+        self.proc.spawn(cmd, &["quic-listening", "http-listening"])?;
         Ok(())
-    }
-
-    /// SIGKILL: no shutdown code runs.
-    pub fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    pub fn is_running(&self) -> bool {
-        self.child.is_some()
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{}", self.http.as_deref().unwrap_or("http://not-running"), path)
     }
 
     pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
@@ -210,24 +253,25 @@ impl HqProc {
             .cloned()
             .with_context(|| format!("HQ does not list branch {code}"))
     }
-
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("hq.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for HqProc {
-    fn drop(&mut self) {
-        self.kill9();
-    }
 }
 
 /// A branch agent process and its data directory.
 pub struct AgentProc {
-    pub dir: PathBuf,
+    proc: Proc,
     pub hq: String,
-    pub http: Option<String>,
-    child: Option<Child>,
+}
+
+impl std::ops::Deref for AgentProc {
+    type Target = Proc;
+    fn deref(&self) -> &Proc {
+        &self.proc
+    }
+}
+
+impl std::ops::DerefMut for AgentProc {
+    fn deref_mut(&mut self) -> &mut Proc {
+        &mut self.proc
+    }
 }
 
 impl AgentProc {
@@ -247,33 +291,14 @@ impl AgentProc {
         let cfg_path = dir.join("agent.toml");
         let cfg = std::fs::read_to_string(&cfg_path)?;
         std::fs::write(&cfg_path, cfg.replace("reconnect_delay_ms_max = 30000", "reconnect_delay_ms_max = 1000"))?;
-        Ok(AgentProc { dir: dir.to_path_buf(), hq: hq.to_string(), http: None, child: None })
+        Ok(AgentProc { proc: Proc::new(dir, "agent.log"), hq: hq.to_string() })
     }
 
     pub fn start(&mut self) -> anyhow::Result<()> {
-        assert!(self.child.is_none(), "agent already running");
         let mut cmd = Command::new(bin("branch-agent"));
         cmd.arg("--data-dir").arg(&self.dir).args(["run", "--hq", &self.hq]);
-        cmd.env("BRANCHLINE_LOG", std::env::var("BRANCHLINE_LOG").unwrap_or_else(|_| "info".into()));
-        let (child, lines) = spawn_until(cmd, &self.dir.join("agent.log"), &["http-listening"])?;
-        self.http = Some(lines[0].clone());
-        self.child = Some(child);
+        self.proc.spawn(cmd, &["http-listening"])?;
         Ok(())
-    }
-
-    pub fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    pub fn is_running(&self) -> bool {
-        self.child.is_some()
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{}", self.http.as_deref().unwrap_or("http://not-running"), path)
     }
 
     /// Posts a document; `Ok(Err(..))` is a refusal by the branch (status and message).
@@ -301,16 +326,6 @@ impl AgentProc {
 
     pub async fn stock(&self) -> anyhow::Result<Value> {
         get_json(&self.url("/api/stock")).await
-    }
-
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("agent.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for AgentProc {
-    fn drop(&mut self) {
-        self.kill9();
     }
 }
 
