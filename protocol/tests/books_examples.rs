@@ -930,6 +930,19 @@ fn receivable_and_payable_increase_and_decrease() {
     assert_eq!(bs.liabilities.get(&bs_key("2202")), Some(&Dec(dec!(60.00))));
     // 1000 + 500 + 70 = 1570 = 60 + 1500 + 10.
     assert_eq!(bs.total_assets, dec!(1570.00));
+
+    // With a category the other side lands on that sub-account: a supplier's rebate
+    // (YFJ 15.00) as 6301.REBATE, a customer's bad debt (YSJ 5.00) as 6601.BADDEBT.
+    let mut d = s.money(DocType::PayableDecrease, Some(SUPPLIER), dec!(15.00), None);
+    d.ext.category = Some("REBATE".into());
+    s.post(d);
+    let mut d = s.money(DocType::ReceivableDecrease, Some(CUSTOMER), dec!(5.00), None);
+    d.ext.category = Some("BADDEBT".into());
+    s.post(d);
+    assert_eq!(s.books.gl().get(&acct("6301.REBATE")), Some(&dec!(-15.00)));
+    assert_eq!(s.books.gl().get(&acct("6601.BADDEBT")), Some(&dec!(5.00)));
+    let is = reports::income_statement(&s.books);
+    assert_eq!((is.other_income, is.expenses), (dec!(135.00), dec!(115.00)), "sub-accounts roll up");
 }
 
 // ---------------------------------------------------------------------------------------

@@ -458,23 +458,25 @@ impl<'a> Builder<'a> {
                 let from = account.expect("validated: transfers name both accounts");
                 self.dr_cr(to, from, money);
             }
+            // The other side goes to other income or expenses, to the sub-account of
+            // `ext.category` when the document names one (e.g. `6301.REBATE`).
             DocType::ReceivableIncrease => {
-                self.dr_cr(code(acc::RECEIVABLE), code(acc::OTHER_INCOME), money);
+                self.dr_cr(code(acc::RECEIVABLE), categorised(acc::OTHER_INCOME, &h.ext.category)?, money);
                 self.party_move(Side::Receivable, party(doc), money);
                 self.open_item(Side::Receivable, party(doc), money);
             }
             DocType::ReceivableDecrease => {
-                self.dr_cr(code(acc::EXPENSES), code(acc::RECEIVABLE), money);
+                self.dr_cr(categorised(acc::EXPENSES, &h.ext.category)?, code(acc::RECEIVABLE), money);
                 self.party_move(Side::Receivable, party(doc), -money);
                 self.settle(Side::Receivable, &party(doc))?;
             }
             DocType::PayableIncrease => {
-                self.dr_cr(code(acc::EXPENSES), code(acc::PAYABLE), money);
+                self.dr_cr(categorised(acc::EXPENSES, &h.ext.category)?, code(acc::PAYABLE), money);
                 self.party_move(Side::Payable, party(doc), money);
                 self.open_item(Side::Payable, party(doc), money);
             }
             DocType::PayableDecrease => {
-                self.dr_cr(code(acc::PAYABLE), code(acc::OTHER_INCOME), money);
+                self.dr_cr(code(acc::PAYABLE), categorised(acc::OTHER_INCOME, &h.ext.category)?, money);
                 self.party_move(Side::Payable, party(doc), -money);
                 self.settle(Side::Payable, &party(doc))?;
             }
@@ -543,6 +545,14 @@ impl<'a> Builder<'a> {
 
 fn sub(chart: &str, cat: &str) -> Result<AccountCode, PostError> {
     AccountCode::sub(chart, cat).map_err(|_| PostError::BadCategory { category: cat.to_string() })
+}
+
+/// The chart account, or its sub-account for `category` when there is one.
+fn categorised(chart: &str, category: &Option<String>) -> Result<AccountCode, PostError> {
+    match category {
+        Some(cat) => sub(chart, cat),
+        None => Ok(code(chart)),
+    }
 }
 
 /// 红字冲账: the exact opposite of a posted document still in an open period.
