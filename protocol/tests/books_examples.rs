@@ -663,14 +663,29 @@ fn cost_adjustment_revalues_without_moving_quantity() {
     let d = s.goods(DocType::CostAdjustment, None, vec![line("P2", dec!(1), dec!(3.00))]);
     assert!(matches!(s.refuse(d), PostError::AdjustQtyMismatch { .. }));
 
-    // Under FIFO the layers (10 @ 3.00, 20 @ 3.30) become one layer of 30 @ 105.00.
+    // Under FIFO the layers (10 @ 3.00 = 30.00, 20 @ 3.30 = 66.00; 96.00 in all) keep
+    // their quantities and share the new 105.00 by value: 105 × 30/96 = 32.8125 → 32.81,
+    // and the last layer the remainder, 105.00 − 32.81 = 72.19.
     let mut f = Shop::new(CostMethod::Fifo);
     f.stock_up("P1", dec!(10), dec!(3.00));
     f.stock_up("P1", dec!(20), dec!(3.30));
     let d = f.goods(DocType::CostAdjustment, None, vec![line("P1", dec!(30), dec!(3.50))]);
-    f.post(d);
-    assert_eq!(f.layers(W1, "P1"), vec![Position { qty: dec!(30), value: dec!(105.00) }]);
+    let (adjustment, _) = f.post(d);
+    let revalued = vec![Position { qty: dec!(10), value: dec!(32.81) }, Position { qty: dec!(20), value: dec!(72.19) }];
+    assert_eq!(f.layers(W1, "P1"), revalued);
     assert_eq!(f.bal("6403"), dec!(-9.00));
+    // Reversed at once, the old layers come back exactly.
+    let d = f.reversal_of(&adjustment);
+    f.post(d);
+    assert_eq!(f.layers(W1, "P1"), vec![Position { qty: dec!(10), value: dec!(30.00) }, Position { qty: dec!(20), value: dec!(66.00) }]);
+    assert_eq!(f.bal("6403"), dec!(0));
+    // Adjusted again, the next FIFO issue of 10 takes the first layer: cost 32.81.
+    let d = f.goods(DocType::CostAdjustment, None, vec![line("P1", dec!(30), dec!(3.50))]);
+    f.post(d);
+    let d = f.goods(DocType::StockLoss, None, vec![line("P1", dec!(10), dec!(0))]);
+    let (_, loss) = f.post(d);
+    assert_eq!(loss.cost_out(), dec!(32.81));
+    assert_eq!(f.layers(W1, "P1"), vec![Position { qty: dec!(20), value: dec!(72.19) }]);
 }
 
 #[test]

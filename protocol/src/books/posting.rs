@@ -329,10 +329,7 @@ impl<'a> Builder<'a> {
                         crate::document::CostMethod::MovingAverage => {
                             crate::books::LayerOp::Average { qty: Decimal::ZERO, value: l.amount - s.pos.value }
                         }
-                        _ => crate::books::LayerOp::Replace {
-                            old: s.layers.iter().copied().collect(),
-                            new: crate::books::Position { qty: l.qty, value: l.amount },
-                        },
+                        _ => s.revalue_layers(l.amount),
                     };
                     s.apply(&op);
                     self.p.stock.push(StockMove { key: (*w, l.product), op });

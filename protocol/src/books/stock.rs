@@ -76,8 +76,8 @@ pub enum LayerOp {
     Take { from_front: bool, taken: Vec<Position>, rest: Option<Position> },
     /// Remove one whole layer (reversal of a receipt whose layer is intact).
     Remove { index: usize, layer: Position },
-    /// Cost adjustment: all layers replaced by one.
-    Replace { old: Vec<Position>, new: Position },
+    /// Cost adjustment under FIFO/LIFO: the layers, same quantities, new values.
+    Replace { old: Vec<Position>, new: Vec<Position> },
 }
 
 impl Stock {
@@ -115,6 +115,29 @@ impl Stock {
                 Some((LayerOp::Take { from_front, taken, rest }, v))
             }
         }
+    }
+
+    /// The cost adjustment of FIFO/LIFO layers to a total of `value`: each layer keeps its
+    /// quantity and takes a share of `value` in proportion to its current value (by
+    /// quantity if all are valued zero), rounded to the cent; the last layer takes the
+    /// remainder, and no share exceeds what is left, so none goes negative. Issue order
+    /// and quantities stay as they were.
+    pub fn revalue_layers(&self, value: Decimal) -> LayerOp {
+        let old: Vec<Position> = self.layers.iter().copied().collect();
+        let by_value = old.iter().any(|l| !l.value.is_zero());
+        let weight = |l: &Position| if by_value { l.value } else { l.qty };
+        let total: Decimal = old.iter().map(weight).sum();
+        let mut left = value;
+        let new = old
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let share = if i + 1 == old.len() { left } else { round_money(value * weight(l) / total).min(left) };
+                left -= share;
+                Position { qty: l.qty, value: share }
+            })
+            .collect();
+        LayerOp::Replace { old, new }
     }
 
     /// Receives `qty` worth `value`.
@@ -180,11 +203,8 @@ impl Stock {
             }
             LayerOp::Replace { old, new } => {
                 debug_assert_eq!(self.layers.iter().copied().collect::<Vec<_>>(), *old);
-                self.layers.clear();
-                self.pos = *new;
-                if !new.qty.is_zero() {
-                    self.layers.push_back(*new);
-                }
+                self.layers = new.iter().copied().collect();
+                self.pos = Position { qty: new.iter().map(|l| l.qty).sum(), value: new.iter().map(|l| l.value).sum() };
             }
         }
     }
@@ -214,7 +234,11 @@ impl Stock {
                 let rejoin = rest.is_some() && end == rest.as_ref();
                 Some(LayerOp::Untake { at_front: *from_front, taken: taken.clone(), rejoin })
             }
-            LayerOp::Untake { .. } | LayerOp::Remove { .. } | LayerOp::Replace { .. } => None,
+            // A cost adjustment is undone while its layers are as it left them.
+            LayerOp::Replace { old, new } => {
+                self.layers.iter().eq(new.iter()).then(|| LayerOp::Replace { old: new.clone(), new: old.clone() })
+            }
+            LayerOp::Untake { .. } | LayerOp::Remove { .. } => None,
         }
     }
 }
