@@ -270,21 +270,10 @@ async fn reverse_document(
         Ok(None) => return Err(ApiError(StatusCode::NOT_FOUND, format!("no document with seq {seq} at this branch"))),
         Err(e) => return Err(ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"))),
     };
-    let h = orig.header;
-    let mut ext = h.ext;
-    ext.reverses = Some(h.number.clone());
-    let memo = if req.memo.is_empty() { format!("红字冲销 reversal of {}", h.number) } else { req.memo };
-    let draft = Draft {
-        doc_type: h.doc_type,
-        date: req.date,
-        operator: req.operator,
-        warehouse: h.warehouse,
-        counterparty: h.counterparty,
-        memo,
-        payment: h.payment,
-        lines: orig.lines,
-        ext,
-    };
+    let mut draft = orig.reversal(req.date, req.operator);
+    if !req.memo.is_empty() {
+        draft.memo = req.memo;
+    }
     post_draft(&shared, draft).await
 }
 

@@ -476,6 +476,24 @@ impl Draft {
 }
 
 impl Document {
+    /// The draft of this document's red-letter reversal (红字冲账): same type, warehouse,
+    /// counterparty, lines and amounts, `ext.reverses` naming this one, dated `date` and
+    /// posted by `operator`.
+    pub fn reversal(&self, date: BusinessDate, operator: OperatorId) -> Draft {
+        let h = &self.header;
+        Draft {
+            doc_type: h.doc_type,
+            date,
+            operator,
+            warehouse: h.warehouse,
+            counterparty: h.counterparty,
+            memo: format!("红字冲销 reversal of {}", h.number),
+            payment: h.payment,
+            lines: self.lines.clone(),
+            ext: DocExt { reverses: Some(h.number.clone()), ..h.ext.clone() },
+        }
+    }
+
     /// Full validation of a document received from elsewhere (HQ re-checks every one).
     pub fn validate(&self) -> Result<(), DocError> {
         let h = &self.header;

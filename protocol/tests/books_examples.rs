@@ -151,18 +151,7 @@ impl Shop {
 
     /// The red-letter reversal of `doc`, dated today.
     fn reversal_of(&self, doc: &Document) -> Draft {
-        let h = &doc.header;
-        Draft {
-            doc_type: h.doc_type,
-            date: self.today,
-            operator: h.operator,
-            warehouse: h.warehouse,
-            counterparty: h.counterparty,
-            memo: format!("红字冲 {}", h.number),
-            payment: h.payment,
-            lines: doc.lines.clone(),
-            ext: DocExt { reverses: Some(h.number.clone()), ..h.ext.clone() },
-        }
+        doc.reversal(self.today, doc.header.operator)
     }
 
     fn number(&mut self, d: Draft) -> Document {

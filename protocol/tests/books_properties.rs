@@ -346,18 +346,7 @@ impl Sim {
     }
 
     fn reversal_of(&self, doc: &Document) -> Draft {
-        let h = &doc.header;
-        Draft {
-            doc_type: h.doc_type,
-            date: self.today,
-            operator: h.operator,
-            warehouse: h.warehouse,
-            counterparty: h.counterparty,
-            memo: format!("红字冲 {}", h.number),
-            payment: h.payment,
-            lines: doc.lines.clone(),
-            ext: DocExt { reverses: Some(h.number.clone()), ..h.ext.clone() },
-        }
+        doc.reversal(self.today, doc.header.operator)
     }
 
     /// The draft for an operation, or `None` if it is not a document.

@@ -76,5 +76,17 @@ async fn catalog_and_credit_limits_reach_a_connected_branch() -> anyhow::Result<
     let exported = hq.cli(&["product", "export"])?;
     assert!(exported.starts_with("code,name,unit,retail_price,price1"), "{exported}");
     assert!(exported.contains("T1,\"茶, 红\",盒,12.00,"), "{exported}");
+
+    // 红字冲账 through the branch API: the reversal of a cash sale puts the stock back.
+    let before = sh.stock().await?;
+    let sale = sh.post(&cash).await?.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let (status, reversed) =
+        sh.post_json(&format!("/api/documents/{}/reverse", sale["seq"]), &json!({"operator": "op", "date": "2026-06-10"})).await?;
+    assert!((200..300).contains(&status), "{status} {reversed}");
+    assert!(reversed["number"].as_str().is_some_and(|n| n.starts_with("XS-SH-0610-")), "{reversed}");
+    assert_eq!(sh.stock().await?, before, "the reversal restores the stock");
+    let (status, twice) =
+        sh.post_json(&format!("/api/documents/{}/reverse", sale["seq"]), &json!({"operator": "op", "date": "2026-06-10"})).await?;
+    assert!(status == 422 && twice["error"].as_str().is_some_and(|e| e.contains("already reversed")), "{status} {twice}");
     Ok(())
 }
