@@ -403,6 +403,29 @@ mod tests {
         }
     }
 
+    /// Opens what a test dropped a moment ago. sled's background threads let go of the
+    /// store's file lock shortly after the `Db` is dropped, not at once, so this retries
+    /// for a while (a restarted agent process never meets this: exit releases the lock).
+    fn after_drop<T>(open: impl Fn() -> anyhow::Result<T>) -> T {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match open() {
+                Ok(t) => return t,
+                Err(e)
+                    if std::time::Instant::now() < deadline
+                        && (format!("{e:#}").contains("lock") || format!("{e:#}").contains("in use")) =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => panic!("reopening: {e:#}"),
+            }
+        }
+    }
+
+    fn reopen(path: &Path, checkpoint_after: u64) -> Store {
+        after_drop(|| Store::open_checkpointing_after(path, checkpoint_after))
+    }
+
     fn digest(s: &Store) -> [u8; 32] {
         s.with_books(|b| b.digest())
     }
@@ -430,7 +453,7 @@ mod tests {
         s.post(close).expect("close May");
         let closed = digest(&s);
         drop(s);
-        let s = Store::open_checkpointing_after(&path, 100).expect("reopen");
+        let s = reopen(&path, 100);
         assert_eq!((s.replayed_at_open(), digest(&s)), (0, closed));
     }
 
@@ -441,7 +464,7 @@ mod tests {
         drop(s);
 
         // Five entries replayed (more than 2): a checkpoint is written at entry 5.
-        let s = Store::open_checkpointing_after(&path, 2).expect("reopen");
+        let s = reopen(&path, 2);
         assert_eq!((s.replayed_at_open(), digest(&s)), (5, five));
         s.post(gain(6)).expect("post");
         s.post(gain(7)).expect("post");
@@ -449,13 +472,13 @@ mod tests {
         drop(s);
 
         // Only the two entries past the checkpoint are replayed, to the same books.
-        let s = Store::open_checkpointing_after(&path, 2).expect("reopen");
+        let s = reopen(&path, 2);
         assert_eq!((s.replayed_at_open(), digest(&s)), (2, seven));
         drop(s);
 
         // A flipped bit, or a checkpoint of another history: the whole journal is replayed.
         let flip = |f: &dyn Fn(&mut Vec<u8>)| {
-            let db = open_db(&path).expect("open raw");
+            let db = after_drop(|| open_db(&path));
             let tree = db.open_tree("branch").expect("tree");
             let mut v = tree.get(meta("checkpoint")).expect("read").expect("a checkpoint").to_vec();
             f(&mut v);
@@ -463,11 +486,11 @@ mod tests {
             db.flush().expect("flush");
         };
         flip(&|v| *v.last_mut().expect("bytes") ^= 1);
-        let s = Store::open_checkpointing_after(&path, 100).expect("reopen");
+        let s = reopen(&path, 100);
         assert_eq!((s.replayed_at_open(), digest(&s)), (7, seven));
         drop(s);
         flip(&|v| *v = checkpoint::seal(&Books::default(), 5, EntryHash([9; 32])));
-        let s = Store::open_checkpointing_after(&path, 100).expect("reopen");
+        let s = reopen(&path, 100);
         assert_eq!((s.replayed_at_open(), digest(&s)), (7, seven));
     }
 }

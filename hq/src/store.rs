@@ -785,6 +785,27 @@ mod tests {
         (store, st, sh)
     }
 
+    /// Opens the store a test dropped a moment ago. sled's background threads let go of
+    /// its file lock shortly after the `Db` is dropped, not at once, so a reopen retries
+    /// for a while (a restarted HQ process never meets this: exit releases the lock).
+    fn reopen(dir: &Path, what: &str) -> Store {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match Store::open(&dir.join("hq")) {
+                Ok(store) => return store,
+                Err(e) if std::time::Instant::now() < deadline && is_lock_error(&e) => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => panic!("{what}: {e:#}"),
+            }
+        }
+    }
+
+    fn is_lock_error(e: &anyhow::Error) -> bool {
+        let text = format!("{e:#}");
+        text.contains("lock") || text.contains("in use")
+    }
+
     /// The next batch after `head`: its verified entries, new head and signature.
     fn batch_of(docs: Vec<protocol::document::Document>, mut head: ChainHead) -> (Vec<VerifiedEntry>, ChainHead, SignedBatch) {
         let mut entries = Vec::new();
@@ -818,7 +839,7 @@ mod tests {
         let outcome = store.apply(&mut st, &sh, entries, head, &signed, 1, 0).expect("apply");
         // The quarantine verdicts are durable: a restarted HQ rebuilds the same books.
         drop(store);
-        let store = Store::open(&dir.path().join("hq")).expect("reopen");
+        let store = reopen(dir.path(), "reopen");
         let again = store.load().expect("reload");
         assert_eq!(again.branches[&sh].docs_quarantined, outcome.quarantined.len() as u64);
         assert_eq!(p0000(&again), p0000(&st));
@@ -840,7 +861,7 @@ mod tests {
         store.flush().expect("flush");
         drop((store, st));
 
-        let store = Store::open(&dir.path().join("hq")).expect("reopen");
+        let store = reopen(dir.path(), "reopen");
         let mut st = store.load().expect("reload");
         assert_eq!(st.branches[&sh].head, head, "the head stays where the last commit left it");
         assert_eq!(p0000(&st), applied, "the staged tail is not in the books");
@@ -854,7 +875,7 @@ mod tests {
         assert_eq!(p0000(&st).qty, applied.qty * Decimal::TWO);
         let digest = st.books[&sh].digest();
         drop(store);
-        let store = Store::open(&dir.path().join("hq")).expect("reopen again");
+        let store = reopen(dir.path(), "reopen again");
         let st = store.load().expect("reload again");
         assert_eq!(st.books[&sh].digest(), digest, "replay gives the books memory had");
         assert!(store.document(&st, &sh, 4).expect("lookup").is_some());
@@ -870,7 +891,7 @@ mod tests {
         drop((store, st));
 
         // Four entries replayed at start (more than 2): a checkpoint is written at entry 4.
-        let mut store = Store::open(&dir.path().join("hq")).expect("reopen");
+        let mut store = reopen(dir.path(), "reopen");
         store.checkpoint_after = 2;
         let mut st = store.load().expect("reload");
         assert_eq!(store.replay_counted(&sh).expect("replay").1, 0, "all of it is in the checkpoint");
