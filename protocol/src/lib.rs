@@ -20,6 +20,7 @@ pub mod error;
 pub mod journal;
 pub mod profile;
 pub mod record;
+pub mod scope;
 pub mod sync;
 pub mod testkit;
 pub mod token;
