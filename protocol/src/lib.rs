@@ -18,6 +18,7 @@ pub mod decimal_serde;
 pub mod document;
 pub mod error;
 pub mod journal;
+pub mod parties;
 pub mod profile;
 pub mod record;
 pub mod scope;

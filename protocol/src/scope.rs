@@ -166,6 +166,21 @@ impl fmt::Debug for ScopeCode {
     }
 }
 
+// Serde through the text and the constructor: bytes from the wire cannot smuggle in a code
+// that contains syntax.
+impl Serialize for ScopeCode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ScopeCode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ScopeCode, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        ScopeCode::new(&s).map_err(serde::de::Error::custom)
+    }
+}
+
 /// One pattern of a rule.
 #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
