@@ -19,6 +19,7 @@ pub mod document;
 pub mod error;
 pub mod journal;
 pub mod parties;
+pub mod people;
 pub mod profile;
 pub mod record;
 pub mod scope;
