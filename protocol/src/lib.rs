@@ -23,6 +23,7 @@ pub mod people;
 pub mod profile;
 pub mod record;
 pub mod scope;
+pub mod session_token;
 pub mod sync;
 pub mod testkit;
 pub mod token;
