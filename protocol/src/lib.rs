@@ -16,6 +16,7 @@ pub mod codes;
 pub mod date;
 pub mod decimal_serde;
 pub mod document;
+pub mod down;
 pub mod error;
 pub mod journal;
 pub mod parties;
