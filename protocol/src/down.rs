@@ -58,12 +58,13 @@ pub enum DownBody {
 }
 
 impl DownBody {
-    fn texts(&self) -> [(&'static str, &str); 1] {
+    /// The free text a body carries, to bound it.
+    fn text(&self) -> Option<(&'static str, &str)> {
         match self {
-            DownBody::Scope(_) => [("none", "")],
-            DownBody::Rejection { reason, .. } => [("reason", reason)],
-            DownBody::Resolution { why, .. } => [("why", why)],
-            DownBody::Approval { note, .. } => [("note", note)],
+            DownBody::Scope(_) => None,
+            DownBody::Rejection { reason, .. } => Some(("reason", reason)),
+            DownBody::Resolution { why, .. } => Some(("why", why)),
+            DownBody::Approval { note, .. } => Some(("note", note)),
         }
     }
 }
@@ -165,7 +166,7 @@ impl SignedDown {
 }
 
 fn check_texts(body: &DownBody) -> Result<(), DownError> {
-    for (field, text) in body.texts() {
+    if let Some((field, text)) = body.text() {
         if text.len() > DOWN_TEXT_BYTES_MAX {
             return Err(DownError::TextTooLong { field, len: text.len(), max: DOWN_TEXT_BYTES_MAX });
         }
@@ -291,8 +292,8 @@ impl DownReceiver {
     /// The branch made message `seq`'s effect durable (together with `seq` itself); the
     /// next ack reports it.
     pub fn applied(&mut self, seq: u64) -> Result<(), DownError> {
-        let expected = self.applied_seq + 1;
-        if seq != expected {
+        let expected = self.applied_seq.saturating_add(1);
+        if seq != expected || seq == self.applied_seq {
             return Err(DownError::NotNext { seq, expected });
         }
         self.applied_seq = seq;
