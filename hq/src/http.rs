@@ -41,7 +41,10 @@ pub fn router(hq: Arc<Hq>) -> Router {
         .with_state(hq)
 }
 
-/// An error a person can act on, as JSON with a status code.
+/// An error a person can act on, as JSON with a status code: 4xx for what the request
+/// got wrong, 5xx for what HQ could not do (its store, a worker thread).
+#[derive(Debug, thiserror::Error)]
+#[error("{1}")]
 pub struct ApiError(StatusCode, String);
 
 impl IntoResponse for ApiError {

@@ -81,7 +81,7 @@ pub enum EnrollError {
     #[error("branch was removed at HQ")]
     BranchRemoved,
     /// Reading or writing the store failed.
-    #[error("HQ store error: {0}")]
+    #[error(transparent)]
     Store(#[from] StoreError),
 }
 
