@@ -219,7 +219,8 @@ fn run(
     let branch = BranchCode::new(BRANCH).expect("constant branch code is valid");
     let mut session = HqSession::default();
     let hello = Message::Hello { branch, head, profile_version: st.profile_version, agent: "bench".into() };
-    match session.handle(hello, &Ctx { st, store }) {
+    let facts = Ctx { st, store }.facts(&session, &hello);
+    match session.handle(hello, facts) {
         HqStep::Reply(Message::Resume { .. }) => {}
         other => panic!("hello not accepted: {other:?}"),
     }
@@ -257,7 +258,8 @@ fn run(
         let t0 = Instant::now();
         let msg = Message::from_payload(&p.frame[FRAME_HEADER_BYTES..]).expect("bench frame decodes");
         let t1 = Instant::now();
-        let step = session.handle(msg, &Ctx { st, store });
+        let facts = Ctx { st, store }.facts(&session, &msg);
+        let step = session.handle(msg, facts);
         let t2 = Instant::now();
         let HqStep::Apply { branch, entries, new_head, batch, batch_first_seq } = step else {
             panic!("batch at seq {} was not accepted for apply: {step:?}", p.first_seq);

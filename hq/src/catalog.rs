@@ -17,20 +17,32 @@ use protocol::Decimal;
 /// The header `export` writes and `import` reads.
 pub const HEADER: [&str; 8] = ["code", "name", "unit", "retail_price", "price1", "price2", "price3", "price4"];
 
-/// The catalog rows of a CSV file, or every problem found in it (line: what is wrong).
-pub fn parse_csv(bytes: &[u8]) -> Result<Vec<(ProductCode, Product)>, Vec<String>> {
+/// One problem in a catalog file; it prints as `line N: what is wrong`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CatalogProblem {
+    /// The header row cannot be read as CSV.
+    #[error("line 1: cannot read the header row: {0}")]
+    Header(String),
+    /// The header names no `code` or no `name` column.
+    #[error("line 1: the header needs `code` and `name` columns (found: {found}); see `hq product export`")]
+    Columns { found: String },
+    /// A row is wrong: CSV syntax, a code, an empty name, an amount, a repeated product.
+    #[error("line {line}: {what}")]
+    Row { line: u64, what: String },
+}
+
+/// The catalog rows of a CSV file, or every problem found in it.
+pub fn parse_csv(bytes: &[u8]) -> Result<Vec<(ProductCode, Product)>, Vec<CatalogProblem>> {
     let text = decode(bytes);
     let mut reader = csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(text.as_bytes());
     let headers = match reader.headers() {
         Ok(h) => h.iter().map(|h| h.to_ascii_lowercase()).collect::<Vec<_>>(),
-        Err(e) => return Err(vec![format!("line 1: cannot read the header row: {e}")]),
+        Err(e) => return Err(vec![CatalogProblem::Header(e.to_string())]),
     };
     let col = |name: &str| headers.iter().position(|h| h == name);
     let (Some(code_col), Some(name_col)) = (col("code"), col("name")) else {
-        return Err(vec![format!(
-            "line 1: the header needs `code` and `name` columns (found: {}); see `hq product export`",
-            headers.join(", ")
-        )]);
+        return Err(vec![CatalogProblem::Columns { found: headers.join(", ") }]);
     };
     let unit_col = col("unit");
     let retail_col = col("retail_price");
@@ -43,7 +55,7 @@ pub fn parse_csv(bytes: &[u8]) -> Result<Vec<(ProductCode, Product)>, Vec<String
         let record = match record {
             Ok(r) => r,
             Err(e) => {
-                errors.push(format!("line {}: {e}", e.position().map_or(0, |p| p.line())));
+                errors.push(CatalogProblem::Row { line: e.position().map_or(0, |p| p.line()), what: e.to_string() });
                 continue;
             }
         };
@@ -87,7 +99,7 @@ pub fn parse_csv(bytes: &[u8]) -> Result<Vec<(ProductCode, Product)>, Vec<String
                 rows.push((code, Product { name, unit: field(unit_col).to_string(), retail_price, prices }));
             }
         }
-        errors.extend(problems.into_iter().map(|p| format!("line {line}: {p}")));
+        errors.extend(problems.into_iter().map(|what| CatalogProblem::Row { line, what }));
     }
     if errors.is_empty() {
         Ok(rows)
@@ -149,14 +161,14 @@ mod tests {
     #[test]
     fn every_problem_is_reported_with_its_line_and_nothing_is_returned() {
         let file = "code,name,retail_price\nP1,ok,1.00\nbad code,x,1.00\nP2,,abc\nP1,again,2.00\n";
-        let errors = parse_csv(file.as_bytes()).expect_err("bad file");
+        let errors: Vec<String> = parse_csv(file.as_bytes()).expect_err("bad file").iter().map(ToString::to_string).collect();
         assert_eq!(errors.len(), 4, "{errors:?}");
         assert!(errors[0].starts_with("line 3:"), "{errors:?}");
         assert!(errors[1].starts_with("line 4:") && errors[1].contains("name is empty"), "{errors:?}");
         assert!(errors[2].starts_with("line 4:") && errors[2].contains("\"abc\""), "{errors:?}");
         assert!(errors[3].starts_with("line 5:") && errors[3].contains("already on line 2"), "{errors:?}");
         let missing = parse_csv(b"sku,title\nP1,x\n").expect_err("no code column");
-        assert!(missing[0].contains("`code` and `name`"), "{missing:?}");
+        assert!(missing[0].to_string().contains("`code` and `name`"), "{missing:?}");
     }
 
     #[test]

@@ -2,12 +2,26 @@
 //! default, so an empty file (or none) is a working configuration.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 pub const CONFIG_FILE: &str = "hq.toml";
+
+/// Why `hq.toml` could not be read or written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file exists but is not a valid HQ config.
+    #[error("{} is not a valid HQ config: {source}", path.display())]
+    Invalid { path: PathBuf, source: toml::de::Error },
+    /// The file could not be read or written.
+    #[error("{what} {}: {source}", path.display())]
+    Io { what: &'static str, path: PathBuf, source: std::io::Error },
+    /// The default config could not be encoded (a bug).
+    #[error("encoding default config: {0}")]
+    Encode(#[from] toml::ser::Error),
+}
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -32,24 +46,24 @@ impl Default for HqConfig {
 }
 
 impl HqConfig {
-    pub fn load(data_dir: &Path) -> anyhow::Result<HqConfig> {
+    pub fn load(data_dir: &Path) -> Result<HqConfig, ConfigError> {
         let path = data_dir.join(CONFIG_FILE);
         match std::fs::read_to_string(&path) {
-            Ok(text) => toml::from_str(&text).with_context(|| format!("{} is not a valid HQ config", path.display())),
+            Ok(text) => toml::from_str(&text).map_err(|source| ConfigError::Invalid { path, source }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(HqConfig::default()),
-            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+            Err(source) => Err(ConfigError::Io { what: "reading", path, source }),
         }
     }
 
-    pub fn write_default_if_missing(data_dir: &Path) -> anyhow::Result<()> {
+    pub fn write_default_if_missing(data_dir: &Path) -> Result<(), ConfigError> {
         let path = data_dir.join(CONFIG_FILE);
         if path.exists() {
             return Ok(());
         }
         let text = format!(
             "# Branchline HQ configuration. Every field is optional; these are the defaults.\n{}",
-            toml::to_string_pretty(&HqConfig::default()).context("encoding default config")?
+            toml::to_string_pretty(&HqConfig::default())?
         );
-        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+        std::fs::write(&path, text).map_err(|source| ConfigError::Io { what: "writing", path, source })
     }
 }

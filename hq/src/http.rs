@@ -41,7 +41,10 @@ pub fn router(hq: Arc<Hq>) -> Router {
         .with_state(hq)
 }
 
-/// An error a person can act on, as JSON with a status code.
+/// An error a person can act on, as JSON with a status code: 4xx for what the request
+/// got wrong, 5xx for what HQ could not do (its store, a worker thread).
+#[derive(Debug, thiserror::Error)]
+#[error("{1}")]
 pub struct ApiError(StatusCode, String);
 
 impl IntoResponse for ApiError {
@@ -53,8 +56,16 @@ impl IntoResponse for ApiError {
 fn bad(e: impl std::fmt::Display) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, e.to_string())
 }
-fn internal(e: anyhow::Error) -> ApiError {
-    ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"))
+/// A failure of HQ itself (its store, a worker thread), with the chain of causes.
+fn internal(e: impl std::error::Error) -> ApiError {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    ApiError(StatusCode::INTERNAL_SERVER_ERROR, text)
 }
 
 #[derive(Deserialize)]
@@ -186,7 +197,7 @@ async fn document(State(hq): State<AppState>, Path((code, seq)): Path<(String, u
         hq2.store.document(&st, &code, seq)
     })
     .await
-    .map_err(|e| internal(e.into()))?
+    .map_err(internal)?
     .map_err(internal)?;
     let Some((idx, entry, signature_ok)) = found else {
         return Err(ApiError(StatusCode::NOT_FOUND, format!("HQ holds no document with seq {seq} from this branch")));
@@ -226,7 +237,7 @@ async fn add_branch(State(hq): State<AppState>, Json(req): Json<AddBranch>) -> R
         hq2.store.add_branch(&mut st, code, req.name, warehouses, now_unix(), hq2.config.token_ttl_hours * 3600)
     })
     .await
-    .map_err(|e| internal(e.into()))?
+    .map_err(internal)?
     .map_err(bad)?;
     hq.profile_changed();
     Ok(Json(json!({ "branch": code, "token": hq.token_text(&code, secret), "expires_in_hours": hq.config.token_ttl_hours })))
@@ -428,7 +439,7 @@ async fn movements(
         )
     })
     .await
-    .map_err(|e| internal(e.into()))?
+    .map_err(internal)?
     .map_err(internal)?;
     let rows: Vec<_> = found
         .iter()

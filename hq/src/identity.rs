@@ -1,13 +1,27 @@
 //! HQ's TLS identity: a self-signed certificate whose fingerprint branches pin (it
 //! travels inside every enrollment token), so no public CA is involved.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 const CERT_FILE: &str = "hq-cert.der";
 const KEY_FILE: &str = "hq-key.der";
+
+/// Why HQ's identity could not be made or read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IdentityError {
+    /// `hq init` has not been run in this data directory.
+    #[error("no HQ identity in {dir}: run `hq init --data-dir {dir}` first")]
+    Missing { dir: String },
+    /// Generating the self-signed certificate failed.
+    #[error("generating HQ certificate: {0}")]
+    Generate(#[from] rcgen::Error),
+    /// Reading or writing the certificate or key file failed.
+    #[error("{what} {}: {source}", path.display())]
+    Io { what: &'static str, path: PathBuf, source: std::io::Error },
+}
 
 pub struct Identity {
     pub cert: CertificateDer<'static>,
@@ -16,22 +30,27 @@ pub struct Identity {
 
 impl Identity {
     /// Creates a new identity unless one exists. Returns true if it created one.
-    pub fn create_if_missing(data_dir: &Path) -> anyhow::Result<bool> {
+    pub fn create_if_missing(data_dir: &Path) -> Result<bool, IdentityError> {
         if data_dir.join(CERT_FILE).exists() {
             return Ok(false);
         }
         // The name is not checked by branches (they pin the fingerprint); it is there
         // so the certificate says what it is to anyone who looks.
-        let certified = rcgen::generate_simple_self_signed(vec!["branchline-hq".to_string()]).context("generating HQ certificate")?;
+        let certified = rcgen::generate_simple_self_signed(vec!["branchline-hq".to_string()])?;
         write_private(&data_dir.join(KEY_FILE), &certified.key_pair.serialize_der())?;
-        std::fs::write(data_dir.join(CERT_FILE), certified.cert.der()).context("writing HQ certificate")?;
+        let cert_path = data_dir.join(CERT_FILE);
+        std::fs::write(&cert_path, certified.cert.der()).map_err(|source| IdentityError::Io {
+            what: "writing",
+            path: cert_path,
+            source,
+        })?;
         Ok(true)
     }
 
-    pub fn load(data_dir: &Path) -> anyhow::Result<Identity> {
-        let cert = std::fs::read(data_dir.join(CERT_FILE))
-            .with_context(|| format!("no HQ identity in {}: run `hq init --data-dir {}` first", data_dir.display(), data_dir.display()))?;
-        let key = std::fs::read(data_dir.join(KEY_FILE)).context("reading HQ key")?;
+    pub fn load(data_dir: &Path) -> Result<Identity, IdentityError> {
+        let cert = std::fs::read(data_dir.join(CERT_FILE)).map_err(|_| IdentityError::Missing { dir: data_dir.display().to_string() })?;
+        let key_path = data_dir.join(KEY_FILE);
+        let key = std::fs::read(&key_path).map_err(|source| IdentityError::Io { what: "reading", path: key_path, source })?;
         Ok(Identity { cert: CertificateDer::from(cert), key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key)) })
     }
 
@@ -40,7 +59,7 @@ impl Identity {
     }
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), IdentityError> {
     use std::io::Write;
     #[cfg(unix)]
     use std::os::unix::fs::OpenOptionsExt;
@@ -48,8 +67,8 @@ fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     opts.write(true).create_new(true);
     #[cfg(unix)]
     opts.mode(0o600);
-    let mut f = opts.open(path).with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    Ok(())
+    let io = |what| move |source| IdentityError::Io { what, path: path.to_path_buf(), source };
+    let mut f = opts.open(path).map_err(io("creating"))?;
+    f.write_all(bytes).map_err(io("writing"))?;
+    f.sync_all().map_err(io("syncing"))
 }

@@ -4,9 +4,13 @@
 //! - `config`: `hq.toml` with defaults.
 //! - `identity`: HQ's self-signed certificate, pinned by branches.
 //! - `store`: sled state (one tree, sealed records) and its in-memory mirror; the only
-//!   place that writes.
+//!   place that writes. Entries go through `store`'s journal module, the storage boundary.
 //! - `server`: the QUIC listener; moves frames between branches and `protocol::sync`.
 //! - `http`: reports, status and admin over axum.
+//!
+//! Errors are typed (`store::StoreError`, `store::EnrollError`, `config::ConfigError`,
+//! `identity::IdentityError`, `catalog::CatalogProblem`, `http::ApiError`); `anyhow`
+//! belongs to the binary (`main.rs`); `server`'s own plumbing is being reworked apart.
 
 pub mod catalog;
 pub mod config;

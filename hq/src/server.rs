@@ -72,7 +72,8 @@ impl Hq {
             return self.enroll(&token, branch_key, peer);
         }
         let mut st = self.state();
-        let step = session.handle(msg, &Ctx { st: &st, store: &self.store });
+        let facts = Ctx { st: &st, store: &self.store }.facts(session, &msg);
+        let step = session.handle(msg, facts);
         if let Some(b) = session.branch() {
             st.last_seen_unix.insert(*b, now_unix());
         }
@@ -115,7 +116,7 @@ impl Hq {
             if t.hq_cert_fingerprint != self.fingerprint {
                 return Err("token was issued by a different HQ (certificate fingerprint differs)".into());
             }
-            self.store.enroll(&mut st, &t.branch, &t.secret, branch_key, now_unix()).map(|p| (t.branch, p))
+            self.store.enroll(&mut st, &t.branch, &t.secret, branch_key, now_unix()).map(|p| (t.branch, p)).map_err(|e| e.to_string())
         });
         match parsed {
             Ok((branch, profile)) => {

@@ -54,3 +54,92 @@ impl BranchProfile {
         self.warehouses.iter().map(|w| w.as_str()).collect::<Vec<_>>().join(", ")
     }
 }
+
+/// HQ's parts of a branch's profile, borrowed from wherever HQ keeps them, and the two
+/// profiles it builds from them: the whole one it sends, and the one posting checks a
+/// batch against. Here, next to [`BranchProfile`], because what the posting view may
+/// leave out is a rule of `books::post` (it asks the profile only about warehouses, the
+/// products a document names, and credit limits), not of HQ's storage.
+#[derive(Clone, Copy, Debug)]
+pub struct ProfileSource<'a> {
+    pub branch: BranchCode,
+    pub name: &'a str,
+    pub warehouses: &'a BTreeSet<WarehouseCode>,
+    pub products: &'a BTreeMap<ProductCode, Product>,
+    pub credit_limits: &'a BTreeMap<crate::codes::PartyCode, crate::decimal_serde::Dec>,
+    pub version: u64,
+}
+
+impl ProfileSource<'_> {
+    /// The profile HQ sends a branch: its scope plus the whole catalog.
+    pub fn whole(&self) -> BranchProfile {
+        self.with_products(self.products.clone())
+    }
+
+    /// The profile `books::post` checks `docs` against: the branch's scope and the part
+    /// of the catalog the documents name. Posting only asks whether each line's product
+    /// is in the catalog, so this answers exactly as the whole catalog would, without
+    /// cloning every product (a name, a unit, a price list each) for every batch.
+    pub fn for_posting<'d>(&self, docs: impl IntoIterator<Item = &'d crate::document::Document>) -> BranchProfile {
+        let mut products = BTreeMap::new();
+        for line in docs.into_iter().flat_map(|d| &d.lines) {
+            if let std::collections::btree_map::Entry::Vacant(e) = products.entry(line.product) {
+                if let Some(p) = self.products.get(&line.product) {
+                    e.insert(p.clone());
+                }
+            }
+        }
+        self.with_products(products)
+    }
+
+    fn with_products(&self, products: BTreeMap<ProductCode, Product>) -> BranchProfile {
+        BranchProfile {
+            branch: self.branch,
+            name: self.name.to_string(),
+            warehouses: self.warehouses.clone(),
+            products,
+            credit_limits: self.credit_limits.clone(),
+            version: self.version,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::books::{post, Books, PostContext};
+    use crate::document::DocType;
+    use crate::testkit::sample_doc_lines;
+
+    #[test]
+    fn the_posting_view_gives_the_verdicts_of_the_whole_profile() {
+        let product = |c: &str| {
+            (ProductCode::new(c).expect("code"), Product { name: c.into(), unit: String::new(), retail_price: None, prices: Vec::new() })
+        };
+        let products: BTreeMap<_, _> = ["P0000", "X0001", "X0002"].into_iter().map(product).collect();
+        let warehouses = BTreeSet::from([WarehouseCode::new("SH01").expect("warehouse")]);
+        let credit_limits = BTreeMap::new();
+        let source = ProfileSource {
+            branch: BranchCode::new("SH").expect("code"),
+            name: "Shanghai",
+            warehouses: &warehouses,
+            products: &products,
+            credit_limits: &credit_limits,
+            version: 7,
+        };
+        let docs = [
+            sample_doc_lines("SH", "SH01", DocType::StockGain, 1, 1),
+            sample_doc_lines("SH", "SH01", DocType::StockGain, 2, 2),
+            sample_doc_lines("SH", "HB01", DocType::StockGain, 3, 1),
+        ];
+        let (whole, view) = (source.whole(), source.for_posting(&docs));
+        assert_eq!(whole.products.len(), 3);
+        assert!(view.products.len() < whole.products.len(), "only what the documents name");
+        assert_eq!((view.version, &view.warehouses), (whole.version, &whole.warehouses));
+        for doc in &docs {
+            let verdict =
+                |p: &BranchProfile| post(&Books::default(), doc, PostContext { profile: Some(p) }).map(|_| ()).map_err(|e| e.to_string());
+            assert_eq!(verdict(&view), verdict(&whole), "{}", doc.header.number);
+        }
+    }
+}

@@ -252,13 +252,53 @@ pub struct BranchView {
     pub profile_version: u64,
 }
 
-/// HQ's durable state, as the session needs to see it.
+/// What HQ must look up before it hands a message to the session ([`HqSession::needs`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HqNeeds {
+    /// The branch the message is about: the one a hello names, or the session's.
+    pub branch: Option<BranchCode>,
+    /// For a batch: the seq of its last entry as its (not yet verified) body claims, whose
+    /// held hash decides whether a batch HQ already holds is a duplicate or a fork.
+    pub held_seq: Option<u64>,
+    /// For a hello: the profile version the branch holds; the profile is fetched only if
+    /// HQ's differs.
+    pub profile_unless: Option<u64>,
+}
+
+/// What HQ holds that one message needs, fetched before the step: plain data, so the
+/// session reads nothing while it decides.
+#[derive(Clone, Debug, Default)]
+pub struct HqFacts {
+    /// The branch, if it is enrolled.
+    pub view: Option<BranchView>,
+    /// The hash HQ holds (at or below its head) for [`HqNeeds::held_seq`].
+    pub held: Option<(u64, EntryHash)>,
+    /// The branch's current profile, if [`HqNeeds::profile_unless`] asked for it.
+    pub profile: Option<BranchProfile>,
+}
+
+/// HQ's stored state as the fetch before a step reads it ([`HqFacts::fetch`]); the
+/// session itself never calls it.
 pub trait HqContext {
     fn branch(&self, code: &BranchCode) -> Option<BranchView>;
     /// The branch's current profile (scope, catalog, credit limits), to send it.
     fn profile(&self, code: &BranchCode) -> Option<BranchProfile>;
     /// Hash of the entry HQ holds for `seq` of `branch`, if any.
     fn held_hash(&self, code: &BranchCode, seq: u64) -> Option<EntryHash>;
+}
+
+impl HqFacts {
+    /// Looks up what `needs` names, and nothing else.
+    pub fn fetch(needs: &HqNeeds, ctx: &dyn HqContext) -> HqFacts {
+        let Some(branch) = &needs.branch else { return HqFacts::default() };
+        let view = ctx.branch(branch);
+        let held = needs.held_seq.and_then(|seq| ctx.held_hash(branch, seq).map(|h| (seq, h)));
+        let profile = match (&view, needs.profile_unless) {
+            (Some(v), Some(held_version)) if v.profile_version != held_version => ctx.profile(branch),
+            _ => None,
+        };
+        HqFacts { view, held, profile }
+    }
 }
 
 /// What HQ must do next.
@@ -287,10 +327,25 @@ impl HqSession {
         self.branch.as_ref()
     }
 
-    pub fn handle(&mut self, msg: Message, ctx: &dyn HqContext) -> HqStep {
+    /// What HQ must fetch ([`HqFacts::fetch`]) before handing `msg` to [`Self::handle`].
+    pub fn needs(&self, msg: &Message) -> HqNeeds {
+        match msg {
+            Message::Hello { branch, profile_version, .. } => {
+                HqNeeds { branch: Some(*branch), held_seq: None, profile_unless: Some(*profile_version) }
+            }
+            // The claimed last seq is read from the body before the signature is checked:
+            // it only picks which stored hash to look up; `handle` decides nothing until
+            // the batch is verified, and then compares seqs as well as hashes.
+            Message::Batch(batch) => HqNeeds { branch: self.branch, held_seq: claimed_last_seq(batch), profile_unless: None },
+            _ => HqNeeds::default(),
+        }
+    }
+
+    /// Decides what to do with `msg`, given what HQ fetched for it (see [`Self::needs`]).
+    pub fn handle(&mut self, msg: Message, facts: HqFacts) -> HqStep {
         match msg {
             Message::Hello { branch, head, profile_version, .. } => {
-                let Some(view) = ctx.branch(&branch) else {
+                let Some(view) = facts.view else {
                     return refuse(
                         None,
                         RejectCode::UnknownBranch,
@@ -310,20 +365,20 @@ impl HqSession {
                     );
                 }
                 self.branch = Some(branch);
-                let profile = if profile_version == view.profile_version { None } else { ctx.profile(&branch) };
+                let profile = if profile_version == view.profile_version { None } else { facts.profile };
                 self.profile_version = Some(profile.as_ref().map_or(view.profile_version, |p| p.version));
                 HqStep::Reply(Message::Resume { applied: view.head, profile })
             }
-            Message::Batch(batch) => self.batch(batch, ctx),
+            Message::Batch(batch) => self.batch(batch, facts),
             other => refuse(self.branch, RejectCode::OutOfOrder, format!("unexpected {} from a branch", message_name(&other)), true),
         }
     }
 
-    fn batch(&mut self, batch: SignedBatch, ctx: &dyn HqContext) -> HqStep {
+    fn batch(&mut self, batch: SignedBatch, facts: HqFacts) -> HqStep {
         let Some(branch) = self.branch else {
             return refuse(None, RejectCode::OutOfOrder, "batch before hello".to_string(), true);
         };
-        let Some(view) = ctx.branch(&branch) else {
+        let Some(view) = facts.view else {
             return refuse(Some(branch), RejectCode::UnknownBranch, format!("branch {branch} is no longer enrolled"), true);
         };
         let entries = match batch.open(&branch, &view.key) {
@@ -341,8 +396,8 @@ impl HqSession {
         match place_run(view.head, &entries) {
             Err(e) => refuse(Some(branch), RejectCode::Fork, e.to_string(), false),
             Ok(Placement::Gap { from }) => HqStep::Reply(Message::ResendFrom { from }),
-            Ok(Placement::AllHeld { last, last_hash }) => match ctx.held_hash(&branch, last) {
-                Some(h) if h == last_hash => HqStep::Reply(Message::Ack { applied: view.head.seq }),
+            Ok(Placement::AllHeld { last, last_hash }) => match facts.held {
+                Some((seq, h)) if seq == last && h == last_hash => HqStep::Reply(Message::Ack { applied: view.head.seq }),
                 _ => refuse(
                     Some(branch),
                     RejectCode::Fork,
@@ -362,7 +417,7 @@ impl HqSession {
     }
 
     /// The profile to push if HQ's version moved past what this session has sent; the
-    /// server calls this when it learns of a change.
+    /// server calls this when it learns of a change (HQ's memory only, no stored entries).
     pub fn profile_update(&mut self, ctx: &dyn HqContext) -> Option<Message> {
         let branch = self.branch.as_ref()?;
         let view = ctx.branch(branch)?;
@@ -378,6 +433,12 @@ impl HqSession {
     pub fn applied(&self, new_head: ChainHead) -> Message {
         Message::Ack { applied: new_head.seq }
     }
+}
+
+/// The seq of a batch's last entry as its unverified body claims, if it decodes.
+fn claimed_last_seq(batch: &SignedBatch) -> Option<u64> {
+    let body = crate::batch::decode_body(&batch.body).ok()?;
+    crate::journal::JournalEntry::decode(body.entries.last()?).ok().map(|e| e.seq)
 }
 
 fn refuse(branch: Option<BranchCode>, code: RejectCode, text: String, fatal: bool) -> HqStep {

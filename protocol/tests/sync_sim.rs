@@ -39,7 +39,7 @@ use protocol::document::{DocType, Document, Draft, Line};
 use protocol::error::PostError;
 use protocol::journal::{ChainHead, EntryHash, JournalEntry, VerifiedEntry};
 use protocol::profile::{BranchProfile, Product};
-use protocol::sync::{BranchEvent, BranchState, BranchSync, BranchView, HqContext, HqSession, HqStep, SyncError, SyncLimits};
+use protocol::sync::{BranchEvent, BranchState, BranchSync, BranchView, HqContext, HqFacts, HqSession, HqStep, SyncError, SyncLimits};
 use protocol::testkit::test_key;
 use protocol::wire::{FrameDecoder, Message, RejectCode, FRAME_HEADER_BYTES};
 use protocol::{Decimal, SigningKey, VerifyingKey};
@@ -179,6 +179,12 @@ impl HqContext for Hq {
     fn held_hash(&self, code: &BranchCode, seq: u64) -> Option<EntryHash> {
         self.branches.get(code)?.stored.get(&seq).map(|bytes| EntryHash::of(bytes))
     }
+}
+
+/// One HQ step as the real HQ takes it: fetch what the message needs, then decide.
+fn hq_step(session: &mut HqSession, msg: Message, hq: &Hq) -> HqStep {
+    let facts = HqFacts::fetch(&session.needs(&msg), hq);
+    session.handle(msg, facts)
 }
 
 impl Hq {
@@ -724,7 +730,7 @@ impl Sim {
             let what = describe(&msg);
             let hello_seq = if let Message::Hello { head, .. } = &msg { Some(head.seq) } else { None };
             self.stats.batches_verified += u64::from(matches!(msg, Message::Batch(_)));
-            let step = conn.session.handle(msg, &self.hq);
+            let step = hq_step(&mut conn.session, msg, &self.hq);
             match step {
                 HqStep::Reply(reply) => {
                     if let Message::ResendFrom { .. } = reply {
@@ -862,7 +868,7 @@ impl Sim {
         let before = self.hq.snapshot();
         let mut session = HqSession::default();
         self.stats.batches_verified += 1;
-        match session.handle(hello, &self.hq) {
+        match hq_step(&mut session, hello, &self.hq) {
             HqStep::Reply(Message::Resume { .. }) => {}
             HqStep::Refuse { code: RejectCode::BranchBehind, fatal: true, .. } => {
                 self.stats.attacks_behind += 1;
@@ -870,7 +876,7 @@ impl Sim {
             }
             other => return Err(format!("attacker hello got {other:?}")),
         }
-        match session.handle(batch, &self.hq) {
+        match hq_step(&mut session, batch, &self.hq) {
             HqStep::Reply(Message::Ack { applied }) => {
                 if applied != self.hq.head(&self.code(target)).seq {
                     return Err(format!("replayed {what} acked {applied}, not HQ's head"));
@@ -1166,11 +1172,11 @@ fn hq_holding(n: u64, total: u64) -> (Hq, Vec<Vec<u8>>, Vec<ChainHead>) {
 fn hello_then(hq: &Hq, head: ChainHead, batch: SignedBatch) -> HqStep {
     let mut session = HqSession::default();
     let hello = Message::Hello { branch: branch_code("SH"), head, profile_version: 1, agent: "t".into() };
-    match session.handle(via_wire(&hello), hq) {
+    match hq_step(&mut session, via_wire(&hello), hq) {
         HqStep::Reply(Message::Resume { .. }) => {}
         other => panic!("hello got {other:?}"),
     }
-    session.handle(via_wire(&Message::Batch(batch)), hq)
+    hq_step(&mut session, via_wire(&Message::Batch(batch)), hq)
 }
 
 #[test]
@@ -1287,7 +1293,7 @@ fn branch_restored_from_an_old_copy_is_behind() {
     // HQ side: the hello of a branch whose journal ends at 3 is refused, fatally.
     let mut session = HqSession::default();
     let hello = Message::Hello { branch: branch_code("SH"), head: heads[3], profile_version: 1, agent: "t".into() };
-    match session.handle(via_wire(&hello), &hq) {
+    match hq_step(&mut session, via_wire(&hello), &hq) {
         HqStep::Refuse { code: RejectCode::BranchBehind, fatal: true, .. } => {}
         other => panic!("old copy got {other:?}"),
     }
@@ -1314,7 +1320,7 @@ fn messages_out_of_order_are_refused() {
     let batch = SignedBatch::sign(&branch_code("SH"), journal, &test_key(1));
     // Batch before hello.
     let mut session = HqSession::default();
-    match session.handle(via_wire(&Message::Batch(batch.clone())), &hq) {
+    match hq_step(&mut session, via_wire(&Message::Batch(batch.clone())), &hq) {
         HqStep::Refuse { code: RejectCode::OutOfOrder, fatal: true, .. } => {}
         other => panic!("batch before hello got {other:?}"),
     }
@@ -1323,15 +1329,15 @@ fn messages_out_of_order_are_refused() {
     for msg in [Message::Ack { applied: 1 }, Message::Resume { applied: ChainHead::EMPTY, profile: None }, Message::ResendFrom { from: 1 }]
     {
         let mut session = HqSession::default();
-        assert!(matches!(session.handle(via_wire(&msg), &hq), HqStep::Refuse { code: RejectCode::OutOfOrder, fatal: true, .. }));
+        assert!(matches!(hq_step(&mut session, via_wire(&msg), &hq), HqStep::Refuse { code: RejectCode::OutOfOrder, fatal: true, .. }));
         let hello = Message::Hello { branch: branch_code("SH"), head: ChainHead::EMPTY, profile_version: 1, agent: "t".into() };
-        assert!(matches!(session.handle(hello, &hq), HqStep::Reply(Message::Resume { .. })));
-        assert!(matches!(session.handle(via_wire(&msg), &hq), HqStep::Refuse { code: RejectCode::OutOfOrder, fatal: true, .. }));
+        assert!(matches!(hq_step(&mut session, hello, &hq), HqStep::Reply(Message::Resume { .. })));
+        assert!(matches!(hq_step(&mut session, via_wire(&msg), &hq), HqStep::Refuse { code: RejectCode::OutOfOrder, fatal: true, .. }));
     }
     // A branch that is not enrolled.
     let mut session = HqSession::default();
     let hello = Message::Hello { branch: branch_code("XJ"), head: ChainHead::EMPTY, profile_version: 0, agent: "t".into() };
-    assert!(matches!(session.handle(hello, &hq), HqStep::Refuse { code: RejectCode::UnknownBranch, branch: None, fatal: true, .. }));
+    assert!(matches!(hq_step(&mut session, hello, &hq), HqStep::Refuse { code: RejectCode::UnknownBranch, branch: None, fatal: true, .. }));
     // Branch side: nothing but a resume is accepted before the resume.
     let mut sync = BranchSync::new(branch_code("SH"), SyncLimits::default(), ChainHead::EMPTY, 0);
     assert!(matches!(sync.handle(Message::Ack { applied: 0 }), Err(SyncError::Protocol(_))));

@@ -12,6 +12,7 @@
 pub mod accounts;
 pub mod checkpoint;
 mod posting;
+pub mod quarantine;
 pub mod reports;
 pub mod stock;
 

@@ -1,0 +1,130 @@
+//! The apply pipeline: a verified batch's new entries posted into the branch's books and
+//! written durably (staged contents, then one commit write), before the ack.
+//!
+//! Must not send anything (the server acks after this returns) and writes entries only
+//! through the journal.
+
+use protocol::batch::SignedBatch;
+use protocol::books::quarantine::{self, PostPass, Verdict};
+use protocol::books::{post, PostContext};
+use protocol::codes::BranchCode;
+use protocol::document::DocType;
+use protocol::journal::{ChainHead, EntryHash, VerifiedEntry};
+use protocol::record;
+
+use super::error::{Result, StoreError};
+use super::journal::Journal;
+use super::keys::branch_key;
+use super::profile::posting_profile;
+use super::state::State;
+use super::Store;
+
+/// What applying a batch did.
+#[derive(Debug, Default)]
+pub struct ApplyOutcome {
+    pub applied: u64,
+    pub quarantined: Vec<(u64, String)>,
+}
+
+impl Store {
+    /// Applies new entries of a verified batch durably, then returns; the caller acks
+    /// only after that. Documents the posting rules refuse (scope changed at HQ, unknown
+    /// product) are kept, quarantined with their reason, and do not touch the books; the
+    /// chain still advances so later documents are not held hostage
+    /// (`protocol::books::quarantine`).
+    ///
+    /// Two writes, one flush. The batch's contents (entry index, signed batch) are staged
+    /// on a second thread while this one posts the documents into the books: on two
+    /// cores the posting, which is CPU, and sled's insert, which is CPU too, overlap.
+    /// Then one small commit write moves the branch's head (and marks quarantined
+    /// entries), then flush and fsync. The head is the truth: an entry above it is staged
+    /// but not applied, and every reader (replay, lookups, drill-through) stops at the
+    /// head, so a crash between the two writes leaves a staged tail that the branch's
+    /// resend simply overwrites.
+    // The arguments are the parts of `HqStep::Apply` plus the state and the time; the
+    // server calls this with them as they come.
+    #[allow(clippy::too_many_arguments)]
+    pub fn apply(
+        &self,
+        st: &mut State,
+        branch: &BranchCode,
+        entries: Vec<VerifiedEntry>,
+        new_head: ChainHead,
+        signed: &SignedBatch,
+        first_in_batch: u64,
+        now_unix: u64,
+    ) -> Result<ApplyOutcome> {
+        let profile = posting_profile(st, branch, &entries).ok_or(StoreError::NoBranch(*branch))?;
+        let mut rec = st.branches.get(branch).cloned().ok_or(StoreError::NoBranch(*branch))?;
+        // Post straight into the branch's books; if a write below fails they are rebuilt
+        // from disk, so memory never keeps what disk does not have. Books missing from
+        // memory (a rebuild that failed earlier) are rebuilt now, never started empty.
+        let mut books = match st.books.remove(branch) {
+            Some(b) => b,
+            None => self.replay(branch)?,
+        };
+        let index: Vec<(u64, EntryHash)> = entries.iter().map(|e| (e.entry.seq, e.hash)).collect();
+        let mut outcome = ApplyOutcome::default();
+        // The commit write: quarantine marks (overwriting their staged index records, as
+        // sled applies writes in order), then the branch record with the new head.
+        let mut commit = sled::Batch::default();
+        let mut closes = false;
+        let staged = std::thread::scope(|scope| {
+            let stage = scope.spawn(|| self.stage(branch, &index, first_in_batch, signed));
+            // Entries come by value: each document moves into the books' reversal window
+            // instead of being cloned there.
+            for e in entries {
+                match post(&books, &e.entry.doc, PostContext { profile: Some(&profile) }) {
+                    Ok(p) => {
+                        closes |= e.entry.doc.header.doc_type == DocType::PeriodClose;
+                        books.apply_owned(e.entry.doc, p);
+                        outcome.applied += 1;
+                    }
+                    Err(err) => match quarantine::verdict(PostPass::Arriving, &err) {
+                        Verdict::Quarantine { reason } => {
+                            Journal::mark_quarantined(&mut commit, branch, first_in_batch, e.entry.seq, e.hash, reason.clone());
+                            outcome.quarantined.push((e.entry.seq, reason));
+                        }
+                        // Not a verdict an arriving document gets; were it one, the
+                        // document could be neither applied nor kept.
+                        Verdict::Damaged => unreachable!("an arriving document is quarantined, not damage"),
+                    },
+                }
+            }
+            stage.join().unwrap_or(Err(StoreError::StagingPanicked))
+        });
+        rec.head = new_head;
+        rec.docs_applied += outcome.applied;
+        rec.docs_quarantined += outcome.quarantined.len() as u64;
+        rec.last_applied_unix = Some(now_unix);
+        commit.insert(branch_key(branch), record::seal(&rec));
+        let written = staged.and_then(|()| Ok(self.tree.apply_batch(commit)?)).and_then(|()| self.flush());
+        if let Err(e) = written {
+            match self.replay(branch) {
+                Ok(rebuilt) => {
+                    st.books.insert(*branch, rebuilt);
+                }
+                // Left out of memory: the next batch of this branch tries the rebuild again.
+                Err(r) => tracing::error!(branch = %branch, error = %r, "rebuilding books after a failed write"),
+            }
+            return Err(e);
+        }
+        // Durable: now memory may follow.
+        if closes {
+            // After a month close the books are at their smallest; a checkpoint now spares
+            // the next start this month's replay. Only a cache: a failure is logged.
+            if let Err(e) = self.write_checkpoint(branch, &books, new_head) {
+                tracing::warn!(branch = %branch, error = %e, "writing the books checkpoint after a month close");
+            }
+        }
+        st.books.insert(*branch, books);
+        st.branches.insert(*branch, rec);
+        Ok(outcome)
+    }
+
+    /// Writes a batch's entry index and the signed batch, above the branch's head: staged,
+    /// not yet applied (see [`Store::apply`]).
+    pub(crate) fn stage(&self, branch: &BranchCode, index: &[(u64, EntryHash)], first_in_batch: u64, signed: &SignedBatch) -> Result<()> {
+        self.journal.stage(branch, index, first_in_batch, signed)
+    }
+}

@@ -1,0 +1,88 @@
+//! What can go wrong in HQ's store, as one typed error for the library's callers.
+//!
+//! Holds only the error type; it must not decide anything (the callers do: the server
+//! refuses, the HTTP API answers 4xx/5xx, the binary prints and exits).
+
+use std::path::PathBuf;
+
+use protocol::codes::{BranchCode, WarehouseCode};
+use protocol::error::{BatchError, CodeError, PostError};
+use protocol::record::RecordError;
+
+/// An error of HQ's store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// Another process holds the store's lock.
+    #[error("the HQ store at {} is in use by another process (is `hq serve` running?)", path.display())]
+    InUse { path: PathBuf },
+    /// sled could not open the store.
+    #[error("opening HQ store at {}: {source}", path.display())]
+    Open { path: PathBuf, source: sled::Error },
+    /// A file operation outside sled (its data file, the fsync) failed.
+    #[error("{what}: {source}")]
+    Io { what: String, source: std::io::Error },
+    /// A sled read or write failed.
+    #[error("HQ store error: {0}")]
+    Db(#[from] sled::Error),
+    /// A stored record failed its checksum or did not decode.
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    /// A stored key holds a code that is not valid.
+    #[error("a stored key: {0}")]
+    Code(#[from] CodeError),
+    /// A stored batch or entry does not decode.
+    #[error("a stored batch: {0}")]
+    Batch(#[from] BatchError),
+    /// The store contradicts itself: a piece is missing, an entry does not match its
+    /// hash or no longer posts on replay.
+    #[error("{0}")]
+    Damaged(String),
+    /// An entry stored as applied no longer posts on replay: the store is damaged.
+    #[error("entry {seq} of {branch} no longer posts on replay: the HQ store is damaged: {source}")]
+    NoLongerPosts { branch: BranchCode, seq: u64, source: Box<PostError> },
+    /// `add_branch` for a code that exists.
+    #[error("branch {0} already exists; use `hq branch token {0}` to issue a new enrollment token")]
+    BranchExists(BranchCode),
+    /// `add_branch` without a warehouse.
+    #[error("branch {0} needs at least one warehouse (--warehouse CODE)")]
+    NoWarehouse(BranchCode),
+    /// `add_branch` with a warehouse another branch owns.
+    #[error("warehouse {warehouse} already belongs to branch {owner}; each warehouse has one owning branch")]
+    WarehouseTaken { warehouse: WarehouseCode, owner: BranchCode },
+    /// A branch that HQ does not know.
+    #[error("no branch {0}; add it with `hq branch add {0} --name ... --warehouse ...`")]
+    NoBranch(BranchCode),
+    /// The thread staging a batch panicked (a bug); nothing was committed.
+    #[error("the thread staging the batch panicked")]
+    StagingPanicked,
+}
+
+/// Why an enrollment was refused; the text is sent to the branch's technician.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EnrollError {
+    /// No token with this secret was issued.
+    #[error("unknown enrollment token: ask HQ for a new one (`hq branch token CODE`)")]
+    UnknownToken,
+    /// The token names another branch.
+    #[error("token was issued for a different branch")]
+    WrongBranch,
+    /// The token enrolled a branch already.
+    #[error("enrollment token was already used; each token enrolls once. Ask HQ for a new one (`hq branch token CODE`)")]
+    Used,
+    /// The token's time ran out.
+    #[error("enrollment token has expired; ask HQ for a new one (`hq branch token CODE`)")]
+    Expired,
+    /// The branch's public key is not an ed25519 key.
+    #[error("branch public key is not a valid ed25519 key")]
+    BadKey,
+    /// The branch was removed at HQ after the token was issued.
+    #[error("branch was removed at HQ")]
+    BranchRemoved,
+    /// Reading or writing the store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

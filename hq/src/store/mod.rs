@@ -1,0 +1,142 @@
+//! HQ's durable state in sled and its in-memory mirror.
+//!
+//! Everything lives in one sled tree with key prefixes (`keys`), so that applying a
+//! batch (entry index, the signed batch, the branch's new head, quarantined documents) is
+//! atomic and flushed before the ack is sent. Values are sealed records (format byte +
+//! checksum) because sled is treated as untrusted.
+//!
+//! Books are not stored: they are a function of the journals, rebuilt by replay at
+//! start (see `Store::replay`) and kept in memory. The in-memory `State` is loaded at
+//! start and changed only after the write that backs it is durable: memory never runs
+//! ahead of disk.
+//!
+//! Modules: `keys` (layout), `records` (stored types), `state` (the mirror), `journal`
+//! (entry index and signed batches: the storage boundary every entry read and write
+//! goes through), `admin` (branches, tokens, products, credit limits), `apply` (a
+//! batch, durably), `replay` (books from the journal, checkpoints), `drill` (documents
+//! behind a report row), `rejections`, `profile` (what a branch is sent and posted
+//! against), `sync_ctx` (what the sync session is shown), `error`.
+//! This module holds the `Store` handle and its open, load and flush; it must not hold
+//! any of the above.
+
+mod admin;
+mod apply;
+mod drill;
+mod error;
+mod journal;
+mod keys;
+mod profile;
+mod records;
+mod rejections;
+mod replay;
+mod state;
+mod sync_ctx;
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+
+use protocol::books::checkpoint;
+use protocol::codes::{BranchCode, PartyCode, ProductCode};
+
+pub use apply::ApplyOutcome;
+pub use error::{EnrollError, StoreError};
+pub use profile::profile_of;
+pub use records::{BranchRecord, EntryIndex, Rejection, TokenRecord};
+pub use rejections::REJECTIONS_RECENT_MAX;
+pub use state::{consolidated, position, State};
+pub use sync_ctx::Ctx;
+
+use error::Result;
+use journal::Journal;
+use keys::{key, open_rec, rejections_prefix, PROFILE_VERSION};
+
+pub struct Store {
+    db: sled::Db,
+    tree: sled::Tree,
+    /// The entry index and signed batches, over the same tree: every entry is written
+    /// and read through it.
+    journal: Journal,
+    /// sled's data file, held open to fsync it: sled 0.34's `flush` only waits for
+    /// `sync_file_range` (its own fsync runs every 500 ms in the background), which does
+    /// not survive a power cut. See `flush`.
+    data_file: std::fs::File,
+    /// Replaying more entries of a branch than this at start writes a books checkpoint.
+    checkpoint_after: u64,
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Store> {
+        let db = sled::Config::new().path(path).open().map_err(|e| match e {
+            sled::Error::Io(ref io) if io.kind() == std::io::ErrorKind::WouldBlock => StoreError::InUse { path: path.to_path_buf() },
+            source => StoreError::Open { path: path.to_path_buf(), source },
+        })?;
+        let tree = db.open_tree("hq")?;
+        let data_file = std::fs::File::open(path.join("db"))
+            .map_err(|source| StoreError::Io { what: format!("opening sled's data file in {}", path.display()), source })?;
+        let journal = Journal::new(tree.clone());
+        Ok(Store { db, tree, journal, data_file, checkpoint_after: checkpoint::CHECKPOINT_AFTER_ENTRIES })
+    }
+
+    /// Loads the in-memory state, checking every record.
+    pub fn load(&self) -> Result<State> {
+        let mut st = State::default();
+        for item in self.tree.scan_prefix([b'b']) {
+            let (k, v) = item?;
+            let rec: BranchRecord = open_rec(&k, &v)?;
+            st.branches.insert(rec.code, rec);
+        }
+        for item in self.tree.scan_prefix([b'p']) {
+            let (k, v) = item?;
+            let code = ProductCode::new(String::from_utf8_lossy(&k[1..]))?;
+            st.products.insert(code, open_rec(&k, &v)?);
+        }
+        for (code, rec) in &st.branches {
+            let (books, replayed) = self.replay_counted(code)?;
+            tracing::info!(branch = %code, entries = rec.head.seq, replayed, "books rebuilt from the journal");
+            if replayed > self.checkpoint_after {
+                self.write_checkpoint(code, &books, rec.head)?;
+            }
+            st.books.insert(*code, books);
+        }
+        for item in self.tree.scan_prefix([b'c']) {
+            let (k, v) = item?;
+            let code = PartyCode::new(String::from_utf8_lossy(&k[1..]))?;
+            st.credit_limits.insert(code, open_rec(&k, &v)?);
+        }
+        if let Some(v) = self.tree.get(key(b'm', &[PROFILE_VERSION]))? {
+            st.profile_version = open_rec(b"m/profile_version", &v)?;
+        }
+        for code in st.branches.keys() {
+            let mut recent = Vec::new();
+            for item in self.tree.scan_prefix(rejections_prefix(code)).rev().take(REJECTIONS_RECENT_MAX) {
+                let (k, v) = item?;
+                recent.push(open_rec::<Rejection>(&k, &v)?);
+            }
+            recent.reverse();
+            st.recent_rejections.insert(*code, recent);
+        }
+        Ok(st)
+    }
+
+    pub fn flush(&self) -> Result<()> {
+        self.db.flush()?;
+        // Make it durable for real: the device cache and the file's size, too.
+        self.data_file.sync_data().map_err(|source| StoreError::Io { what: "fsync of the HQ store".into(), source })
+    }
+
+    /// All branches' books added together, for consolidated reports.
+    pub fn consolidated(st: &State) -> protocol::books::Books {
+        consolidated(st)
+    }
+
+    /// The index record of entry `seq` of `branch`, staged or applied.
+    pub fn entry_index(&self, branch: &BranchCode, seq: u64) -> Result<Option<EntryIndex>> {
+        self.journal.entry_index(branch, seq)
+    }
+
+    /// A stored signed batch, reassembled from its pieces and checked.
+    pub fn signed_batch(&self, branch: &BranchCode, first: u64) -> Result<protocol::batch::SignedBatch> {
+        self.journal.signed_batch(branch, first)
+    }
+}

@@ -1,0 +1,200 @@
+//! The store's tests: crash between staging and commit, checkpoints, quarantine
+//! verdicts against catalogs of any size. Each opens a fresh store in a temp dir.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use protocol::batch::SignedBatch;
+use protocol::books::{checkpoint, Books, Position};
+use protocol::codes::{BranchCode, ProductCode, WarehouseCode};
+use protocol::journal::{ChainHead, EntryHash, VerifiedEntry};
+use protocol::profile::Product;
+use protocol::sync::HqContext;
+
+use super::keys::key;
+use super::*;
+use protocol::document::DocType;
+use protocol::testkit::{sample_doc_lines, test_key};
+use protocol::Decimal;
+
+/// A store with branch `SH` (warehouse `SH01`) and a catalog of `P0000` plus `extra`
+/// other products.
+fn setup(dir: &Path, extra: usize) -> (Store, State, BranchCode) {
+    let store = Store::open(&dir.join("hq")).expect("open");
+    let mut st = store.load().expect("load");
+    let sh = BranchCode::new("SH").expect("code");
+    let product = |code: String| {
+        (
+            ProductCode::new(code).expect("product code"),
+            Product { name: "p".into(), unit: String::new(), retail_price: None, prices: Vec::new() },
+        )
+    };
+    for (code, p) in std::iter::once(product("P0000".into())).chain((0..extra).map(|i| product(format!("X{i:04}")))) {
+        store.add_product(&mut st, code, p).expect("add product");
+    }
+    let warehouses = BTreeSet::from([WarehouseCode::new("SH01").expect("warehouse")]);
+    store.add_branch(&mut st, sh, "Shanghai".into(), warehouses, 0, 60).expect("add branch");
+    (store, st, sh)
+}
+
+/// Opens the store a test dropped a moment ago. sled's background threads let go of
+/// its file lock shortly after the `Db` is dropped, not at once, so a reopen retries
+/// for a while (a restarted HQ process never meets this: exit releases the lock).
+fn reopen(dir: &Path, what: &str) -> Store {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match Store::open(&dir.join("hq")) {
+            Ok(store) => return store,
+            Err(e) if std::time::Instant::now() < deadline && is_lock_error(&e) => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("{what}: {e:#}"),
+        }
+    }
+}
+
+fn is_lock_error(e: &StoreError) -> bool {
+    let text = e.to_string();
+    matches!(e, StoreError::InUse { .. }) || text.contains("lock") || text.contains("in use")
+}
+
+/// The next batch after `head`: its verified entries, new head and signature.
+fn batch_of(docs: Vec<protocol::document::Document>, mut head: ChainHead) -> (Vec<VerifiedEntry>, ChainHead, SignedBatch) {
+    let mut entries = Vec::new();
+    for doc in docs {
+        let (entry, bytes, next) = head.append(doc);
+        entries.push(VerifiedEntry { entry, hash: next.hash, bytes });
+        head = next;
+    }
+    let sh = BranchCode::new("SH").expect("code");
+    let signed = SignedBatch::sign(&sh, entries.iter().map(|e| e.bytes.clone()).collect(), &test_key(1));
+    (entries, head, signed)
+}
+
+fn p0000(st: &State) -> Position {
+    position(st, &WarehouseCode::new("SH01").expect("warehouse"), &ProductCode::new("P0000").expect("product"))
+}
+
+/// Applies three documents (one good, one naming a product HQ does not sell, one for a
+/// warehouse outside the branch's scope) with a catalog of `extra + 1` products.
+fn apply_mixed(extra: usize) -> (ApplyOutcome, Position) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (store, mut st, sh) = setup(dir.path(), extra);
+    let (entries, head, signed) = batch_of(
+        vec![
+            sample_doc_lines("SH", "SH01", DocType::StockGain, 1, 1),
+            sample_doc_lines("SH", "SH01", DocType::StockGain, 2, 2),
+            sample_doc_lines("SH", "HB01", DocType::StockGain, 3, 1),
+        ],
+        ChainHead::EMPTY,
+    );
+    let outcome = store.apply(&mut st, &sh, entries, head, &signed, 1, 0).expect("apply");
+    // The quarantine verdicts are durable: a restarted HQ rebuilds the same books.
+    drop(store);
+    let store = reopen(dir.path(), "reopen");
+    let again = store.load().expect("reload");
+    assert_eq!(again.branches[&sh].docs_quarantined, outcome.quarantined.len() as u64);
+    assert_eq!(p0000(&again), p0000(&st));
+    (outcome, p0000(&st))
+}
+
+#[test]
+fn a_batch_staged_but_never_committed_is_not_applied_and_its_resend_applies_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (store, mut st, sh) = setup(dir.path(), 0);
+    let gain = |serial| sample_doc_lines("SH", "SH01", DocType::StockGain, serial, 1);
+    let (entries, head, signed) = batch_of(vec![gain(1), gain(2)], ChainHead::EMPTY);
+    store.apply(&mut st, &sh, entries, head, &signed, 1, 0).expect("first batch");
+    let applied = p0000(&st);
+    // HQ dies after staging the second batch and before its commit write.
+    let (entries, head2, signed2) = batch_of(vec![gain(3), gain(4)], head);
+    let index: Vec<(u64, EntryHash)> = entries.iter().map(|e| (e.entry.seq, e.hash)).collect();
+    store.stage(&sh, &index, 3, &signed2).expect("stage");
+    store.flush().expect("flush");
+    drop((store, st));
+
+    let store = reopen(dir.path(), "reopen");
+    let mut st = store.load().expect("reload");
+    assert_eq!(st.branches[&sh].head, head, "the head stays where the last commit left it");
+    assert_eq!(p0000(&st), applied, "the staged tail is not in the books");
+    assert!(store.document(&st, &sh, 3).expect("lookup").is_none(), "a staged entry is not an accepted document");
+    assert!(Ctx { st: &st, store: &store }.held_hash(&sh, 3).is_none());
+    assert_eq!(store.find_documents(&sh, |_| true, 10).expect("find").len(), 2);
+
+    // The branch resends; HQ applies it exactly once over the staged copy.
+    let outcome = store.apply(&mut st, &sh, entries, head2, &signed2, 3, 0).expect("resend");
+    assert_eq!(outcome.applied, 2);
+    assert_eq!(p0000(&st).qty, applied.qty * Decimal::TWO);
+    let digest = st.books[&sh].digest();
+    drop(store);
+    let store = reopen(dir.path(), "reopen again");
+    let st = store.load().expect("reload again");
+    assert_eq!(st.books[&sh].digest(), digest, "replay gives the books memory had");
+    assert!(store.document(&st, &sh, 4).expect("lookup").is_some());
+}
+
+#[test]
+fn a_restart_replays_only_past_the_checkpoint_and_ignores_one_of_another_history() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (store, mut st, sh) = setup(dir.path(), 0);
+    let gain = |serial| sample_doc_lines("SH", "SH01", DocType::StockGain, serial, 1);
+    let (entries, head, signed) = batch_of((1..=4).map(gain).collect(), ChainHead::EMPTY);
+    store.apply(&mut st, &sh, entries, head, &signed, 1, 0).expect("first batch");
+    drop((store, st));
+
+    // Four entries replayed at start (more than 2): a checkpoint is written at entry 4.
+    let mut store = reopen(dir.path(), "reopen");
+    store.checkpoint_after = 2;
+    let mut st = store.load().expect("reload");
+    assert_eq!(store.replay_counted(&sh).expect("replay").1, 0, "all of it is in the checkpoint");
+    let (entries, head2, signed) = batch_of((5..=6).map(gain).collect(), head);
+    store.apply(&mut st, &sh, entries, head2, &signed, 5, 0).expect("second batch");
+    let (books, replayed) = store.replay_counted(&sh).expect("replay");
+    assert_eq!((replayed, books.digest()), (2, st.books[&sh].digest()));
+
+    store.tree.insert(key(b's', &[b"SH"]), checkpoint::seal(&Books::default(), 4, EntryHash([9; 32]))).expect("write");
+    let (books, replayed) = store.replay_counted(&sh).expect("replay");
+    assert_eq!((replayed, books.digest()), (6, st.books[&sh].digest()));
+}
+
+#[test]
+fn a_month_close_leaves_a_checkpoint_so_the_next_start_replays_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (store, mut st, sh) = setup(dir.path(), 0);
+    let gain = sample_doc_lines("SH", "SH01", DocType::StockGain, 1, 1);
+    let close = protocol::document::Draft {
+        doc_type: DocType::PeriodClose,
+        date: gain.header.date,
+        operator: gain.header.operator,
+        warehouse: gain.header.warehouse,
+        counterparty: None,
+        memo: String::new(),
+        payment: None,
+        lines: Vec::new(),
+        ext: protocol::document::DocExt { period: Some(protocol::document::Period { year: 2026, month: 5 }), ..Default::default() },
+    }
+    .number(sh, 1)
+    .expect("a valid close");
+    let docs =
+        vec![sample_doc_lines("SH", "SH01", DocType::StockGain, 1, 1), sample_doc_lines("SH", "SH01", DocType::StockGain, 2, 1), close];
+    let (entries, head, signed) = batch_of(docs, ChainHead::EMPTY);
+    let outcome = store.apply(&mut st, &sh, entries, head, &signed, 1, 0).expect("apply");
+    assert_eq!(outcome.applied, 3, "{:?}", outcome.quarantined);
+    let (books, replayed) = store.replay_counted(&sh).expect("replay");
+    assert_eq!((replayed, books.digest()), (0, st.books[&sh].digest()));
+}
+
+#[test]
+fn catalog_and_scope_checks_do_not_depend_on_catalog_size() {
+    // Posting sees only the products the batch names: the verdicts must be those of
+    // the whole catalog, small or large.
+    for extra in [0, 50] {
+        let (outcome, pos) = apply_mixed(extra);
+        assert_eq!(outcome.applied, 1, "catalog of {}", extra + 1);
+        let seqs: Vec<u64> = outcome.quarantined.iter().map(|(seq, _)| *seq).collect();
+        assert_eq!(seqs, [2, 3]);
+        assert!(outcome.quarantined[0].1.contains("P0001"), "{:?}", outcome.quarantined);
+        assert!(outcome.quarantined[1].1.contains("HB01"), "{:?}", outcome.quarantined);
+        assert_eq!(pos.qty, Decimal::ONE);
+    }
+}
