@@ -21,6 +21,9 @@ pub mod journal;
 pub mod profile;
 pub mod record;
 pub mod sync;
+/// Test keys and document builders: for tests, benches and the test harness, never in a
+/// release build (feature `testkit`).
+#[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 pub mod token;
 pub mod wire;
