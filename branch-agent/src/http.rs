@@ -98,25 +98,12 @@ mod opt_decimal {
 /// A line without a price takes the catalog's: preset level 1-4, or the retail price.
 fn catalog_price(catalog: &BranchProfile, product: &ProductCode, level: Option<u8>) -> Result<Decimal, String> {
     let p = catalog.products.get(product).ok_or_else(|| format!("unknown product {product}: HQ maintains the product list"))?;
-    match level {
-        Some(n) => p
-            .prices
-            .get(usize::from(n).wrapping_sub(1))
-            .map(|d| d.0)
-            .ok_or_else(|| format!("product {product} has no preset price {n} (it has {})", p.prices.len())),
-        None => p.retail_price.ok_or_else(|| format!("product {product} has no retail price; give unit_price")),
-    }
-}
-
-fn doc_type(s: &str) -> Option<DocType> {
-    DocType::from_code(s).or_else(|| DocType::ALL.iter().copied().find(|t| format!("{t:?}") == s))
+    p.price(level).map_err(|e| format!("product {product} {e}"))
 }
 
 impl DraftRequest {
     fn into_draft(self, catalog: &BranchProfile) -> Result<Draft, String> {
-        let codes: Vec<_> = DocType::ALL.iter().map(|t| format!("{} ({})", t.code(), t.name())).collect();
-        let doc_type =
-            doc_type(&self.doc_type).ok_or_else(|| format!("unknown document type {:?}; known: {}", self.doc_type, codes.join(", ")))?;
+        let doc_type = DocType::parse(&self.doc_type).map_err(|e| e.to_string())?;
         let lines = self
             .lines
             .into_iter()
@@ -239,12 +226,12 @@ fn today() -> protocol::date::BusinessDate {
 
 /// The branch's own books, through the same report code HQ runs.
 async fn report(State(shared): State<AppState>, Path(name): Path<String>, Query(q): Query<ReportQuery>) -> Result<Response, ApiError> {
-    use protocol::books::reports::{self, ReportParams};
-    let params = ReportParams::parse(q.from.as_deref(), q.to.as_deref(), q.by.as_deref(), q.as_of.as_deref(), today())
-        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))?;
-    let Some(report) = shared.store.with_books(|b| reports::run(b, &name, params)) else {
-        return Err(ApiError(StatusCode::NOT_FOUND, format!("no report {name:?}; reports: {}", reports::REPORT_NAMES.join(", "))));
-    };
+    use protocol::books::reports::{self, RawQuery};
+    let raw = RawQuery { from: q.from.as_deref(), to: q.to.as_deref(), by: q.by.as_deref(), as_of: q.as_of.as_deref() };
+    let report = shared
+        .store
+        .with_books(|b| reports::query(b, &name, &raw, today()))
+        .map_err(|e| ApiError(if e.is_not_found() { StatusCode::NOT_FOUND } else { StatusCode::BAD_REQUEST }, e.to_string()))?;
     if q.format.as_deref() == Some("csv") {
         return Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], reports::to_csv(&report)).into_response());
     }

@@ -18,7 +18,7 @@ use serde_json::json;
 
 use crate::server::{now_unix, Hq};
 use crate::store::Store;
-use protocol::books::reports::{self, ReportParams};
+use protocol::books::reports::{self, RawQuery};
 use protocol::date::BusinessDate;
 
 type AppState = Arc<Hq>;
@@ -395,10 +395,9 @@ async fn report(State(hq): State<AppState>, Path(name): Path<String>, Query(q): 
             None => Store::consolidated(&st),
         }
     };
-    let params = ReportParams::parse(q.from.as_deref(), q.to.as_deref(), q.by.as_deref(), q.as_of.as_deref(), today()).map_err(bad)?;
-    let Some(report) = reports::run(&books, &name, params) else {
-        return Err(ApiError(StatusCode::NOT_FOUND, format!("no report {name:?}; reports: {}", reports::REPORT_NAMES.join(", "))));
-    };
+    let raw = RawQuery { from: q.from.as_deref(), to: q.to.as_deref(), by: q.by.as_deref(), as_of: q.as_of.as_deref() };
+    let report = reports::query(&books, &name, &raw, today())
+        .map_err(|e| ApiError(if e.is_not_found() { StatusCode::NOT_FOUND } else { StatusCode::BAD_REQUEST }, e.to_string()))?;
     if q.format.as_deref() == Some("csv") {
         return Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], reports::to_csv(&report)).into_response());
     }

@@ -112,7 +112,7 @@ impl Hq {
 
     fn enroll(&self, token: &str, branch_key: [u8; 32], peer: SocketAddr) -> (Message, bool) {
         let mut st = self.state();
-        let parsed = EnrollToken::parse(token).and_then(|t| {
+        let parsed = EnrollToken::parse(token).map_err(|e| e.to_string()).and_then(|t| {
             if t.hq_cert_fingerprint != self.fingerprint {
                 return Err("token was issued by a different HQ (certificate fingerprint differs)".into());
             }

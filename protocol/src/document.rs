@@ -77,6 +77,11 @@ macro_rules! doc_types {
                 match self { $(DocType::$variant => $name,)* }
             }
 
+            /// The variant's identifier (`PurchaseReceipt`), as APIs and tests spell it.
+            pub fn ident(self) -> &'static str {
+                match self { $(DocType::$variant => stringify!($variant),)* }
+            }
+
             /// The counterparty this type needs, if any (role name for messages).
             pub fn counterparty_role(self) -> Option<&'static str> {
                 match self { $(DocType::$variant => $party,)* }
@@ -166,6 +171,55 @@ doc_types! {
 impl DocType {
     pub fn from_code(code: &str) -> Option<DocType> {
         DocType::ALL.iter().copied().find(|t| t.code() == code)
+    }
+
+    /// A type as people and APIs name it: its seed code (`XS`), its identifier (`Sale`)
+    /// or its English name (`sale`), exactly.
+    pub fn parse(s: &str) -> Result<DocType, UnknownDocType> {
+        DocType::from_code(s)
+            .or_else(|| DocType::ALL.iter().copied().find(|t| t.ident() == s || t.name() == s))
+            .ok_or_else(|| UnknownDocType { given: s.chars().take(40).collect() })
+    }
+}
+
+impl std::str::FromStr for DocType {
+    type Err = UnknownDocType;
+    fn from_str(s: &str) -> Result<DocType, UnknownDocType> {
+        DocType::parse(s)
+    }
+}
+
+/// A document type name that is none of the known codes, identifiers or names.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown document type {given:?}; known: {}", known_doc_types())]
+pub struct UnknownDocType {
+    /// What was given (at most 40 characters of it).
+    pub given: String,
+}
+
+fn known_doc_types() -> String {
+    DocType::ALL.iter().map(|t| format!("{} ({})", t.code(), t.name())).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod doc_type_tests {
+    use super::DocType;
+
+    #[test]
+    fn a_type_parses_from_its_code_identifier_or_name_and_nothing_else() {
+        for &t in DocType::ALL {
+            assert_eq!(t.code().parse::<DocType>(), Ok(t));
+            assert_eq!(DocType::parse(t.ident()), Ok(t));
+            assert_eq!(DocType::parse(t.name()), Ok(t));
+            // The identifier is what `Debug` prints, so APIs that took that still work.
+            assert_eq!(t.ident(), format!("{t:?}"));
+        }
+        assert_eq!(DocType::parse("XS"), Ok(DocType::Sale));
+        assert_eq!(DocType::parse("PurchaseReceipt"), Ok(DocType::PurchaseReceipt));
+        for bad in ["", "xs", "SALE", "Sale ", "XS-SH-0609-001"] {
+            let e = DocType::parse(bad).expect_err(bad);
+            assert!(e.to_string().starts_with(&format!("unknown document type {bad:?}; known: JH (purchase receipt), ")), "{e}");
+        }
     }
 }
 

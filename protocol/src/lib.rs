@@ -26,6 +26,9 @@ pub mod record;
 pub mod scope;
 pub mod session_token;
 pub mod sync;
+/// Test keys and document builders: for tests, benches and the test harness, never in a
+/// release build (feature `testkit`).
+#[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 pub mod token;
 pub mod wire;

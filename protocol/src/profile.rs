@@ -22,6 +22,45 @@ pub struct Product {
     pub prices: Vec<crate::decimal_serde::Dec>,
 }
 
+/// Why a product has no catalog price for a line that gave none.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PriceError {
+    /// The line asked for a preset level the product does not carry (levels count from 1).
+    #[error("has no preset price {level} (it has {levels})")]
+    NoPresetPrice { level: u8, levels: usize },
+    /// The line asked for the shelf price and HQ set none.
+    #[error("has no retail price; give unit_price")]
+    NoRetailPrice,
+}
+
+impl Product {
+    /// The price a line without one takes: preset `level` 1-4, or the retail price when no
+    /// level is named. The error reads after the product's code ("XYZ has no ...").
+    ///
+    /// ```
+    /// use protocol::profile::{PriceError, Product};
+    /// use protocol::decimal_serde::Dec;
+    /// use protocol::Decimal;
+    /// let p = Product { name: "tea".into(), unit: "box".into(), retail_price: None, prices: vec![Dec(Decimal::new(1250, 2))] };
+    /// assert_eq!(p.price(Some(1)), Ok(Decimal::new(1250, 2)));
+    /// assert_eq!(p.price(Some(2)), Err(PriceError::NoPresetPrice { level: 2, levels: 1 }));
+    /// assert_eq!(p.price(Some(0)), Err(PriceError::NoPresetPrice { level: 0, levels: 1 }));
+    /// assert_eq!(p.price(None), Err(PriceError::NoRetailPrice));
+    /// ```
+    pub fn price(&self, level: Option<u8>) -> Result<rust_decimal::Decimal, PriceError> {
+        match level {
+            // Level 0 wraps to an index no product has, so it is refused like any other.
+            Some(n) => self
+                .prices
+                .get(usize::from(n).wrapping_sub(1))
+                .map(|d| d.0)
+                .ok_or(PriceError::NoPresetPrice { level: n, levels: self.prices.len() }),
+            None => self.retail_price.ok_or(PriceError::NoRetailPrice),
+        }
+    }
+}
+
 /// Most preset price levels a product carries.
 pub const PRICE_LEVELS_MAX: usize = 4;
 

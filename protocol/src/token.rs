@@ -49,23 +49,41 @@ impl EnrollToken {
         format!("{PREFIX}.{}.{}.{}", self.branch, hex(&self.secret), hex(&self.hq_cert_fingerprint))
     }
 
-    pub fn parse(s: &str) -> Result<EnrollToken, String> {
-        let bad = || {
-            "not a Branchline enrollment token (expected BL1.<BRANCH>.<secret>.<fingerprint>, as printed by `hq branch add`)".to_string()
-        };
+    pub fn parse(s: &str) -> Result<EnrollToken, TokenError> {
         let mut parts = s.trim().split('.');
         let (Some(PREFIX), Some(branch), Some(secret), Some(fp), None) =
             (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
         else {
-            return Err(bad());
+            return Err(TokenError::Shape);
         };
         Ok(EnrollToken {
-            branch: BranchCode::new(branch).map_err(|_| bad())?,
-            secret: unhex(secret).ok_or_else(bad)?,
-            hq_cert_fingerprint: unhex(fp).ok_or_else(bad)?,
+            branch: BranchCode::new(branch).map_err(|_| TokenError::Branch)?,
+            secret: unhex(secret).ok_or(TokenError::Secret)?,
+            hq_cert_fingerprint: unhex(fp).ok_or(TokenError::Fingerprint)?,
         })
     }
 }
+
+/// Why a string is not an enrollment token. Every variant reads the same to the person
+/// who pasted it (what a token looks like); the variant tells the log which part failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// Not four dot-separated parts starting with `BL1`.
+    #[error("{NOT_A_TOKEN}")]
+    Shape,
+    /// The branch part is not a branch code.
+    #[error("{NOT_A_TOKEN}")]
+    Branch,
+    /// The secret is not 32 hex digits.
+    #[error("{NOT_A_TOKEN}")]
+    Secret,
+    /// The fingerprint is not 64 hex digits.
+    #[error("{NOT_A_TOKEN}")]
+    Fingerprint,
+}
+
+const NOT_A_TOKEN: &str = "not a Branchline enrollment token (expected BL1.<BRANCH>.<secret>.<fingerprint>, as printed by `hq branch add`)";
 
 #[cfg(test)]
 mod tests {
@@ -78,5 +96,8 @@ mod tests {
         for bad in ["", "BL1.SH.00.11", "BL2.SH", &t.encode().replace("BL1", "BL2"), &format!("{}.x", t.encode())] {
             assert!(EnrollToken::parse(bad).is_err(), "{bad}");
         }
+        assert_eq!(EnrollToken::parse("BL1.SH.00.11"), Err(TokenError::Secret));
+        assert_eq!(EnrollToken::parse(&t.encode().replace(".SH.", ".S H.")), Err(TokenError::Branch));
+        assert!(TokenError::Fingerprint.to_string().starts_with("not a Branchline enrollment token"));
     }
 }

@@ -69,7 +69,7 @@ impl Store {
         let k = checkpoint_key(branch);
         let Some(v) = self.tree.get(&k).map_err(|e| e.to_string())? else { return Ok(None) };
         let held = |seq| self.journal.entry_index(branch, seq).ok().flatten().map(|i| i.hash);
-        checkpoint::open(&show(&k), &v, head, held).map(Some)
+        checkpoint::open(&show(&k), &v, head, held).map(Some).map_err(|e| e.to_string())
     }
 
     /// Writes a checkpoint of `books`, which hold the branch's journal up to `head`. A

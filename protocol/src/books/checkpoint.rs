@@ -44,20 +44,39 @@ pub fn seal(books: &Books, seq: u64, hash: EntryHash) -> Vec<u8> {
     record::seal(&CheckpointRef { engine: ENGINE_VERSION, seq, hash, books })
 }
 
+/// Why a stored checkpoint cannot stand in for a replay. Each is logged and the caller
+/// replays the journal from the start; none is an error of the books.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CheckpointError {
+    /// The record is torn, flipped, of another format or does not decode.
+    #[error(transparent)]
+    Record(#[from] record::RecordError),
+    /// Written by another posting engine, whose results this build may not share.
+    #[error("checkpoint is from posting engine {found}, this build runs {ENGINE_VERSION}")]
+    OtherEngine { found: u32 },
+    /// Past the end of the journal (a store restored from an older copy).
+    #[error("checkpoint is at entry {seq} but the journal ends at {head}")]
+    PastHead { seq: u64, head: u64 },
+    /// The journal holds another entry at `seq`: another history.
+    #[error("checkpoint names an entry {seq} the journal does not hold (another history)")]
+    OtherHistory { seq: u64 },
+}
+
 /// Opens a stored checkpoint and checks that it may stand in for replaying entries
 /// `1..=seq`: same engine, `seq` within the journal's `head`, and `held(seq)` (the hash
 /// of the entry the journal holds there) equal to the hash it names. The error says why
 /// not, for the log; the caller then replays from the start.
-pub fn open(key: &str, bytes: &[u8], head: u64, held: impl FnOnce(u64) -> Option<EntryHash>) -> Result<Checkpoint, String> {
-    let cp: Checkpoint = record::open(&key, bytes).map_err(|e| e.to_string())?;
+pub fn open(key: &str, bytes: &[u8], head: u64, held: impl FnOnce(u64) -> Option<EntryHash>) -> Result<Checkpoint, CheckpointError> {
+    let cp: Checkpoint = record::open(&key, bytes)?;
     if cp.engine != ENGINE_VERSION {
-        return Err(format!("checkpoint is from posting engine {}, this build runs {ENGINE_VERSION}", cp.engine));
+        return Err(CheckpointError::OtherEngine { found: cp.engine });
     }
     if cp.seq > head {
-        return Err(format!("checkpoint is at entry {} but the journal ends at {head}", cp.seq));
+        return Err(CheckpointError::PastHead { seq: cp.seq, head });
     }
     if held(cp.seq) != Some(cp.hash) {
-        return Err(format!("checkpoint names an entry {} the journal does not hold (another history)", cp.seq));
+        return Err(CheckpointError::OtherHistory { seq: cp.seq });
     }
     Ok(cp)
 }
@@ -102,10 +121,10 @@ mod tests {
         let sealed = seal(&books, 9, hash);
         let cp = open("k", &sealed, 9, |_| Some(hash)).expect("fits");
         assert_eq!((cp.seq, cp.books == books), (9, true));
-        assert!(open("k", &sealed, 8, |_| Some(hash)).is_err(), "past the journal's head");
-        assert!(open("k", &sealed, 9, |_| Some(EntryHash([4; 32]))).is_err(), "another history");
+        assert_eq!(open("k", &sealed, 8, |_| Some(hash)).err(), Some(CheckpointError::PastHead { seq: 9, head: 8 }));
+        assert_eq!(open("k", &sealed, 9, |_| Some(EntryHash([4; 32]))).err(), Some(CheckpointError::OtherHistory { seq: 9 }));
         let mut torn = sealed.clone();
         torn.truncate(sealed.len() / 2);
-        assert!(open("k", &torn, 9, |_| Some(hash)).is_err(), "torn");
+        assert!(matches!(open("k", &torn, 9, |_| Some(hash)), Err(CheckpointError::Record(_))), "torn");
     }
 }

@@ -11,6 +11,7 @@
 
 pub mod accounts;
 pub mod checkpoint;
+mod digest_name;
 mod posting;
 pub mod quarantine;
 pub mod reports;
@@ -538,7 +539,7 @@ impl Books {
             h.update(&[1]);
         };
         let d = |x: &Decimal| x.normalize().to_string();
-        put(&["cost", &format!("{:?}", self.cost_method), &format!("{:?}", self.closed_through)]);
+        put(&["cost", digest_name::cost_method(self.cost_method), &digest_name::closed_through(self.closed_through)]);
         for ((w, p), s) in &self.stock {
             if !s.pos.is_zero() {
                 put(&["s", w.as_str(), p.as_str(), &d(&s.pos.qty), &d(&s.pos.value), &s.layers.len().to_string()]);
@@ -553,16 +554,16 @@ impl Books {
             put(&["g", a.as_str(), &d(v)]);
         }
         for ((side, p), v) in self.parties.iter().filter(|(_, v)| !v.is_zero()) {
-            put(&["p", &format!("{side:?}"), p.as_str(), &d(v)]);
+            put(&["p", digest_name::side(*side), p.as_str(), &d(v)]);
         }
         for ((n, p), i) in self.open_items.iter().filter(|(_, i)| !i.open.is_zero()) {
             put(&["o", &n.to_string(), p.as_str(), &d(&i.open)]);
         }
         for ((k, party, p), s) in self.consignment.iter().filter(|(_, s)| !s.pos.is_zero()) {
-            put(&["c", &format!("{k:?}"), party.as_str(), p.as_str(), &d(&s.pos.qty), &d(&s.pos.value)]);
+            put(&["c", digest_name::consignment(*k), party.as_str(), p.as_str(), &d(&s.pos.qty), &d(&s.pos.value)]);
         }
         for ((k, party, p), q) in self.loans.iter().filter(|(_, q)| !q.is_zero()) {
-            put(&["l", &format!("{k:?}"), party.as_str(), p.as_str(), &d(q)]);
+            put(&["l", digest_name::loan(*k), party.as_str(), p.as_str(), &d(q)]);
         }
         for n in &self.reversed {
             put(&["r", &n.to_string()]);

@@ -1,6 +1,9 @@
 //! Read-side views computed from the books: the statements and ledgers people ask for.
-//! Pure functions of `Books` (and an "as of" date where ageing needs one); the HTTP
-//! layers on branch and HQ turn them into JSON and CSV.
+//! Pure functions of `Books` (and an "as of" date where ageing needs one). [`query`] is
+//! the one way a report is asked for by name with query-string parameters, so the HTTP
+//! handlers on branch and HQ only pick the books and serialize (JSON, or [`to_csv`]).
+//!
+//! Must not: read the clock (the caller passes today) or do I/O (CSV is written to memory).
 
 use std::collections::BTreeMap;
 
@@ -11,6 +14,7 @@ use super::accounts::{self as acc, Class};
 use super::{Books, Side};
 use crate::date::BusinessDate;
 use crate::document::Period;
+use crate::error::CodeError;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct TrialBalanceRow {
@@ -452,6 +456,49 @@ impl SalesBy {
     }
 }
 
+/// Why a report request cannot be answered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReportError {
+    /// `from` or `to` is not a month `YYYY-MM`.
+    #[error("from/to: {0}")]
+    Month(CodeError),
+    /// `by` names no sales dimension.
+    #[error("by={0:?}: use product, customer, warehouse or handler")]
+    By(String),
+    /// `as_of` is not a date `YYYY-MM-DD`.
+    #[error("as_of: {0}")]
+    AsOf(CodeError),
+    /// No report has this name.
+    #[error("no report {0:?}; reports: {names}", names = REPORT_NAMES.join(", "))]
+    NoSuchReport(String),
+}
+
+impl ReportError {
+    /// The request named a report that does not exist (HTTP 404), rather than giving a bad
+    /// parameter (400).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, ReportError::NoSuchReport(_))
+    }
+}
+
+/// A report's parameters as the query string gave them, unparsed.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RawQuery<'a> {
+    pub from: Option<&'a str>,
+    pub to: Option<&'a str>,
+    pub by: Option<&'a str>,
+    pub as_of: Option<&'a str>,
+}
+
+/// Runs the report called `name` on `books` with the parameters of `q` (see
+/// [`ReportParams::parse`]; `today` is the default `as_of`). Parameters are checked first,
+/// so a bad one is reported even for an unknown name, as the handlers always did.
+pub fn query(books: &Books, name: &str, q: &RawQuery<'_>, today: BusinessDate) -> Result<Report, ReportError> {
+    let params = ReportParams::parse(q.from, q.to, q.by, q.as_of, today)?;
+    run(books, name, params).ok_or_else(|| ReportError::NoSuchReport(name.chars().take(64).collect()))
+}
+
 impl ReportParams {
     /// From query-string values: months `YYYY-MM`, `by` a sales dimension, `as_of`
     /// `YYYY-MM-DD` (default `today`, which the caller reads from its clock).
@@ -461,24 +508,24 @@ impl ReportParams {
         by: Option<&str>,
         as_of: Option<&str>,
         today: BusinessDate,
-    ) -> Result<ReportParams, String> {
-        let month =
-            |s: Option<&str>, default: Period| s.map(|s| Period::parse(s).map_err(|e| format!("from/to: {e}"))).unwrap_or(Ok(default));
+    ) -> Result<ReportParams, ReportError> {
+        let month = |s: Option<&str>, default: Period| s.map_or(Ok(default), |s| Period::parse(s).map_err(ReportError::Month));
         Ok(ReportParams {
             from: month(from, Period { year: 2000, month: 1 })?,
             to: month(to, Period { year: 2199, month: 12 })?,
             by: match by {
                 None => SalesBy::Product,
-                Some(b) => SalesBy::parse(b).ok_or_else(|| format!("by={b:?}: use product, customer, warehouse or handler"))?,
+                Some(b) => SalesBy::parse(b).ok_or_else(|| ReportError::By(b.chars().take(64).collect()))?,
             },
-            as_of: as_of.map(|d| BusinessDate::parse(d).map_err(|e| format!("as_of: {e}"))).unwrap_or(Ok(today))?,
+            as_of: as_of.map_or(Ok(today), |d| BusinessDate::parse(d).map_err(ReportError::AsOf))?,
         })
     }
 }
 
 /// A report as CSV for Excel: a UTF-8 BOM (so Excel reads Chinese names), a header row
 /// and one row per report row; nested values are written as JSON text. Statements that
-/// are a single object (income statement, balance sheet) come out as one row.
+/// are a single object (income statement, balance sheet) come out as one row. Columns
+/// are the first row's fields in the order of `serde_json`'s map (by name).
 pub fn to_csv(report: &Report) -> String {
     let value = serde_json::to_value(report).unwrap_or(serde_json::Value::Null);
     let rows: Vec<&serde_json::Map<String, serde_json::Value>> = match &value {
@@ -486,23 +533,59 @@ pub fn to_csv(report: &Report) -> String {
         serde_json::Value::Object(o) => vec![o],
         _ => Vec::new(),
     };
-    let field = |s: &str| if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() };
     let mut out = String::from("\u{feff}");
     let Some(first) = rows.first() else { return out };
     let cols: Vec<&String> = first.keys().collect();
-    out.push_str(&cols.iter().map(|c| field(c)).collect::<Vec<_>>().join(","));
-    out.push('\n');
+    let mut w = csv::Writer::from_writer(Vec::with_capacity(64 * (rows.len() + 1)));
+    // Writing to a Vec does no I/O, and every record has the header's column count, so
+    // the writer has nothing to fail on.
+    const INFALLIBLE: &str = "a CSV writer into a Vec, with rows of equal length, cannot fail";
+    w.write_record(&cols).expect(INFALLIBLE);
     for r in rows {
-        let cells: Vec<String> = cols
-            .iter()
-            .map(|c| match r.get(*c) {
-                Some(serde_json::Value::String(s)) => field(s),
-                Some(serde_json::Value::Null) | None => String::new(),
-                Some(other) => field(&other.to_string()),
-            })
-            .collect();
-        out.push_str(&cells.join(","));
-        out.push('\n');
+        let cells = cols.iter().map(|c| match r.get(*c) {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(serde_json::Value::Null) | None => String::new(),
+            Some(other) => other.to_string(),
+        });
+        w.write_record(cells).expect(INFALLIBLE);
     }
+    let bytes = w.into_inner().expect(INFALLIBLE);
+    out.push_str(std::str::from_utf8(&bytes).expect("the writer copies the UTF-8 strings it is given"));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn today() -> BusinessDate {
+        BusinessDate::new(2024, 6, 9).expect("a date")
+    }
+
+    #[test]
+    fn query_checks_parameters_then_the_name() {
+        let books = Books::default();
+        let q = |from, by, as_of| RawQuery { from, to: None, by, as_of };
+        assert!(matches!(query(&books, "sales", &q(Some("2024-13"), None, None), today()), Err(ReportError::Month(_))));
+        assert_eq!(query(&books, "sales", &q(None, Some("colour"), None), today()).err(), Some(ReportError::By("colour".into())));
+        assert!(matches!(query(&books, "nope", &q(None, None, Some("2024-02-30")), today()), Err(ReportError::AsOf(_))));
+        let e = query(&books, "nope", &RawQuery::default(), today()).expect_err("no such report");
+        assert!(e.is_not_found() && e.to_string().starts_with("no report \"nope\"; reports: stock-status, "), "{e}");
+        for name in REPORT_NAMES {
+            assert!(query(&books, name, &RawQuery::default(), today()).is_ok(), "{name}");
+        }
+    }
+
+    #[test]
+    fn csv_has_a_bom_a_header_and_quotes_only_what_needs_it() {
+        let rows = vec![
+            CashRow { account: "1001 现金".into(), balance: Decimal::new(1250, 2) },
+            CashRow { account: "1002.A,\"B\"".into(), balance: Decimal::new(-5, 0) },
+        ];
+        assert_eq!(to_csv(&Report::Cash(rows)), "\u{feff}account,balance\n1001 现金,12.50\n\"1002.A,\"\"B\"\"\",-5\n");
+        assert_eq!(to_csv(&Report::Cash(Vec::new())), "\u{feff}");
+        // A single object is one row; nested values are JSON text.
+        let csv = to_csv(&Report::Balance(BalanceSheet::default()));
+        assert_eq!(csv, "\u{feff}assets,equity,liabilities,total_assets,total_liabilities_and_equity\n{},{},{},0,0\n");
+    }
 }

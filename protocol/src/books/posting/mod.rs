@@ -1,0 +1,270 @@
+//! Posting: (books, document) → [`Posting`], one rule per document type (seed 003 §附1
+//! describes each one's effect), grouped by family in the child modules.
+//!
+//! This module holds the entry point [`post`] (validation, period, scope and catalog
+//! checks, then the rule of the document's type) and the `Builder` the rules share. A
+//! `Builder` keeps scratch copies of the positions a document touches, so a document whose
+//! lines repeat a product sees its own earlier lines, and the resulting ops replay exactly
+//! in `Books::apply`.
+//!
+//! Families: `purchases` (receipt, return), `sales` (sale, retail, return), `inventory`
+//! (transfers, loss/gain, cost adjustment, assembly; stock-count drafts), `money`
+//! (receipts/payments, expense/income/fund transfer, receivable/payable adjustments),
+//! `consignment` (out to dealers, in from suppliers), `loans`, `ledger` (opening, manual
+//! entry, month close) and `reverse` (red-letter reversal of any of them).
+//!
+//! Must not: change the books (everything here computes), read the clock, or do I/O. Any
+//! change to what a rule computes must bump `checkpoint::ENGINE_VERSION`.
+
+mod consignment;
+mod inventory;
+mod ledger;
+mod loans;
+mod money;
+mod purchases;
+mod reverse;
+mod sales;
+
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
+
+use super::accounts::{self as acc, code};
+use super::{Books, Consignment, GlLine, OpenItem, OpenItemMove, Posting, SalesFact, SalesKey, Side, Stock, StockMove};
+use crate::codes::{AccountCode, PartyCode, ProductCode, WarehouseCode};
+use crate::document::{DocNumber, DocType, Document, Line, Period};
+use crate::error::{DocError, PostError};
+use crate::profile::BranchProfile;
+
+pub use inventory::stock_count_drafts;
+
+/// What posting checks a document against besides the books: the branch's scope, the
+/// product catalog and customers' credit limits. `None` skips those checks (replaying a
+/// journal whose documents were already accepted).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PostContext<'a> {
+    pub profile: Option<&'a BranchProfile>,
+}
+
+/// Computes the posting of `doc` against `books`. Pure; nothing is changed.
+pub fn post(books: &Books, doc: &Document, ctx: PostContext<'_>) -> Result<Posting, PostError> {
+    doc.validate()?;
+    let h = &doc.header;
+    if let Some(closed) = books.closed_through {
+        if Period::of(h.date) <= closed {
+            return Err(PostError::PeriodClosed { date: h.date.to_string(), closed: format!("{}-{:02}", closed.year, closed.month) });
+        }
+    }
+    if let Some(profile) = ctx.profile {
+        for w in std::iter::once(&h.warehouse).chain(h.ext.to_warehouse.as_ref()) {
+            if !profile.allows_warehouse(w) {
+                return Err(PostError::WarehouseOutOfScope { warehouse: *w, allowed: profile.warehouses_text() });
+            }
+        }
+        if let Some(line) = doc.lines.iter().find(|l| !profile.knows_product(&l.product)) {
+            return Err(PostError::UnknownProduct { product: line.product });
+        }
+    }
+    if let Some(orig) = &h.ext.reverses {
+        return reverse::reverse(books, doc, orig);
+    }
+    let mut b = Builder { books, doc, p: Posting::default(), scratch: BTreeMap::new(), consign: BTreeMap::new() };
+    rules(&mut b, ctx)?;
+    let p = b.p;
+    assert_eq!(p.debits(), p.credits(), "posting rule for {:?} does not balance", h.doc_type);
+    Ok(p)
+}
+
+struct Builder<'a> {
+    books: &'a Books,
+    doc: &'a Document,
+    p: Posting,
+    /// Keyed by codes borrowed from the document, so a lookup clones nothing.
+    scratch: BTreeMap<(&'a WarehouseCode, &'a ProductCode), Stock>,
+    consign: BTreeMap<(Consignment, PartyCode, ProductCode), Stock>,
+}
+
+/// The rule of the document's type. `post` has validated the document, but a rule does not
+/// lean on that for the fields it reads: a missing one is a `PostError`, not a panic.
+fn rules(b: &mut Builder<'_>, ctx: PostContext<'_>) -> Result<(), PostError> {
+    assert!(b.doc.header.ext.reverses.is_none(), "reversals are posted by `reverse`, not by a type's rule");
+    assert!(b.p == Posting::default(), "a rule starts from an empty posting");
+    // Checked for every type (as it always was), so a wrong account is refused alike
+    // whether or not the type moves money.
+    let account = b.money_account(&b.doc.header.ext.account)?;
+    match b.doc.header.doc_type {
+        DocType::PurchaseReceipt => purchases::receipt(b, account),
+        DocType::PurchaseReturn => purchases::give_back(b, account),
+        DocType::Sale | DocType::Retail => sales::sale(b, account, ctx),
+        DocType::SalesReturn => sales::take_back(b, account),
+        DocType::Receipt | DocType::Payment => money::settlement(b, account),
+        DocType::Expense | DocType::OtherIncome | DocType::FundTransfer => money::cash_and_bank(b, account),
+        DocType::ReceivableIncrease | DocType::ReceivableDecrease | DocType::PayableIncrease | DocType::PayableDecrease => {
+            money::adjust_balance(b)
+        }
+        DocType::TransferSamePrice | DocType::TransferChangedPrice => inventory::transfer(b),
+        DocType::StockLoss | DocType::StockGain => inventory::loss_or_gain(b),
+        DocType::CostAdjustment => inventory::cost_adjustment(b),
+        DocType::Assembly => inventory::assembly(b),
+        DocType::ConsignOutShip | DocType::ConsignOutSettle | DocType::ConsignOutReturn => consignment::out_to_dealer(b),
+        DocType::ConsignInReceive | DocType::ConsignInSettle | DocType::ConsignInReturn => consignment::in_from_supplier(b),
+        DocType::LendOut | DocType::LendReturn | DocType::BorrowIn | DocType::BorrowReturn => loans::loan(b),
+        DocType::Opening => ledger::opening(b),
+        DocType::ManualEntry => ledger::manual_entry(b),
+        DocType::PeriodClose => ledger::period_close(b),
+    }
+}
+
+impl<'a> Builder<'a> {
+    fn doc_type(&self) -> DocType {
+        self.doc.header.doc_type
+    }
+
+    /// Sum of the line amounts.
+    fn total(&self) -> Decimal {
+        self.doc.lines.iter().map(|l| l.amount).sum()
+    }
+
+    /// The counterparty, which the type requires (validation refuses a document without
+    /// one; this refuses it too, should a caller ever skip validation).
+    fn party(&self) -> Result<PartyCode, PostError> {
+        let t = self.doc_type();
+        self.doc.header.counterparty.ok_or(PostError::Invalid(DocError::MissingCounterparty {
+            doc_type: t.name(),
+            role: t.counterparty_role().unwrap_or("counterparty"),
+        }))
+    }
+
+    /// The refusal validation gives a document of this type that lacks `what`.
+    fn invalid(&self, what: &'static str) -> PostError {
+        PostError::Invalid(DocError::Field { doc_type: self.doc_type().name(), what })
+    }
+
+    /// A field the type requires, or the same refusal validation gives without it.
+    fn need<T>(&self, field: Option<T>, what: &'static str) -> Result<T, PostError> {
+        field.ok_or_else(|| self.invalid(what))
+    }
+
+    /// The sum of a money document.
+    fn money(&self) -> Result<Decimal, PostError> {
+        self.need(self.doc.header.ext.money, "needs the amount (money)")
+    }
+
+    fn method(&self) -> crate::document::CostMethod {
+        self.books.cost_method()
+    }
+
+    fn stock_mut(&mut self, w: &'a WarehouseCode, product: &'a ProductCode) -> &mut Stock {
+        let books = self.books;
+        self.scratch.entry((w, product)).or_insert_with(|| books.stock_at(w, product).cloned().unwrap_or_default())
+    }
+
+    /// Goods out of own stock at cost; returns the cost.
+    fn take(&mut self, w: &'a WarehouseCode, l: &'a Line) -> Result<Decimal, PostError> {
+        let method = self.method();
+        let s = self.stock_mut(w, &l.product);
+        let Some((op, cost)) = s.take(method, l.qty) else {
+            return Err(PostError::NegativeStock { warehouse: *w, product: l.product, on_hand: s.pos.qty, needed: l.qty });
+        };
+        s.apply(&op);
+        self.p.stock.push(StockMove { key: (*w, l.product), op });
+        Ok(cost)
+    }
+
+    /// Goods into own stock worth `value`.
+    fn receive(&mut self, w: &'a WarehouseCode, product: &'a ProductCode, qty: Decimal, value: Decimal) {
+        let op = Stock::receive(self.method(), qty, value);
+        self.stock_mut(w, product).apply(&op);
+        self.p.stock.push(StockMove { key: (*w, *product), op });
+    }
+
+    fn gl(&mut self, account: AccountCode, debit: Decimal, credit: Decimal) {
+        if !(debit.is_zero() && credit.is_zero()) {
+            self.p.gl.push(GlLine { account, debit, credit });
+        }
+    }
+
+    /// Debit one account and credit another by `amount`; a negative amount swaps sides.
+    fn dr_cr(&mut self, dr: AccountCode, cr: AccountCode, amount: Decimal) {
+        if amount > Decimal::ZERO {
+            self.gl(dr, amount, Decimal::ZERO);
+            self.gl(cr, Decimal::ZERO, amount);
+        } else if amount < Decimal::ZERO {
+            self.gl(cr, -amount, Decimal::ZERO);
+            self.gl(dr, Decimal::ZERO, -amount);
+        }
+    }
+
+    fn money_account(&self, a: &Option<AccountCode>) -> Result<Option<AccountCode>, PostError> {
+        match a {
+            Some(a) if !acc::is_money(a) => Err(PostError::NotMoneyAccount { account: *a }),
+            other => Ok(*other),
+        }
+    }
+
+    fn party_move(&mut self, side: Side, p: PartyCode, amount: Decimal) {
+        self.p.parties.push((side, p, amount));
+    }
+
+    fn open_item(&mut self, side: Side, p: PartyCode, amount: Decimal) {
+        let h = &self.doc.header;
+        let item = OpenItem { side, party: p, date: h.date, total: amount, open: amount };
+        self.p.open_items.push(OpenItemMove::Create { key: (h.number.clone(), p), item });
+    }
+
+    fn consign_take(&mut self, kind: Consignment, p: &PartyCode, l: &Line) -> Result<Decimal, PostError> {
+        let books = self.books;
+        let key = (kind, *p, l.product);
+        let s = self.consign.entry(key).or_insert_with(|| books.consignment.get(&key).cloned().unwrap_or_default());
+        let Some((op, value)) = s.take(crate::document::CostMethod::MovingAverage, l.qty) else {
+            return Err(PostError::NotEnoughConsigned { party: *p, product: l.product, held: s.pos.qty, needed: l.qty });
+        };
+        s.apply(&op);
+        self.p.consignment.push((kind, *p, l.product, op));
+        Ok(value)
+    }
+
+    fn consign_put(&mut self, kind: Consignment, p: &PartyCode, product: &ProductCode, qty: Decimal, value: Decimal) {
+        let books = self.books;
+        let key = (kind, *p, *product);
+        let op = Stock::receive(crate::document::CostMethod::MovingAverage, qty, value);
+        self.consign.entry(key).or_insert_with(|| books.consignment.get(&key).cloned().unwrap_or_default()).apply(&op);
+        self.p.consignment.push((kind, *p, *product, op));
+    }
+
+    fn sales_fact(&mut self, l: &Line, customer: Option<PartyCode>, qty: Decimal, revenue: Decimal, cost: Decimal) {
+        let h = &self.doc.header;
+        let key = SalesKey { period: Period::of(h.date), warehouse: h.warehouse, product: l.product, customer, handler: h.operator };
+        self.p.sales.push(SalesFact { key, qty, revenue, cost });
+    }
+
+    /// Applies `ext.settles` against `party`'s open items on `side` (per-invoice
+    /// settlement). One item may be named twice; together they may not exceed what is open.
+    fn settle(&mut self, side: Side, p: &PartyCode) -> Result<(), PostError> {
+        let mut settled: BTreeMap<(DocNumber, PartyCode), Decimal> = BTreeMap::new();
+        for s in &self.doc.header.ext.settles {
+            let key = (s.doc.clone(), *p);
+            let before = settled.entry(key.clone()).or_default();
+            match self.books.open_items.get(&key) {
+                Some(item) if item.side == side && *before + s.amount <= item.open => {}
+                Some(item) => return Err(PostError::OverSettled { doc: s.doc.to_string(), open: item.open - *before, amount: s.amount }),
+                None => return Err(PostError::NothingToSettle { doc: s.doc.to_string(), party: *p }),
+            }
+            *before += s.amount;
+            self.p.open_items.push(OpenItemMove::Settle { key, amount: s.amount });
+        }
+        Ok(())
+    }
+}
+
+fn sub(chart: &str, cat: &str) -> Result<AccountCode, PostError> {
+    AccountCode::sub(chart, cat).map_err(|_| PostError::BadCategory { category: cat.to_string() })
+}
+
+/// The chart account, or its sub-account for `category` when there is one.
+fn categorised(chart: &str, category: &Option<String>) -> Result<AccountCode, PostError> {
+    match category {
+        Some(cat) => sub(chart, cat),
+        None => Ok(code(chart)),
+    }
+}
