@@ -34,7 +34,7 @@ use protocol::journal::{ChainHead, EntryHash, JournalEntry, VerifiedEntry};
 use protocol::profile::{BranchProfile, Product};
 use protocol::record;
 use protocol::sync::{BranchView, HqContext};
-use protocol::token::{secret_hash, TOKEN_SECRET_BYTES};
+use protocol::token::{secret_hash, TokenGrant, TOKEN_SECRET_BYTES};
 use protocol::wire::RejectCode;
 use protocol::VerifyingKey;
 use serde::{Deserialize, Serialize};
@@ -366,15 +366,10 @@ impl Store {
             Ok(None) => return Err("unknown enrollment token: ask HQ for a new one (`hq branch token CODE`)".into()),
             Err(e) => return Err(format!("HQ store error: {e}")),
         };
-        if tok.branch != *branch {
-            return Err("token was issued for a different branch".into());
-        }
-        if tok.used {
-            return Err("enrollment token was already used; each token enrolls once. Ask HQ for a new one (`hq branch token CODE`)".into());
-        }
-        if now_unix > tok.expires_unix {
-            return Err("enrollment token has expired; ask HQ for a new one (`hq branch token CODE`)".into());
-        }
+        // Expiry and one-time use are decided in the pure core, with HQ's clock passed in.
+        TokenGrant { branch: tok.branch, expires_unix: tok.expires_unix, used: tok.used }
+            .redeem(branch, now_unix)
+            .map_err(|e| e.to_string())?;
         VerifyingKey::from_bytes(&branch_key).map_err(|_| "branch public key is not a valid ed25519 key".to_string())?;
         let mut rec = st.branches.get(branch).cloned().ok_or("branch was removed at HQ")?;
         rec.key = Some(branch_key);

@@ -17,6 +17,7 @@ pub mod date;
 pub mod decimal_serde;
 pub mod document;
 pub mod error;
+pub mod hex;
 pub mod journal;
 pub mod profile;
 pub mod record;
