@@ -1,7 +1,8 @@
 //! The running HQ: shared state, and the QUIC listener that feeds branch sessions.
 //!
 //! Each branch connection opens one bidirectional stream and speaks framed
-//! `protocol::wire::Message`s. This module only moves bytes: decisions come from
+//! `protocol::wire::Message`s, read and written through the `edge` crate shared with the
+//! branch agent. This module only moves bytes: decisions come from
 //! `protocol::sync::HqSession`, durable changes from `store`. A session's step (decide +
 //! apply + flush) runs under the state lock on a blocking thread, so applies from
 //! different branches are serialized and an ack is only ever sent after its flush.
