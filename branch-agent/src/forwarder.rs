@@ -1,9 +1,11 @@
 //! Store-and-forward: sends the journal to HQ over QUIC whenever a link exists.
 //!
-//! The decisions (what to send next, what an ack means) are `protocol::sync::BranchSync`;
-//! this module only connects, moves frames and sleeps. A reader task turns the receive
-//! stream into a channel so the main loop can wait on "HQ said something" and "a
-//! document was posted" at once without cancelling a half-read frame.
+//! The decisions (what to send next, what an ack means, when to reconnect and with what
+//! jitter, when a link that carries nothing has stalled) are
+//! `protocol::sync::BranchSync`'s; this module only connects, moves frames in and out,
+//! and moves time in (`now_ms` from a monotonic clock) and out (sleeping until the
+//! machine's `poll_timeout`). Framing and the reader task come from the `edge` crate,
+//! shared with HQ.
 //!
 //! Crash safety: nothing here is needed to recover. The journal is durable before a post
 //! returns; the acked mark is advisory (HQ's resume point wins), so after `kill -9` the
@@ -13,13 +15,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use edge::{now_unix, write_message, FrameReader, MonotonicClock};
 use protocol::batch::BatchBuilder;
-use protocol::sync::{BranchEvent, BranchSync, SyncLimits};
-use protocol::wire::{frame_len, Message, FRAME_HEADER_BYTES};
+use protocol::sync::{BranchEvent, BranchSync, BranchTimeout, SyncLimits, SyncTimers};
+use protocol::wire::Message;
 use protocol::SigningKey;
-use rand::Rng;
 use serde::Serialize;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 use tracing::{debug, info, warn};
 
 use crate::config::AgentConfig;
@@ -52,10 +54,6 @@ pub struct Shared {
     pub posted: Notify,
 }
 
-fn now_unix() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
-
 impl Shared {
     pub fn status(&self) -> SyncStatus {
         let mut s = self.status.lock().unwrap_or_else(|p| p.into_inner()).clone();
@@ -70,7 +68,8 @@ impl Shared {
     }
 }
 
-/// Runs forever: connect, sync, back off on failure with exponential delay and jitter.
+/// Runs forever: connect, sync, and on failure wait as long as `BranchSync` says
+/// (exponential backoff with jitter, reset by progress).
 pub async fn run(shared: Arc<Shared>, config: AgentConfig) {
     let fingerprint = shared.store.identity().hq_fingerprint;
     let endpoint = match tls::client_endpoint(fingerprint) {
@@ -81,44 +80,45 @@ pub async fn run(shared: Arc<Shared>, config: AgentConfig) {
             return;
         }
     };
-    let min = config.reconnect_delay_ms_min.max(1);
-    let max = config.reconnect_delay_ms_max.max(min);
-    let mut delay = min;
+    let store = &shared.store;
+    let limits = SyncLimits {
+        batch_entries_max: config.batch_entries_max,
+        batch_bytes_max: config.batch_bytes_max,
+        inflight_batches_max: config.inflight_batches_max,
+    };
+    // Clamped as before: a zero or inverted range in agent.toml must not stop forwarding.
+    let delay_min = config.reconnect_delay_ms_min.max(1);
+    let timers = SyncTimers {
+        reconnect_delay_ms_min: delay_min,
+        reconnect_delay_ms_max: config.reconnect_delay_ms_max.max(delay_min),
+        ..SyncTimers::default()
+    };
+    // The acked mark is advisory (HQ's resume point wins): an unreadable one means
+    // "resend from the start of what HQ lacks", not "stop".
+    let acked = store.acked().unwrap_or_else(|e| {
+        warn!(error = %format!("{e:#}"), "cannot read the acked mark; HQ's resume point will say");
+        0
+    });
+    let mut sync = BranchSync::new(store.identity().branch, limits, timers, store.head(), acked.min(store.head().seq), rand::random());
+    let key = SigningKey::from_bytes(&store.identity().signing_key);
+    let clock = MonotonicClock::start();
     loop {
-        let mut progressed = false;
-        match session(&shared, &endpoint, &config, &mut progressed).await {
-            Ok(()) => {}
-            Err(e) => {
-                let text = format!("{e:#}");
-                debug!(error = %text, "sync session ended");
-                shared.update(|s| {
-                    s.last_error = Some(text);
-                    s.last_error_unix = Some(now_unix());
-                });
-            }
+        // Disconnected: the machine always has a reconnect time (at once, the first time).
+        if let Some(at_ms) = sync.poll_timeout() {
+            tokio::time::sleep_until(clock.instant(at_ms)).await;
+        }
+        let _reconnect_due = sync.handle_timeout(clock.now_ms());
+        if let Err(e) = session(&shared, &endpoint, &config, &mut sync, &key, &clock).await {
+            let text = format!("{e:#}");
+            debug!(error = %text, "sync session ended");
+            shared.update(|s| {
+                s.last_error = Some(text);
+                s.last_error_unix = Some(now_unix());
+            });
         }
         shared.update(|s| s.link_up = false);
-        if progressed {
-            delay = min;
-        }
-        // Full jitter on the upper half: branches that lost HQ together don't return in lockstep.
-        let sleep_ms = delay / 2 + rand::thread_rng().gen_range(0..=delay / 2);
-        tokio::time::sleep(Duration::from_millis(sleep_ms)).await;
-        delay = (delay * 2).min(max);
+        sync.disconnected(clock.now_ms());
     }
-}
-
-async fn read_message(recv: &mut quinn::RecvStream) -> anyhow::Result<Option<Message>> {
-    let mut header = [0u8; FRAME_HEADER_BYTES];
-    match recv.read_exact(&mut header).await {
-        Ok(()) => {}
-        Err(quinn::ReadExactError::FinishedEarly(0)) => return Ok(None),
-        Err(e) => return Err(e).context("reading from HQ"),
-    }
-    let len = frame_len(header)?;
-    let mut payload = vec![0u8; len];
-    recv.read_exact(&mut payload).await.context("reading from HQ")?;
-    Ok(Some(Message::from_payload(&payload)?))
 }
 
 /// Opens a connection and one stream to HQ.
@@ -133,36 +133,28 @@ pub async fn connect(endpoint: &quinn::Endpoint, hq: &str) -> anyhow::Result<(qu
     Ok((conn, send, recv))
 }
 
-/// Sends and receives until the link fails; sets `progressed` when HQ acknowledges
-/// something, so the caller can reset its backoff.
-async fn session(shared: &Shared, endpoint: &quinn::Endpoint, config: &AgentConfig, progressed: &mut bool) -> anyhow::Result<()> {
+/// Sends and receives until the link fails or `sync` declares it stalled.
+async fn session(
+    shared: &Shared,
+    endpoint: &quinn::Endpoint,
+    config: &AgentConfig,
+    sync: &mut BranchSync,
+    key: &SigningKey,
+    clock: &MonotonicClock,
+) -> anyhow::Result<()> {
     let store = &shared.store;
-    let (conn, mut send, mut recv) = connect(endpoint, &config.hq).await?;
+    sync.local_posted(store.head());
+    // The hello is made before the attempt, so a failed attempt backs off like a lost link.
+    let hello = sync.connect(clock.now_ms(), store.profile().version, concat!("branch-agent/", env!("CARGO_PKG_VERSION")));
+    let (conn, mut send, recv) = connect(endpoint, &config.hq).await?;
     shared.update(|s| s.connects += 1);
-    let limits = SyncLimits {
-        batch_entries_max: config.batch_entries_max,
-        batch_bytes_max: config.batch_bytes_max,
-        inflight_batches_max: config.inflight_batches_max,
-    };
-    let mut sync = BranchSync::new(store.identity().branch, limits, store.head(), store.acked()?.min(store.head().seq));
-    let key = SigningKey::from_bytes(&store.identity().signing_key);
-    send.write_all(&sync.connect(store.profile().version, concat!("branch-agent/", env!("CARGO_PKG_VERSION"))).to_frame()).await?;
-
-    let (tx, mut inbox) = mpsc::channel(INBOX_MESSAGES_MAX);
-    let reader = tokio::spawn(async move {
-        loop {
-            let msg = read_message(&mut recv).await;
-            let end = !matches!(msg, Ok(Some(_)));
-            if tx.send(msg).await.is_err() || end {
-                return;
-            }
-        }
-    });
-    let _reader_guard = AbortOnDrop(reader);
+    write_message(&mut send, &hello).await.context("saying hello to HQ")?;
+    let mut inbox = edge::spawn_reader(recv, INBOX_MESSAGES_MAX);
+    let batch_bytes_max = sync.limits().batch_bytes_max;
     loop {
         sync.local_posted(store.head());
         while let Some(plan) = sync.poll_batch() {
-            let mut builder = BatchBuilder::new(plan.entries_max, limits.batch_bytes_max);
+            let mut builder = BatchBuilder::new(plan.entries_max, batch_bytes_max);
             let head = sync.head().seq;
             for seq in plan.from..=head {
                 if builder.try_push(store.entry_bytes(seq)?).is_err() {
@@ -170,20 +162,17 @@ async fn session(shared: &Shared, endpoint: &quinn::Endpoint, config: &AgentConf
                 }
             }
             let last = plan.from + builder.len() as u64 - 1;
-            let signed = builder.finish(&store.identity().branch, &key);
-            send.write_all(&Message::Batch(signed).to_frame()).await.context("sending batch")?;
-            sync.batch_sent(plan.from, last);
+            let signed = builder.finish(&store.identity().branch, key);
+            write_message(&mut send, &Message::Batch(signed)).await.context("sending batch")?;
+            sync.batch_sent(clock.now_ms(), plan.from, last);
             shared.update(|s| s.batches_sent += 1);
             debug!(first = plan.from, last, "batch sent");
         }
+        let deadline_ms = sync.poll_timeout();
         tokio::select! {
             msg = inbox.recv() => {
-                let msg = match msg {
-                    Some(Ok(Some(m))) => m,
-                    Some(Ok(None)) | None => bail!("HQ closed the stream"),
-                    Some(Err(e)) => return Err(e),
-                };
-                match sync.handle(msg)? {
+                let Some(msg) = msg.context("reading from HQ")? else { bail!("HQ closed the stream") };
+                match sync.handle(clock.now_ms(), msg)? {
                     Some(BranchEvent::Resumed { applied, profile }) => {
                         store.set_acked(applied)?;
                         if let Some(p) = profile {
@@ -195,7 +184,6 @@ async fn session(shared: &Shared, endpoint: &quinn::Endpoint, config: &AgentConf
                     }
                     Some(BranchEvent::Acked { applied }) => {
                         store.set_acked(applied)?;
-                        *progressed = true;
                         shared.update(|s| { s.acked_seq = applied; s.last_ack_unix = Some(now_unix()); });
                     }
                     Some(BranchEvent::Profile(p)) => {
@@ -210,15 +198,21 @@ async fn session(shared: &Shared, endpoint: &quinn::Endpoint, config: &AgentConf
                 }
             }
             _ = shared.posted.notified() => {}
+            _ = sleep_until_ms(clock, deadline_ms) => {
+                if let Some(BranchTimeout::Stalled { waited_ms, inflight }) = sync.handle_timeout(clock.now_ms()) {
+                    bail!("HQ made no progress for {waited_ms} ms with {inflight} batches unacknowledged: reconnecting");
+                }
+            }
             reason = conn.closed() => bail!("link to HQ lost: {reason}"),
         }
     }
 }
 
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
+/// Sleeps until `at_ms` on `clock`, or forever if there is no deadline.
+async fn sleep_until_ms(clock: &MonotonicClock, at_ms: Option<u64>) {
+    match at_ms {
+        Some(at_ms) => tokio::time::sleep_until(clock.instant(at_ms)).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -236,11 +230,13 @@ pub async fn enroll(
     }
     let key = SigningKey::generate(&mut rand::rngs::OsRng);
     let endpoint = tls::client_endpoint(tok.hq_cert_fingerprint)?;
-    let (conn, mut send, mut recv) = connect(&endpoint, hq).await?;
-    send.write_all(&Message::Enroll { token: token.trim().to_string(), branch_key: key.verifying_key().to_bytes() }.to_frame()).await?;
-    let reply = tokio::time::timeout(Duration::from_millis(CONNECT_TIMEOUT_MS), read_message(&mut recv))
+    let (conn, mut send, recv) = connect(&endpoint, hq).await?;
+    write_message(&mut send, &Message::Enroll { token: token.trim().to_string(), branch_key: key.verifying_key().to_bytes() }).await?;
+    let mut reader = FrameReader::new(recv);
+    let reply = tokio::time::timeout(Duration::from_millis(CONNECT_TIMEOUT_MS), reader.read_message())
         .await
-        .context("HQ did not answer the enrollment")??;
+        .context("HQ did not answer the enrollment")?
+        .context("reading from HQ")?;
     conn.close(0u32.into(), b"enrolled");
     let profile = match reply {
         Some(Message::Enrolled { profile }) => profile,

@@ -75,21 +75,10 @@ enum Command {
     },
 }
 
-fn init_tracing(json: bool) {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_env("BRANCHLINE_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_tracing(cli.log_json);
+    edge::init_tracing(cli.log_json);
     let dir = cli.data_dir;
     match cli.command {
         Command::Enroll { hq, token, http_listen } => {

@@ -5,21 +5,15 @@
 //! from the first connection on. Signatures are still checked by rustls as usual.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
+use protocol::wire::ALPN;
 use quinn::crypto::rustls::QuicClientConfig;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 
-/// Must match HQ's ALPN.
-pub const ALPN: &[u8] = b"branchline/1";
-// A restarted HQ cannot reset connections of its previous process (new reset key), so a
-// branch notices only by this timeout; it bounds how long `link_up` can be stale.
-pub const IDLE_TIMEOUT_MS: u64 = 10_000;
-pub const KEEPALIVE_MS: u64 = 2_000;
 /// The name we ask for; HQ's certificate is pinned, so the name is not what we trust.
 pub const SERVER_NAME: &str = "branchline-hq";
 
@@ -81,10 +75,8 @@ pub fn client_endpoint(fingerprint: [u8; 32]) -> anyhow::Result<quinn::Endpoint>
         .with_no_client_auth();
     tls.alpn_protocols = vec![ALPN.to_vec()];
     let mut client = quinn::ClientConfig::new(Arc::new(QuicClientConfig::try_from(tls).context("QUIC TLS setup")?));
-    let mut transport = quinn::TransportConfig::default();
-    transport.max_idle_timeout(Some(Duration::from_millis(IDLE_TIMEOUT_MS).try_into().context("idle timeout")?));
-    transport.keep_alive_interval(Some(Duration::from_millis(KEEPALIVE_MS)));
-    client.transport_config(Arc::new(transport));
+    // ALPN, idle timeout and keep-alive are HQ's too: one definition in `protocol::wire`.
+    client.transport_config(edge::transport_config());
     let mut endpoint = quinn::Endpoint::client("0.0.0.0:0".parse().expect("literal address")).context("binding a UDP socket for QUIC")?;
     endpoint.set_default_client_config(client);
     Ok(endpoint)

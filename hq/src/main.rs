@@ -127,17 +127,6 @@ enum CustomerCmd {
     },
 }
 
-fn init_tracing(json: bool) {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_env("BRANCHLINE_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
 fn store_path(dir: &Path) -> PathBuf {
     dir.join("store")
 }
@@ -145,7 +134,7 @@ fn store_path(dir: &Path) -> PathBuf {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_tracing(cli.log_json);
+    edge::init_tracing(cli.log_json);
     let dir = &cli.data_dir;
     match cli.command {
         Command::Init => {
@@ -155,7 +144,7 @@ async fn main() -> anyhow::Result<()> {
             Store::open(&store_path(dir))?.flush()?;
             let id = Identity::load(dir)?;
             println!("{} HQ in {}", if created { "initialised" } else { "already initialised:" }, dir.display());
-            println!("certificate fingerprint: {}", hex(&id.fingerprint()));
+            println!("certificate fingerprint: {}", protocol::hex::encode(&id.fingerprint()));
             println!("next: add products and branches (`hq product add`, `hq branch add`), then `hq serve`");
         }
         Command::Branch(cmd) => branch_cmd(dir, cmd).await?,
@@ -229,10 +218,6 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// Calls the admin API of a running HQ (the store is locked while `hq serve` runs).

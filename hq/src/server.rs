@@ -1,19 +1,21 @@
 //! The running HQ: shared state, and the QUIC listener that feeds branch sessions.
 //!
 //! Each branch connection opens one bidirectional stream and speaks framed
-//! `protocol::wire::Message`s. This module only moves bytes: decisions come from
+//! `protocol::wire::Message`s, read and written through the `edge` crate shared with the
+//! branch agent. This module only moves bytes: decisions come from
 //! `protocol::sync::HqSession`, durable changes from `store`. A session's step (decide +
 //! apply + flush) runs under the state lock on a blocking thread, so applies from
 //! different branches are serialized and an ack is only ever sent after its flush.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::Context;
+use edge::{write_message, FrameError};
 use protocol::sync::{HqSession, HqStep};
 use protocol::token::EnrollToken;
-use protocol::wire::{frame_len, Message, RejectCode, FRAME_HEADER_BYTES};
+use protocol::wire::{Message, RejectCode, ALPN};
 use quinn::crypto::rustls::QuicServerConfig;
 use tracing::{debug, info, warn};
 
@@ -21,13 +23,9 @@ use crate::config::HqConfig;
 use crate::identity::Identity;
 use crate::store::{Ctx, Rejection, State, Store};
 
-/// ALPN of the Branchline sync protocol; both sides refuse anything else.
-pub const ALPN: &[u8] = b"branchline/1";
-/// Connections without traffic are closed after this; branches reconnect with backoff.
-// A restarted HQ cannot reset connections of its previous process (new reset key), so a
-// branch notices only by this timeout; it bounds how long `link_up` can be stale.
-pub const IDLE_TIMEOUT_MS: u64 = 10_000;
-pub const KEEPALIVE_MS: u64 = 2_000;
+/// Wall-clock seconds, from the edge crate both binaries share (re-exported so the rest
+/// of HQ keeps one import path).
+pub use edge::now_unix;
 
 pub struct Hq {
     pub store: Store,
@@ -37,10 +35,6 @@ pub struct Hq {
     /// The current profile version; connected branch sessions watch it and push the new
     /// profile (catalog, scope, credit limits) as soon as HQ changes it.
     profile_version: tokio::sync::watch::Sender<u64>,
-}
-
-pub fn now_unix() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 impl Hq {
@@ -145,10 +139,7 @@ pub fn endpoint(identity: &Identity, listen: SocketAddr) -> anyhow::Result<quinn
         .context("loading HQ certificate")?;
     tls.alpn_protocols = vec![ALPN.to_vec()];
     let mut server = quinn::ServerConfig::with_crypto(Arc::new(QuicServerConfig::try_from(tls).context("QUIC TLS setup")?));
-    let mut transport = quinn::TransportConfig::default();
-    transport.max_idle_timeout(Some(Duration::from_millis(IDLE_TIMEOUT_MS).try_into().context("idle timeout")?));
-    transport.keep_alive_interval(Some(Duration::from_millis(KEEPALIVE_MS)));
-    server.transport_config(Arc::new(transport));
+    server.transport_config(edge::transport_config());
     quinn::Endpoint::server(server, listen).with_context(|| format!("binding QUIC listener on {listen} (UDP)"))
 }
 
@@ -187,57 +178,14 @@ async fn serve_connection(hq: Arc<Hq>, conn: quinn::Connection) {
     }
 }
 
-/// Reads one frame. `Ok(None)` is a clean end of stream between frames.
-pub async fn read_message(recv: &mut quinn::RecvStream) -> Result<Option<Message>, FrameReadError> {
-    let mut header = [0u8; FRAME_HEADER_BYTES];
-    match recv.read_exact(&mut header).await {
-        Ok(()) => {}
-        Err(quinn::ReadExactError::FinishedEarly(0)) => return Ok(None),
-        Err(quinn::ReadExactError::FinishedEarly(n)) => {
-            return Err(FrameReadError::Truncated(format!("stream ended {n} bytes into a frame header")))
-        }
-        Err(quinn::ReadExactError::ReadError(e)) => return Err(FrameReadError::Link(e.to_string())),
-    }
-    let len = frame_len(header).map_err(|e| FrameReadError::Bad(e.to_string()))?;
-    let mut payload = vec![0u8; len];
-    match recv.read_exact(&mut payload).await {
-        Ok(()) => {}
-        Err(quinn::ReadExactError::FinishedEarly(n)) => {
-            return Err(FrameReadError::Truncated(format!("stream ended {n} of {len} bytes into a frame")))
-        }
-        Err(quinn::ReadExactError::ReadError(e)) => return Err(FrameReadError::Link(e.to_string())),
-    }
-    Message::from_payload(&payload).map(Some).map_err(|e| FrameReadError::Bad(e.to_string()))
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum FrameReadError {
-    #[error("link: {0}")]
-    Link(String),
-    #[error("truncated: {0}")]
-    Truncated(String),
-    #[error("malformed: {0}")]
-    Bad(String),
-}
-
 /// Messages read from one stream, buffered between the reader task and the session loop.
 const INBOX_MESSAGES_MAX: usize = 16;
 
-async fn serve_stream(hq: Arc<Hq>, mut send: quinn::SendStream, mut recv: quinn::RecvStream, peer: SocketAddr) -> anyhow::Result<()> {
+async fn serve_stream(hq: Arc<Hq>, mut send: quinn::SendStream, recv: quinn::RecvStream, peer: SocketAddr) -> anyhow::Result<()> {
     let mut session = HqSession::default();
     // A reader task turns the stream into a channel, so the loop can also wait for
     // profile changes without cancelling a half-read frame.
-    let (tx, mut inbox) = tokio::sync::mpsc::channel(INBOX_MESSAGES_MAX);
-    let reader = tokio::spawn(async move {
-        loop {
-            let msg = read_message(&mut recv).await;
-            let end = !matches!(msg, Ok(Some(_)));
-            if tx.send(msg).await.is_err() || end {
-                return;
-            }
-        }
-    });
-    let _reader_guard = AbortOnDrop(reader);
+    let mut inbox = edge::spawn_reader(recv, INBOX_MESSAGES_MAX);
     let mut profile_rx = hq.profile_version.subscribe();
     loop {
         let msg = tokio::select! {
@@ -249,17 +197,17 @@ async fn serve_stream(hq: Arc<Hq>, mut send: quinn::SendStream, mut recv: quinn:
                         session.profile_update(&Ctx { st: &st, store: &hq.store })
                     };
                     if let Some(m) = update {
-                        send.write_all(&m.to_frame()).await?;
+                        write_message(&mut send, &m).await?;
                     }
                 }
                 continue;
             }
         };
         let msg = match msg {
-            Some(Ok(Some(m))) => m,
-            Some(Ok(None)) | None => return Ok(()),
-            Some(Err(FrameReadError::Link(e))) => return Err(anyhow::anyhow!(e)),
-            Some(Err(e)) => {
+            Ok(Some(m)) => m,
+            Ok(None) => return Ok(()),
+            Err(FrameError::Link(e)) => return Err(e.into()),
+            Err(e) => {
                 // Garbage or a cut frame: say why, keep it for people, close this stream.
                 let text = format!("unreadable frame: {e}");
                 warn!(%peer, branch = ?session.branch().map(|b| b.as_str()), reason = %text, "refused");
@@ -271,7 +219,7 @@ async fn serve_stream(hq: Arc<Hq>, mut send: quinn::SendStream, mut recv: quinn:
                     hq2.store.record_rejection(&mut st, branch.as_ref(), rej)
                 })
                 .await??;
-                let _ = send.write_all(&Message::reject(RejectCode::Malformed, text).to_frame()).await;
+                let _ = write_message(&mut send, &Message::reject(RejectCode::Malformed, text)).await;
                 let _ = send.finish();
                 return Ok(());
             }
@@ -284,20 +232,12 @@ async fn serve_stream(hq: Arc<Hq>, mut send: quinn::SendStream, mut recv: quinn:
         .await
         .context("session step panicked")?;
         session = s;
-        send.write_all(&reply.to_frame()).await?;
+        write_message(&mut send, &reply).await?;
         if close {
             send.finish()?;
             // Give the peer a moment to read the reason before the stream goes away.
             let _ = tokio::time::timeout(Duration::from_secs(2), send.stopped()).await;
             return Ok(());
         }
-    }
-}
-
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }

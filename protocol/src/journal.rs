@@ -26,7 +26,7 @@ impl EntryHash {
     }
 
     pub fn to_hex(self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
+        crate::hex::encode(&self.0)
     }
 }
 

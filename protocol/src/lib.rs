@@ -18,6 +18,7 @@ pub mod decimal_serde;
 pub mod document;
 pub mod down;
 pub mod error;
+pub mod hex;
 pub mod journal;
 pub mod parties;
 pub mod people;

@@ -15,6 +15,11 @@
 //!                                       ← Reject{code,text} (forged, fork, malformed)
 //! ```
 //!
+//! Time comes in as an argument too (`now_ms`, the agent's monotonic clock, as in
+//! quinn-proto's `handle(now, …)` / `poll_timeout()`): the branch's reconnect backoff with
+//! its seeded jitter and the stall timer are decided here, so the simulation tests them
+//! without waiting and the agent only sleeps until [`BranchSync::poll_timeout`].
+//!
 //! Exactly-once follows from three rules: HQ applies an entry only if it extends its
 //! chain head; HQ acks only after the apply is durable; the branch resends everything
 //! after the last ack. Duplicates are therefore acked and skipped, never applied twice.
@@ -52,6 +57,106 @@ impl SyncLimits {
         assert!(self.inflight_batches_max >= 1);
         self
     }
+}
+
+/// The branch side's timing, in milliseconds of the agent's monotonic clock (passed in as
+/// `now_ms`; this crate never reads a clock).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyncTimers {
+    /// First reconnect delay after a failure; doubles up to `reconnect_delay_ms_max`.
+    pub reconnect_delay_ms_min: u64,
+    pub reconnect_delay_ms_max: u64,
+    /// No ack progress for this long while batches are in flight (or no resume this long
+    /// after a hello): the link is stalled, drop it and reconnect. Longer than QUIC's idle
+    /// timeout, so it catches a link that keeps alive but carries nothing, not a dead one.
+    pub stall_ms: u64,
+}
+
+impl Default for SyncTimers {
+    fn default() -> Self {
+        SyncTimers { reconnect_delay_ms_min: 250, reconnect_delay_ms_max: 30_000, stall_ms: 30_000 }
+    }
+}
+
+impl SyncTimers {
+    pub fn checked(self) -> SyncTimers {
+        assert!(self.reconnect_delay_ms_min >= 1);
+        assert!(self.reconnect_delay_ms_max >= self.reconnect_delay_ms_min);
+        assert!(self.stall_ms >= 1);
+        self
+    }
+}
+
+/// Exponential reconnect backoff with jitter on the upper half of each delay, so branches
+/// that lost HQ together don't come back in lockstep. The jitter comes from a generator
+/// seeded by the caller: a simulation replays it exactly, the agent seeds it at random.
+#[derive(Clone, Debug)]
+pub struct Backoff {
+    delay_ms_min: u64,
+    delay_ms_max: u64,
+    /// Upper bound of the next wait.
+    delay_ms: u64,
+    jitter: SplitMix64,
+}
+
+impl Backoff {
+    pub fn new(delay_ms_min: u64, delay_ms_max: u64, jitter_seed: u64) -> Backoff {
+        assert!(delay_ms_min >= 1 && delay_ms_max >= delay_ms_min);
+        Backoff { delay_ms_min, delay_ms_max, delay_ms: delay_ms_min, jitter: SplitMix64(jitter_seed) }
+    }
+
+    /// The link made progress: the next failure waits the minimum again.
+    pub fn reset(&mut self) {
+        self.delay_ms = self.delay_ms_min;
+    }
+
+    /// How long to wait after a failure: within `[delay / 2, delay]`; the delay then
+    /// doubles, capped at the maximum.
+    #[must_use]
+    pub fn next_wait_ms(&mut self) -> u64 {
+        let half = self.delay_ms / 2;
+        let wait_ms = half + self.jitter.below_or_at(self.delay_ms - half);
+        self.delay_ms = self.delay_ms.saturating_mul(2).min(self.delay_ms_max);
+        wait_ms
+    }
+
+    /// Upper bound of the next wait.
+    pub fn delay_ms(&self) -> u64 {
+        self.delay_ms
+    }
+}
+
+/// splitmix64: tiny, seedable, good enough to spread reconnects (not for secrets).
+#[derive(Clone, Debug)]
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform enough in `0..=bound` (the modulo bias is below 2^-40 for our delays).
+    fn below_or_at(&mut self, bound: u64) -> u64 {
+        match bound.checked_add(1) {
+            Some(n) => self.next() % n,
+            None => self.next(),
+        }
+    }
+}
+
+/// A branch timer that fired (see [`BranchSync::poll_timeout`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BranchTimeout {
+    /// The reconnect delay is over: connect again.
+    Reconnect,
+    /// HQ made no progress for `waited_ms` with `inflight` batches unacked (0: no resume
+    /// after the hello). The state machine already counts the link as lost; the agent
+    /// closes the connection.
+    Stalled { waited_ms: u64, inflight: usize },
 }
 
 /// Where the branch side of a connection is.
@@ -105,11 +210,23 @@ pub struct BranchSync {
     next_send: u64,
     inflight: VecDeque<(u64, u64)>,
     state: BranchState,
+    timers: SyncTimers,
+    backoff: Backoff,
+    /// While disconnected: when to connect again.
+    reconnect_at_ms: u64,
+    /// When HQ last made progress on this connection (or the connection started).
+    progress_at_ms: u64,
+    /// HQ acknowledged something on this connection: the next failure backs off from the
+    /// minimum again.
+    progressed: bool,
 }
 
 impl BranchSync {
-    pub fn new(branch: BranchCode, limits: SyncLimits, head: ChainHead, acked: u64) -> BranchSync {
+    /// A branch that is disconnected and may connect at once. `jitter_seed` seeds the
+    /// reconnect jitter (random in the agent, fixed in a simulation).
+    pub fn new(branch: BranchCode, limits: SyncLimits, timers: SyncTimers, head: ChainHead, acked: u64, jitter_seed: u64) -> BranchSync {
         assert!(acked <= head.seq, "acked {acked} beyond local head {}", head.seq);
+        let timers = timers.checked();
         BranchSync {
             branch,
             limits: limits.checked(),
@@ -118,21 +235,77 @@ impl BranchSync {
             next_send: acked + 1,
             inflight: VecDeque::new(),
             state: BranchState::Disconnected,
+            timers,
+            backoff: Backoff::new(timers.reconnect_delay_ms_min, timers.reconnect_delay_ms_max, jitter_seed),
+            reconnect_at_ms: 0,
+            progress_at_ms: 0,
+            progressed: false,
         }
     }
 
-    /// A new connection: forget what was in flight (unacked batches will be resent) and
-    /// say hello.
-    pub fn connect(&mut self, profile_version: u64, agent: &str) -> Message {
+    /// A new connection (call it before the connection attempt, so a failed attempt backs
+    /// off too): forget what was in flight (unacked batches will be resent) and say hello.
+    pub fn connect(&mut self, now_ms: u64, profile_version: u64, agent: &str) -> Message {
         self.inflight.clear();
+        self.next_send = self.acked + 1;
         self.state = BranchState::AwaitingResume;
+        self.progress_at_ms = now_ms;
+        self.progressed = false;
         Message::Hello { branch: self.branch, head: self.head, profile_version, agent: agent.to_string() }
     }
 
-    pub fn disconnected(&mut self) {
+    /// The connection is gone (or never came up). Sets the reconnect timer; a second call
+    /// for the same loss does nothing.
+    pub fn disconnected(&mut self, now_ms: u64) {
+        if self.state != BranchState::Disconnected {
+            self.link_lost(now_ms);
+        }
+    }
+
+    fn link_lost(&mut self, now_ms: u64) {
         self.inflight.clear();
         self.next_send = self.acked + 1;
         self.state = BranchState::Disconnected;
+        if self.progressed {
+            self.backoff.reset();
+        }
+        self.progressed = false;
+        self.reconnect_at_ms = now_ms.saturating_add(self.backoff.next_wait_ms());
+    }
+
+    /// When the agent must call [`BranchSync::handle_timeout`] next, on its clock; `None`
+    /// while nothing is awaited (connected, all acked).
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<u64> {
+        match self.state {
+            BranchState::Disconnected => Some(self.reconnect_at_ms),
+            BranchState::AwaitingResume => Some(self.progress_at_ms.saturating_add(self.timers.stall_ms)),
+            BranchState::Streaming if !self.inflight.is_empty() => Some(self.progress_at_ms.saturating_add(self.timers.stall_ms)),
+            BranchState::Streaming => None,
+        }
+    }
+
+    /// Time passed; says what, if anything, is due. A stall counts as the link lost.
+    pub fn handle_timeout(&mut self, now_ms: u64) -> Option<BranchTimeout> {
+        let due = self.poll_timeout().is_some_and(|at| now_ms >= at);
+        if !due {
+            return None;
+        }
+        if self.state == BranchState::Disconnected {
+            return Some(BranchTimeout::Reconnect);
+        }
+        let stalled = BranchTimeout::Stalled { waited_ms: now_ms - self.progress_at_ms, inflight: self.inflight.len() };
+        self.link_lost(now_ms);
+        Some(stalled)
+    }
+
+    /// Upper bound of the wait after the next failure (for status pages and tests).
+    pub fn backoff_delay_ms(&self) -> u64 {
+        self.backoff.delay_ms()
+    }
+
+    pub fn timers(&self) -> SyncTimers {
+        self.timers
     }
 
     /// The local journal grew.
@@ -158,7 +331,8 @@ impl BranchSync {
         self.inflight.len()
     }
 
-    pub fn handle(&mut self, msg: Message) -> Result<Option<BranchEvent>, SyncError> {
+    /// A message from HQ, received at `now_ms`.
+    pub fn handle(&mut self, now_ms: u64, msg: Message) -> Result<Option<BranchEvent>, SyncError> {
         match msg {
             Message::Resume { applied, profile } => {
                 if self.state != BranchState::AwaitingResume {
@@ -173,6 +347,7 @@ impl BranchSync {
                 self.acked = self.acked.max(applied.seq);
                 self.next_send = applied.seq + 1;
                 self.state = BranchState::Streaming;
+                self.progress_at_ms = now_ms;
                 Ok(Some(BranchEvent::Resumed { applied: applied.seq, profile: profile.map(Box::new) }))
             }
             Message::Ack { applied } => {
@@ -182,13 +357,19 @@ impl BranchSync {
                 if applied > self.head.seq {
                     return Err(SyncError::Protocol(format!("ack of {applied} beyond our head {}", self.head.seq)));
                 }
+                let inflight_before = self.inflight.len();
                 while self.inflight.front().is_some_and(|&(_, last)| last <= applied) {
                     self.inflight.pop_front();
+                }
+                if self.inflight.len() < inflight_before {
+                    self.progress_at_ms = now_ms;
                 }
                 if applied <= self.acked {
                     return Ok(None);
                 }
                 self.acked = applied;
+                self.progressed = true;
+                self.progress_at_ms = now_ms;
                 self.next_send = self.next_send.max(applied + 1);
                 Ok(Some(BranchEvent::Acked { applied }))
             }
@@ -201,6 +382,7 @@ impl BranchSync {
                 self.acked = self.acked.max(applied);
                 self.inflight.clear();
                 self.next_send = from;
+                self.progress_at_ms = now_ms;
                 Ok(Some(BranchEvent::Resend { from }))
             }
             Message::Profile { profile } => {
@@ -213,7 +395,7 @@ impl BranchSync {
                 Ok(Some(BranchEvent::Profile(Box::new(profile))))
             }
             Message::Reject { code, text } => {
-                self.state = BranchState::Disconnected;
+                self.link_lost(now_ms);
                 Err(SyncError::Rejected { code, text })
             }
             other => Err(SyncError::Protocol(format!("unexpected message from HQ: {}", message_name(&other)))),
@@ -230,10 +412,14 @@ impl BranchSync {
         Some(SendPlan { from: self.next_send, entries_max: self.limits.batch_entries_max })
     }
 
-    /// The agent built and sent entries `first..=last` for the plan it got.
-    pub fn batch_sent(&mut self, first: u64, last: u64) {
+    /// The agent built and sent entries `first..=last` for the plan it got, at `now_ms`.
+    pub fn batch_sent(&mut self, now_ms: u64, first: u64, last: u64) {
         assert_eq!(first, self.next_send, "batches go out in order");
         assert!(last >= first && last <= self.head.seq);
+        if self.inflight.is_empty() {
+            // The stall clock runs only while something awaits an ack.
+            self.progress_at_ms = now_ms;
+        }
         self.inflight.push_back((first, last));
         self.next_send = last + 1;
     }

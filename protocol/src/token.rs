@@ -5,6 +5,7 @@
 //! the secret, with an expiry, and marks it used on success.
 
 use crate::codes::BranchCode;
+use crate::hex::{decode_array as unhex, encode as hex};
 
 const PREFIX: &str = "BL1";
 /// Bytes of the random secret.
@@ -28,20 +29,40 @@ pub fn secret_hash(secret: &[u8; TOKEN_SECRET_BYTES]) -> [u8; 32] {
     *blake3::hash(secret).as_bytes()
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// What HQ holds about an issued token, as the redeem decision needs it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TokenGrant {
+    pub branch: BranchCode,
+    pub expires_unix: u64,
+    pub used: bool,
 }
 
-fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
-    if s.len() != 2 * N {
-        return None;
+/// Why HQ refuses to redeem a token. The texts tell a technician what to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TokenRefusal {
+    #[error("token was issued for a different branch")]
+    WrongBranch,
+    #[error("enrollment token was already used; each token enrolls once. Ask HQ for a new one (`hq branch token CODE`)")]
+    Used,
+    #[error("enrollment token has expired; ask HQ for a new one (`hq branch token CODE`)")]
+    Expired,
+}
+
+impl TokenGrant {
+    /// Whether `branch` may redeem this token at `now_unix` (HQ's clock, passed in).
+    /// Valid through its expiry second, refused after it.
+    pub fn redeem(&self, branch: &BranchCode, now_unix: u64) -> Result<(), TokenRefusal> {
+        if self.branch != *branch {
+            return Err(TokenRefusal::WrongBranch);
+        }
+        if self.used {
+            return Err(TokenRefusal::Used);
+        }
+        if now_unix > self.expires_unix {
+            return Err(TokenRefusal::Expired);
+        }
+        Ok(())
     }
-    let mut out = [0u8; N];
-    for (i, chunk) in s.as_bytes().chunks(2).enumerate() {
-        let txt = std::str::from_utf8(chunk).ok()?;
-        out[i] = u8::from_str_radix(txt, 16).ok()?;
-    }
-    Some(out)
 }
 
 impl EnrollToken {

@@ -21,6 +21,15 @@ pub const FRAME_HEADER_BYTES: usize = 4;
 /// Longest human text in a reject.
 pub const REJECT_TEXT_CHARS_MAX: usize = 500;
 
+/// ALPN of the Branchline sync protocol; both sides refuse anything else.
+pub const ALPN: &[u8] = b"branchline/1";
+/// A QUIC connection without traffic is closed after this; branches reconnect with backoff.
+// A restarted HQ cannot reset connections of its previous process (new reset key), so a
+// branch notices only by this timeout; it bounds how long the branch's `link_up` can be stale.
+pub const IDLE_TIMEOUT_MS: u64 = 10_000;
+/// Keep-alive interval: well under the idle timeout, so a quiet but healthy link stays up.
+pub const KEEPALIVE_MS: u64 = 2_000;
+
 /// Why a peer refused something. Stable codes for counting; the text explains.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum RejectCode {

@@ -39,8 +39,12 @@ use protocol::document::{DocType, Document, Draft, Line};
 use protocol::error::PostError;
 use protocol::journal::{ChainHead, EntryHash, JournalEntry, VerifiedEntry};
 use protocol::profile::{BranchProfile, Product};
-use protocol::sync::{BranchEvent, BranchState, BranchSync, BranchView, HqContext, HqFacts, HqSession, HqStep, SyncError, SyncLimits};
+use protocol::sync::{
+    Backoff, BranchEvent, BranchState, BranchSync, BranchTimeout, BranchView, HqContext, HqFacts, HqSession, HqStep, SyncError,
+    SyncLimits, SyncTimers,
+};
 use protocol::testkit::test_key;
+use protocol::token::{TokenGrant, TokenRefusal};
 use protocol::wire::{FrameDecoder, Message, RejectCode, FRAME_HEADER_BYTES};
 use protocol::{Decimal, SigningKey, VerifyingKey};
 use rand::rngs::StdRng;
@@ -274,7 +278,7 @@ impl Branch {
     fn new(spec: &BranchSpec, limits: SyncLimits) -> Branch {
         let code = branch_code(spec.code);
         Branch {
-            sync: BranchSync::new(code, limits, ChainHead::EMPTY, 0),
+            sync: BranchSync::new(code, limits, SyncTimers::default(), ChainHead::EMPTY, 0, 0),
             code,
             warehouse: warehouse(spec.warehouse),
             key: test_key(spec.key),
@@ -365,11 +369,11 @@ impl Branch {
 
     /// The agent process restarts: journal and persisted ack survive, nothing else.
     fn restart(&mut self) {
-        self.sync = BranchSync::new(self.code, self.limits, self.head, self.acked_persisted);
+        self.sync = BranchSync::new(self.code, self.limits, SyncTimers::default(), self.head, self.acked_persisted, 0);
     }
 
     /// What the agent does on `poll_batch`: build, sign, record as sent.
-    fn next_batch(&mut self) -> Option<(SignedBatch, u64, u64)> {
+    fn next_batch(&mut self, now: u64) -> Option<(SignedBatch, u64, u64)> {
         let plan = self.sync.poll_batch()?;
         let mut builder = BatchBuilder::new(plan.entries_max, self.limits.batch_bytes_max);
         let mut last = plan.from - 1;
@@ -381,7 +385,7 @@ impl Branch {
         }
         assert!(last >= plan.from, "the first entry always fits");
         let batch = builder.finish(&self.code, &self.key);
-        self.sync.batch_sent(plan.from, last);
+        self.sync.batch_sent(now, plan.from, last);
         Some((batch, plan.from, last))
     }
 }
@@ -629,7 +633,7 @@ impl Sim {
         self.conns[bi] = Some(Conn::default());
         self.heard_at[bi] = self.now;
         let b = &mut self.branches[bi];
-        let hello = b.sync.connect(b.profile_version, "sim-agent");
+        let hello = b.sync.connect(self.now, b.profile_version, "sim-agent");
         self.log(format!("{} connects: {}", self.code(bi), describe(&hello)));
         let frame = hello.to_frame();
         self.capture(bi, &frame, false);
@@ -640,7 +644,7 @@ impl Sim {
         if self.conns[bi].take().is_none() {
             return;
         }
-        self.branches[bi].sync.disconnected();
+        self.branches[bi].sync.disconnected(self.now);
         self.reconnect_at[bi] = if self.faults { self.now + self.rng.gen_range(1..=6) } else { self.now };
         self.log(format!("{} disconnected: {why}", self.code(bi)));
     }
@@ -793,7 +797,7 @@ impl Sim {
             self.heard_at[bi] = self.now;
             let what = describe(&msg);
             let b = &mut self.branches[bi];
-            match b.sync.handle(msg) {
+            match b.sync.handle(self.now, msg) {
                 Ok(event) => {
                     match &event {
                         Some(BranchEvent::Resumed { profile, .. }) => {
@@ -832,7 +836,7 @@ impl Sim {
     /// Sends every batch the window allows.
     fn pump(&mut self, bi: usize) -> SimResult {
         while self.conns[bi].is_some() {
-            let Some((batch, first, last)) = self.branches[bi].next_batch() else { break };
+            let Some((batch, first, last)) = self.branches[bi].next_batch(self.now) else { break };
             self.stats.batches_sent += 1;
             let frame = Message::Batch(batch).to_frame();
             self.capture(bi, &frame, true);
@@ -1298,15 +1302,15 @@ fn branch_restored_from_an_old_copy_is_behind() {
         other => panic!("old copy got {other:?}"),
     }
     // Branch side: a resume past the local head stops the branch.
-    let mut old = BranchSync::new(branch_code("SH"), SyncLimits::default(), heads[3], 3);
-    let _hello = old.connect(1, "t");
+    let mut old = BranchSync::new(branch_code("SH"), SyncLimits::default(), SyncTimers::default(), heads[3], 3, 0);
+    let _hello = old.connect(0, 1, "t");
     let resume = Message::Resume { applied: heads[5], profile: None };
-    assert_eq!(old.handle(via_wire(&resume)), Err(SyncError::BranchBehind { hq: 5, local: 3 }));
+    assert_eq!(old.handle(0, via_wire(&resume)), Err(SyncError::BranchBehind { hq: 5, local: 3 }));
     // A restored copy that posted on to the same length differs at the head: fork.
     let (_, _, diverged) = heads[4].append(protocol::testkit::sample_doc(555));
-    let mut restored = BranchSync::new(branch_code("SH"), SyncLimits::default(), diverged, 4);
-    let _hello = restored.connect(1, "t");
-    assert_eq!(restored.handle(resume), Err(SyncError::Fork { seq: 5 }));
+    let mut restored = BranchSync::new(branch_code("SH"), SyncLimits::default(), SyncTimers::default(), diverged, 4, 0);
+    let _hello = restored.connect(0, 1, "t");
+    assert_eq!(restored.handle(0, resume), Err(SyncError::Fork { seq: 5 }));
     // One that posted past HQ's head passes the hello, but its next batch is a fork.
     let (_, e5, h5) = heads[4].append(protocol::testkit::sample_doc(556));
     let (_, e6, h6) = h5.append(protocol::testkit::sample_doc(557));
@@ -1339,12 +1343,12 @@ fn messages_out_of_order_are_refused() {
     let hello = Message::Hello { branch: branch_code("XJ"), head: ChainHead::EMPTY, profile_version: 0, agent: "t".into() };
     assert!(matches!(hq_step(&mut session, hello, &hq), HqStep::Refuse { code: RejectCode::UnknownBranch, branch: None, fatal: true, .. }));
     // Branch side: nothing but a resume is accepted before the resume.
-    let mut sync = BranchSync::new(branch_code("SH"), SyncLimits::default(), ChainHead::EMPTY, 0);
-    assert!(matches!(sync.handle(Message::Ack { applied: 0 }), Err(SyncError::Protocol(_))));
-    let _hello = sync.connect(0, "t");
-    assert!(matches!(sync.handle(Message::Ack { applied: 0 }), Err(SyncError::Protocol(_))));
-    assert!(matches!(sync.handle(Message::ResendFrom { from: 1 }), Err(SyncError::Protocol(_))));
-    assert!(matches!(sync.handle(Message::Batch(batch)), Err(SyncError::Protocol(_))));
+    let mut sync = BranchSync::new(branch_code("SH"), SyncLimits::default(), SyncTimers::default(), ChainHead::EMPTY, 0, 0);
+    assert!(matches!(sync.handle(0, Message::Ack { applied: 0 }), Err(SyncError::Protocol(_))));
+    let _hello = sync.connect(0, 0, "t");
+    assert!(matches!(sync.handle(0, Message::Ack { applied: 0 }), Err(SyncError::Protocol(_))));
+    assert!(matches!(sync.handle(0, Message::ResendFrom { from: 1 }), Err(SyncError::Protocol(_))));
+    assert!(matches!(sync.handle(0, Message::Batch(batch)), Err(SyncError::Protocol(_))));
     assert_eq!(sync.poll_batch(), None, "nothing is sent before the resume");
 }
 
@@ -1432,4 +1436,135 @@ fn batch_claiming_another_branch_is_refused() {
     let batch = SignedBatch::sign(&branch_code("SH"), vec![hb_entry], &test_key(1));
     assert!(matches!(hello_then(&hq, ChainHead::EMPTY, batch), HqStep::Refuse { code: RejectCode::Malformed, .. }));
     assert_eq!(hq.snapshot(), { hq_holding(0, 0).0 }.snapshot());
+}
+
+// ---------------------------------------------------------------------------------------
+// Time as an argument: backoff, stall timer, token expiry. The clock is a plain number of
+// milliseconds the test moves by hand; nothing here waits.
+
+fn timed_branch(timers: SyncTimers, head_seq: u64, seed: u64) -> BranchSync {
+    // Only the seq matters to the timers; the hash is never compared here.
+    let head = ChainHead { seq: head_seq, hash: EntryHash::GENESIS };
+    BranchSync::new(branch_code("SH"), SyncLimits::default(), timers, head, 0, seed)
+}
+
+/// Fails `attempts` connection attempts in a row and returns the waits they got.
+fn failed_attempt_waits(sync: &mut BranchSync, now: &mut u64, attempts: usize) -> Vec<u64> {
+    let mut waits = Vec::new();
+    for _ in 0..attempts {
+        let at = sync.poll_timeout().expect("a disconnected branch always has a reconnect timer");
+        assert!(at >= *now);
+        if at > *now {
+            assert_eq!(sync.handle_timeout(at - 1), None, "the reconnect timer fired early");
+        }
+        *now = at;
+        assert_eq!(sync.handle_timeout(*now), Some(BranchTimeout::Reconnect));
+        let _hello = sync.connect(*now, 1, "t");
+        // The attempt fails at once (HQ unreachable); a second report changes nothing.
+        sync.disconnected(*now);
+        sync.disconnected(*now);
+        waits.push(sync.poll_timeout().expect("reconnect timer") - *now);
+    }
+    waits
+}
+
+#[test]
+fn backoff_grows_with_jitter_and_is_capped() {
+    let timers = SyncTimers { reconnect_delay_ms_min: 100, reconnect_delay_ms_max: 1_000, stall_ms: 5_000 };
+    let mut sync = timed_branch(timers, 3, 7);
+    let mut now = 0;
+    // A fresh agent connects at once.
+    assert_eq!(sync.poll_timeout(), Some(0));
+    let waits = failed_attempt_waits(&mut sync, &mut now, 12);
+    let bounds = [100u64, 200, 400, 800, 1_000, 1_000, 1_000, 1_000, 1_000, 1_000, 1_000, 1_000];
+    for (wait, bound) in waits.iter().zip(bounds) {
+        assert!(*wait >= bound / 2 && *wait <= bound, "wait {wait} outside [{}, {bound}]: {waits:?}", bound / 2);
+    }
+    // Jitter: the capped waits are not all the same, and the same seed replays them.
+    assert!(waits[4..].iter().any(|w| *w != waits[4]), "no jitter: {waits:?}");
+    let mut again = timed_branch(timers, 3, 7);
+    assert_eq!(failed_attempt_waits(&mut again, &mut 0, 12), waits, "same seed, same waits");
+    let mut other = timed_branch(timers, 3, 8);
+    assert_ne!(failed_attempt_waits(&mut other, &mut 0, 12), waits, "another seed, other waits");
+
+    // A connection on which HQ acked something resets the backoff to the minimum.
+    now = sync.poll_timeout().expect("reconnect timer");
+    let _hello = sync.connect(now, 1, "t");
+    sync.handle(now, Message::Resume { applied: ChainHead::EMPTY, profile: None }).expect("resume");
+    let plan = sync.poll_batch().expect("entries to send");
+    sync.batch_sent(now, plan.from, 3);
+    assert_eq!(sync.handle(now + 10, Message::Ack { applied: 3 }), Ok(Some(BranchEvent::Acked { applied: 3 })));
+    now += 20;
+    sync.disconnected(now);
+    let wait = sync.poll_timeout().expect("reconnect timer") - now;
+    assert!((50..=100).contains(&wait), "after progress the wait starts over: {wait}");
+    assert_eq!(sync.backoff_delay_ms(), 200);
+
+    // A reject also counts as a failed connection.
+    now += wait;
+    let _hello = sync.connect(now, 1, "t");
+    let refused = sync.handle(now, Message::reject(RejectCode::Internal, "disk"));
+    assert!(matches!(refused, Err(SyncError::Rejected { code: RejectCode::Internal, .. })));
+    assert_eq!(*sync.state(), BranchState::Disconnected);
+    let wait = sync.poll_timeout().expect("reconnect timer") - now;
+    assert!((100..=200).contains(&wait), "{wait}");
+
+    // The bare backoff, as the agent could use it elsewhere.
+    let mut b = Backoff::new(10, 30, 1);
+    let w: Vec<u64> = (0..4).map(|_| b.next_wait_ms()).collect();
+    assert!(w[0] <= 10 && w[1] <= 20 && w[2] <= 30 && w[3] <= 30 && w[3] >= 15, "{w:?}");
+    b.reset();
+    assert_eq!(b.delay_ms(), 10);
+}
+
+#[test]
+fn stalled_link_is_detected() {
+    let timers = SyncTimers { reconnect_delay_ms_min: 100, reconnect_delay_ms_max: 1_000, stall_ms: 5_000 };
+    let mut sync = timed_branch(timers, 3, 1);
+    let _hello = sync.connect(0, 1, "t");
+    // Waiting for the resume is on the stall clock too.
+    assert_eq!(sync.poll_timeout(), Some(5_000));
+    sync.handle(100, Message::Resume { applied: ChainHead::EMPTY, profile: None }).expect("resume");
+    assert_eq!(sync.poll_timeout(), None, "nothing in flight: no timer");
+    // Two batches in flight; the clock starts with the first.
+    sync.batch_sent(200, 1, 1);
+    sync.batch_sent(300, 2, 3);
+    assert_eq!(sync.poll_timeout(), Some(5_200));
+    // An ack of the first batch is progress: the clock restarts.
+    assert_eq!(sync.handle(4_000, Message::Ack { applied: 1 }), Ok(Some(BranchEvent::Acked { applied: 1 })));
+    assert_eq!(sync.poll_timeout(), Some(9_000));
+    assert_eq!(sync.handle_timeout(8_999), None);
+    assert_eq!(*sync.state(), BranchState::Streaming);
+    // Then nothing for 5 s with a batch in flight: stalled, the link counts as lost.
+    assert_eq!(sync.handle_timeout(9_000), Some(BranchTimeout::Stalled { waited_ms: 5_000, inflight: 1 }));
+    assert_eq!(*sync.state(), BranchState::Disconnected);
+    assert_eq!(sync.inflight(), 0);
+    assert_eq!(sync.acked(), 1);
+    assert_eq!(sync.poll_batch(), None);
+    // HQ acked on that connection, so the reconnect comes after the minimum delay.
+    let at = sync.poll_timeout().expect("reconnect timer");
+    assert!((9_050..=9_100).contains(&at), "{at}");
+    sync.disconnected(9_001);
+    assert_eq!(sync.poll_timeout(), Some(at), "the agent's own report of the loss changes nothing");
+    // On the next connection everything unacked goes out again.
+    let _hello = sync.connect(at, 1, "t");
+    sync.handle(at, Message::Resume { applied: ChainHead { seq: 1, hash: EntryHash::GENESIS }, profile: None }).expect("resume");
+    assert_eq!(sync.poll_batch().map(|p| p.from), Some(2));
+
+    // A hello HQ never answers stalls as well, with nothing in flight.
+    let mut quiet = timed_branch(timers, 3, 1);
+    let _hello = quiet.connect(20_000, 1, "t");
+    assert_eq!(quiet.handle_timeout(24_999), None);
+    assert_eq!(quiet.handle_timeout(25_000), Some(BranchTimeout::Stalled { waited_ms: 5_000, inflight: 0 }));
+}
+
+#[test]
+fn expired_token_is_refused() {
+    let sh = branch_code("SH");
+    let grant = TokenGrant { branch: sh, expires_unix: 1_000, used: false };
+    assert_eq!(grant.redeem(&sh, 999), Ok(()));
+    assert_eq!(grant.redeem(&sh, 1_000), Ok(()), "valid through its expiry second");
+    assert_eq!(grant.redeem(&sh, 1_001), Err(TokenRefusal::Expired));
+    assert_eq!(TokenGrant { used: true, ..grant }.redeem(&sh, 999), Err(TokenRefusal::Used));
+    assert_eq!(grant.redeem(&branch_code("HB"), 999), Err(TokenRefusal::WrongBranch));
 }

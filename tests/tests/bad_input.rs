@@ -8,13 +8,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use edge::FrameReader;
 use harness::cluster::HqProc;
 use protocol::batch::SignedBatch;
 use protocol::codes::BranchCode;
 use protocol::document::DocType;
 use protocol::journal::{ChainHead, EntryHash, JournalEntry};
 use protocol::testkit::{sample_doc_lines, test_key};
-use protocol::wire::{frame_len, Message, RejectCode, FRAME_HEADER_BYTES};
+use protocol::wire::{Message, RejectCode, ALPN};
 use protocol::SigningKey;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -59,7 +60,7 @@ impl ServerCertVerifier for AnyCert {
 struct Raw {
     _conn: quinn::Connection,
     send: quinn::SendStream,
-    recv: quinn::RecvStream,
+    recv: FrameReader,
 }
 
 async fn connect(hq: SocketAddr) -> anyhow::Result<Raw> {
@@ -69,12 +70,12 @@ async fn connect(hq: SocketAddr) -> anyhow::Result<Raw> {
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
         .with_no_client_auth();
-    tls.alpn_protocols = vec![b"branchline/1".to_vec()];
+    tls.alpn_protocols = vec![ALPN.to_vec()];
     let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse()?)?;
     endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(quinn::crypto::rustls::QuicClientConfig::try_from(tls)?)));
     let conn = endpoint.connect(hq, "branchline-hq")?.await?;
     let (send, recv) = conn.open_bi().await?;
-    Ok(Raw { _conn: conn, send, recv })
+    Ok(Raw { _conn: conn, send, recv: FrameReader::new(recv) })
 }
 
 impl Raw {
@@ -84,11 +85,9 @@ impl Raw {
     }
 
     async fn recv(&mut self) -> anyhow::Result<Message> {
-        let mut h = [0u8; FRAME_HEADER_BYTES];
-        tokio::time::timeout(Duration::from_secs(10), self.recv.read_exact(&mut h)).await??;
-        let mut p = vec![0u8; frame_len(h)?];
-        self.recv.read_exact(&mut p).await?;
-        Ok(Message::from_payload(&p)?)
+        // The binaries' own frame reader (over `protocol::wire::FrameDecoder`).
+        let msg = tokio::time::timeout(Duration::from_secs(10), self.recv.read_message()).await??;
+        msg.ok_or_else(|| anyhow::anyhow!("HQ ended the stream without answering"))
     }
 
     async fn ask(&mut self, m: &Message) -> anyhow::Result<Message> {

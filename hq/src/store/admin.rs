@@ -11,7 +11,7 @@ use protocol::decimal_serde::Dec;
 use protocol::journal::ChainHead;
 use protocol::profile::{BranchProfile, Product};
 use protocol::record;
-use protocol::token::{secret_hash, TOKEN_SECRET_BYTES};
+use protocol::token::{secret_hash, TokenGrant, TOKEN_SECRET_BYTES};
 use protocol::{Decimal, VerifyingKey};
 
 use super::error::{EnrollError, Result, StoreError};
@@ -138,15 +138,8 @@ impl Store {
             Some(v) => open_rec(&tkey, &v)?,
             None => return Err(EnrollError::UnknownToken),
         };
-        if tok.branch != *branch {
-            return Err(EnrollError::WrongBranch);
-        }
-        if tok.used {
-            return Err(EnrollError::Used);
-        }
-        if now_unix > tok.expires_unix {
-            return Err(EnrollError::Expired);
-        }
+        // Expiry and one-time use are decided in the pure core, with HQ's clock passed in.
+        TokenGrant { branch: tok.branch, expires_unix: tok.expires_unix, used: tok.used }.redeem(branch, now_unix)?;
         VerifyingKey::from_bytes(&branch_key_bytes).map_err(|_| EnrollError::BadKey)?;
         let mut rec = st.branches.get(branch).cloned().ok_or(EnrollError::BranchRemoved)?;
         rec.key = Some(branch_key_bytes);

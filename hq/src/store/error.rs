@@ -65,15 +65,10 @@ pub enum EnrollError {
     /// No token with this secret was issued.
     #[error("unknown enrollment token: ask HQ for a new one (`hq branch token CODE`)")]
     UnknownToken,
-    /// The token names another branch.
-    #[error("token was issued for a different branch")]
-    WrongBranch,
-    /// The token enrolled a branch already.
-    #[error("enrollment token was already used; each token enrolls once. Ask HQ for a new one (`hq branch token CODE`)")]
-    Used,
-    /// The token's time ran out.
-    #[error("enrollment token has expired; ask HQ for a new one (`hq branch token CODE`)")]
-    Expired,
+    /// The token is not valid for this branch now (other branch, used, expired): decided
+    /// by the pure core with HQ's clock passed in.
+    #[error(transparent)]
+    Refused(#[from] protocol::token::TokenRefusal),
     /// The branch's public key is not an ed25519 key.
     #[error("branch public key is not a valid ed25519 key")]
     BadKey,
