@@ -40,7 +40,7 @@ use crate::store::{PostFailure, Store};
 
 /// Seconds since the Unix epoch from the system clock: the till's only clock reading
 /// (a clock before 1970 reads as 0, which no business date accepts).
-pub fn now_unix() -> u64 {
+fn now_unix() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
