@@ -34,7 +34,7 @@ pub struct AgentConfig {
     pub devices: devices::DevicesConfig,
     /// Point-of-sale settings (`[pos]`): warehouse, store name, business-date offset.
     #[serde(skip_serializing_if = "is_default")]
-    pub pos: crate::pos::PosConfig,
+    pub pos: crate::till::PosConfig,
 }
 
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
@@ -52,7 +52,7 @@ impl Default for AgentConfig {
             reconnect_delay_ms_min: 250,
             reconnect_delay_ms_max: 30_000,
             devices: devices::DevicesConfig::default(),
-            pos: crate::pos::PosConfig::default(),
+            pos: crate::till::PosConfig::default(),
         }
     }
 }

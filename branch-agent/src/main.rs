@@ -3,9 +3,9 @@
 mod config;
 mod forwarder;
 mod http;
-mod pos;
 mod shift;
 mod store;
+mod till;
 mod tls;
 
 use std::path::PathBuf;
@@ -110,9 +110,9 @@ async fn main() -> anyhow::Result<()> {
             let addr = listener.local_addr()?;
             println!("http-listening http://{addr}");
             info!(branch = %store.identity().branch, head = store.head().seq, %addr, hq = %config.hq, "branch agent running");
-            let till = pos::Pos::start(shared.clone(), &config).await.context("starting the till")?;
+            let pos = till::Pos::start(shared.clone(), &config).await.context("starting the till")?;
             let fwd = tokio::spawn(forwarder::run(shared.clone(), config));
-            let app = http::router(shared).merge(pos::router(till));
+            let app = http::router(shared).merge(till::router(pos));
             let web = tokio::spawn(async move { axum::serve(listener, app).await });
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => info!("stopping"),

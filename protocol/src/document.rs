@@ -342,6 +342,17 @@ pub enum PaymentMethod {
     Mobile,
 }
 
+impl PaymentMethod {
+    /// The method's name in messages and reports (the same word as its serde name).
+    pub fn name(self) -> &'static str {
+        match self {
+            PaymentMethod::Cash => "Cash",
+            PaymentMethod::Card => "Card",
+            PaymentMethod::Mobile => "Mobile",
+        }
+    }
+}
+
 /// Payment taken at the till for a retail sale: `change = tendered - total`, exactly.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Payment {
@@ -350,6 +361,28 @@ pub struct Payment {
     pub tendered: Decimal,
     #[serde(with = "crate::decimal_serde")]
     pub change: Decimal,
+}
+
+impl Payment {
+    /// The payment rules of a retail sale of `total`: at least the total was tendered, in
+    /// cents; the change is exactly `tendered - total`; and only cash gives change (a card
+    /// or mobile payment takes exactly the total, else the bank would book money the
+    /// customer was handed back from the drawer). The till checks a payment with this
+    /// before posting, and every retail document's validation (branch and HQ) runs it
+    /// again, so a branch cannot post, nor HQ accept, a payment the till would refuse.
+    pub fn check(&self, total: Decimal) -> Result<(), DocError> {
+        if self.tendered < total {
+            return Err(DocError::Underpaid { total, tendered: self.tendered });
+        }
+        let expected = self.tendered - total;
+        if self.tendered.scale() > MONEY_SCALE || self.change != expected {
+            return Err(DocError::WrongChange { total, tendered: self.tendered, change: self.change, expected });
+        }
+        if self.method != PaymentMethod::Cash && !self.change.is_zero() {
+            return Err(DocError::ChangeNotCash { method: self.method.name(), total, tendered: self.tendered });
+        }
+        Ok(())
+    }
 }
 
 /// A month, for closing periods.
@@ -704,15 +737,7 @@ fn validate_parts(
     need(ext.cost_method.is_none() || doc_type == DocType::Opening, "only the opening sets the cost method")?;
     match (doc_type, payment) {
         (DocType::Retail, None) => return Err(DocError::MissingPayment),
-        (DocType::Retail, Some(p)) => {
-            let total: Decimal = lines.iter().map(|l| l.amount).sum();
-            if p.tendered < total {
-                return Err(DocError::Underpaid { total, tendered: p.tendered });
-            }
-            if p.tendered.scale() > MONEY_SCALE || p.change != p.tendered - total {
-                return Err(DocError::WrongChange { total, tendered: p.tendered, change: p.change, expected: p.tendered - total });
-            }
-        }
+        (DocType::Retail, Some(p)) => p.check(lines.iter().map(|l| l.amount).sum())?,
         (_, Some(_)) => return Err(DocError::UnexpectedPayment { doc_type: name }),
         (_, None) => {}
     }
@@ -821,6 +846,56 @@ mod tests {
         let mut sale = draft();
         sale.payment = Some(Payment { method: PaymentMethod::Card, tendered: dec!(4.01), change: dec!(0) });
         assert!(matches!(sale.validate(), Err(DocError::UnexpectedPayment { .. })));
+    }
+
+    #[test]
+    fn retail_gives_change_only_for_cash() {
+        let mut d = draft();
+        d.doc_type = DocType::Retail;
+        d.counterparty = None;
+        // Total 4.01: card and mobile take exactly that.
+        for method in [PaymentMethod::Card, PaymentMethod::Mobile] {
+            d.payment = Some(Payment { method, tendered: dec!(4.01), change: dec!(0) });
+            assert_eq!(d.validate(), Ok(()), "{method:?}, exact");
+            // Change that adds up is still refused: only the drawer hands money back.
+            d.payment = Some(Payment { method, tendered: dec!(5.00), change: dec!(0.99) });
+            let e = d.validate().expect_err("card change");
+            assert_eq!(e, DocError::ChangeNotCash { method: method.name(), total: dec!(4.01), tendered: dec!(5.00) });
+            assert!(e.to_string().contains("change is given only for cash"), "{e}");
+        }
+        // The draft never gets a number...
+        assert!(matches!(d.clone().number(BranchCode::new("SH").expect("b"), 1), Err(DocError::ChangeNotCash { .. })));
+        // ...and a posted document carrying such a payment (HQ re-validates every one it
+        // receives) is refused too.
+        d.payment = Some(Payment { method: PaymentMethod::Card, tendered: dec!(4.01), change: dec!(0) });
+        let mut doc = d.number(BranchCode::new("SH").expect("b"), 1).expect("exact card payment");
+        assert_eq!(doc.validate(), Ok(()));
+        doc.header.payment = Some(Payment { method: PaymentMethod::Card, tendered: dec!(10.00), change: dec!(5.99) });
+        assert!(matches!(doc.validate(), Err(DocError::ChangeNotCash { .. })));
+        // Cash keeps its change.
+        doc.header.payment = Some(Payment { method: PaymentMethod::Cash, tendered: dec!(10.00), change: dec!(5.99) });
+        assert_eq!(doc.validate(), Ok(()));
+    }
+
+    proptest::proptest! {
+        /// `Payment::check` accepts exactly the payments the rules describe: enough, in
+        /// cents, change = tendered - total, and change only for cash.
+        #[test]
+        fn payment_check_is_the_rule(
+            total_cents in 0i64..1_000_000,
+            tendered_cents in 0i64..1_000_000,
+            change_cents in -10i64..1_000_000,
+            method in proptest::sample::select(vec![PaymentMethod::Cash, PaymentMethod::Card, PaymentMethod::Mobile]),
+        ) {
+            let (total, tendered, change) =
+                (Decimal::new(total_cents, 2), Decimal::new(tendered_cents, 2), Decimal::new(change_cents, 2));
+            let ok = Payment { method, tendered, change }.check(total).is_ok();
+            let rule = tendered >= total && change == tendered - total && (method == PaymentMethod::Cash || change.is_zero());
+            proptest::prop_assert_eq!(ok, rule);
+            // The change the rule asks for is always accepted for cash.
+            let exact = Payment { method: PaymentMethod::Cash, tendered, change: tendered - total }.check(total);
+            proptest::prop_assert_eq!(exact.is_ok(), tendered >= total);
+        }
     }
 
     #[test]

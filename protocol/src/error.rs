@@ -61,6 +61,8 @@ pub enum DocError {
     Underpaid { total: Decimal, tendered: Decimal },
     #[error("change {change} is wrong: tendered {tendered} - total {total} = {expected}")]
     WrongChange { total: Decimal, tendered: Decimal, change: Decimal, expected: Decimal },
+    #[error("a {method} payment takes exactly the total {total}, not {tendered}: change is given only for cash")]
+    ChangeNotCash { method: &'static str, total: Decimal, tendered: Decimal },
     #[error("a {doc_type} takes no till payment; record money with a receipt or payment document")]
     UnexpectedPayment { doc_type: &'static str },
     #[error("document belongs to branch {doc} but was posted at branch {here}")]
