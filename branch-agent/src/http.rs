@@ -218,10 +218,9 @@ struct ReportQuery {
     format: Option<String>,
 }
 
+/// Today at the branch, in Asia/Shanghai (the reports' default period ends today).
 fn today() -> protocol::date::BusinessDate {
-    let days = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() / 86_400).unwrap_or(0);
-    protocol::date::BusinessDate::from_unix_days(days as i64)
-        .unwrap_or_else(|| protocol::date::BusinessDate::new(2000, 1, 1).expect("valid date"))
+    edge::today_at(edge::SHANGHAI_UTC_OFFSET_MINUTES)
 }
 
 /// The branch's own books, through the same report code HQ runs.

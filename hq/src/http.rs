@@ -380,8 +380,9 @@ pub struct ReportQuery {
     pub format: Option<String>,
 }
 
+/// Today at HQ, in Asia/Shanghai (the reports' default period ends today).
 fn today() -> BusinessDate {
-    BusinessDate::from_unix_days((now_unix() / 86_400) as i64).unwrap_or_else(|| BusinessDate::new(2000, 1, 1).expect("valid date"))
+    edge::today_at(edge::SHANGHAI_UTC_OFFSET_MINUTES)
 }
 
 async fn report(State(hq): State<AppState>, Path(name): Path<String>, Query(q): Query<ReportQuery>) -> Result<Response, ApiError> {

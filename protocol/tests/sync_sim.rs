@@ -40,8 +40,8 @@ use protocol::error::PostError;
 use protocol::journal::{ChainHead, EntryHash, JournalEntry, VerifiedEntry};
 use protocol::profile::{BranchProfile, Product};
 use protocol::sync::{
-    Backoff, BranchEvent, BranchState, BranchSync, BranchTimeout, BranchView, HqContext, HqFacts, HqSession, HqStep, SyncError,
-    SyncLimits, SyncTimers,
+    Backoff, BranchEvent, BranchState, BranchSync, BranchTimeout, BranchView, HqContext, HqFacts, HqSession, HqStep, SyncError, SyncLimits,
+    SyncTimers,
 };
 use protocol::testkit::test_key;
 use protocol::token::{TokenGrant, TokenRefusal};

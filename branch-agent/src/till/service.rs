@@ -38,11 +38,7 @@ use crate::forwarder::Shared;
 use crate::shift::{self, ShiftRecord, SHIFT_DOCUMENTS_MAX, SHIFT_RECORD_VERSION};
 use crate::store::{PostFailure, Store};
 
-/// Seconds since the Unix epoch from the system clock: the till's only clock reading
-/// (a clock before 1970 reads as 0, which no business date accepts).
-fn now_unix() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
+use edge::now_unix;
 
 /// A device failure as `/api/pos/status` shows it.
 #[derive(Clone, Debug, Serialize)]

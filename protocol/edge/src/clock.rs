@@ -13,6 +13,17 @@ pub fn now_unix() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
+/// Asia/Shanghai (UTC+8, no daylight saving): the default business time zone.
+pub const SHANGHAI_UTC_OFFSET_MINUTES: i32 = 8 * 60;
+
+/// Today's business date at a UTC offset (a clock before 1970, or past the calendar's
+/// range, reads as 2000-01-01, which no real posting date is near).
+pub fn today_at(utc_offset_minutes: i32) -> protocol::date::BusinessDate {
+    protocol::date::LocalTime::from_unix(now_unix(), utc_offset_minutes)
+        .business_date()
+        .unwrap_or_else(|_| protocol::date::BusinessDate::new(2000, 1, 1).expect("2000-01-01 is a valid date"))
+}
+
 /// Milliseconds since this clock was started, on tokio's monotonic clock (so paused-time
 /// tokio tests drive it too).
 #[derive(Clone, Copy, Debug)]

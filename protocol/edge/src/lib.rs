@@ -18,7 +18,7 @@ pub mod clock;
 pub mod framed;
 pub mod transport;
 
-pub use clock::{now_unix, MonotonicClock};
+pub use clock::{now_unix, today_at, MonotonicClock, SHANGHAI_UTC_OFFSET_MINUTES};
 pub use framed::{spawn_reader, write_message, FrameError, FrameReader, Inbox};
 pub use transport::transport_config;
 
