@@ -220,6 +220,32 @@ fn upsert<K: Ord + Clone, V: Default, R>(map: &mut BTreeMap<K, V>, key: &K, f: i
     }
 }
 
+/// Borrowed-key views compare by their `parts()`, so a map keyed by owned codes can be
+/// looked up with borrowed ones without building a key.
+macro_rules! ordered_by_parts {
+    ($view:ident) => {
+        impl PartialEq for dyn $view + '_ {
+            fn eq(&self, other: &Self) -> bool {
+                self.parts() == other.parts()
+            }
+        }
+
+        impl Eq for dyn $view + '_ {}
+
+        impl PartialOrd for dyn $view + '_ {
+            fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+                Some(self.cmp(other))
+            }
+        }
+
+        impl Ord for dyn $view + '_ {
+            fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+                self.parts().cmp(&other.parts())
+            }
+        }
+    };
+}
+
 /// A flow key seen through borrowed codes, so a flow that exists is found without
 /// cloning its warehouse and product. Orders exactly as the owned key does (the codes
 /// order as their strings).
@@ -245,25 +271,7 @@ impl<'a> std::borrow::Borrow<dyn FlowKey + 'a> for (Period, WarehouseCode, Produ
     }
 }
 
-impl PartialEq for dyn FlowKey + '_ {
-    fn eq(&self, other: &Self) -> bool {
-        self.parts() == other.parts()
-    }
-}
-
-impl Eq for dyn FlowKey + '_ {}
-
-impl PartialOrd for dyn FlowKey + '_ {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for dyn FlowKey + '_ {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.parts().cmp(&other.parts())
-    }
-}
+ordered_by_parts!(FlowKey);
 
 /// A stock key seen through borrowed codes (see [`FlowKey`]).
 trait StockKeyView {
@@ -288,25 +296,7 @@ impl<'a> std::borrow::Borrow<dyn StockKeyView + 'a> for StockKey {
     }
 }
 
-impl PartialEq for dyn StockKeyView + '_ {
-    fn eq(&self, other: &Self) -> bool {
-        self.parts() == other.parts()
-    }
-}
-
-impl Eq for dyn StockKeyView + '_ {}
-
-impl PartialOrd for dyn StockKeyView + '_ {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for dyn StockKeyView + '_ {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.parts().cmp(&other.parts())
-    }
-}
+ordered_by_parts!(StockKeyView);
 
 /// All books of one branch (or of HQ's copy of that branch).
 #[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
