@@ -385,6 +385,7 @@ mod tests {
             products: BTreeMap::from([(ProductCode::new("P0000").expect("product"), product)]),
             credit_limits: BTreeMap::new(),
             version: 1,
+            people: Vec::new(),
         };
         Store::create(dir, &identity, &profile).expect("create");
     }
