@@ -42,11 +42,8 @@ pub fn write_secret(path: &Path, contents: &[u8]) -> std::io::Result<()> {
 pub fn load_or_create_session_key(dir: &Path) -> std::io::Result<[u8; 32]> {
     let path = dir.join(SESSION_KEY_FILE);
     match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            protocol::hex::decode_array::<32>(text.trim()).ok_or_else(|| {
-                std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{} is not 64 hex digits", path.display()))
-            })
-        }
+        Ok(text) => protocol::hex::decode_array::<32>(text.trim())
+            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{} is not 64 hex digits", path.display()))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key: [u8; 32] = rand::thread_rng().gen();
             write_secret(&path, protocol::hex::encode(&key).as_bytes())?;

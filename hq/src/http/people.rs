@@ -1,0 +1,108 @@
+//! People over HTTP: list (without password hashes), add, disable. The CLI's `hq user`
+//! comes here while HQ runs. Each change moves the profile version and is pushed to the
+//! person's branch, so the branch can sign them in (or stop doing so) while offline.
+//! Must not decide rights (the route table and `protocol::people` do).
+
+use axum::extract::{Extension, Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use protocol::codes::{BranchCode, OperatorId};
+use protocol::people::{Home, Person, Role};
+use protocol::scope::Scope;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::auth::{Session, Web};
+use super::{bad, internal, ApiError};
+use crate::store::PeopleError;
+
+/// A role as the CLI and the API spell it: `hq-auditor`, `hq-admin`, `branch-accountant`,
+/// `warehouse-clerk`, `cashier`, `technician`.
+pub fn parse_role(text: &str) -> Option<Role> {
+    Role::ALL.into_iter().find(|r| role_slug(*r) == text)
+}
+
+pub fn role_slug(role: Role) -> String {
+    role.name().replace("HQ", "hq").replace(' ', "-")
+}
+
+/// A person as listed: everything but the password hash.
+pub fn person_json(p: &Person) -> Value {
+    let home = match p.home {
+        Home::Hq => "HQ".to_string(),
+        Home::Branch(b) => b.to_string(),
+    };
+    json!({ "login": p.login, "name": p.name, "roles": p.roles.iter().map(|r| role_slug(*r)).collect::<Vec<_>>(),
+            "home": home, "scope": p.scope.to_string(), "disabled": p.disabled })
+}
+
+pub async fn list(State(web): State<Web>) -> Json<Value> {
+    let st = web.hq.state();
+    Json(json!({ "people": st.people.values().map(|e| person_json(&e.person)).collect::<Vec<_>>() }))
+}
+
+#[derive(Deserialize)]
+pub struct AddPerson {
+    pub login: OperatorId,
+    #[serde(default)]
+    pub name: String,
+    pub roles: Vec<String>,
+    /// Home branch; HQ without one.
+    #[serde(default)]
+    pub branch: Option<String>,
+    /// Scope text (`customers=200*; ...`); every code of every kind without one.
+    #[serde(default)]
+    pub scope: Option<String>,
+    pub password: String,
+}
+
+/// A person from the request, with the password hashed (argon2id, fresh salt).
+pub fn person_from(req: AddPerson) -> Result<(Person, String), String> {
+    let roles = req.roles.iter().map(|r| parse_role(r).ok_or_else(|| format!("unknown role {r:?}"))).collect::<Result<Vec<_>, _>>()?;
+    let home = match req.branch {
+        Some(b) => Home::Branch(BranchCode::new(b).map_err(|e| e.to_string())?),
+        None => Home::Hq,
+    };
+    let scope = match req.scope {
+        Some(s) => s.parse::<Scope>().map_err(|e| e.to_string())?,
+        None => Scope::all(),
+    };
+    let person = Person { login: req.login, name: req.name, roles, home, scope, disabled: false };
+    person.validate().map_err(|e| e.to_string())?;
+    let phc = protocol::session_token::hash_password(&req.password, edge::session::random_bytes()).map_err(|e| e.to_string())?;
+    Ok((person, phc))
+}
+
+fn refused(e: PeopleError) -> ApiError {
+    match e {
+        PeopleError::Store(e) => internal(e),
+        other => ApiError(StatusCode::CONFLICT, other.to_string()),
+    }
+}
+
+pub async fn add(State(web): State<Web>, Extension(by): Extension<Session>, Json(req): Json<AddPerson>) -> Result<Json<Value>, ApiError> {
+    let (person, phc) = tokio::task::spawn_blocking(move || person_from(req)).await.map_err(internal)?.map_err(bad)?;
+    let shown = person_json(&person);
+    {
+        let mut st = web.hq.state();
+        web.hq.store.add_person(&mut st, person, phc).map_err(refused)?;
+    }
+    web.hq.profile_changed();
+    tracing::info!(by = %by.person.login, person = %shown["login"], "person added");
+    Ok(Json(shown))
+}
+
+pub async fn disable(
+    State(web): State<Web>,
+    Extension(by): Extension<Session>,
+    Path(login): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let login = OperatorId::new(login).map_err(bad)?;
+    {
+        let mut st = web.hq.state();
+        web.hq.store.disable_person(&mut st, &login).map_err(refused)?;
+    }
+    web.hq.profile_changed();
+    tracing::warn!(by = %by.person.login, person = %login, "person disabled");
+    Ok(Json(json!({ "login": login, "disabled": true })))
+}
