@@ -91,8 +91,7 @@ fn unauthorized(path: &str, why: &str) -> Response {
     let esc = why.replace('&', "&amp;").replace('<', "&lt;");
     let page = format!(
         "<!doctype html><meta charset=utf-8><title>Sign in</title><style>body{{font-family:sans-serif;margin:2em}}</style>\
-         <h1>Sign in</h1><p>{esc}</p>{}",
-        SIGN_IN_FORM
+         <h1>Sign in</h1><p>{esc}</p>{SIGN_IN_FORM}"
     );
     (StatusCode::UNAUTHORIZED, Html(page)).into_response()
 }

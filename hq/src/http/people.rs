@@ -106,3 +106,49 @@ pub async fn disable(
     tracing::warn!(by = %by.person.login, person = %login, "person disabled");
     Ok(Json(json!({ "login": login, "disabled": true })))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const START: &str = "<!-- roles table: generated from protocol::people::roles_table_markdown(); a test checks it -->\n";
+    const END: &str = "<!-- end roles table -->";
+
+    /// README's roles table is the one the code grants. `BRANCHLINE_BLESS=1` rewrites it.
+    #[test]
+    fn readme_roles_table_is_the_code() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md");
+        let readme = std::fs::read_to_string(&path).expect("README.md");
+        let (Some(a), Some(b)) = (readme.find(START), readme.find(END)) else { panic!("README has no roles table markers") };
+        let table = protocol::people::roles_table_markdown();
+        let shown = &readme[a + START.len()..b];
+        if shown != table && std::env::var_os("BRANCHLINE_BLESS").is_some() {
+            let fixed = format!("{}{START}{table}{}", &readme[..a], &readme[b..]);
+            std::fs::write(&path, fixed).expect("writing README.md");
+            return;
+        }
+        assert_eq!(shown, table, "README's roles table is stale: run with BRANCHLINE_BLESS=1");
+    }
+
+    #[test]
+    fn every_role_has_a_cli_name() {
+        for role in Role::ALL {
+            assert_eq!(parse_role(&role_slug(role)), Some(role));
+        }
+        assert_eq!(role_slug(Role::HqAuditor), "hq-auditor");
+        assert_eq!(role_slug(Role::WarehouseClerk), "warehouse-clerk");
+        assert_eq!(parse_role("boss"), None);
+    }
+
+    #[test]
+    fn the_route_table_is_closed_but_for_two() {
+        let table = crate::http::routes::table();
+        let public: Vec<_> =
+            table.iter().filter(|r| r.access == crate::http::auth::Access::Public).map(|r| format!("{} {}", r.method, r.path)).collect();
+        assert_eq!(public, ["GET /", "POST /api/session"]);
+        let mut seen = std::collections::BTreeSet::new();
+        for r in &table {
+            assert!(seen.insert((r.method.to_string(), r.path)), "{} {} twice", r.method, r.path);
+        }
+    }
+}
