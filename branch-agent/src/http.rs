@@ -1,14 +1,16 @@
 //! The branch's local HTTP API: post documents, read stock, read sync status. JSON under
 //! `/api`, CSV with `?format=csv`, and a status page at `/`. Posting answers only after
 //! the document is durable in the local store: "ok" means it survives a power cut.
+//!
+//! Every route is declared in `crate::routes` (with the right it needs) and reaches a
+//! handler here only signed in; a document's operator is the signed-in person.
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
+use axum::extract::{Extension, Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use protocol::codes::{OperatorId, PartyCode, ProductCode, WarehouseCode};
 use protocol::date::BusinessDate;
 use protocol::document::{DocExt, DocType, Draft, Line, LineRole, Payment};
@@ -17,27 +19,13 @@ use protocol::Decimal;
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::auth::{AgentWeb, Session};
 use crate::forwarder::Shared;
 use crate::store::PostFailure;
 
 type AppState = Arc<Shared>;
 
-pub fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
-        .route("/", get(index))
-        .route("/api/documents", axum::routing::post(post_document))
-        .route("/api/documents/{seq}", get(get_document))
-        .route("/api/stock", get(stock))
-        .route("/api/reports/{name}", get(report))
-        .route("/api/movements", get(movements))
-        .route("/api/documents/{seq}/reverse", axum::routing::post(reverse_document))
-        .route("/api/stock-count", axum::routing::post(stock_count))
-        .route("/api/sync", get(sync_status))
-        .route("/api/profile", get(profile))
-        .with_state(shared)
-}
-
-struct ApiError(StatusCode, String);
+pub(crate) struct ApiError(StatusCode, String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -52,7 +40,9 @@ impl IntoResponse for ApiError {
 pub struct DraftRequest {
     pub doc_type: String,
     pub date: BusinessDate,
-    pub operator: OperatorId,
+    /// The signed-in person; may be left out, and may not name anyone else.
+    #[serde(default)]
+    pub operator: Option<OperatorId>,
     pub warehouse: WarehouseCode,
     #[serde(default)]
     pub counterparty: Option<PartyCode>,
@@ -102,7 +92,7 @@ fn catalog_price(catalog: &BranchProfile, product: &ProductCode, level: Option<u
 }
 
 impl DraftRequest {
-    fn into_draft(self, catalog: &BranchProfile) -> Result<Draft, String> {
+    fn into_draft(self, catalog: &BranchProfile, operator: OperatorId) -> Result<Draft, String> {
         let doc_type = DocType::parse(&self.doc_type).map_err(|e| e.to_string())?;
         let lines = self
             .lines
@@ -123,7 +113,7 @@ impl DraftRequest {
         Ok(Draft {
             doc_type,
             date: self.date,
-            operator: self.operator,
+            operator,
             warehouse: self.warehouse,
             counterparty: self.counterparty,
             memo: self.memo,
@@ -134,14 +124,39 @@ impl DraftRequest {
     }
 }
 
-async fn post_document(State(shared): State<AppState>, body: axum::body::Bytes) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+/// The operator of a request: the signed-in person; naming someone else is refused.
+fn operator_of(session: &Session, named: Option<OperatorId>) -> Result<OperatorId, ApiError> {
+    let me = session.person.login;
+    match named {
+        Some(other) if other != me => {
+            Err(ApiError(StatusCode::FORBIDDEN, format!("the operator of a document is the signed-in person ({me}), not {other}")))
+        }
+        _ => Ok(me),
+    }
+}
+
+/// May the signed-in person do `right` on documents of type `t` here?
+fn check_family(shared: &Shared, session: &Session, t: DocType, right: protocol::people::Right) -> Result<(), ApiError> {
+    let family = protocol::people::DocFamily::of(t);
+    crate::auth::allow_family(shared.store.identity().branch, &session.person, family, right)
+        .map_err(|e| ApiError(StatusCode::FORBIDDEN, e.to_string()))
+}
+
+pub(crate) async fn post_document(
+    State(shared): State<AppState>,
+    Extension(session): Extension<Session>,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let req: DraftRequest =
         serde_json::from_slice(&body).map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("document JSON is not valid: {e}")))?;
-    let draft = req.into_draft(&shared.store.profile()).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))?;
+    let operator = operator_of(&session, req.operator)?;
+    let doc_type = DocType::parse(&req.doc_type).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
+    check_family(&shared, &session, doc_type, protocol::people::Right::Add)?;
+    let draft = req.into_draft(&shared.store.profile(), operator).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))?;
     post_draft(&shared, draft).await
 }
 
-async fn get_document(State(shared): State<AppState>, Path(seq): Path<u64>) -> Result<Json<serde_json::Value>, ApiError> {
+pub(crate) async fn get_document(State(shared): State<AppState>, Path(seq): Path<u64>) -> Result<Json<serde_json::Value>, ApiError> {
     match shared.store.entry(seq) {
         Ok(Some(e)) => {
             Ok(Json(json!({ "seq": e.seq, "number": e.doc.header.number.to_string(), "prev_hash": e.prev.to_hex(), "document": e.doc })))
@@ -152,11 +167,11 @@ async fn get_document(State(shared): State<AppState>, Path(seq): Path<u64>) -> R
 }
 
 #[derive(Deserialize)]
-struct StockQuery {
+pub(crate) struct StockQuery {
     format: Option<String>,
 }
 
-async fn stock(State(shared): State<AppState>, Query(q): Query<StockQuery>) -> Response {
+pub(crate) async fn stock(State(shared): State<AppState>, Query(q): Query<StockQuery>) -> Response {
     let profile = shared.store.profile();
     let rows: Vec<_> = shared
         .store
@@ -178,16 +193,36 @@ async fn stock(State(shared): State<AppState>, Query(q): Query<StockQuery>) -> R
     Json(rows).into_response()
 }
 
-async fn sync_status(State(shared): State<AppState>) -> Json<serde_json::Value> {
+pub(crate) async fn sync_status(State(shared): State<AppState>) -> Json<serde_json::Value> {
     let id = shared.store.identity();
     Json(json!({ "branch": id.branch, "status": shared.status(), "replayed_at_start": shared.store.replayed_at_open() }))
 }
 
-async fn profile(State(shared): State<AppState>) -> Json<serde_json::Value> {
-    Json(json!(shared.store.profile()))
+pub(crate) async fn profile(State(shared): State<AppState>) -> Json<serde_json::Value> {
+    let mut profile = shared.store.profile();
+    // Password hashes stay in the store; people are listed without them.
+    let people: Vec<_> = profile.people.drain(..).map(|e| json!({ "login": e.person.login, "name": e.person.name,
+        "roles": e.person.roles.iter().map(|r| r.name()).collect::<Vec<_>>(), "scope": e.person.scope.to_string(), "disabled": e.person.disabled })).collect();
+    let mut v = json!(profile);
+    v["people"] = json!(people);
+    Json(v)
 }
 
-async fn index(State(shared): State<AppState>) -> Html<String> {
+/// The status page: with a session that may see reports, the link and stock; otherwise
+/// nothing but a sign-in form.
+pub(crate) async fn index(State(web): State<AgentWeb>, headers: HeaderMap) -> Html<String> {
+    let here = Some(web.shared.store.identity().branch);
+    let allowed = crate::auth::signed_in(&web, &headers)
+        .ok()
+        .filter(|p| protocol::people::authorize(p, protocol::people::Function::Reports, protocol::people::Right::View, here).is_ok());
+    if allowed.is_none() {
+        return Html(format!(
+            "<!doctype html><meta charset=utf-8><title>Branchline</title><style>body{{font-family:sans-serif;margin:2em}}</style>\
+             <h1>Branchline branch</h1><p>Sign in to see this branch (the till: <a href=/pos>/pos</a>).</p>{}",
+            crate::auth::SIGN_IN_FORM
+        ));
+    }
+    let shared = web.shared;
     let s = shared.status();
     let id = shared.store.identity();
     let esc = |x: &str| x.replace('&', "&amp;").replace('<', "&lt;");
@@ -210,7 +245,7 @@ async fn index(State(shared): State<AppState>) -> Html<String> {
 }
 
 #[derive(Deserialize)]
-struct ReportQuery {
+pub(crate) struct ReportQuery {
     from: Option<String>,
     to: Option<String>,
     by: Option<String>,
@@ -224,7 +259,11 @@ fn today() -> protocol::date::BusinessDate {
 }
 
 /// The branch's own books, through the same report code HQ runs.
-async fn report(State(shared): State<AppState>, Path(name): Path<String>, Query(q): Query<ReportQuery>) -> Result<Response, ApiError> {
+pub(crate) async fn report(
+    State(shared): State<AppState>,
+    Path(name): Path<String>,
+    Query(q): Query<ReportQuery>,
+) -> Result<Response, ApiError> {
     use protocol::books::reports::{self, RawQuery};
     let raw = RawQuery { from: q.from.as_deref(), to: q.to.as_deref(), by: q.by.as_deref(), as_of: q.as_of.as_deref() };
     let report = shared
@@ -238,25 +277,29 @@ async fn report(State(shared): State<AppState>, Path(name): Path<String>, Query(
 }
 
 #[derive(Deserialize)]
-struct ReverseRequest {
-    operator: OperatorId,
+pub(crate) struct ReverseRequest {
+    #[serde(default)]
+    operator: Option<OperatorId>,
     date: BusinessDate,
     #[serde(default)]
     memo: String,
 }
 
 /// 红字冲账: posts the exact reversal of document `seq` (same type, lines and amounts).
-async fn reverse_document(
+pub(crate) async fn reverse_document(
     State(shared): State<AppState>,
+    Extension(session): Extension<Session>,
     Path(seq): Path<u64>,
     Json(req): Json<ReverseRequest>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let operator = operator_of(&session, req.operator)?;
     let orig = match shared.store.entry(seq) {
         Ok(Some(e)) => e.doc,
         Ok(None) => return Err(ApiError(StatusCode::NOT_FOUND, format!("no document with seq {seq} at this branch"))),
         Err(e) => return Err(ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"))),
     };
-    let mut draft = orig.reversal(req.date, req.operator);
+    check_family(&shared, &session, orig.header.doc_type, protocol::people::Right::Manage)?;
+    let mut draft = orig.reversal(req.date, operator);
     if !req.memo.is_empty() {
         draft.memo = req.memo;
     }
@@ -264,16 +307,17 @@ async fn reverse_document(
 }
 
 #[derive(Deserialize)]
-struct CountRequest {
+pub(crate) struct CountRequest {
     date: BusinessDate,
-    operator: OperatorId,
+    #[serde(default)]
+    operator: Option<OperatorId>,
     warehouse: WarehouseCode,
     /// Counted quantity per product.
     counted: Vec<CountLine>,
 }
 
 #[derive(Deserialize)]
-struct CountLine {
+pub(crate) struct CountLine {
     product: ProductCode,
     #[serde(with = "protocol::decimal_serde")]
     qty: Decimal,
@@ -281,14 +325,15 @@ struct CountLine {
 
 /// 盘点: counted quantities in; the stock-loss and stock-gain documents that bring the
 /// books to the count are posted and returned.
-async fn stock_count(
+pub(crate) async fn stock_count(
     State(shared): State<AppState>,
+    Extension(session): Extension<Session>,
     Json(req): Json<CountRequest>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let template = Draft {
         doc_type: DocType::StockLoss,
         date: req.date,
-        operator: req.operator,
+        operator: operator_of(&session, req.operator)?,
         warehouse: req.warehouse,
         counterparty: None,
         memo: "盘点 stock count".into(),
@@ -324,7 +369,7 @@ async fn post_draft(shared: &Arc<Shared>, draft: Draft) -> Result<(StatusCode, J
 }
 
 #[derive(Deserialize)]
-struct MovementQuery {
+pub(crate) struct MovementQuery {
     warehouse: Option<String>,
     product: Option<String>,
     party: Option<String>,
@@ -333,7 +378,7 @@ struct MovementQuery {
 
 /// Drill-through: the posted documents behind a report row, newest first, each linking to
 /// `/api/documents/{seq}`.
-async fn movements(State(shared): State<AppState>, Query(q): Query<MovementQuery>) -> Result<Json<serde_json::Value>, ApiError> {
+pub(crate) async fn movements(State(shared): State<AppState>, Query(q): Query<MovementQuery>) -> Result<Json<serde_json::Value>, ApiError> {
     let limit = q.limit.unwrap_or(500).min(5_000);
     let store = shared.store.clone();
     let rows = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<serde_json::Value>> {

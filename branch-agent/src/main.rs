@@ -1,8 +1,10 @@
 //! `branch-agent`: a branch of Branchline. See `branch-agent --help`.
 
+mod auth;
 mod config;
 mod forwarder;
 mod http;
+mod routes;
 mod shift;
 mod store;
 mod till;
@@ -62,6 +64,9 @@ enum Command {
         #[arg(long)]
         hq: Option<String>,
     },
+    /// Print the HTTP route table: method, path, and the right each route needs.
+    #[command(hide = true)]
+    Routes,
     /// Write a receipt's ESC/POS bytes to a file (no data directory needed), e.g. to
     /// check a new printer: `branch-agent receipt --sample --out /dev/usb/lp0`.
     Receipt {
@@ -87,6 +92,7 @@ async fn main() -> anyhow::Result<()> {
             println!("warehouses: {}; products in catalog: {}", profile.warehouses_text(), profile.products.len());
             println!("next: branch-agent run --data-dir {}", dir.display());
         }
+        Command::Routes => print!("{}", routes::describe()),
         Command::Receipt { sample, out } => {
             anyhow::ensure!(sample, "only --sample is supported here; reprint a posted sale with POST /api/pos/reprint/{{seq}}");
             let bytes = devices::sample_receipt();
@@ -112,7 +118,8 @@ async fn main() -> anyhow::Result<()> {
             info!(branch = %store.identity().branch, head = store.head().seq, %addr, hq = %config.hq, "branch agent running");
             let pos = till::Pos::start(shared.clone(), &config).await.context("starting the till")?;
             let fwd = tokio::spawn(forwarder::run(shared.clone(), config));
-            let app = http::router(shared).merge(till::router(pos));
+            let session_key = edge::session::load_or_create_session_key(&dir).context("reading or creating the session key")?;
+            let app = routes::build(auth::AgentWeb { shared, pos, session_key: Arc::new(session_key) });
             let web = tokio::spawn(async move { axum::serve(listener, app).await });
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => info!("stopping"),

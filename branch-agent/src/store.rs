@@ -312,6 +312,12 @@ impl Store {
     }
 
     /// Reads the books under the lock (reports, stock counts).
+    /// The person of this branch who signs in as `login`, from the profile HQ sent (read
+    /// without cloning the catalog).
+    pub fn person(&self, login: &protocol::codes::OperatorId) -> Option<protocol::profile::PersonEntry> {
+        self.live().profile.people.iter().find(|e| e.person.login == *login).cloned()
+    }
+
     pub fn with_books<R>(&self, f: impl FnOnce(&Books) -> R) -> R {
         f(&self.live().books)
     }
@@ -385,6 +391,7 @@ mod tests {
             products: BTreeMap::from([(ProductCode::new("P0000").expect("product"), product)]),
             credit_limits: BTreeMap::new(),
             version: 1,
+            people: Vec::new(),
         };
         Store::create(dir, &identity, &profile).expect("create");
     }

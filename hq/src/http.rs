@@ -1,14 +1,21 @@
 //! HQ's HTTP API: consolidated stock, branch sync status, accepted documents with their
 //! signature status, rejections, and the admin calls behind `hq branch add` while HQ
 //! runs. JSON under `/api`, CSV with `?format=csv`, and a plain HTML page at `/`.
+//!
+//! Submodules: `routes` (the one route table the router is built from), `auth` (sign-in
+//! and the guard every route passes), `people` (people over HTTP). Nobody anonymous gets
+//! past `/` (a sign-in hint) and `POST /api/session`.
+
+pub mod auth;
+pub mod people;
+pub mod routes;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
+use axum::extract::{Extension, Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use protocol::codes::{BranchCode, ProductCode, WarehouseCode};
 use protocol::profile::Product;
@@ -23,22 +30,9 @@ use protocol::date::BusinessDate;
 
 type AppState = Arc<Hq>;
 
-pub fn router(hq: Arc<Hq>) -> Router {
-    Router::new()
-        .route("/", get(index))
-        .route("/api/stock", get(stock))
-        .route("/api/branches", get(branches))
-        .route("/api/branches/{code}/documents/{seq}", get(document))
-        .route("/api/branches/{code}/rejections", get(rejections))
-        .route("/api/branches/{code}/movements", get(movements))
-        .route("/api/reports/{name}", get(report))
-        .route("/api/admin/branches", post(add_branch))
-        .route("/api/admin/branches/{code}/token", post(new_token))
-        .route("/api/products", get(products))
-        .route("/api/admin/products", post(add_product))
-        .route("/api/admin/products/import", post(import_products))
-        .route("/api/admin/credit-limits", post(set_credit_limit))
-        .with_state(hq)
+/// The HTTP API, built from `routes::table`; `session_key` signs this process's sessions.
+pub fn router(hq: Arc<Hq>, session_key: [u8; 32]) -> Router {
+    routes::build(auth::Web { hq, session_key: Arc::new(session_key) })
 }
 
 /// An error a person can act on, as JSON with a status code: 4xx for what the request
@@ -243,12 +237,18 @@ async fn add_branch(State(hq): State<AppState>, Json(req): Json<AddBranch>) -> R
     Ok(Json(json!({ "branch": code, "token": hq.token_text(&code, secret), "expires_in_hours": hq.config.token_ttl_hours })))
 }
 
-async fn new_token(State(hq): State<AppState>, Path(code): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn new_token(
+    State(hq): State<AppState>,
+    Extension(by): Extension<auth::Session>,
+    Path(code): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let code = BranchCode::new(code).map_err(bad)?;
     let secret = {
         let st = hq.state();
         hq.store.new_token(&st, &code, now_unix(), hq.config.token_ttl_hours * 3600).map_err(bad)?
     };
+    // Re-issuing lets a new key enroll as this branch: who did it is kept in the log.
+    tracing::warn!(by = %by.person.login, branch = %code, "enrollment token issued for an existing branch");
     Ok(Json(json!({ "branch": code, "token": hq.token_text(&code, secret), "expires_in_hours": hq.config.token_ttl_hours })))
 }
 
@@ -327,7 +327,20 @@ fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
-async fn index(State(hq): State<AppState>) -> Html<String> {
+/// The status page: with a session that may see HQ-wide reports, branches and stock;
+/// otherwise nothing but a sign-in form.
+async fn index(State(web): State<auth::Web>, headers: HeaderMap) -> Html<String> {
+    let allowed = auth::signed_in(&web, &headers)
+        .ok()
+        .filter(|p| protocol::people::authorize(p, protocol::people::Function::Reports, protocol::people::Right::View, None).is_ok());
+    if allowed.is_none() {
+        return Html(format!(
+            "<!doctype html><meta charset=utf-8><title>Branchline HQ</title><style>body{{font-family:sans-serif;margin:2em}}</style>\
+             <h1>Branchline HQ</h1><p>Sign in to see branches and stock (people at HQ with the reports right).</p>{}",
+            auth::SIGN_IN_FORM
+        ));
+    }
+    let hq = web.hq;
     let mut page = String::from(
         "<!doctype html><meta charset=utf-8><title>Branchline HQ</title>\
          <style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}td.n{text-align:right}</style>\

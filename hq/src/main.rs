@@ -48,6 +48,12 @@ enum Command {
     /// Manage customers' credit limits (信用额度), checked by branches on credit sales.
     #[command(subcommand)]
     Customer(CustomerCmd),
+    /// Manage the people who sign in, at HQ and at the branches.
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Print the HTTP route table: method, path, and the right each route needs.
+    #[command(hide = true)]
+    Routes,
     /// Run the QUIC listener for branches and the HTTP listener for reports.
     Serve {
         /// Override quic_listen from hq.toml (UDP address).
@@ -127,6 +133,129 @@ enum CustomerCmd {
     },
 }
 
+#[derive(Subcommand)]
+enum UserCmd {
+    /// Add a person. The password is read from stdin (one line) if stdin is not a
+    /// terminal; otherwise one is generated and printed once.
+    Add {
+        /// Sign-in name, e.g. li.jia; also the operator their documents name.
+        login: String,
+        #[arg(long, default_value = "")]
+        name: String,
+        /// hq-auditor, hq-admin, branch-accountant, warehouse-clerk, cashier or technician
+        /// (repeat for several).
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+        /// The person's branch; without it they work at HQ.
+        #[arg(long)]
+        branch: Option<String>,
+        /// The person's scope within the branch's, e.g. 'warehouses=SH01; categories=01*;
+        /// customers=200*'; a kind left out allows nothing. Default: everything.
+        #[arg(long)]
+        scope: Option<String>,
+    },
+    /// List people (never their password hashes).
+    List,
+    /// Disable a person: they can no longer sign in, at HQ or at their branch.
+    Disable { login: String },
+}
+
+/// The local admin credential `hq init` writes: `login` and `password` lines, mode 0600.
+const ADMIN_SECRET_FILE: &str = "admin.secret";
+const ADMIN_LOGIN: &str = "admin";
+
+/// Creates the local admin (an HQ admin person) once, writing its password to
+/// `admin.secret` and printing it.
+fn init_admin(dir: &Path, store: &Store) -> anyhow::Result<()> {
+    let mut st = store.load()?;
+    let login = protocol::codes::OperatorId::new(ADMIN_LOGIN)?;
+    if st.people.contains_key(&login) {
+        return Ok(());
+    }
+    let password = edge::session::random_password();
+    let phc = protocol::session_token::hash_password(&password, edge::session::random_bytes())?;
+    let person = protocol::people::Person {
+        login,
+        name: "local admin".into(),
+        roles: vec![protocol::people::Role::HqAdmin],
+        home: protocol::people::Home::Hq,
+        scope: protocol::scope::Scope::all(),
+        disabled: false,
+    };
+    store.add_person(&mut st, person, phc)?;
+    let path = dir.join(ADMIN_SECRET_FILE);
+    edge::session::write_secret(&path, format!("{ADMIN_LOGIN}\n{password}\n").as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    println!("local admin: login {ADMIN_LOGIN}, password {password} (shown once; kept in {}, mode 0600)", path.display());
+    Ok(())
+}
+
+fn user_cmd_password() -> anyhow::Result<(String, bool)> {
+    use std::io::{BufRead, IsTerminal};
+    if !std::io::stdin().is_terminal() {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        let line = line.trim_end_matches(['\r', '\n']).to_string();
+        if !line.is_empty() {
+            return Ok((line, false));
+        }
+    }
+    Ok((edge::session::random_password(), true))
+}
+
+async fn user_cmd(dir: &Path, cmd: UserCmd) -> anyhow::Result<()> {
+    use hq::http::people::{person_from, person_json, AddPerson};
+    match cmd {
+        UserCmd::Add { login, name, roles, branch, scope } => {
+            let (password, generated) = user_cmd_password()?;
+            let login = protocol::codes::OperatorId::new(login)?;
+            let req = AddPerson { login, name, roles, branch, scope, password: password.clone() };
+            match Store::open(&store_path(dir)) {
+                Ok(store) => {
+                    let (person, phc) = person_from(req).map_err(anyhow::Error::msg)?;
+                    let mut st = store.load()?;
+                    store.add_person(&mut st, person, phc)?;
+                }
+                Err(_) => {
+                    let body = serde_json::json!({ "login": req.login, "name": req.name, "roles": req.roles, "branch": req.branch,
+                        "scope": req.scope, "password": req.password });
+                    admin_post(dir, "/api/admin/people", body).await?;
+                }
+            }
+            println!("person {login} added");
+            if generated {
+                println!("password for {login} (shown once): {password}");
+            }
+        }
+        UserCmd::List => {
+            let people: Vec<serde_json::Value> = match Store::open(&store_path(dir)) {
+                Ok(store) => store.load()?.people.values().map(|e| person_json(&e.person)).collect(),
+                Err(_) => admin_get_json(dir, "/api/people").await?["people"].as_array().cloned().unwrap_or_default(),
+            };
+            for p in people {
+                let s = |k: &str| p[k].as_str().unwrap_or("").to_string();
+                let roles: Vec<_> = p["roles"].as_array().into_iter().flatten().filter_map(|r| r.as_str()).collect();
+                let disabled = if p["disabled"] == true { "  DISABLED" } else { "" };
+                println!("{:<16} {:<6} {:<36} {}  scope: {}{disabled}", s("login"), s("home"), roles.join(","), s("name"), s("scope"));
+            }
+        }
+        UserCmd::Disable { login } => {
+            let login = protocol::codes::OperatorId::new(login)?;
+            match Store::open(&store_path(dir)) {
+                Ok(store) => {
+                    let mut st = store.load()?;
+                    store.disable_person(&mut st, &login)?;
+                }
+                Err(_) => {
+                    admin_post(dir, &format!("/api/admin/people/{login}/disable"), serde_json::json!({})).await?;
+                }
+            }
+            println!("{login} disabled; their branch stops signing them in with its next profile");
+        }
+    }
+    Ok(())
+}
+
 fn store_path(dir: &Path) -> PathBuf {
     dir.join("store")
 }
@@ -141,13 +270,19 @@ async fn main() -> anyhow::Result<()> {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
             let created = Identity::create_if_missing(dir)?;
             HqConfig::write_default_if_missing(dir)?;
-            Store::open(&store_path(dir))?.flush()?;
+            let store = Store::open(&store_path(dir))?;
+            init_admin(dir, &store)?;
+            store.flush()?;
+            drop(store);
             let id = Identity::load(dir)?;
             println!("{} HQ in {}", if created { "initialised" } else { "already initialised:" }, dir.display());
             println!("certificate fingerprint: {}", protocol::hex::encode(&id.fingerprint()));
             println!("next: add products and branches (`hq product add`, `hq branch add`), then `hq serve`");
+            println!("sign in to the HTTP API: POST /api/session {{\"login\",\"password\"}}; the CLI uses {ADMIN_SECRET_FILE} itself");
         }
         Command::Branch(cmd) => branch_cmd(dir, cmd).await?,
+        Command::User(cmd) => user_cmd(dir, cmd).await?,
+        Command::Routes => print!("{}", hq::http::routes::describe()),
         Command::Product(ProductCmd::Add { code, name, unit, price, prices }) => {
             if prices.len() > protocol::profile::PRICE_LEVELS_MAX {
                 bail!("at most {} preset prices", protocol::profile::PRICE_LEVELS_MAX);
@@ -220,12 +355,38 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Calls the admin API of a running HQ (the store is locked while `hq serve` runs).
+/// Signs in to a running HQ as the local admin (`admin.secret`, written by `hq init`).
+async fn admin_session(dir: &Path, base: &str) -> anyhow::Result<String> {
+    let path = dir.join(ADMIN_SECRET_FILE);
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading the local admin credential {}", path.display()))?;
+    let mut lines = text.lines();
+    let (Some(login), Some(password)) = (lines.next(), lines.next()) else {
+        bail!("{} should hold a login line and a password line", path.display());
+    };
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/api/session"))
+        .json(&serde_json::json!({ "login": login, "password": password }))
+        .send()
+        .await
+        .with_context(|| format!("HQ store is locked and the API at {base} does not answer; is `hq serve` running?"))?;
+    let status = resp.status();
+    let value: serde_json::Value = resp.json().await.context("sign-in answered with something that is not JSON")?;
+    if !status.is_success() {
+        bail!("signing in as {login}: {}", value.get("error").and_then(|e| e.as_str()).unwrap_or("refused"));
+    }
+    Ok(value["token"].as_str().context("sign-in returned no token")?.to_string())
+}
+
+/// Calls the admin API of a running HQ (the store is locked while `hq serve` runs),
+/// signed in as the local admin.
 async fn admin_post(dir: &Path, path: &str, body: serde_json::Value) -> anyhow::Result<serde_json::Value> {
     let config = HqConfig::load(dir)?;
-    let url = format!("http://{}{}", config.http_listen, path);
+    let base = format!("http://{}", config.http_listen);
+    let token = admin_session(dir, &base).await?;
+    let url = format!("{base}{path}");
     let resp = reqwest::Client::new()
         .post(&url)
+        .bearer_auth(token)
         .json(&body)
         .send()
         .await
@@ -280,10 +441,19 @@ async fn import_products(dir: &Path, file: &Path, dry_run: bool) -> anyhow::Resu
     Ok(())
 }
 
+async fn admin_get_json(dir: &Path, path: &str) -> anyhow::Result<serde_json::Value> {
+    Ok(serde_json::from_str(&admin_get_text(dir, path).await?)?)
+}
+
 async fn admin_get_text(dir: &Path, path: &str) -> anyhow::Result<String> {
     let config = HqConfig::load(dir)?;
-    let url = format!("http://{}{}", config.http_listen, path);
-    let resp = reqwest::get(&url)
+    let base = format!("http://{}", config.http_listen);
+    let token = admin_session(dir, &base).await?;
+    let url = format!("{base}{path}");
+    let resp = reqwest::Client::new()
+        .get(&url)
+        .bearer_auth(token)
+        .send()
         .await
         .with_context(|| format!("HQ store is locked and the API at {url} does not answer; is `hq serve` running?"))?;
     if !resp.status().is_success() {
@@ -365,7 +535,8 @@ async fn serve(dir: &Path, config: HqConfig) -> anyhow::Result<()> {
     println!("http-listening http://{http_addr}");
     info!(%quic_addr, %http_addr, "HQ serving");
     let quic = tokio::spawn(server::serve_quic(hq.clone(), endpoint.clone()));
-    let app = hq::http::router(hq.clone());
+    let session_key = edge::session::load_or_create_session_key(dir).context("reading or creating the session key")?;
+    let app = hq::http::router(hq.clone(), session_key);
     let web = tokio::spawn(async move { axum::serve(http, app).await });
     tokio::select! {
         _ = tokio::signal::ctrl_c() => info!("stopping"),

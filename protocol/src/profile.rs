@@ -78,6 +78,18 @@ pub struct BranchProfile {
     /// Grows whenever HQ changes branches or products; a branch that reports an older
     /// version in its hello gets the new profile in the resume message.
     pub version: u64,
+    /// The branch's people with their password hashes, so that they can sign in at the
+    /// branch while it is offline. Never served over the branch's HTTP API.
+    #[serde(default)]
+    pub people: Vec<PersonEntry>,
+}
+
+/// A person as HQ stores them and sends them to their branch: the record and the argon2id
+/// PHC string of their password (`protocol::session_token::hash_password`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersonEntry {
+    pub person: crate::people::Person,
+    pub password_phc: String,
 }
 
 impl BranchProfile {
@@ -139,6 +151,7 @@ impl ProfileSource<'_> {
             products,
             credit_limits: self.credit_limits.clone(),
             version: self.version,
+            people: Vec::new(),
         }
     }
 }

@@ -76,6 +76,7 @@ fn profile(limits: &[(&str, Decimal)]) -> BranchProfile {
             .collect(),
         credit_limits: limits.iter().map(|(c, l)| (party(c), Dec(*l))).collect(),
         version: 1,
+        people: Vec::new(),
     }
 }
 

@@ -79,6 +79,7 @@ fn profile_all() -> BranchProfile {
             .collect(),
         credit_limits: BTreeMap::new(),
         version: 1,
+        people: Vec::new(),
     }
 }
 

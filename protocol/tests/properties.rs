@@ -125,6 +125,7 @@ fn profile() -> impl Strategy<Value = BranchProfile> {
             products,
             credit_limits: Default::default(),
             version,
+            people: Vec::new(),
         })
 }
 

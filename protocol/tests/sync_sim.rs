@@ -103,6 +103,7 @@ fn profile_for(spec: &BranchSpec) -> BranchProfile {
             .collect(),
         credit_limits: Default::default(),
         version: 1,
+        people: Vec::new(),
     }
 }
 

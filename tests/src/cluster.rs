@@ -4,6 +4,12 @@
 //! The binaries are built on first use with the same cargo and profile as the running
 //! test, so `cargo test` alone is enough. Each process's stderr goes to a log file in
 //! its directory; `HqProc::log`/`AgentProc::log` return it for failure messages.
+//!
+//! Nobody calls HQ or a branch anonymously: `HqProc` signs in as the local admin that
+//! `hq init` created (`admin.secret`), and `add_branch` also creates the branch's person
+//! `<code>-li` (branch accountant and cashier, every code in scope, password
+//! [`PERSON_PASSWORD`]) at HQ before the branch enrolls, so that `AgentProc` can sign in
+//! as them. `get`/`post`/`post_json`/`delete` on both carry the session token.
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
@@ -14,6 +20,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use serde_json::Value;
+
+/// The password of every branch person the harness creates.
+pub const PERSON_PASSWORD: &str = "harness-password-1";
+
+/// The person the harness creates for branch `code` (`SH` → `sh-li`).
+pub fn branch_login(code: &str) -> String {
+    format!("{}-li", code.to_lowercase())
+}
 
 /// How long a process may take to print its listening lines.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -53,6 +67,19 @@ pub fn bin(name: &str) -> PathBuf {
 pub fn free_udp_port() -> u16 {
     let s = UdpSocket::bind("127.0.0.1:0").expect("binding an ephemeral UDP port");
     s.local_addr().expect("bound socket has an address").port()
+}
+
+/// Runs `cmd` with `stdin` as its standard input; its standard output.
+fn run_with_stdin(cmd: &mut Command, stdin: &str) -> anyhow::Result<String> {
+    use std::io::Write;
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().with_context(|| format!("spawning {cmd:?}"))?;
+    child.stdin.take().context("child stdin")?.write_all(stdin.as_bytes())?;
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!("{cmd:?} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 fn run(cmd: &mut Command) -> anyhow::Result<String> {
@@ -105,13 +132,15 @@ fn spawn_until(mut cmd: Command, log: &Path, markers: &[&str]) -> anyhow::Result
 pub struct Proc {
     pub dir: PathBuf,
     pub http: Option<String>,
+    /// The session token of the harness's person, while running.
+    pub token: Option<String>,
     log_name: &'static str,
     child: Option<Child>,
 }
 
 impl Proc {
     fn new(dir: &Path, log_name: &'static str) -> Proc {
-        Proc { dir: dir.to_path_buf(), http: None, log_name, child: None }
+        Proc { dir: dir.to_path_buf(), http: None, token: None, log_name, child: None }
     }
 
     /// Spawns `cmd` with the test log level and waits for `markers` (the last one names
@@ -144,6 +173,58 @@ impl Proc {
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join(self.log_name)).unwrap_or_default()
     }
+
+    /// Signs in as `login`; the session token.
+    pub async fn sign_in(&self, login: &str, password: &str) -> anyhow::Result<String> {
+        let (status, v) = send(client().post(self.url("/api/session")).json(&serde_json::json!({ "login": login, "password": password })))
+            .await
+            .context("POST /api/session")?;
+        if status != 200 {
+            bail!("signing in as {login}: {status} {v}");
+        }
+        Ok(v["token"].as_str().context("sign-in returned no token")?.to_string())
+    }
+
+    fn authed(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        }
+    }
+
+    /// GET `path` as the harness's person; the JSON body, or an error naming the status.
+    pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        let (status, v) = send(self.authed(client().get(self.url(path)))).await.with_context(|| format!("GET {path}"))?;
+        if !(200..300).contains(&status) {
+            bail!("GET {path}: {status}: {v}");
+        }
+        Ok(v)
+    }
+
+    /// GET `path` as the harness's person; the body as text (CSV).
+    pub async fn get_text(&self, path: &str) -> anyhow::Result<String> {
+        Ok(self.authed(client().get(self.url(path))).send().await?.error_for_status()?.text().await?)
+    }
+
+    /// POST `body` as JSON to `path` as the harness's person; `(status, body)`, whatever
+    /// the status.
+    pub async fn post_json(&self, path: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
+        send(self.authed(client().post(self.url(path)).json(body))).await.with_context(|| format!("POST {path}"))
+    }
+
+    /// DELETE `path` as the harness's person; `(status, body)`.
+    pub async fn delete(&self, path: &str) -> anyhow::Result<(u16, Value)> {
+        let req = client().delete(self.url(path)).header("content-type", "application/json");
+        send(self.authed(req)).await.with_context(|| format!("DELETE {path}"))
+    }
+}
+
+/// Sends `req`; `(status, JSON body)` (`null` for an empty or non-JSON body).
+pub async fn send(req: reqwest::RequestBuilder) -> anyhow::Result<(u16, Value)> {
+    let resp = req.send().await?;
+    let status = resp.status().as_u16();
+    let text = resp.text().await?;
+    Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
 }
 
 impl Drop for Proc {
@@ -224,7 +305,10 @@ impl HqProc {
             // which it finds in hq.toml. Point it at this HQ's port.
             self.write_http_config()?;
         }
-        Ok(run(&mut cmd)?.trim().to_string())
+        let token = run(&mut cmd)?.trim().to_string();
+        // The branch's person, before it enrolls, so that its profile carries them.
+        self.add_person(&branch_login(code), &["branch-accountant", "cashier"], &["--branch", code, "--name", "李 Li"], PERSON_PASSWORD)?;
+        Ok(token)
     }
 
     fn write_http_config(&self) -> anyhow::Result<()> {
@@ -237,11 +321,36 @@ impl HqProc {
         let mut cmd = Command::new(bin("hq"));
         cmd.arg("--data-dir").arg(&self.dir).args(["serve", "--quic-listen", &self.quic.to_string(), "--http-listen", "127.0.0.1:0"]);
         self.proc.spawn(cmd, &["quic-listening", "http-listening"])?;
+        let (login, password) = self.admin_credential()?;
+        let token = sign_in_blocking(self.url(""), login, password)?;
+        self.proc.token = Some(token);
         Ok(())
     }
 
-    pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        get_json(&self.url(path)).await
+    /// The local admin's login and password, from `admin.secret`.
+    pub fn admin_credential(&self) -> anyhow::Result<(String, String)> {
+        let text = std::fs::read_to_string(self.dir.join("admin.secret")).context("reading admin.secret")?;
+        let mut lines = text.lines();
+        match (lines.next(), lines.next()) {
+            (Some(l), Some(p)) => Ok((l.to_string(), p.to_string())),
+            _ => bail!("admin.secret holds no login and password"),
+        }
+    }
+
+    /// `hq user add LOGIN --role …` with `password` on stdin; `extra` are more arguments
+    /// (`--branch SH`, `--scope …`, `--name …`). Works whether HQ runs or not.
+    pub fn add_person(&self, login: &str, roles: &[&str], extra: &[&str], password: &str) -> anyhow::Result<()> {
+        if self.child.is_some() {
+            self.write_http_config()?;
+        }
+        let mut cmd = Command::new(bin("hq"));
+        cmd.arg("--data-dir").arg(&self.dir).args(["user", "add", login]);
+        for r in roles {
+            cmd.args(["--role", r]);
+        }
+        cmd.args(extra);
+        run_with_stdin(&mut cmd, &format!("{password}\n"))?;
+        Ok(())
     }
 
     /// `(last_applied_seq, documents_applied, rejections)` of a branch as HQ reports it.
@@ -259,6 +368,8 @@ impl HqProc {
 pub struct AgentProc {
     proc: Proc,
     pub hq: String,
+    /// The person the agent signs in as (`branch_login` of its branch).
+    pub login: String,
 }
 
 impl std::ops::Deref for AgentProc {
@@ -291,42 +402,58 @@ impl AgentProc {
         let cfg_path = dir.join("agent.toml");
         let cfg = std::fs::read_to_string(&cfg_path)?;
         std::fs::write(&cfg_path, cfg.replace("reconnect_delay_ms_max = 30000", "reconnect_delay_ms_max = 1000"))?;
-        Ok(AgentProc { proc: Proc::new(dir, "agent.log"), hq: hq.to_string() })
+        // `BL1.<BRANCH>.…`: the branch whose person the harness signs in as.
+        let branch = token.split('.').nth(1).context("enrollment token names no branch")?;
+        Ok(AgentProc { proc: Proc::new(dir, "agent.log"), hq: hq.to_string(), login: branch_login(branch) })
     }
 
     pub fn start(&mut self) -> anyhow::Result<()> {
         let mut cmd = Command::new(bin("branch-agent"));
         cmd.arg("--data-dir").arg(&self.dir).args(["run", "--hq", &self.hq]);
         self.proc.spawn(cmd, &["http-listening"])?;
+        let token = sign_in_blocking(self.url(""), self.login.clone(), PERSON_PASSWORD.into())?;
+        self.proc.token = Some(token);
         Ok(())
     }
 
-    /// Posts a document; `Ok(Err(..))` is a refusal by the branch (status and message).
+    /// Posts a document as the signed-in person; `Ok(Err(..))` is a refusal by the
+    /// branch (status and message).
     pub async fn post(&self, doc: &Value) -> anyhow::Result<Result<Value, (u16, String)>> {
-        let resp = client().post(self.url("/api/documents")).json(doc).send().await?;
-        let status = resp.status();
-        let body: Value = resp.json().await?;
-        if status.is_success() {
+        let (status, body) = self.post_json("/api/documents", doc).await?;
+        if (200..300).contains(&status) {
             Ok(Ok(body))
         } else {
-            Ok(Err((status.as_u16(), body["error"].as_str().unwrap_or("").to_string())))
+            Ok(Err((status, body["error"].as_str().unwrap_or("").to_string())))
         }
     }
 
-    /// POST `body` as JSON to `path`; `(status, body)`, whatever the status.
-    pub async fn post_json(&self, path: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
-        let resp = client().post(self.url(path)).json(body).send().await.with_context(|| format!("POST {path}"))?;
-        let status = resp.status().as_u16();
-        Ok((status, resp.json().await.with_context(|| format!("POST {path}: not JSON"))?))
-    }
-
     pub async fn sync(&self) -> anyhow::Result<Value> {
-        Ok(get_json(&self.url("/api/sync")).await?["status"].clone())
+        Ok(self.get("/api/sync").await?["status"].clone())
     }
 
     pub async fn stock(&self) -> anyhow::Result<Value> {
-        get_json(&self.url("/api/stock")).await
+        self.get("/api/stock").await
     }
+}
+
+/// Signs in from synchronous code (`start`), on a thread of its own with its own runtime,
+/// so it works inside any test runtime: the session token.
+fn sign_in_blocking(base: String, login: String, password: String) -> anyhow::Result<String> {
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        rt.block_on(async {
+            let req = reqwest::Client::new()
+                .post(format!("{base}/api/session"))
+                .json(&serde_json::json!({ "login": login, "password": password }));
+            let (status, v) = send(req).await.context("POST /api/session")?;
+            if status != 200 {
+                bail!("signing in as {login}: {status} {v}");
+            }
+            Ok(v["token"].as_str().context("sign-in returned no token")?.to_string())
+        })
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("the sign-in thread panicked"))?
 }
 
 pub fn client() -> &'static reqwest::Client {
@@ -334,6 +461,7 @@ pub fn client() -> &'static reqwest::Client {
     C.get_or_init(|| reqwest::Client::builder().timeout(Duration::from_secs(20)).build().expect("building HTTP client"))
 }
 
+/// GET `url` anonymously (only `/` and sign-in answer without a session).
 pub async fn get_json(url: &str) -> anyhow::Result<Value> {
     let resp = client().get(url).send().await.with_context(|| format!("GET {url}"))?;
     let status = resp.status();
@@ -376,7 +504,6 @@ pub fn doc(doc_type: &str, warehouse: &str, lines: &[(&str, &str, &str)]) -> Val
     serde_json::json!({
         "doc_type": doc_type,
         "date": "2026-06-09",
-        "operator": "tester",
         "warehouse": warehouse,
         "counterparty": counterparty,
         "lines": lines.iter().map(|(p, q, pr)| serde_json::json!({"product": p, "qty": q, "unit_price": pr})).collect::<Vec<_>>(),

@@ -18,13 +18,13 @@ fn day(d: u32) -> String {
 
 fn goods(t: &str, date: &str, wh: &str, party: Option<&str>, lines: &[(&str, &str, &str)], ext: Value) -> Value {
     json!({
-        "doc_type": t, "date": date, "operator": "acct-1", "warehouse": wh, "counterparty": party, "ext": ext,
+        "doc_type": t, "date": date, "warehouse": wh, "counterparty": party, "ext": ext,
         "lines": lines.iter().map(|(p, q, pr)| json!({"product": p, "qty": q, "unit_price": pr})).collect::<Vec<_>>(),
     })
 }
 
 fn money(t: &str, date: &str, wh: &str, party: Option<&str>, ext: Value) -> Value {
-    json!({ "doc_type": t, "date": date, "operator": "acct-1", "warehouse": wh, "counterparty": party, "ext": ext })
+    json!({ "doc_type": t, "date": date, "warehouse": wh, "counterparty": party, "ext": ext })
 }
 
 async fn post(agent: &AgentProc, d: Value) -> anyhow::Result<String> {
@@ -38,7 +38,7 @@ async fn post(agent: &AgentProc, d: Value) -> anyhow::Result<String> {
 async fn month(agent: &AgentProc, wh: &str, transit: &str) -> anyhow::Result<u64> {
     let mut n = 0u64;
     let opening = json!({
-        "doc_type": "QC", "date": day(1), "operator": "acct-1", "warehouse": wh,
+        "doc_type": "QC", "date": day(1), "warehouse": wh,
         "lines": [{"product": "P0000", "qty": "100", "unit_price": "3.00"}, {"product": "P0001", "qty": "40", "unit_price": "12.50"}],
         "ext": {"cost_method": "MovingAverage", "balances": [
             {"kind": {"Receivable": "C0001"}, "amount": "800.00"},
@@ -146,22 +146,22 @@ async fn a_month_at_two_branches_consolidates_exactly() -> anyhow::Result<()> {
         let b = hq.branch_status(code).await?;
         assert_eq!(b["documents_quarantined"], 0, "{code}");
         // Same journal, same posting code, same books.
-        let at_branch = harness::cluster::get_json(&agent.url("/api/reports/digest")).await?;
+        let at_branch = agent.get("/api/reports/digest").await?;
         let at_hq = hq.get(&format!("/api/reports/digest?branch={code}")).await?;
         assert_eq!(at_branch, at_hq, "{code}: books digest differs between branch and HQ");
     }
 
     // Consolidated statements are the sums of the branches'.
     let keys = ["revenue", "cost_of_sales", "gross_profit", "other_income", "expenses", "net_profit"];
-    let sh_is = harness::cluster::get_json(&sh.url("/api/reports/income-statement")).await?;
-    let hb_is = harness::cluster::get_json(&hb.url("/api/reports/income-statement")).await?;
+    let sh_is = sh.get("/api/reports/income-statement").await?;
+    let hb_is = hb.get("/api/reports/income-statement").await?;
     let all_is = hq.get("/api/reports/income-statement").await?;
     for k in keys {
         assert_eq!(dec(&all_is[k]), dec(&sh_is[k]) + dec(&hb_is[k]), "income statement {k}");
     }
     assert!(dec(&all_is["revenue"]) > Decimal::ZERO);
-    let sh_bs = harness::cluster::get_json(&sh.url("/api/reports/balance-sheet")).await?;
-    let hb_bs = harness::cluster::get_json(&hb.url("/api/reports/balance-sheet")).await?;
+    let sh_bs = sh.get("/api/reports/balance-sheet").await?;
+    let hb_bs = hb.get("/api/reports/balance-sheet").await?;
     let all_bs = hq.get("/api/reports/balance-sheet").await?;
     for k in ["total_assets", "total_liabilities_and_equity"] {
         assert_eq!(dec(&all_bs[k]), dec(&sh_bs[k]) + dec(&hb_bs[k]), "balance sheet {k}");
@@ -190,11 +190,11 @@ async fn a_month_at_two_branches_consolidates_exactly() -> anyhow::Result<()> {
         assert!(first_open.starts_with("QC-"), "{first_open}");
     }
     // The branch drills through its own journal the same way.
-    let local = harness::cluster::get_json(&sh.url("/api/movements?party=C0001&limit=5")).await?;
+    let local = sh.get("/api/movements?party=C0001&limit=5").await?;
     let first = local["documents"][0].clone();
-    assert_eq!(harness::cluster::get_json(&sh.url(first["document"].as_str().unwrap_or("/"))).await?["number"], first["number"]);
+    assert_eq!(sh.get(first["document"].as_str().unwrap_or("/")).await?["number"], first["number"]);
     // CSV for Excel.
-    let csv = harness::cluster::client().get(hq.url("/api/reports/sales?by=product&format=csv")).send().await?.text().await?;
+    let csv = hq.get_text("/api/reports/sales?by=product&format=csv").await?;
     assert!(csv.starts_with('\u{feff}') && csv.contains("margin_pct"), "{csv}");
     Ok(())
 }

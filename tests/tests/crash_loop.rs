@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use harness::cluster::{client, doc, get_json, stock_map, wait_until, AgentProc, HqProc};
+use harness::cluster::{client, doc, stock_map, wait_until, AgentProc, HqProc};
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 
@@ -23,7 +23,7 @@ struct Outcome {
 }
 
 /// Posts until `stop` is set: receipts of 10, and sales of 1 while there is surely stock.
-async fn poster(url: String, stop: tokio::sync::watch::Receiver<bool>, mut out: Outcome) -> Outcome {
+async fn poster(url: String, token: String, stop: tokio::sync::watch::Receiver<bool>, mut out: Outcome) -> Outcome {
     let mut i = 0u64;
     while !*stop.borrow() {
         i += 1;
@@ -36,7 +36,7 @@ async fn poster(url: String, stop: tokio::sync::watch::Receiver<bool>, mut out: 
         } else {
             (false, doc("JH", "SH01", &[("P0000", "10", "3.33"), ("P0001", "2", "1.01")]))
         };
-        match client().post(format!("{url}/api/documents")).json(&d).send().await {
+        match client().post(format!("{url}/api/documents")).bearer_auth(&token).json(&d).send().await {
             Ok(resp) if resp.status().is_success() => match resp.json::<Value>().await {
                 Ok(v) => {
                     out.ok.push((v["seq"].as_u64().unwrap_or(0), v["number"].as_str().unwrap_or("").to_string()));
@@ -70,7 +70,7 @@ async fn kill_9_at_random_moments_loses_and_duplicates_nothing() -> anyhow::Resu
     let mut outcome = Outcome::default();
     for round in 0..ROUNDS {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let task = tokio::spawn(poster(agent.url(""), stop_rx, outcome));
+        let task = tokio::spawn(poster(agent.url(""), agent.token.clone().unwrap_or_default(), stop_rx, outcome));
         tokio::time::sleep(Duration::from_millis(rng.gen_range(100..900))).await;
         let victim = rng.gen_range(0..100);
         if victim < 50 {
@@ -107,7 +107,7 @@ async fn kill_9_at_random_moments_loses_and_duplicates_nothing() -> anyhow::Resu
 
     // Nothing acknowledged was lost: each "ok" is in the journal under its seq and number.
     for (seq, number) in &outcome.ok {
-        let d = get_json(&agent.url(&format!("/api/documents/{seq}"))).await?;
+        let d = agent.get(&format!("/api/documents/{seq}")).await?;
         assert_eq!(d["number"], number.as_str(), "seed {seed}: seq {seq}");
     }
     // Exactly once at HQ: its chain is the agent's chain, each document applied once.
@@ -116,7 +116,7 @@ async fn kill_9_at_random_moments_loses_and_duplicates_nothing() -> anyhow::Resu
     assert_eq!(b["documents_applied"], head, "seed {seed}: applied count differs from journal length");
     for seq in 1..=head {
         let at_hq = hq.get(&format!("/api/branches/SH/documents/{seq}")).await?;
-        let local = get_json(&agent.url(&format!("/api/documents/{seq}"))).await?;
+        let local = agent.get(&format!("/api/documents/{seq}")).await?;
         assert_eq!(at_hq["number"], local["number"], "seed {seed}: seq {seq}");
         assert_eq!(at_hq["signature"], "valid");
     }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use harness::cluster::{get_json, wait_until, AgentProc, HqProc};
+use harness::cluster::{wait_until, AgentProc, HqProc};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -22,29 +22,29 @@ async fn catalog_and_credit_limits_reach_a_connected_branch() -> anyhow::Result<
     hq.cli(&["product", "add", "6920202888883", "--name", "绿茶 500ml", "--price", "3.50", "--prices", "3.00,2.80"])?;
     // Pushed on its own, not only with the next change of another kind.
     wait_until(Duration::from_secs(30), "product pushed", || async {
-        Ok(get_json(&sh.url("/api/profile")).await?["products"]["6920202888883"]["name"] == "绿茶 500ml")
+        Ok(sh.get("/api/profile").await?["products"]["6920202888883"]["name"] == "绿茶 500ml")
     })
     .await?;
     hq.cli(&["customer", "limit", "C0001", "100.00"])?;
     wait_until(Duration::from_secs(30), "profile pushed", || async {
-        let p = get_json(&sh.url("/api/profile")).await?;
+        let p = sh.get("/api/profile").await?;
         Ok(p["products"]["6920202888883"]["prices"][1] == "2.80" && p["credit_limits"]["C0001"] == "100.00")
     })
     .await
     .map_err(|e| anyhow::anyhow!("{e}\nagent log:\n{}\nhq log:\n{}", sh.log(), hq.log()))?;
     assert_eq!(sh.sync().await?["connects"], connects, "pushed on the open connection, no reconnect");
 
-    let receipt = json!({"doc_type": "JH", "date": "2026-06-09", "operator": "op", "warehouse": "SH01", "counterparty": "S0001",
+    let receipt = json!({"doc_type": "JH", "date": "2026-06-09", "warehouse": "SH01", "counterparty": "S0001",
         "lines": [{"product": "6920202888883", "qty": "100", "unit_price": "2.00"}]});
     assert!(sh.post(&receipt).await?.is_ok());
     // Level 2 price from the catalog: 10 x 2.80 = 28.00.
-    let by_level = json!({"doc_type": "XS", "date": "2026-06-09", "operator": "op", "warehouse": "SH01", "counterparty": "C0001",
+    let by_level = json!({"doc_type": "XS", "date": "2026-06-09", "warehouse": "SH01", "counterparty": "C0001",
         "lines": [{"product": "6920202888883", "qty": "10", "price_level": 2}]});
     let posted = sh.post(&by_level).await?.map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    let doc = get_json(&sh.url(&format!("/api/documents/{}", posted["seq"]))).await?;
+    let doc = sh.get(&format!("/api/documents/{}", posted["seq"])).await?;
     assert_eq!(doc["document"]["lines"][0]["amount"], "28.00");
     // 28.00 owed; another 10 x 8.00 = 80.00 would make 108.00 > 100.00.
-    let over = json!({"doc_type": "XS", "date": "2026-06-09", "operator": "op", "warehouse": "SH01", "counterparty": "C0001",
+    let over = json!({"doc_type": "XS", "date": "2026-06-09", "warehouse": "SH01", "counterparty": "C0001",
         "lines": [{"product": "6920202888883", "qty": "10", "unit_price": "8.00"}]});
     let refused = sh.post(&over).await?;
     assert!(matches!(&refused, Err((422, m)) if m.contains("credit limit")), "{refused:?}");
@@ -54,7 +54,7 @@ async fn catalog_and_credit_limits_reach_a_connected_branch() -> anyhow::Result<
     assert!(sh.post(&cash).await?.is_ok());
 
     // A catalog saved by Chinese Excel (GBK) is imported while HQ runs, as one change.
-    let version = sh.sync().await.ok().and(get_json(&sh.url("/api/profile")).await.ok()).map(|p| p["version"].clone());
+    let version = sh.sync().await.ok().and(sh.get("/api/profile").await.ok()).map(|p| p["version"].clone());
     let bad = tmp.path().join("bad.csv");
     std::fs::write(&bad, "code,name,retail_price\nT1,茶,1.00\nT2,,x\n")?;
     let refused = hq.cli(&["product", "import", bad.to_str().unwrap_or_default()]).expect_err("a bad file is refused");
@@ -66,11 +66,11 @@ async fn catalog_and_credit_limits_reach_a_connected_branch() -> anyhow::Result<
     let out = hq.cli(&["product", "import", file.to_str().unwrap_or_default()])?;
     assert!(out.contains("imported 2 products") && out.contains("2 new"), "{out}");
     wait_until(Duration::from_secs(30), "imported catalog pushed", || async {
-        let p = get_json(&sh.url("/api/profile")).await?;
+        let p = sh.get("/api/profile").await?;
         Ok(p["products"]["6901234567892"]["name"] == "矿泉水 550ml" && p["products"]["T1"]["name"] == "茶, 红")
     })
     .await?;
-    let p = get_json(&sh.url("/api/profile")).await?;
+    let p = sh.get("/api/profile").await?;
     let before = version.and_then(|v| v.as_u64()).unwrap_or(0);
     assert_eq!(p["version"].as_u64(), Some(before + 1), "the bad file changed nothing; the good one is one change");
     let exported = hq.cli(&["product", "export"])?;
@@ -80,13 +80,11 @@ async fn catalog_and_credit_limits_reach_a_connected_branch() -> anyhow::Result<
     // 红字冲账 through the branch API: the reversal of a cash sale puts the stock back.
     let before = sh.stock().await?;
     let sale = sh.post(&cash).await?.map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    let (status, reversed) =
-        sh.post_json(&format!("/api/documents/{}/reverse", sale["seq"]), &json!({"operator": "op", "date": "2026-06-10"})).await?;
+    let (status, reversed) = sh.post_json(&format!("/api/documents/{}/reverse", sale["seq"]), &json!({"date": "2026-06-10"})).await?;
     assert!((200..300).contains(&status), "{status} {reversed}");
     assert!(reversed["number"].as_str().is_some_and(|n| n.starts_with("XS-SH-0610-")), "{reversed}");
     assert_eq!(sh.stock().await?, before, "the reversal restores the stock");
-    let (status, twice) =
-        sh.post_json(&format!("/api/documents/{}/reverse", sale["seq"]), &json!({"operator": "op", "date": "2026-06-10"})).await?;
+    let (status, twice) = sh.post_json(&format!("/api/documents/{}/reverse", sale["seq"]), &json!({"date": "2026-06-10"})).await?;
     assert!(status == 422 && twice["error"].as_str().is_some_and(|e| e.contains("already reversed")), "{status} {twice}");
     Ok(())
 }

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use harness::cluster::{bin, doc, get_json, stock_map, wait_until, AgentProc, HqProc};
+use harness::cluster::{bin, doc, stock_map, wait_until, AgentProc, HqProc};
 use serde_json::{json, Value};
 
 const WATER: &str = "6901234567892";
@@ -161,13 +161,11 @@ fn fake_printer(unplugged: Arc<AtomicBool>, printed: Arc<Mutex<Vec<u8>>>) -> any
 }
 
 async fn get(agent: &AgentProc, path: &str) -> anyhow::Result<Value> {
-    get_json(&agent.url(path)).await
+    agent.get(path).await
 }
 
 async fn delete(agent: &AgentProc, path: &str) -> anyhow::Result<(u16, Value)> {
-    let resp = harness::cluster::client().delete(agent.url(path)).send().await?;
-    let status = resp.status().as_u16();
-    Ok((status, resp.json().await?))
+    agent.delete(path).await
 }
 
 fn error_of(v: &Value) -> &str {

@@ -38,7 +38,7 @@ mod error;
 mod payment;
 mod receipt;
 mod resolve;
-mod routes;
+pub(crate) mod routes;
 mod scanner;
 mod service;
 
@@ -46,5 +46,4 @@ mod service;
 mod fixtures;
 
 pub use config::PosConfig;
-pub use routes::router;
 pub use service::Pos;

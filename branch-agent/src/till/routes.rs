@@ -1,14 +1,14 @@
 //! HTTP for the till: JSON under `/api/pos`, the till page at `/pos` and the customer
 //! display at `/pos/display` (both from `branch-agent/templates/`). Thin: each handler
-//! parses its request and calls one `Pos` method; no till rule lives here.
+//! parses its request and calls one `Pos` method; no till rule lives here. The routes
+//! and the rights they need are declared in `crate::routes`; a cashier signs in first.
 
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Html;
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
+use axum::Json;
 use devices::DisplayState;
 use protocol::codes::OperatorId;
 use protocol::date::BusinessDate;
@@ -29,32 +29,13 @@ const TILL_PAGE: &str = include_str!("../../templates/till.html");
 
 type PosState = Arc<Pos>;
 
-pub fn router(pos: Arc<Pos>) -> Router {
-    Router::new()
-        .route("/pos", get(till_page))
-        .route("/pos/display", get(display_page))
-        .route("/api/pos/display", get(display))
-        .route("/api/pos/status", get(status))
-        .route("/api/pos/cart", get(cart).delete(clear_cart))
-        .route("/api/pos/cart/lines/{n}", delete(void_line))
-        .route("/api/pos/scan", post(scan))
-        .route("/api/pos/weigh", post(weigh))
-        .route("/api/pos/pay", post(pay))
-        .route("/api/pos/reprint/{seq}", post(reprint))
-        .route("/api/pos/shift", get(current_shift))
-        .route("/api/pos/shift/open", post(open_shift))
-        .route("/api/pos/shift/close", post(close_shift))
-        .route("/api/pos/shifts/{id}", get(shift_by_id))
-        .with_state(pos)
-}
-
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, TillError> {
     serde_json::from_slice(body).map_err(|e| TillError::BadRequest(format!("request JSON is not valid: {e}")))
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ScanRequest {
+pub(crate) struct ScanRequest {
     code: String,
     #[serde(default, with = "protocol::decimal_serde::option")]
     qty: Option<Decimal>,
@@ -62,13 +43,13 @@ struct ScanRequest {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct WeighRequest {
+pub(crate) struct WeighRequest {
     product: String,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct PayRequest {
+pub(crate) struct PayRequest {
     method: String,
     #[serde(default, with = "protocol::decimal_serde::option")]
     tendered: Option<Decimal>,
@@ -78,7 +59,7 @@ struct PayRequest {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct OpenShiftRequest {
+pub(crate) struct OpenShiftRequest {
     cashier: OperatorId,
     #[serde(default, with = "protocol::decimal_serde::option")]
     float: Option<Decimal>,
@@ -86,74 +67,74 @@ struct OpenShiftRequest {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CloseShiftRequest {
+pub(crate) struct CloseShiftRequest {
     #[serde(with = "protocol::decimal_serde")]
     counted_cash: Decimal,
 }
 
-async fn display(State(pos): State<PosState>) -> Json<DisplayState> {
+pub(crate) async fn display(State(pos): State<PosState>) -> Json<DisplayState> {
     Json(pos.display())
 }
 
-async fn status(State(pos): State<PosState>) -> Json<Value> {
+pub(crate) async fn status(State(pos): State<PosState>) -> Json<Value> {
     Json(pos.status().await)
 }
 
-async fn cart(State(pos): State<PosState>) -> Json<Value> {
+pub(crate) async fn cart(State(pos): State<PosState>) -> Json<Value> {
     Json(pos.cart().await)
 }
 
-async fn clear_cart(State(pos): State<PosState>) -> Result<Json<Value>, TillError> {
+pub(crate) async fn clear_cart(State(pos): State<PosState>) -> Result<Json<Value>, TillError> {
     pos.clear().await.map(Json)
 }
 
-async fn void_line(State(pos): State<PosState>, Path(n): Path<usize>) -> Result<Json<Value>, TillError> {
+pub(crate) async fn void_line(State(pos): State<PosState>, Path(n): Path<usize>) -> Result<Json<Value>, TillError> {
     pos.void(n).await.map(Json)
 }
 
-async fn scan(State(pos): State<PosState>, body: axum::body::Bytes) -> Result<Json<Value>, TillError> {
+pub(crate) async fn scan(State(pos): State<PosState>, body: axum::body::Bytes) -> Result<Json<Value>, TillError> {
     let req: ScanRequest = parse(&body)?;
     pos.scan(&req.code, req.qty).await.map(Json)
 }
 
-async fn weigh(State(pos): State<PosState>, body: axum::body::Bytes) -> Result<Json<Value>, TillError> {
+pub(crate) async fn weigh(State(pos): State<PosState>, body: axum::body::Bytes) -> Result<Json<Value>, TillError> {
     let req: WeighRequest = parse(&body)?;
     pos.weigh(&req.product).await.map(Json)
 }
 
-async fn pay(State(pos): State<PosState>, body: axum::body::Bytes) -> Result<(StatusCode, Json<Value>), TillError> {
+pub(crate) async fn pay(State(pos): State<PosState>, body: axum::body::Bytes) -> Result<(StatusCode, Json<Value>), TillError> {
     let req: PayRequest = parse(&body)?;
     let method = parse_method(&req.method)
         .ok_or_else(|| TillError::BadRequest(format!("payment method {:?} is not one of Cash, Card, Mobile", req.method)))?;
     pos.pay(method, req.tendered, req.date).await.map(|v| (StatusCode::CREATED, Json(v)))
 }
 
-async fn reprint(State(pos): State<PosState>, Path(seq): Path<u64>) -> Result<Json<Value>, TillError> {
+pub(crate) async fn reprint(State(pos): State<PosState>, Path(seq): Path<u64>) -> Result<Json<Value>, TillError> {
     pos.reprint(seq).await.map(Json)
 }
 
-async fn current_shift(State(pos): State<PosState>) -> Result<Json<Value>, TillError> {
+pub(crate) async fn current_shift(State(pos): State<PosState>) -> Result<Json<Value>, TillError> {
     pos.current_shift().await.map(Json)
 }
 
-async fn open_shift(State(pos): State<PosState>, body: axum::body::Bytes) -> Result<(StatusCode, Json<Value>), TillError> {
+pub(crate) async fn open_shift(State(pos): State<PosState>, body: axum::body::Bytes) -> Result<(StatusCode, Json<Value>), TillError> {
     let req: OpenShiftRequest = parse(&body)?;
     pos.open_shift(req.cashier, req.float.unwrap_or(Decimal::ZERO)).await.map(|v| (StatusCode::CREATED, Json(v)))
 }
 
-async fn close_shift(State(pos): State<PosState>, body: axum::body::Bytes) -> Result<Json<Value>, TillError> {
+pub(crate) async fn close_shift(State(pos): State<PosState>, body: axum::body::Bytes) -> Result<Json<Value>, TillError> {
     let req: CloseShiftRequest = parse(&body)?;
     pos.close_shift(req.counted_cash).await.map(Json)
 }
 
-async fn shift_by_id(State(pos): State<PosState>, Path(id): Path<u64>) -> Result<Json<Value>, TillError> {
+pub(crate) async fn shift_by_id(State(pos): State<PosState>, Path(id): Path<u64>) -> Result<Json<Value>, TillError> {
     pos.shift_report(id).await.map(Json)
 }
 
-async fn display_page() -> Html<&'static str> {
+pub(crate) async fn display_page() -> Html<&'static str> {
     Html(DISPLAY_PAGE)
 }
 
-async fn till_page() -> Html<&'static str> {
+pub(crate) async fn till_page() -> Html<&'static str> {
     Html(TILL_PAGE)
 }

@@ -11,6 +11,7 @@
 //! - `p` product                    → `Product`
 //! - `c` customer                   → credit limit (`Dec`)
 //! - `t` secret hash                → `TokenRecord`
+//! - `u` login                      → `PersonEntry` (person and password hash)
 //! - `r` branch 0x00 n(be u64)      → `Rejection`
 //! - `s` branch                     → books checkpoint
 //! - `m` name                       → meta values (`profile_version`)

@@ -14,7 +14,7 @@
 //! (entry index and signed batches: the storage boundary every entry read and write
 //! goes through), `admin` (branches, tokens, products, credit limits), `apply` (a
 //! batch, durably), `replay` (books from the journal, checkpoints), `drill` (documents
-//! behind a report row), `rejections`, `profile` (what a branch is sent and posted
+//! behind a report row), `rejections`, `people` (who signs in), `profile` (what a branch is sent and posted
 //! against), `sync_ctx` (what the sync session is shown), `error`.
 //! This module holds the `Store` handle and its open, load and flush; it must not hold
 //! any of the above.
@@ -25,6 +25,7 @@ mod drill;
 mod error;
 mod journal;
 mod keys;
+mod people;
 mod profile;
 mod records;
 mod rejections;
@@ -41,6 +42,7 @@ use protocol::codes::{BranchCode, PartyCode, ProductCode};
 
 pub use apply::ApplyOutcome;
 pub use error::{EnrollError, StoreError};
+pub use people::{people_of, PeopleError, PEOPLE_MAX};
 pub use profile::profile_of;
 pub use records::{BranchRecord, EntryIndex, Rejection, TokenRecord};
 pub use rejections::REJECTIONS_RECENT_MAX;
@@ -103,6 +105,11 @@ impl Store {
             let (k, v) = item?;
             let code = PartyCode::new(String::from_utf8_lossy(&k[1..]))?;
             st.credit_limits.insert(code, open_rec(&k, &v)?);
+        }
+        for item in self.tree.scan_prefix([b'u']) {
+            let (k, v) = item?;
+            let entry: protocol::profile::PersonEntry = open_rec(&k, &v)?;
+            st.people.insert(entry.person.login, entry);
         }
         if let Some(v) = self.tree.get(key(b'm', &[PROFILE_VERSION]))? {
             st.profile_version = open_rec(b"m/profile_version", &v)?;

@@ -9,9 +9,11 @@ use protocol::profile::BranchProfile;
 
 use super::state::State;
 
-/// The profile HQ sends a branch: its scope plus the whole catalog.
+/// The profile HQ sends a branch: its scope plus the whole catalog, and its people.
 pub fn profile_of(st: &State, branch: &BranchCode) -> Option<BranchProfile> {
-    Some(st.profile_source(branch)?.whole())
+    let mut profile = st.profile_source(branch)?.whole();
+    profile.people = super::people::people_of(st, branch);
+    Some(profile)
 }
 
 /// The profile posting checks a batch of `branch` against.

@@ -6,9 +6,9 @@
 use std::collections::BTreeMap;
 
 use protocol::books::{Books, Position};
-use protocol::codes::{BranchCode, PartyCode, ProductCode, WarehouseCode};
+use protocol::codes::{BranchCode, OperatorId, PartyCode, ProductCode, WarehouseCode};
 use protocol::decimal_serde::Dec;
-use protocol::profile::{Product, ProfileSource};
+use protocol::profile::{PersonEntry, Product, ProfileSource};
 
 use super::records::{BranchRecord, Rejection};
 
@@ -18,6 +18,8 @@ pub struct State {
     pub branches: BTreeMap<BranchCode, BranchRecord>,
     pub products: BTreeMap<ProductCode, Product>,
     pub credit_limits: BTreeMap<PartyCode, Dec>,
+    /// Everyone who signs in, HQ's and the branches' people, by login.
+    pub people: BTreeMap<OperatorId, PersonEntry>,
     /// Each branch's books, computed by the same posting code the branch ran. Rebuilt at
     /// start by replaying the stored journals; the journals are the truth.
     pub books: BTreeMap<BranchCode, Books>,

@@ -8,6 +8,7 @@
 //! - `transport`: quinn's `TransportConfig` from the protocol's idle/keep-alive constants.
 //! - `clock`: wall-clock seconds for records, and the monotonic milliseconds the sync
 //!   state machines take as `now_ms`.
+//! - `session`: the session key file, secret files (0600), tokens from request headers.
 //! - `init_tracing`: the one logging setup of both binaries.
 //!
 //! Architecture invariant: no decisions here. What to send, when to give up and what a
@@ -16,6 +17,7 @@
 
 pub mod clock;
 pub mod framed;
+pub mod session;
 pub mod transport;
 
 pub use clock::{now_unix, today_at, MonotonicClock, SHANGHAI_UTC_OFFSET_MINUTES};

@@ -92,7 +92,17 @@ async fn main() -> anyhow::Result<()> {
             r["value"].as_str().unwrap_or("")
         );
     }
+    let (admin, admin_password) = hq.admin_credential()?;
     println!();
+    println!("Sign in first (every page and API call needs a session; the pages show a sign-in form):");
+    println!("  HQ      login {admin:<8} password {admin_password}   (HQ admin; kept in {})", hq.dir.join("admin.secret").display());
+    println!(
+        "  SH, HB  login {:<8} password {}   (branch accountant + cashier; also {})",
+        sh.login,
+        harness::cluster::PERSON_PASSWORD,
+        hb.login
+    );
+    println!("  add people: hq user add li.jia --name 李佳 --role warehouse-clerk --branch SH --scope 'warehouses=SH01; customers=200*' --data-dir {}", hq.dir.display());
     println!("Look around:");
     println!("  HQ page               {}", hq.url("/"));
     println!("  consolidated stock    {}   (CSV: {})", hq.url("/api/stock"), hq.url("/api/stock?format=csv"));
@@ -106,9 +116,15 @@ async fn main() -> anyhow::Result<()> {
     println!("  Shanghai branch page  {}", sh.url("/"));
     println!("  Shanghai till (POS)   {}   customer screen: {}", sh.url("/pos"), sh.url("/pos/display"));
     println!("  Hebei branch page     {}", hb.url("/"));
-    println!("Post another document:");
+    println!("Post another document (sign in, then send the token):");
     println!(
-        "  curl -s -XPOST {} -H 'content-type: application/json' -d '{{\"doc_type\":\"XS\",\"date\":\"2026-06-09\",\"operator\":\"me\",\"warehouse\":\"SH01\",\"counterparty\":\"C01\",\"lines\":[{{\"product\":\"{water}\",\"qty\":\"3\",\"unit_price\":\"2.00\"}}]}}'",
+        "  TOKEN=$(curl -s -XPOST {} -H 'content-type: application/json' -d '{{\"login\":\"{}\",\"password\":\"{}\"}}' | sed 's/.*\"token\":\"\\([^\"]*\\)\".*/\\1/')",
+        sh.url("/api/session"),
+        sh.login,
+        harness::cluster::PERSON_PASSWORD
+    );
+    println!(
+        "  curl -s -XPOST {} -H \"authorization: Bearer $TOKEN\" -H 'content-type: application/json' -d '{{\"doc_type\":\"XS\",\"date\":\"2026-06-09\",\"warehouse\":\"SH01\",\"counterparty\":\"C01\",\"lines\":[{{\"product\":\"{water}\",\"qty\":\"3\",\"unit_price\":\"2.00\"}}]}}'",
         sh.url("/api/documents")
     );
     if args.no_wait {

@@ -182,14 +182,18 @@ async fn timed(req: reqwest::RequestBuilder) -> anyhow::Result<(Duration, u16, V
 
 async fn post_doc(agent: &AgentProc, body: &Value) -> anyhow::Result<(Duration, Value)> {
     let bytes = serde_json::to_vec(body)?;
-    let req = client().post(agent.url("/api/documents")).header("content-type", "application/json").body(bytes);
+    let req = client()
+        .post(agent.url("/api/documents"))
+        .bearer_auth(agent.token.as_deref().unwrap_or(""))
+        .header("content-type", "application/json")
+        .body(bytes);
     let (took, status, v) = timed(req).await?;
     ensure!(status == 201, "post refused ({status}): {v}\ndocument: {body}");
     Ok((took, v))
 }
 
 async fn get_sync(agent: &AgentProc) -> anyhow::Result<(Duration, Value)> {
-    let (took, status, v) = timed(client().get(agent.url("/api/sync"))).await?;
+    let (took, status, v) = timed(client().get(agent.url("/api/sync")).bearer_auth(agent.token.as_deref().unwrap_or(""))).await?;
     ensure!(status == 200, "GET /api/sync answered {status}: {v}");
     Ok((took, v))
 }
@@ -338,7 +342,7 @@ async fn main() -> anyhow::Result<()> {
     agent.start()?;
     let products = args.products;
     wait_until(Duration::from_secs(60), "the branch to receive HQ's catalog", || async {
-        let p = harness::cluster::get_json(&agent.url("/api/profile")).await?;
+        let p = agent.get("/api/profile").await?;
         Ok(p["products"].as_object().map_or(0, |m| m.len()) == products)
     })
     .await?;

@@ -1,0 +1,94 @@
+//! The branch's one route table: every HTTP route of the local API and the till as
+//! (method, path, who may call it, handler). The router is built from it and nothing
+//! else, each route behind `auth::guard` and the whole under `auth::same_site`, so a
+//! route cannot exist without a declared check; `branch-agent routes` prints it and the
+//! integration test `http_doors` calls every row anonymously and with a wrong role.
+//! Must not hold handlers or decide rights.
+
+use axum::http::Method;
+use axum::routing::MethodRouter;
+use protocol::people::{Function as F, Right as R};
+
+use crate::auth::{self, Access, AgentWeb};
+use crate::http;
+use crate::till::routes as till;
+
+/// One row of the table.
+pub struct Route {
+    pub method: Method,
+    pub path: &'static str,
+    pub access: Access,
+    pub handler: MethodRouter<AgentWeb>,
+}
+
+/// Builds rows from `METHOD "path" => handler, access;` lines.
+macro_rules! routes {
+    ($($method:ident $path:literal => $handler:path, $access:expr;)*) => {
+        vec![$(Route {
+            method: Method::$method,
+            path: $path,
+            access: $access,
+            handler: axum::routing::on(axum::routing::MethodFilter::$method, $handler),
+        }),*]
+    };
+}
+
+/// Every route of the branch's HTTP API.
+pub fn table() -> Vec<Route> {
+    use Access::{Docs, Needs, Public};
+    routes! {
+        GET "/" => http::index, Public;
+        POST "/api/session" => auth::sign_in, Public;
+        POST "/api/documents" => http::post_document, Docs(R::Add);
+        GET "/api/documents/{seq}" => http::get_document, Needs(F::Reports, R::View);
+        GET "/api/stock" => http::stock, Needs(F::Reports, R::View);
+        GET "/api/reports/{name}" => http::report, Needs(F::Reports, R::View);
+        GET "/api/movements" => http::movements, Needs(F::Reports, R::View);
+        POST "/api/documents/{seq}/reverse" => http::reverse_document, Docs(R::Manage);
+        POST "/api/stock-count" => http::stock_count, Needs(F::WarehouseDocs, R::Add);
+        GET "/api/sync" => http::sync_status, Needs(F::Reports, R::View);
+        GET "/api/profile" => http::profile, Needs(F::Scope, R::View);
+        GET "/pos" => till::till_page, Needs(F::Till, R::View);
+        GET "/pos/display" => till::display_page, Needs(F::Till, R::View);
+        GET "/api/pos/display" => till::display, Needs(F::Till, R::View);
+        GET "/api/pos/status" => till::status, Needs(F::Till, R::View);
+        GET "/api/pos/cart" => till::cart, Needs(F::Till, R::View);
+        DELETE "/api/pos/cart" => till::clear_cart, Needs(F::Till, R::Add);
+        DELETE "/api/pos/cart/lines/{n}" => till::void_line, Needs(F::Till, R::Add);
+        POST "/api/pos/scan" => till::scan, Needs(F::Till, R::Add);
+        POST "/api/pos/weigh" => till::weigh, Needs(F::Till, R::Add);
+        POST "/api/pos/pay" => till::pay, Needs(F::RetailDocs, R::Add);
+        POST "/api/pos/reprint/{seq}" => till::reprint, Needs(F::Till, R::Add);
+        GET "/api/pos/shift" => till::current_shift, Needs(F::Till, R::View);
+        POST "/api/pos/shift/open" => till::open_shift, Needs(F::Till, R::Add);
+        POST "/api/pos/shift/close" => till::close_shift, Needs(F::Till, R::Add);
+        GET "/api/pos/shifts/{id}" => till::shift_by_id, Needs(F::Till, R::View);
+    }
+}
+
+/// The table as text, one route a line: `METHOD path access` (what `branch-agent routes`
+/// prints, and what the integration test reads).
+pub fn describe() -> String {
+    table()
+        .iter()
+        .map(|r| {
+            let access = match r.access {
+                Access::Public => "public".to_string(),
+                Access::Needs(f, right) => format!("{f:?}:{right:?}"),
+                Access::Docs(right) => format!("Docs:{right:?}"),
+            };
+            format!("{} {} {access}\n", r.method, r.path)
+        })
+        .collect()
+}
+
+/// The router, built from the table: each route behind its own guard, the whole behind
+/// the cross-site door.
+pub fn build(web: AgentWeb) -> axum::Router {
+    let mut router = axum::Router::new();
+    for route in table() {
+        let guarded = route.handler.route_layer(axum::middleware::from_fn_with_state((web.clone(), route.access), auth::guard));
+        router = router.route(route.path, guarded);
+    }
+    router.layer(axum::middleware::from_fn(auth::same_site)).with_state(web)
+}

@@ -1,0 +1,88 @@
+//! HQ's one route table: every HTTP route as (method, path, who may call it, handler).
+//! The router is built from it and nothing else, each route behind `auth::guard`, so a
+//! route cannot exist without a declared check; `hq routes` prints it and the
+//! integration test `http_doors` calls every row anonymously and with a wrong role.
+//!
+//! To add a route, add one line to `table()`:
+//! `POST "/api/review/{code}/{seq}" => review::resolve, needs(Function::Review, Right::Manage, Target::PathBranch);`
+//! Must not hold handlers or decide rights.
+
+use axum::http::Method;
+use axum::routing::MethodRouter;
+use protocol::people::{Function, Right};
+
+use super::auth::{self, Access, Target, Web};
+
+/// One row of the table.
+pub struct Route {
+    pub method: Method,
+    pub path: &'static str,
+    pub access: Access,
+    pub handler: MethodRouter<Web>,
+}
+
+/// Builds rows from `METHOD "path" => handler, access;` lines.
+#[macro_export]
+macro_rules! routes {
+    ($($method:ident $path:literal => $handler:path, $access:expr;)*) => {
+        vec![$($crate::http::routes::Route {
+            method: axum::http::Method::$method,
+            path: $path,
+            access: $access,
+            handler: axum::routing::on(axum::routing::MethodFilter::$method, $handler),
+        }),*]
+    };
+}
+
+const fn needs(function: Function, right: Right, target: Target) -> Access {
+    Access::needs(function, right, target)
+}
+
+/// Every route of HQ's HTTP API.
+pub fn table() -> Vec<Route> {
+    use super::*;
+    use Function as F;
+    use Right as R;
+    use Target as T;
+    routes! {
+        GET "/" => index, Access::Public;
+        POST "/api/session" => auth::sign_in, Access::Public;
+        GET "/api/stock" => stock, needs(F::Reports, R::View, T::Hq);
+        GET "/api/branches" => branches, needs(F::Branches, R::View, T::Hq);
+        GET "/api/branches/{code}/documents/{seq}" => document, needs(F::Reports, R::View, T::PathBranch);
+        GET "/api/branches/{code}/rejections" => rejections, needs(F::Branches, R::View, T::PathBranch);
+        GET "/api/branches/{code}/movements" => movements, needs(F::Reports, R::View, T::PathBranch);
+        GET "/api/reports/{name}" => report, needs(F::Reports, R::View, T::QueryBranch);
+        POST "/api/admin/branches" => add_branch, needs(F::Branches, R::Add, T::Hq);
+        POST "/api/admin/branches/{code}/token" => new_token, needs(F::Branches, R::Manage, T::Hq);
+        GET "/api/products" => products, needs(F::MasterData, R::View, T::Hq);
+        POST "/api/admin/products" => add_product, needs(F::MasterData, R::Add, T::Hq);
+        POST "/api/admin/products/import" => import_products, needs(F::MasterData, R::Add, T::Hq);
+        POST "/api/admin/credit-limits" => set_credit_limit, needs(F::MasterData, R::Manage, T::Hq);
+        GET "/api/people" => people::list, needs(F::People, R::View, T::Hq);
+        POST "/api/admin/people" => people::add, needs(F::People, R::Add, T::Hq);
+        POST "/api/admin/people/{login}/disable" => people::disable, needs(F::People, R::Manage, T::Hq);
+    }
+}
+
+/// The table as text, one route a line: `METHOD path access` (what `hq routes` prints).
+pub fn describe() -> String {
+    table().iter().map(|r| format!("{} {} {}\n", r.method, r.path, describe_access(r.access))).collect()
+}
+
+fn describe_access(access: Access) -> String {
+    match access {
+        Access::Public => "public".into(),
+        Access::Needs { function, right, target } => format!("{:?}:{:?}:{:?}", function, right, target),
+    }
+}
+
+/// The router, built from the table: each route behind its own guard.
+pub fn build(web: Web) -> axum::Router {
+    let mut router = axum::Router::new();
+    for route in table() {
+        let guarded = route.handler.route_layer(axum::middleware::from_fn_with_state((web.clone(), route.access), auth::guard));
+        router = router.route(route.path, guarded);
+    }
+    router.with_state(web)
+}
