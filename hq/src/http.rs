@@ -245,11 +245,9 @@ async fn add_branch(State(hq): State<AppState>, Json(req): Json<AddBranch>) -> R
 
 async fn new_token(State(hq): State<AppState>, Path(code): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
     let code = BranchCode::new(code).map_err(bad)?;
-    let secret = {
-        let st = hq.state();
-        hq.store.new_token(&st, &code, now_unix(), hq.config.token_ttl_hours * 3600).map_err(bad)?
-    };
-    Ok(Json(json!({ "branch": code, "token": hq.token_text(&code, secret), "expires_in_hours": hq.config.token_ttl_hours })))
+    // Revokes the enrolled key and closes its connections (logged by the server).
+    let token = hq.reissue_token(&code).map_err(bad)?;
+    Ok(Json(json!({ "branch": code, "token": token, "expires_in_hours": hq.config.token_ttl_hours })))
 }
 
 #[derive(Deserialize)]
