@@ -101,8 +101,27 @@ fn assert_refused_blind(got: &[Message], head_hex: &str) {
     }
 }
 
+/// HQ's log without terminal colour codes (`ESC [ … m`).
+fn plain(log: &str) -> String {
+    let mut out = String::with_capacity(log.len());
+    let mut chars = log.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// The `store_writes` of HQ's latest door log line (one a second at most).
 fn door_store_writes(log: &str) -> Option<u64> {
+    let log = plain(log);
     let line = log.lines().rev().find(|l| l.contains("door: hello refused"))?;
     let tail = line.split("store_writes=").nth(1)?;
     tail.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
@@ -184,7 +203,7 @@ async fn the_door_is_closed_to_peers_without_an_enrolled_key() -> anyhow::Result
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     assert_refused_blind(&hello_as(&unknown, hq.quic, &code).await?, &head_hex);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let log = hq.log();
+    let log = plain(&hq.log());
     let last = door_store_writes(&log).expect("door line");
     assert_eq!(first, last, "refused peers made HQ write to disk:\n{log}");
     assert!(log.contains("refused_unknown=43"), "43 refusals counted:\n{log}");
