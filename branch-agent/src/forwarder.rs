@@ -72,7 +72,9 @@ impl Shared {
 /// (exponential backoff with jitter, reset by progress).
 pub async fn run(shared: Arc<Shared>, config: AgentConfig) {
     let fingerprint = shared.store.identity().hq_fingerprint;
-    let endpoint = match tls::client_endpoint(fingerprint) {
+    let key = SigningKey::from_bytes(&shared.store.identity().signing_key);
+    // The enrolled key, proven in every handshake: HQ lets our hello through for it only.
+    let endpoint = match tls::client_endpoint(fingerprint, &key) {
         Ok(e) => e,
         Err(e) => {
             shared.update(|s| s.last_error = Some(format!("{e:#}")));
@@ -100,7 +102,6 @@ pub async fn run(shared: Arc<Shared>, config: AgentConfig) {
         0
     });
     let mut sync = BranchSync::new(store.identity().branch, limits, timers, store.head(), acked.min(store.head().seq), rand::random());
-    let key = SigningKey::from_bytes(&store.identity().signing_key);
     let clock = MonotonicClock::start();
     loop {
         // Disconnected: the machine always has a reconnect time (at once, the first time).
@@ -229,7 +230,7 @@ pub async fn enroll(
         bail!("{} already holds a branch store; enroll into a new, empty --data-dir", dir.display());
     }
     let key = SigningKey::generate(&mut rand::rngs::OsRng);
-    let endpoint = tls::client_endpoint(tok.hq_cert_fingerprint)?;
+    let endpoint = tls::client_endpoint(tok.hq_cert_fingerprint, &key)?;
     let (conn, mut send, recv) = connect(&endpoint, hq).await?;
     write_message(&mut send, &Message::Enroll { token: token.trim().to_string(), branch_key: key.verifying_key().to_bytes() }).await?;
     let mut reader = FrameReader::new(recv);

@@ -3,6 +3,11 @@
 //! HQ uses a self-signed certificate; its blake3 fingerprint reaches the branch inside
 //! the enrollment token, so the branch trusts exactly that certificate and nothing else,
 //! from the first connection on. Signatures are still checked by rustls as usual.
+//!
+//! The other way round, the branch proves its enrolled key to HQ in the same handshake:
+//! it presents a client certificate self-signed with its ed25519 signing key
+//! (`edge::tls::branch_client_cert`); HQ lets a hello through only for the branch that
+//! key is enrolled for.
 
 use std::sync::Arc;
 
@@ -64,15 +69,18 @@ impl ServerCertVerifier for PinnedCert {
     }
 }
 
-/// A client endpoint that trusts only the certificate with `fingerprint`.
-pub fn client_endpoint(fingerprint: [u8; 32]) -> anyhow::Result<quinn::Endpoint> {
+/// A client endpoint that trusts only the certificate with `fingerprint` and proves
+/// `key` (the branch's enrolled signing key) with a client certificate.
+pub fn client_endpoint(fingerprint: [u8; 32], key: &protocol::SigningKey) -> anyhow::Result<quinn::Endpoint> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let (cert, cert_key) = edge::tls::branch_client_cert(key).context("making the branch's client certificate")?;
     let mut tls = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .context("TLS 1.3 setup")?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(PinnedCert { fingerprint, provider }))
-        .with_no_client_auth();
+        .with_client_auth_cert(vec![cert], cert_key)
+        .context("loading the branch's client certificate")?;
     tls.alpn_protocols = vec![ALPN.to_vec()];
     let mut client = quinn::ClientConfig::new(Arc::new(QuicClientConfig::try_from(tls).context("QUIC TLS setup")?));
     // ALPN, idle timeout and keep-alive are HQ's too: one definition in `protocol::wire`.

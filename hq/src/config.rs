@@ -33,6 +33,15 @@ pub struct HqConfig {
     pub http_listen: SocketAddr,
     /// How long an enrollment token from `hq branch add` stays valid.
     pub token_ttl_hours: u64,
+    /// QUIC connections at once (handshakes included); more are refused at once.
+    pub max_connections: u32,
+    /// Bidirectional streams one connection may have open (a branch uses one).
+    pub max_concurrent_bidi_streams: u32,
+    /// Bytes a peer may have in flight to HQ on one stream, and on one connection.
+    pub stream_window_bytes: u32,
+    pub connection_window_bytes: u32,
+    /// Bytes of frames read but not yet handled, across all connections together.
+    pub buffered_bytes_max: u64,
 }
 
 impl Default for HqConfig {
@@ -41,6 +50,11 @@ impl Default for HqConfig {
             quic_listen: "0.0.0.0:7443".parse().expect("literal address"),
             http_listen: "127.0.0.1:8080".parse().expect("literal address"),
             token_ttl_hours: 72,
+            max_connections: 256,
+            max_concurrent_bidi_streams: 2,
+            stream_window_bytes: 1024 * 1024,
+            connection_window_bytes: 2 * 1024 * 1024,
+            buffered_bytes_max: 64 * 1024 * 1024,
         }
     }
 }

@@ -237,19 +237,37 @@ async fn add_branch(State(hq): State<AppState>, Json(req): Json<AddBranch>) -> R
     Ok(Json(json!({ "branch": code, "token": hq.token_text(&code, secret), "expires_in_hours": hq.config.token_ttl_hours })))
 }
 
+#[derive(serde::Deserialize)]
+struct RevokeRequest {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// Revokes a branch's enrolled key: its connections are closed and refused until it
+/// enrolls again with a new token. Logged with who did it.
+async fn revoke_branch(
+    State(hq): State<AppState>,
+    Extension(by): Extension<auth::Session>,
+    Path(code): Path<String>,
+    Json(req): Json<RevokeRequest>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let code = BranchCode::new(code).map_err(bad)?;
+    let reason = req.reason.unwrap_or_else(|| "revoked by an HQ administrator".into());
+    tracing::warn!(by = %by.person.login, branch = %code, %reason, "branch key revocation requested");
+    let revoked = hq.revoke_branch(&code, &reason).map_err(bad)?;
+    Ok(Json(json!({ "branch": code, "revoked": revoked })))
+}
+
 async fn new_token(
     State(hq): State<AppState>,
     Extension(by): Extension<auth::Session>,
     Path(code): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let code = BranchCode::new(code).map_err(bad)?;
-    let secret = {
-        let st = hq.state();
-        hq.store.new_token(&st, &code, now_unix(), hq.config.token_ttl_hours * 3600).map_err(bad)?
-    };
-    // Re-issuing lets a new key enroll as this branch: who did it is kept in the log.
+    // Revokes the enrolled key and closes its connections; who did it is kept in the log.
     tracing::warn!(by = %by.person.login, branch = %code, "enrollment token issued for an existing branch");
-    Ok(Json(json!({ "branch": code, "token": hq.token_text(&code, secret), "expires_in_hours": hq.config.token_ttl_hours })))
+    let token = hq.reissue_token(&code).map_err(bad)?;
+    Ok(Json(json!({ "branch": code, "token": token, "expires_in_hours": hq.config.token_ttl_hours })))
 }
 
 #[derive(Deserialize)]

@@ -5,6 +5,8 @@
 //! - `identity`: HQ's self-signed certificate, pinned by branches.
 //! - `store`: sled state (one tree, sealed records) and its in-memory mirror; the only
 //!   place that writes. Entries go through `store`'s journal module, the storage boundary.
+//! - `door`: who a QUIC peer is (its certificate's ed25519 key) and whether its hello
+//!   may pass.
 //! - `server`: the QUIC listener; moves frames between branches and `protocol::sync`.
 //! - `http`: reports, status and admin over axum.
 //!
@@ -14,6 +16,7 @@
 
 pub mod catalog;
 pub mod config;
+pub mod door;
 pub mod http;
 pub mod identity;
 pub mod server;

@@ -79,7 +79,16 @@ enum BranchCmd {
         warehouses: Vec<String>,
     },
     /// Issue a new one-time enrollment token for an existing branch (reinstalled store).
+    /// Revokes the branch's enrolled key: the old installation is refused from then on.
     Token { code: String },
+    /// Revoke a branch's enrolled key: its connections are closed and refused until it
+    /// enrolls again with a new token (`hq branch token`).
+    Revoke {
+        code: String,
+        /// Why, kept with the revocation and shown to the branch.
+        #[arg(long, default_value = "revoked by an HQ administrator")]
+        reason: String,
+    },
     /// List branches and their sync status.
     List,
 }
@@ -489,8 +498,11 @@ async fn branch_cmd(dir: &Path, cmd: BranchCmd) -> anyhow::Result<()> {
             match Store::open(&store_path(dir)) {
                 Ok(store) => {
                     let id = Identity::load(dir)?;
-                    let st = store.load()?;
-                    let secret = store.new_token(&st, &code, now_unix(), ttl)?;
+                    let mut st = store.load()?;
+                    let (secret, revoked) = store.new_token(&mut st, &code, now_unix(), ttl)?;
+                    if revoked.is_some() {
+                        eprintln!("branch {code}'s enrolled key is revoked; it must enroll again with this token");
+                    }
                     protocol::token::EnrollToken { branch: code, secret, hq_cert_fingerprint: id.fingerprint() }.encode()
                 }
                 Err(_) => {
@@ -498,6 +510,24 @@ async fn branch_cmd(dir: &Path, cmd: BranchCmd) -> anyhow::Result<()> {
                     v["token"].as_str().context("admin API returned no token")?.to_string()
                 }
             }
+        }
+        BranchCmd::Revoke { code, reason } => {
+            let code = BranchCode::new(code)?;
+            let revoked = match Store::open(&store_path(dir)) {
+                Ok(store) => {
+                    let mut st = store.load()?;
+                    store.revoke_branch_key(&mut st, &code, &reason, now_unix())?.is_some()
+                }
+                Err(_) => {
+                    let v = admin_post(dir, &format!("/api/admin/branches/{code}/revoke"), serde_json::json!({ "reason": reason })).await?;
+                    v["revoked"].as_bool().unwrap_or(false)
+                }
+            };
+            match revoked {
+                true => println!("branch {code}'s key is revoked; it is refused until it enrolls again (`hq branch token {code}`)"),
+                false => println!("branch {code} has no enrolled key; nothing to revoke"),
+            }
+            return Ok(());
         }
         BranchCmd::List => {
             let store = Store::open(&store_path(dir))?;
@@ -524,7 +554,7 @@ async fn serve(dir: &Path, config: HqConfig) -> anyhow::Result<()> {
     let store = Store::open(&store_path(dir))?;
     let state = store.load().context("loading HQ state (a checksum error means the store is damaged)")?;
     info!(branches = state.branches.len(), products = state.products.len(), "state loaded");
-    let endpoint = server::endpoint(&identity, config.quic_listen)?;
+    let endpoint = server::endpoint(&identity, &config, config.quic_listen)?;
     let quic_addr = endpoint.local_addr()?;
     let http =
         tokio::net::TcpListener::bind(config.http_listen).await.with_context(|| format!("binding HTTP on {}", config.http_listen))?;

@@ -6,13 +6,21 @@
 //! `protocol::sync::HqSession`, durable changes from `store`. A session's step (decide +
 //! apply + flush) runs under the state lock on a blocking thread, so applies from
 //! different branches are serialized and an ack is only ever sent after its flush.
+//!
+//! The door: a branch proves its enrolled key in the TLS handshake (a client certificate
+//! bound to that key, see `door`); a peer without one may only enroll. Its hello is
+//! refused before any branch data is sent, and costs no disk write, only a counter and a
+//! rate-limited log line. Connections, streams, windows and the bytes buffered across
+//! all connections are bounded (`hq.toml`).
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use anyhow::Context;
 use edge::{write_message, FrameError};
+use protocol::codes::BranchCode;
 use protocol::sync::{HqSession, HqStep};
 use protocol::token::EnrollToken;
 use protocol::wire::{Message, RejectCode, ALPN};
@@ -20,6 +28,7 @@ use quinn::crypto::rustls::QuicServerConfig;
 use tracing::{debug, info, warn};
 
 use crate::config::HqConfig;
+use crate::door::{self, Peer};
 use crate::identity::Identity;
 use crate::store::{Ctx, Rejection, State, Store};
 
@@ -35,12 +44,83 @@ pub struct Hq {
     /// The current profile version; connected branch sessions watch it and push the new
     /// profile (catalog, scope, credit limits) as soon as HQ changes it.
     profile_version: tokio::sync::watch::Sender<u64>,
+    /// Live connections by the branch whose key they proved, so a revocation can close them.
+    live: Mutex<Vec<(BranchCode, usize, quinn::Connection)>>,
+    /// Hellos refused because the peer proved no enrolled key; never written to disk.
+    pub refused_unknown: AtomicU64,
+    /// Connections refused because `max_connections` were open.
+    pub refused_busy: AtomicU64,
+    /// When the last door log line was written (unix seconds), for its rate limit.
+    door_logged_unix: AtomicU64,
+    /// Bytes of frames read but not handled, across all connections.
+    budget: edge::ByteBudget,
+    connections: Arc<tokio::sync::Semaphore>,
 }
 
 impl Hq {
     pub fn new(store: Store, state: State, config: HqConfig, fingerprint: [u8; 32]) -> Hq {
         let (profile_version, _) = tokio::sync::watch::channel(state.profile_version);
-        Hq { store, state: Mutex::new(state), config, fingerprint, profile_version }
+        let budget = edge::ByteBudget::new(usize::try_from(config.buffered_bytes_max).unwrap_or(usize::MAX));
+        let connections = Arc::new(tokio::sync::Semaphore::new(config.max_connections.max(1) as usize));
+        Hq {
+            store,
+            state: Mutex::new(state),
+            config,
+            fingerprint,
+            profile_version,
+            live: Mutex::new(Vec::new()),
+            refused_unknown: AtomicU64::new(0),
+            refused_busy: AtomicU64::new(0),
+            door_logged_unix: AtomicU64::new(0),
+            budget,
+            connections,
+        }
+    }
+
+    /// Revokes `code`'s key durably, then closes its live connections: from now on it is
+    /// refused until it enrolls a new key with a new token. Returns whether it had a key.
+    pub fn revoke_branch(&self, code: &BranchCode, reason: &str) -> Result<bool, crate::store::StoreError> {
+        let revoked = {
+            let mut st = self.state();
+            self.store.revoke_branch_key(&mut st, code, reason, now_unix())?
+        };
+        if let Some(k) = revoked {
+            warn!(branch = %code, key = %protocol::hex::encode(&k), %reason, "branch key revoked");
+            self.close_branch(code, "key revoked at HQ");
+        }
+        Ok(revoked.is_some())
+    }
+
+    /// Issues a new enrollment token for `code` (revoking its enrolled key, logged) and
+    /// closes the connections of the old key. Returns the token text.
+    pub fn reissue_token(&self, code: &BranchCode) -> Result<String, crate::store::StoreError> {
+        let (secret, revoked) = {
+            let mut st = self.state();
+            self.store.new_token(&mut st, code, now_unix(), self.config.token_ttl_hours * 3600)?
+        };
+        if revoked.is_some() {
+            self.close_branch(code, "key revoked at HQ: a new enrollment token was issued");
+        }
+        Ok(self.token_text(code, secret))
+    }
+
+    /// Closes every live connection of `code`.
+    pub fn close_branch(&self, code: &BranchCode, why: &str) {
+        let live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        for (_, _, conn) in live.iter().filter(|(b, _, _)| b == code) {
+            conn.close(door::CLOSE_REVOKED, why.as_bytes());
+        }
+    }
+
+    /// Counts a refused peer and logs at most one line a second with the counters (and
+    /// HQ's disk writes so far, which refused peers must not move).
+    fn door_refused(&self, peer: SocketAddr, why: &str) {
+        let n = self.refused_unknown.fetch_add(1, Ordering::Relaxed) + 1;
+        let now = now_unix();
+        let last = self.door_logged_unix.load(Ordering::Relaxed);
+        if now > last && self.door_logged_unix.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+            info!(refused_unknown = n, store_writes = self.store.writes(), %peer, reason = why, "door: hello refused, no enrolled key");
+        }
     }
 
     /// Call after changing branches, products or credit limits: sessions push the news.
@@ -61,11 +141,38 @@ impl Hq {
 
     /// Handles one message: decide, apply durably if needed, and return what to send
     /// back and whether to close the stream.
-    fn step(&self, session: &mut HqSession, msg: Message, peer: SocketAddr) -> (Message, bool) {
+    fn step(&self, session: &mut HqSession, msg: Message, peer: SocketAddr, who: &Peer) -> (Message, bool) {
         if let Message::Enroll { token, branch_key } = msg {
             return self.enroll(&token, branch_key, peer);
         }
         let mut st = self.state();
+        // The door: a hello is let through only for the branch whose enrolled key the
+        // peer proved in the handshake, checked against the index now (not as of the
+        // connection's start), before anything about any branch is looked up.
+        if let Message::Hello { branch, .. } = &msg {
+            if let Err(refusal) = door::admit(&st.keys, who, branch) {
+                return match refusal.known_branch {
+                    None => {
+                        drop(st);
+                        self.door_refused(peer, &refusal.text);
+                        (Message::reject(RejectCode::UnknownBranch, refusal.text), true)
+                    }
+                    Some(b) => {
+                        warn!(branch = %b, %peer, reason = %refusal.text, "refused");
+                        let rej = Rejection {
+                            at_unix: now_unix(),
+                            code: RejectCode::UnknownBranch,
+                            text: refusal.text.clone(),
+                            peer: peer.to_string(),
+                        };
+                        if let Err(e) = self.store.record_rejection(&mut st, Some(&b), rej) {
+                            tracing::error!(error = %format!("{e:#}"), "recording rejection");
+                        }
+                        (Message::reject(RejectCode::UnknownBranch, refusal.text), true)
+                    }
+                };
+            }
+        }
         let facts = Ctx { st: &st, store: &self.store }.facts(session, &msg);
         let step = session.handle(msg, facts);
         if let Some(b) = session.branch() {
@@ -119,7 +226,9 @@ impl Hq {
             }
             Err(text) => {
                 warn!(%peer, reason = %text, "enrollment refused");
-                let branch = EnrollToken::parse(token).ok().map(|t| t.branch);
+                // Kept only for a token HQ issued (used or expired); a guessed one is
+                // counted, not written, so strangers cannot make HQ write.
+                let branch = EnrollToken::parse(token).ok().filter(|_| !text.contains("unknown enrollment token")).map(|t| t.branch);
                 let rej = Rejection { at_unix: now_unix(), code: RejectCode::BadToken, text: text.clone(), peer: peer.to_string() };
                 if let Err(e) = self.store.record_rejection(&mut st, branch.as_ref(), rej) {
                     tracing::error!(error = %format!("{e:#}"), "recording rejection");
@@ -130,21 +239,34 @@ impl Hq {
     }
 }
 
-pub fn endpoint(identity: &Identity, listen: SocketAddr) -> anyhow::Result<quinn::Endpoint> {
-    let mut tls = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+pub fn endpoint(identity: &Identity, config: &HqConfig, listen: SocketAddr) -> anyhow::Result<quinn::Endpoint> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .context("TLS 1.3 setup")?
-        .with_no_client_auth()
+        .with_client_cert_verifier(Arc::new(door::BranchCertVerifier::new(provider)))
         .with_single_cert(vec![identity.cert.clone()], identity.key.clone_key())
         .context("loading HQ certificate")?;
     tls.alpn_protocols = vec![ALPN.to_vec()];
     let mut server = quinn::ServerConfig::with_crypto(Arc::new(QuicServerConfig::try_from(tls).context("QUIC TLS setup")?));
-    server.transport_config(edge::transport_config());
+    server.transport_config(edge::hq_transport_config(edge::HqTransportLimits {
+        bidi_streams_max: config.max_concurrent_bidi_streams.max(1),
+        stream_window_bytes: config.stream_window_bytes,
+        connection_window_bytes: config.connection_window_bytes,
+    }));
+    // Handshakes waiting to be accepted are bounded too, not only connections.
+    server.max_incoming(config.max_connections.max(1) as usize);
     quinn::Endpoint::server(server, listen).with_context(|| format!("binding QUIC listener on {listen} (UDP)"))
 }
 
 pub async fn serve_quic(hq: Arc<Hq>, endpoint: quinn::Endpoint) {
     while let Some(incoming) = endpoint.accept().await {
+        // A slot per connection, handshake included; none free → refused at once.
+        let Ok(slot) = hq.connections.clone().try_acquire_owned() else {
+            hq.refused_busy.fetch_add(1, Ordering::Relaxed);
+            incoming.refuse();
+            continue;
+        };
         let hq = hq.clone();
         tokio::spawn(async move {
             let peer = incoming.remote_address();
@@ -152,13 +274,33 @@ pub async fn serve_quic(hq: Arc<Hq>, endpoint: quinn::Endpoint) {
                 Ok(conn) => serve_connection(hq, conn).await,
                 Err(e) => debug!(%peer, error = %e, "handshake failed"),
             }
+            drop(slot);
         });
     }
 }
 
 async fn serve_connection(hq: Arc<Hq>, conn: quinn::Connection) {
     let peer = conn.remote_address();
-    debug!(%peer, "connection");
+    let who = door::peer_of(&conn);
+    debug!(%peer, ?who, "connection");
+    let registered = match &who {
+        Peer::Key(k) => match hq.state().keys.lookup(k) {
+            Some(crate::store::KeyStatus::Enrolled(b)) => {
+                hq.live.lock().unwrap_or_else(|p| p.into_inner()).push((*b, conn.stable_id(), conn.clone()));
+                true
+            }
+            _ => false,
+        },
+        Peer::Anonymous => false,
+    };
+    let who = Arc::new(who);
+    serve_streams(&hq, &conn, peer, &who, registered).await;
+    if registered {
+        hq.live.lock().unwrap_or_else(|p| p.into_inner()).retain(|(_, id, _)| *id != conn.stable_id());
+    }
+}
+
+async fn serve_streams(hq: &Arc<Hq>, conn: &quinn::Connection, peer: SocketAddr, who: &Arc<Peer>, enrolled: bool) {
     loop {
         let (send, recv) = match conn.accept_bi().await {
             Ok(s) => s,
@@ -169,8 +311,9 @@ async fn serve_connection(hq: Arc<Hq>, conn: quinn::Connection) {
         };
         let hq = hq.clone();
         let conn = conn.clone();
+        let who = who.clone();
         tokio::spawn(async move {
-            if let Err(e) = serve_stream(hq, send, recv, peer).await {
+            if let Err(e) = serve_stream(hq, send, recv, peer, who, enrolled).await {
                 debug!(%peer, error = %format!("{e:#}"), "stream ended");
             }
             drop(conn);
@@ -181,11 +324,21 @@ async fn serve_connection(hq: Arc<Hq>, conn: quinn::Connection) {
 /// Messages read from one stream, buffered between the reader task and the session loop.
 const INBOX_MESSAGES_MAX: usize = 16;
 
-async fn serve_stream(hq: Arc<Hq>, mut send: quinn::SendStream, recv: quinn::RecvStream, peer: SocketAddr) -> anyhow::Result<()> {
+async fn serve_stream(
+    hq: Arc<Hq>,
+    mut send: quinn::SendStream,
+    recv: quinn::RecvStream,
+    peer: SocketAddr,
+    who: Arc<Peer>,
+    enrolled: bool,
+) -> anyhow::Result<()> {
     let mut session = HqSession::default();
     // A reader task turns the stream into a channel, so the loop can also wait for
-    // profile changes without cancelling a half-read frame.
-    let mut inbox = edge::spawn_reader(recv, INBOX_MESSAGES_MAX);
+    // profile changes without cancelling a half-read frame. Every frame's bytes come
+    // from HQ's shared budget. Only a peer whose key was enrolled when it connected may
+    // send frames as large as a batch; any other may only enroll (a token and a key).
+    let frame_bytes_max = if enrolled { protocol::wire::FRAME_BYTES_MAX } else { door::ANONYMOUS_FRAME_BYTES_MAX };
+    let mut inbox = edge::spawn_budgeted_reader(recv, INBOX_MESSAGES_MAX, hq.budget.clone(), frame_bytes_max);
     let mut profile_rx = hq.profile_version.subscribe();
     loop {
         let msg = tokio::select! {
@@ -225,8 +378,9 @@ async fn serve_stream(hq: Arc<Hq>, mut send: quinn::SendStream, recv: quinn::Rec
             }
         };
         let hq2 = hq.clone();
+        let who2 = who.clone();
         let (reply, close, s) = tokio::task::spawn_blocking(move || {
-            let (reply, close) = hq2.step(&mut session, msg, peer);
+            let (reply, close) = hq2.step(&mut session, msg, peer, &who2);
             (reply, close, session)
         })
         .await

@@ -63,13 +63,25 @@ struct Raw {
     recv: FrameReader,
 }
 
+/// A connection proving branch XX's key (`test_key(42)`) in the handshake, as its agent
+/// would; the hostile input below comes from a peer holding the key.
 async fn connect(hq: SocketAddr) -> anyhow::Result<Raw> {
+    connect_as(hq, Some(&test_key(42))).await
+}
+
+async fn connect_as(hq: SocketAddr, key: Option<&SigningKey>) -> anyhow::Result<Raw> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider.clone())
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
-        .with_no_client_auth();
+        .with_custom_certificate_verifier(Arc::new(AnyCert(provider)));
+    let mut tls = match key {
+        Some(k) => {
+            let (cert, der) = edge::tls::branch_client_cert(k)?;
+            builder.with_client_auth_cert(vec![cert], der)?
+        }
+        None => builder.with_no_client_auth(),
+    };
     tls.alpn_protocols = vec![ALPN.to_vec()];
     let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse()?)?;
     endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(quinn::crypto::rustls::QuicClientConfig::try_from(tls)?)));
@@ -202,12 +214,18 @@ async fn hostile_input_is_refused_and_changes_nothing() -> anyhow::Result<()> {
     // A batch before any hello.
     let mut early = connect(hq.quic).await?;
     expect_reject(&early.ask(&Message::Batch(good.clone())).await?, RejectCode::OutOfOrder, "before hello");
-    // A branch that was never enrolled.
-    let mut stranger = connect(hq.quic).await?;
+    // A branch that was never enrolled, from a peer without a key (the door's own tests
+    // are in `closed_door.rs`), and XX's key claiming another branch.
+    let mut stranger = connect_as(hq.quic, None).await?;
     let r = stranger
         .ask(&Message::Hello { branch: BranchCode::new("ZZ")?, head: ChainHead::EMPTY, profile_version: 0, agent: "x".into() })
         .await?;
-    expect_reject(&r, RejectCode::UnknownBranch, "not enrolled");
+    expect_reject(&r, RejectCode::UnknownBranch, "no enrolled branch key");
+    let mut other = connect(hq.quic).await?;
+    let r = other
+        .ask(&Message::Hello { branch: BranchCode::new("ZZ")?, head: ChainHead::EMPTY, profile_version: 0, agent: "x".into() })
+        .await?;
+    expect_reject(&r, RejectCode::UnknownBranch, "enrolled for branch XX");
 
     // Nothing of the above was applied.
     assert_eq!(applied(hq.branch_status("XX").await?), (Some(3), Some(3)));

@@ -55,6 +55,7 @@ pub fn table() -> Vec<Route> {
         GET "/api/reports/{name}" => report, needs(F::Reports, R::View, T::QueryBranch);
         POST "/api/admin/branches" => add_branch, needs(F::Branches, R::Add, T::Hq);
         POST "/api/admin/branches/{code}/token" => new_token, needs(F::Branches, R::Manage, T::Hq);
+        POST "/api/admin/branches/{code}/revoke" => revoke_branch, needs(F::Branches, R::Manage, T::Hq);
         GET "/api/products" => products, needs(F::MasterData, R::View, T::Hq);
         POST "/api/admin/products" => add_product, needs(F::MasterData, R::Add, T::Hq);
         POST "/api/admin/products/import" => import_products, needs(F::MasterData, R::Add, T::Hq);

@@ -71,16 +71,30 @@ impl Store {
         Ok(secret)
     }
 
-    /// Issues a fresh token for an existing branch (a reinstalled store).
-    pub fn new_token(&self, st: &State, code: &BranchCode, now_unix: u64, ttl_secs: u64) -> Result<[u8; TOKEN_SECRET_BYTES]> {
+    /// Issues a fresh token for an existing branch (a reinstalled store). If the branch
+    /// has an enrolled key it is revoked in the same write, explicitly and logged: a new
+    /// token must not let a second key extend the chain while the first still syncs.
+    /// Returns the secret and the revoked key, if any.
+    pub fn new_token(
+        &self,
+        st: &mut State,
+        code: &BranchCode,
+        now_unix: u64,
+        ttl_secs: u64,
+    ) -> Result<([u8; TOKEN_SECRET_BYTES], Option<[u8; 32]>)> {
         if !st.branches.contains_key(code) {
             return Err(StoreError::NoBranch(*code));
         }
         let mut batch = sled::Batch::default();
+        let revoked = self.revoke_into(st, code, "a new enrollment token was issued", now_unix, &mut batch)?;
         let secret = token_into(&mut batch, code, now_unix, ttl_secs);
         self.tree.apply_batch(batch)?;
         self.flush()?;
-        Ok(secret)
+        self.revoked_in_memory(st, code, revoked.as_ref());
+        if let Some((old, _)) = &revoked {
+            tracing::warn!(branch = %code, revoked_key = %protocol::hex::encode(old), "new enrollment token issued: the branch's enrolled key is revoked");
+        }
+        Ok((secret, revoked.map(|(k, _)| k)))
     }
 
     pub fn add_product(&self, st: &mut State, code: ProductCode, product: Product) -> Result<()> {
@@ -142,14 +156,23 @@ impl Store {
         TokenGrant { branch: tok.branch, expires_unix: tok.expires_unix, used: tok.used }.redeem(branch, now_unix)?;
         VerifyingKey::from_bytes(&branch_key_bytes).map_err(|_| EnrollError::BadKey)?;
         let mut rec = st.branches.get(branch).cloned().ok_or(EnrollError::BranchRemoved)?;
+        // A key revoked once stays revoked: a branch re-enrolls with a fresh key.
+        if st.keys.lookup(&branch_key_bytes).is_some() {
+            return Err(EnrollError::KeyKnown);
+        }
+        let mut batch = sled::Batch::default();
+        // A token is only issued with the old key revoked (`new_token`); should one be
+        // enrolled anyway, it is revoked here rather than left valid beside the new one.
+        let revoked = self.revoke_into(st, branch, "the branch enrolled a new key", now_unix, &mut batch)?;
         rec.key = Some(branch_key_bytes);
         rec.enrolled_at_unix = Some(now_unix);
-        let mut batch = sled::Batch::default();
         batch.insert(tkey, record::seal(&TokenRecord { used: true, ..tok }));
         batch.insert(branch_key(branch), record::seal(&rec));
         self.tree.apply_batch(batch).map_err(StoreError::from)?;
         self.flush()?;
+        self.revoked_in_memory(st, branch, revoked.as_ref());
         st.branches.insert(*branch, rec);
+        st.keys.set_enrolled(branch_key_bytes, *branch);
         Ok(super::profile::profile_of(st, branch).expect("branch just stored"))
     }
 }

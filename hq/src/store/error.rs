@@ -72,6 +72,9 @@ pub enum EnrollError {
     /// The branch's public key is not an ed25519 key.
     #[error("branch public key is not a valid ed25519 key")]
     BadKey,
+    /// The key is already enrolled or was revoked: a branch enrolls a fresh key.
+    #[error("this key is already known at HQ (enrolled or revoked); enroll with a freshly generated key")]
+    KeyKnown,
     /// The branch was removed at HQ after the token was issued.
     #[error("branch was removed at HQ")]
     BranchRemoved,

@@ -14,7 +14,8 @@
 //! (entry index and signed batches: the storage boundary every entry read and write
 //! goes through), `admin` (branches, tokens, products, credit limits), `apply` (a
 //! batch, durably), `replay` (books from the journal, checkpoints), `drill` (documents
-//! behind a report row), `rejections`, `people` (who signs in), `profile` (what a branch is sent and posted
+//! behind a report row), `rejections` (bounded and rate-limited), `people` (who signs
+//! in), `keys_index` (which branch holds which key; revocation), `profile` (what a branch is sent and posted
 //! against), `sync_ctx` (what the sync session is shown), `error`.
 //! This module holds the `Store` handle and its open, load and flush; it must not hold
 //! any of the above.
@@ -26,6 +27,7 @@ mod error;
 mod journal;
 mod keys;
 mod people;
+mod keys_index;
 mod profile;
 mod records;
 mod rejections;
@@ -43,9 +45,10 @@ use protocol::codes::{BranchCode, PartyCode, ProductCode};
 pub use apply::ApplyOutcome;
 pub use error::{EnrollError, StoreError};
 pub use people::{people_of, PeopleError, PEOPLE_MAX};
+pub use keys_index::{KeyIndex, KeyStatus, RevokedKey};
 pub use profile::profile_of;
 pub use records::{BranchRecord, EntryIndex, Rejection, TokenRecord};
-pub use rejections::REJECTIONS_RECENT_MAX;
+pub use rejections::{REJECTIONS_KEPT_MAX, REJECTIONS_RECENT_MAX};
 pub use state::{consolidated, position, State};
 pub use sync_ctx::Ctx;
 
@@ -65,6 +68,9 @@ pub struct Store {
     data_file: std::fs::File,
     /// Replaying more entries of a branch than this at start writes a books checkpoint.
     checkpoint_after: u64,
+    /// Flushes since open: every durable write ends in one, so this counts HQ's disk
+    /// writes (the QUIC door's tests check that refused peers cost none).
+    flushes: std::sync::atomic::AtomicU64,
 }
 
 impl Store {
@@ -77,7 +83,7 @@ impl Store {
         let data_file = std::fs::File::open(path.join("db"))
             .map_err(|source| StoreError::Io { what: format!("opening sled's data file in {}", path.display()), source })?;
         let journal = Journal::new(tree.clone());
-        Ok(Store { db, tree, journal, data_file, checkpoint_after: checkpoint::CHECKPOINT_AFTER_ENTRIES })
+        Ok(Store { db, tree, journal, data_file, checkpoint_after: checkpoint::CHECKPOINT_AFTER_ENTRIES, flushes: Default::default() })
     }
 
     /// Loads the in-memory state, checking every record.
@@ -123,13 +129,20 @@ impl Store {
             recent.reverse();
             st.recent_rejections.insert(*code, recent);
         }
+        self.load_key_index(&mut st)?;
         Ok(st)
     }
 
     pub fn flush(&self) -> Result<()> {
+        self.flushes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.db.flush()?;
         // Make it durable for real: the device cache and the file's size, too.
         self.data_file.sync_data().map_err(|source| StoreError::Io { what: "fsync of the HQ store".into(), source })
+    }
+
+    /// Durable writes (flushes) since the store was opened.
+    pub fn writes(&self) -> u64 {
+        self.flushes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// All branches' books added together, for consolidated reports.

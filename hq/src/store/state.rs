@@ -10,6 +10,7 @@ use protocol::codes::{BranchCode, OperatorId, PartyCode, ProductCode, WarehouseC
 use protocol::decimal_serde::Dec;
 use protocol::profile::{PersonEntry, Product, ProfileSource};
 
+use super::keys_index::KeyIndex;
 use super::records::{BranchRecord, Rejection};
 
 /// In-memory mirror of the durable state.
@@ -28,6 +29,12 @@ pub struct State {
     pub last_seen_unix: BTreeMap<BranchCode, u64>,
     /// Refusals of connections that never said who they are.
     pub anonymous_rejections: u64,
+    /// Enrolled and revoked keys → branch: who a TLS peer is.
+    pub keys: KeyIndex,
+    /// Per branch: the start of the current rejection-record window and the records
+    /// written in it (see `rejections`), and refusals counted but not written.
+    pub rejection_window: BTreeMap<BranchCode, (u64, u32)>,
+    pub rejections_not_written: u64,
 }
 
 impl State {

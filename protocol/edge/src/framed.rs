@@ -8,10 +8,17 @@
 //! The reader task exists so a session loop can wait on "the peer said something" and on
 //! other events at once without cancelling a half-read frame; its guard aborts it when
 //! the session ends. Must not interpret messages: that is `protocol::sync`.
+//!
+//! HQ reads through [`spawn_budgeted_reader`] instead: it reads a frame's length first,
+//! refuses it above the connection's own limit, and takes that many bytes from a
+//! [`ByteBudget`] shared by all connections before reading the body, so what all peers
+//! together make HQ buffer is bounded, not only each frame.
+
+use std::sync::Arc;
 
 use protocol::error::WireError;
-use protocol::wire::{FrameDecoder, Message};
-use tokio::sync::mpsc;
+use protocol::wire::{frame_len, FrameDecoder, Message, FRAME_HEADER_BYTES};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 /// Most bytes taken from the stream per read.
 pub const READ_CHUNK_BYTES_MAX: usize = 64 * 1024;
@@ -68,18 +75,99 @@ pub async fn write_message(send: &mut quinn::SendStream, msg: &Message) -> Resul
     send.write_all(&msg.to_frame()).await
 }
 
+/// One read result, with the budget its bytes hold until the session takes it.
+type Item = (Result<Message, FrameError>, Option<OwnedSemaphorePermit>);
+
 /// Messages read by a reader task; dropping the inbox stops the task.
 #[derive(Debug)]
 pub struct Inbox {
-    rx: mpsc::Receiver<Result<Message, FrameError>>,
+    rx: mpsc::Receiver<Item>,
     _reader: AbortOnDrop,
 }
 
 impl Inbox {
-    /// The next message; `Ok(None)` once the stream ended cleanly. Cancel safe.
+    /// The next message; `Ok(None)` once the stream ended cleanly. Cancel safe. The
+    /// budget a frame held is given back here: the session holds one message at a time.
     pub async fn recv(&mut self) -> Result<Option<Message>, FrameError> {
-        self.rx.recv().await.transpose()
+        self.rx.recv().await.map(|(item, _permit)| item).transpose()
     }
+}
+
+/// Bytes that all connections together may have buffered in frames read but not yet
+/// handled (HQ's `buffered_bytes_max`).
+#[derive(Clone, Debug)]
+pub struct ByteBudget {
+    sem: Arc<Semaphore>,
+    bytes_max: u32,
+}
+
+impl ByteBudget {
+    /// A budget of `bytes_max`, raised to one largest frame so that any valid frame
+    /// can be read at all.
+    pub fn new(bytes_max: usize) -> ByteBudget {
+        let bytes_max = bytes_max.max(protocol::wire::FRAME_BYTES_MAX).min(Semaphore::MAX_PERMITS) as u32;
+        ByteBudget { sem: Arc::new(Semaphore::new(bytes_max as usize)), bytes_max }
+    }
+
+    /// Bytes currently free.
+    pub fn available(&self) -> usize {
+        self.sem.available_permits()
+    }
+
+    async fn take(&self, bytes: usize) -> OwnedSemaphorePermit {
+        let n = (bytes.min(u32::MAX as usize) as u32).min(self.bytes_max);
+        self.sem.clone().acquire_many_owned(n).await.expect("the budget's semaphore is never closed")
+    }
+}
+
+/// Reads one frame: its length, then `budget` for it, then the body. `Ok(None)` is a
+/// clean end of stream between frames.
+async fn read_budgeted(
+    recv: &mut quinn::RecvStream,
+    budget: &ByteBudget,
+    frame_bytes_max: usize,
+) -> Result<Option<(Message, OwnedSemaphorePermit)>, FrameError> {
+    let mut header = [0u8; FRAME_HEADER_BYTES];
+    match recv.read_exact(&mut header).await {
+        Ok(()) => {}
+        Err(quinn::ReadExactError::FinishedEarly(0)) => return Ok(None),
+        Err(quinn::ReadExactError::FinishedEarly(n)) => return Err(FrameError::Truncated { pending_bytes: n }),
+        Err(quinn::ReadExactError::ReadError(e)) => return Err(e.into()),
+    }
+    // `frame_len` refuses what no peer may send; this connection may have a lower limit.
+    let len = frame_len(header)?;
+    if len > frame_bytes_max {
+        return Err(WireError::FrameTooLarge { len, max: frame_bytes_max }.into());
+    }
+    let permit = budget.take(FRAME_HEADER_BYTES + len).await;
+    let mut body = vec![0u8; len];
+    match recv.read_exact(&mut body).await {
+        Ok(()) => {}
+        Err(quinn::ReadExactError::FinishedEarly(n)) => return Err(FrameError::Truncated { pending_bytes: FRAME_HEADER_BYTES + n }),
+        Err(quinn::ReadExactError::ReadError(e)) => return Err(e.into()),
+    }
+    Ok(Some((Message::from_payload(&body)?, permit)))
+}
+
+/// Like [`spawn_reader`], for HQ: frames above `frame_bytes_max` are refused before
+/// their body is read, and each frame's bytes are taken from `budget` before it is read
+/// and given back when the session takes the message.
+pub fn spawn_budgeted_reader(mut recv: quinn::RecvStream, messages_max: usize, budget: ByteBudget, frame_bytes_max: usize) -> Inbox {
+    let (tx, rx) = mpsc::channel(messages_max);
+    let task = tokio::spawn(async move {
+        loop {
+            let item: Item = match read_budgeted(&mut recv, &budget, frame_bytes_max).await {
+                Ok(Some((msg, permit))) => (Ok(msg), Some(permit)),
+                Ok(None) => return,
+                Err(e) => (Err(e), None),
+            };
+            let failed = item.0.is_err();
+            if tx.send(item).await.is_err() || failed {
+                return;
+            }
+        }
+    });
+    Inbox { rx, _reader: AbortOnDrop(task) }
 }
 
 /// Starts a task that reads `recv` into an inbox of at most `messages_max` messages; it
@@ -89,13 +177,13 @@ pub fn spawn_reader(recv: quinn::RecvStream, messages_max: usize) -> Inbox {
     let mut reader = FrameReader::new(recv);
     let task = tokio::spawn(async move {
         loop {
-            let item = match reader.read_message().await {
-                Ok(Some(msg)) => Ok(msg),
+            let item: Item = match reader.read_message().await {
+                Ok(Some(msg)) => (Ok(msg), None),
                 // Dropping `tx` tells the inbox the stream ended cleanly.
                 Ok(None) => return,
-                Err(e) => Err(e),
+                Err(e) => (Err(e), None),
             };
-            let failed = item.is_err();
+            let failed = item.0.is_err();
             if tx.send(item).await.is_err() || failed {
                 return;
             }

@@ -9,6 +9,8 @@
 //! - `clock`: wall-clock seconds for records, and the monotonic milliseconds the sync
 //!   state machines take as `now_ms`.
 //! - `session`: the session key file, secret files (0600), tokens from request headers.
+//! - `tls`: a branch's client certificate bound to its enrolled ed25519 key, and the
+//!   key read back from a peer's certificate.
 //! - `init_tracing`: the one logging setup of both binaries.
 //!
 //! Architecture invariant: no decisions here. What to send, when to give up and what a
@@ -18,11 +20,12 @@
 pub mod clock;
 pub mod framed;
 pub mod session;
+pub mod tls;
 pub mod transport;
 
 pub use clock::{now_unix, today_at, MonotonicClock, SHANGHAI_UTC_OFFSET_MINUTES};
-pub use framed::{spawn_reader, write_message, FrameError, FrameReader, Inbox};
-pub use transport::transport_config;
+pub use framed::{spawn_budgeted_reader, spawn_reader, write_message, ByteBudget, FrameError, FrameReader, Inbox};
+pub use transport::{hq_transport_config, transport_config, HqTransportLimits};
 
 /// Logs to stderr, filtered by `BRANCHLINE_LOG` (default `info`); JSON lines if `json`.
 pub fn init_tracing(json: bool) {
