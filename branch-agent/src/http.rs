@@ -33,6 +33,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/documents/{seq}/reverse", axum::routing::post(reverse_document))
         .route("/api/stock-count", axum::routing::post(stock_count))
         .route("/api/sync", get(sync_status))
+        .route("/api/notices", get(notices))
         .route("/api/profile", get(profile))
         .with_state(shared)
 }
@@ -181,6 +182,15 @@ async fn stock(State(shared): State<AppState>, Query(q): Query<StockQuery>) -> R
 async fn sync_status(State(shared): State<AppState>) -> Json<serde_json::Value> {
     let id = shared.store.identity();
     Json(json!({ "branch": id.branch, "status": shared.status(), "replayed_at_start": shared.store.replayed_at_open() }))
+}
+
+/// What HQ said down the signed channel: notices, reversal orders and what blocks them,
+/// the last refused message.
+async fn notices(State(shared): State<AppState>) -> Response {
+    match shared.down.view(&shared.store) {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({ "error": format!("{e:#}") }))).into_response(),
+    }
 }
 
 async fn profile(State(shared): State<AppState>) -> Json<serde_json::Value> {

@@ -38,6 +38,14 @@ pub fn router(hq: Arc<Hq>) -> Router {
         .route("/api/admin/products", post(add_product))
         .route("/api/admin/products/import", post(import_products))
         .route("/api/admin/credit-limits", post(set_credit_limit))
+        // --- down channel / review (r9-down): to merge into the route table with
+        // Function::Review + Right::Approve for the decisions, Right::View for the list;
+        // the test-flag path is admin-only.
+        .route("/api/review", get(crate::review::list))
+        .route("/api/review/{branch}/{seq}/accept", post(crate::review::accept))
+        .route("/api/review/{branch}/{seq}/reverse", post(crate::review::reverse))
+        .route("/api/admin/branches/{code}/down/test-flags", post(crate::review::test_flags))
+        // --- end r9-down
         .with_state(hq)
 }
 

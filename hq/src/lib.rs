@@ -7,6 +7,7 @@
 //!   place that writes. Entries go through `store`'s journal module, the storage boundary.
 //! - `server`: the QUIC listener; moves frames between branches and `protocol::sync`.
 //! - `http`: reports, status and admin over axum.
+//! - `review`: the review queue (flagged/quarantined documents, accept/reverse) handlers.
 //!
 //! Errors are typed (`store::StoreError`, `store::EnrollError`, `config::ConfigError`,
 //! `identity::IdentityError`, `catalog::CatalogProblem`, `http::ApiError`); `anyhow`
@@ -16,5 +17,6 @@ pub mod catalog;
 pub mod config;
 pub mod http;
 pub mod identity;
+pub mod review;
 pub mod server;
 pub mod store;

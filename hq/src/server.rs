@@ -35,12 +35,30 @@ pub struct Hq {
     /// The current profile version; connected branch sessions watch it and push the new
     /// profile (catalog, scope, credit limits) as soon as HQ changes it.
     profile_version: tokio::sync::watch::Sender<u64>,
+    /// Bumped when a down message is enqueued; sessions send what their branch lacks.
+    down_enqueued: tokio::sync::watch::Sender<u64>,
 }
 
 impl Hq {
     pub fn new(store: Store, state: State, config: HqConfig, fingerprint: [u8; 32]) -> Hq {
         let (profile_version, _) = tokio::sync::watch::channel(state.profile_version);
-        Hq { store, state: Mutex::new(state), config, fingerprint, profile_version }
+        let (down_enqueued, _) = tokio::sync::watch::channel(0);
+        Hq { store, state: Mutex::new(state), config, fingerprint, profile_version, down_enqueued }
+    }
+
+    /// Call after enqueueing down messages: connected sessions send them.
+    pub fn down_changed(&self) {
+        self.down_enqueued.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Down channel, under the state lock: record what the branch said it applied (its
+    /// hello or a `DownAck`), then the window of messages it still lacks.
+    fn down_step(&self, st: &mut State, session: &mut HqSession) -> Vec<Message> {
+        let Some(branch) = session.branch().copied() else { return Vec::new() };
+        if let Err(e) = self.store.down_ack(st, &branch, session.down_acked()) {
+            warn!(branch = %branch, error = %e, "down ack not recorded");
+        }
+        st.down.queues.get(&branch).map(|q| session.down_window(q)).unwrap_or_default()
     }
 
     /// Call after changing branches, products or credit limits: sessions push the news.
@@ -61,10 +79,20 @@ impl Hq {
 
     /// Handles one message: decide, apply durably if needed, and return what to send
     /// back and whether to close the stream.
-    fn step(&self, session: &mut HqSession, msg: Message, peer: SocketAddr) -> (Message, bool) {
+    fn step(&self, session: &mut HqSession, msg: Message, peer: SocketAddr) -> (Vec<Message>, bool) {
         if let Message::Enroll { token, branch_key } = msg {
-            return self.enroll(&token, branch_key, peer);
+            let (reply, close) = self.enroll(&token, branch_key, peer);
+            return (vec![reply], close);
         }
+        let (reply, close) = self.step_one(session, msg, peer);
+        let mut out: Vec<Message> = reply.into_iter().collect();
+        if !close {
+            out.extend(self.down_step(&mut self.state(), session));
+        }
+        (out, close)
+    }
+
+    fn step_one(&self, session: &mut HqSession, msg: Message, peer: SocketAddr) -> (Option<Message>, bool) {
         let mut st = self.state();
         let facts = Ctx { st: &st, store: &self.store }.facts(session, &msg);
         let step = session.handle(msg, facts);
@@ -72,7 +100,8 @@ impl Hq {
             st.last_seen_unix.insert(*b, now_unix());
         }
         match step {
-            HqStep::Reply(m) => (m, false),
+            HqStep::Reply(m) => (Some(m), false),
+            HqStep::DownAcked { .. } => (None, false),
             HqStep::Apply { branch, entries, new_head, batch, batch_first_seq } => {
                 match self.store.apply(&mut st, &branch, entries, new_head, &batch, batch_first_seq, now_unix()) {
                     Ok(outcome) => {
@@ -80,12 +109,12 @@ impl Hq {
                         for (seq, why) in &outcome.quarantined {
                             warn!(branch = %branch, seq, reason = %why, "document quarantined: kept, not applied to the books");
                         }
-                        (session.applied(new_head), false)
+                        (Some(session.applied(new_head)), false)
                     }
                     Err(e) => {
                         // Nothing was acked; the branch will resend after reconnecting.
                         tracing::error!(branch = %branch, error = %format!("{e:#}"), "applying batch failed");
-                        (Message::reject(RejectCode::Internal, "HQ could not store the batch; it will be retried"), true)
+                        (Some(Message::reject(RejectCode::Internal, "HQ could not store the batch; it will be retried")), true)
                     }
                 }
             }
@@ -99,7 +128,7 @@ impl Hq {
                 if let Err(e) = self.store.record_rejection(&mut st, branch.as_ref(), rej) {
                     tracing::error!(error = %format!("{e:#}"), "recording rejection");
                 }
-                (reply, fatal)
+                (Some(reply), fatal)
             }
         }
     }
@@ -115,7 +144,8 @@ impl Hq {
         match parsed {
             Ok((branch, profile)) => {
                 info!(branch = %branch, %peer, "branch enrolled");
-                (Message::Enrolled { profile }, true)
+                let hq_down_key = st.down.key.as_ref().map(|k| k.verifying_key().to_bytes()).unwrap_or_default();
+                (Message::Enrolled { profile, hq_down_key }, true)
             }
             Err(text) => {
                 warn!(%peer, reason = %text, "enrollment refused");
@@ -187,8 +217,18 @@ async fn serve_stream(hq: Arc<Hq>, mut send: quinn::SendStream, recv: quinn::Rec
     // profile changes without cancelling a half-read frame.
     let mut inbox = edge::spawn_reader(recv, INBOX_MESSAGES_MAX);
     let mut profile_rx = hq.profile_version.subscribe();
+    let mut down_rx = hq.down_enqueued.subscribe();
     loop {
         let msg = tokio::select! {
+            changed = down_rx.changed() => {
+                if changed.is_ok() {
+                    let window = hq.down_step(&mut hq.state(), &mut session);
+                    for m in &window {
+                        write_message(&mut send, m).await?;
+                    }
+                }
+                continue;
+            }
             m = inbox.recv() => m,
             changed = profile_rx.changed() => {
                 if changed.is_ok() {
@@ -232,7 +272,9 @@ async fn serve_stream(hq: Arc<Hq>, mut send: quinn::SendStream, recv: quinn::Rec
         .await
         .context("session step panicked")?;
         session = s;
-        write_message(&mut send, &reply).await?;
+        for m in &reply {
+            write_message(&mut send, m).await?;
+        }
         if close {
             send.finish()?;
             // Give the peer a moment to read the reason before the stream goes away.

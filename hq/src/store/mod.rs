@@ -15,12 +15,14 @@
 //! goes through), `admin` (branches, tokens, products, credit limits), `apply` (a
 //! batch, durably), `replay` (books from the journal, checkpoints), `drill` (documents
 //! behind a report row), `rejections`, `profile` (what a branch is sent and posted
-//! against), `sync_ctx` (what the sync session is shown), `error`.
+//! against), `sync_ctx` (what the sync session is shown), `down` (the down queues and
+//! the review items), `error`.
 //! This module holds the `Store` handle and its open, load and flush; it must not hold
 //! any of the above.
 
 mod admin;
 mod apply;
+mod down;
 mod drill;
 mod error;
 mod journal;
@@ -40,6 +42,7 @@ use protocol::books::checkpoint;
 use protocol::codes::{BranchCode, PartyCode, ProductCode};
 
 pub use apply::ApplyOutcome;
+pub use down::{Decision, DownState, ReviewItem, ReviewKind};
 pub use error::{EnrollError, StoreError};
 pub use profile::profile_of;
 pub use records::{BranchRecord, EntryIndex, Rejection, TokenRecord};
@@ -116,6 +119,7 @@ impl Store {
             recent.reverse();
             st.recent_rejections.insert(*code, recent);
         }
+        self.load_down(&mut st)?;
         Ok(st)
     }
 

@@ -26,6 +26,8 @@ pub struct State {
     pub last_seen_unix: BTreeMap<BranchCode, u64>,
     /// Refusals of connections that never said who they are.
     pub anonymous_rejections: u64,
+    /// The down channel: HQ's key, each branch's unacked queue, the review items.
+    pub down: super::down::DownState,
 }
 
 impl State {
