@@ -216,6 +216,21 @@ async fn index(State(shared): State<AppState>) -> Html<String> {
         page.push_str(&format!("<tr><td>{w}</td><td>{p}</td><td>{}</td><td>{}</td></tr>", pos.qty, pos.value));
     }
     page.push_str("</table>");
+    // What HQ said down the signed channel: reversal orders (and what blocks them), then
+    // the newest notices.
+    if let Ok(v) = shared.down.view(&shared.store) {
+        page.push_str(&format!("<h2>From HQ</h2><p>{} notices · <a href=/api/notices>all (JSON)</a></p><ul>", v["count"]));
+        for o in v["orders"].as_array().into_iter().flatten() {
+            let doc = o["order"]["doc_number"].as_str().unwrap_or("");
+            let state = o["state"].as_str().unwrap_or("");
+            let blocked = o["blocked_by"].as_str().map(|b| format!(": blocked by {b}")).unwrap_or_default();
+            page.push_str(&format!("<li>reversal of {} ordered by HQ: {state}{}</li>", esc(doc), esc(&blocked)));
+        }
+        for n in v["notices"].as_array().into_iter().flatten().rev().take(20) {
+            page.push_str(&format!("<li>{}</li>", esc(n["text"].as_str().unwrap_or(""))));
+        }
+        page.push_str("</ul>");
+    }
     Html(page)
 }
 

@@ -117,17 +117,25 @@ async fn decide(
 
 #[derive(Deserialize)]
 pub struct FlagNotices {
+    #[serde(default)]
     pub count: u64,
+    /// Flag this applied document for review instead.
+    pub seq: Option<u64>,
 }
 
 /// `POST /api/admin/branches/{code}/down/test-flags?count=N`: queues N flag notices (a
-/// test and drill path for the down channel; each names branch seq 0, no document).
+/// test and drill path for the down channel; each names branch seq 0, no document);
+/// `?seq=S` instead flags document S for review, as posting under a replaced version will.
 pub async fn test_flags(State(hq): State<Arc<Hq>>, Path(code): Path<String>, Query(q): Query<FlagNotices>) -> Reply {
     let branch = BranchCode::new(code).map_err(|e| fail(StatusCode::BAD_REQUEST, e))?;
     let number = protocol::document::DocNumber::parse(&format!("PZ-{branch}-0101-001")).map_err(|e| fail(StatusCode::BAD_REQUEST, e))?;
     let hq2 = hq.clone();
     let last = tokio::task::spawn_blocking(move || {
         let mut st = hq2.state();
+        if let Some(seq) = q.seq {
+            hq2.store.flag_for_review(&mut st, &branch, seq, "flagged by an HQ test path", now_unix())?;
+            return Ok(st.down.queues.get(&branch).map_or(0, protocol::down::DownQueue::last_seq));
+        }
         let bodies = (0..q.count)
             .map(|i| DownBody::Flag { branch_seq: 0, doc_number: number.clone(), reason: format!("test flag {}", i + 1) })
             .collect();

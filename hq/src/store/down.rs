@@ -172,7 +172,28 @@ impl Store {
         Ok(st.down.queues.get(branch).map_or(0, DownQueue::last_seq))
     }
 
+    /// Flags an applied document for review and sends the branch a flag notice, in one
+    /// write (for posting against a replaced version; and the test path).
+    pub fn flag_for_review(&self, st: &mut State, branch: &BranchCode, seq: u64, reason: &str, now_unix: u64) -> Result<()> {
+        let number = match self.document(st, branch, seq)? {
+            Some((_, entry, _)) => entry.doc.header.number,
+            None => return Err(StoreError::NotForReview { branch: *branch, seq }),
+        };
+        let body = DownBody::Flag { branch_seq: seq, doc_number: number.clone(), reason: reason.to_string() };
+        let mut batch = sled::Batch::default();
+        let mut change = self.stage_down(st, branch, vec![body], now_unix, &mut batch)?;
+        let item = ReviewItem { kind: ReviewKind::Flagged, doc_number: number, reason: reason.to_string(), decision: None };
+        batch.insert(review_key(branch, seq), record::seal(&item));
+        change.review.push(((*branch, seq), item));
+        self.tree.apply_batch(batch)?;
+        self.flush()?;
+        change.install(st);
+        Ok(())
+    }
+
     /// Records an auditor's decision on a review item and enqueues its order, in one write.
+    // The decision's parts as the HTTP request gives them, plus the state and the time.
+    #[allow(clippy::too_many_arguments)]
     pub fn decide(
         &self,
         st: &mut State,
