@@ -49,6 +49,8 @@ pub struct SyncStatus {
 
 pub struct Shared {
     pub store: Arc<Store>,
+    /// The down channel's receiver (notices, HQ's orders).
+    pub down: crate::down::Down,
     pub status: Mutex<SyncStatus>,
     /// Poked after every local post so the forwarder sends without polling.
     pub posted: Notify,
@@ -102,6 +104,10 @@ pub async fn run(shared: Arc<Shared>, config: AgentConfig) {
         0
     });
     let mut sync = BranchSync::new(store.identity().branch, limits, timers, store.head(), acked.min(store.head().seq), rand::random());
+    sync.set_down_applied(shared.down.applied_seq());
+    let today = || edge::today_at(config.pos.utc_offset_minutes);
+    retry_orders(&shared, today());
+    let key = SigningKey::from_bytes(&store.identity().signing_key);
     let clock = MonotonicClock::start();
     loop {
         // Disconnected: the machine always has a reconnect time (at once, the first time).
@@ -109,7 +115,7 @@ pub async fn run(shared: Arc<Shared>, config: AgentConfig) {
             tokio::time::sleep_until(clock.instant(at_ms)).await;
         }
         let _reconnect_due = sync.handle_timeout(clock.now_ms());
-        if let Err(e) = session(&shared, &endpoint, &config, &mut sync, &key, &clock).await {
+        if let Err(e) = session(&shared, &endpoint, &config, &mut sync, &key, &clock, &today).await {
             let text = format!("{e:#}");
             debug!(error = %text, "sync session ended");
             shared.update(|s| {
@@ -142,6 +148,7 @@ async fn session(
     sync: &mut BranchSync,
     key: &SigningKey,
     clock: &MonotonicClock,
+    today: &(dyn Fn() -> protocol::date::BusinessDate + Sync),
 ) -> anyhow::Result<()> {
     let store = &shared.store;
     sync.local_posted(store.head());
@@ -191,6 +198,25 @@ async fn session(
                         info!(version = p.version, products = p.products.len(), "profile pushed by HQ");
                         store.set_profile(*p)?;
                     }
+                    Some(BranchEvent::Down(bytes)) => {
+                        let received = tokio::task::block_in_place(|| shared.down.receive(store, &bytes));
+                        match received {
+                            Ok(crate::down::Received::Applied { seq }) => {
+                                write_message(&mut send, &sync.down_applied(seq)).await.context("acking a down message")?;
+                                if tokio::task::block_in_place(|| shared.down.retry_orders(store, today()))? > 0 {
+                                    shared.posted.notify_one();
+                                }
+                            }
+                            Ok(crate::down::Received::Replayed { applied }) => {
+                                write_message(&mut send, &sync.down_applied(applied)).await.context("acking a down message")?;
+                            }
+                            Err(e) => {
+                                let text = format!("down message refused: {e:#}");
+                                warn!(reason = %text, "refused a message from HQ");
+                                shared.update(|s| { s.last_error = Some(text); s.last_error_unix = Some(now_unix()); });
+                            }
+                        }
+                    }
                     Some(BranchEvent::Resend { from }) => {
                         warn!(from, "HQ asked for a resend");
                         store.set_acked(from - 1)?;
@@ -198,7 +224,7 @@ async fn session(
                     None => {}
                 }
             }
-            _ = shared.posted.notified() => {}
+            _ = shared.posted.notified() => retry_orders(shared, today()),
             _ = sleep_until_ms(clock, deadline_ms) => {
                 if let Some(BranchTimeout::Stalled { waited_ms, inflight }) = sync.handle_timeout(clock.now_ms()) {
                     bail!("HQ made no progress for {waited_ms} ms with {inflight} batches unacknowledged: reconnecting");
@@ -206,6 +232,16 @@ async fn session(
             }
             reason = conn.closed() => bail!("link to HQ lost: {reason}"),
         }
+    }
+}
+
+/// Posts the reversals HQ ordered that can post now (after each local post: the stock a
+/// reversal needs may have come back). Failures are kept as blockers and logged.
+fn retry_orders(shared: &Shared, date: protocol::date::BusinessDate) {
+    match tokio::task::block_in_place(|| shared.down.retry_orders(&shared.store, date)) {
+        Ok(0) => {}
+        Ok(n) => info!(reversals = n, "posted reversals ordered by HQ"),
+        Err(e) => warn!(error = %format!("{e:#}"), "retrying HQ's reversal orders"),
     }
 }
 
@@ -239,8 +275,8 @@ pub async fn enroll(
         .context("HQ did not answer the enrollment")?
         .context("reading from HQ")?;
     conn.close(0u32.into(), b"enrolled");
-    let profile = match reply {
-        Some(Message::Enrolled { profile }) => profile,
+    let (profile, hq_down_key) = match reply {
+        Some(Message::Enrolled { profile, hq_down_key }) => (profile, hq_down_key),
         Some(Message::Reject { text, .. }) => bail!("HQ refused the enrollment: {text}"),
         other => bail!("unexpected answer from HQ: {other:?}"),
     };
@@ -250,6 +286,7 @@ pub async fn enroll(
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let identity = crate::store::Identity { branch: tok.branch, signing_key: key.to_bytes(), hq_fingerprint: tok.hq_cert_fingerprint };
     Store::create(&store_path, &identity, &profile)?;
+    crate::down::store_hq_key(&store_path, hq_down_key)?;
     let mut cfg = AgentConfig { hq: hq.to_string(), ..AgentConfig::default() };
     if let Some(a) = http_listen {
         cfg.http_listen = a;

@@ -198,6 +198,15 @@ pub(crate) async fn sync_status(State(shared): State<AppState>) -> Json<serde_js
     Json(json!({ "branch": id.branch, "status": shared.status(), "replayed_at_start": shared.store.replayed_at_open() }))
 }
 
+/// What HQ said down the signed channel: notices, reversal orders and what blocks them,
+/// the last refused message.
+pub(crate) async fn notices(State(shared): State<AppState>) -> Response {
+    match shared.down.view(&shared.store) {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({ "error": format!("{e:#}") }))).into_response(),
+    }
+}
+
 pub(crate) async fn profile(State(shared): State<AppState>) -> Json<serde_json::Value> {
     let mut profile = shared.store.profile();
     // Password hashes stay in the store; people are listed without them.
@@ -241,6 +250,21 @@ pub(crate) async fn index(State(web): State<AgentWeb>, headers: HeaderMap) -> Ht
         page.push_str(&format!("<tr><td>{w}</td><td>{p}</td><td>{}</td><td>{}</td></tr>", pos.qty, pos.value));
     }
     page.push_str("</table>");
+    // What HQ said down the signed channel: reversal orders (and what blocks them), then
+    // the newest notices.
+    if let Ok(v) = shared.down.view(&shared.store) {
+        page.push_str(&format!("<h2>From HQ</h2><p>{} notices · <a href=/api/notices>all (JSON)</a></p><ul>", v["count"]));
+        for o in v["orders"].as_array().into_iter().flatten() {
+            let doc = o["order"]["doc_number"].as_str().unwrap_or("");
+            let state = o["state"].as_str().unwrap_or("");
+            let blocked = o["blocked_by"].as_str().map(|b| format!(": blocked by {b}")).unwrap_or_default();
+            page.push_str(&format!("<li>reversal of {} ordered by HQ: {state}{}</li>", esc(doc), esc(&blocked)));
+        }
+        for n in v["notices"].as_array().into_iter().flatten().rev().take(20) {
+            page.push_str(&format!("<li>{}</li>", esc(n["text"].as_str().unwrap_or(""))));
+        }
+        page.push_str("</ul>");
+    }
     Html(page)
 }
 

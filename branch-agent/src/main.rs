@@ -2,6 +2,7 @@
 
 mod auth;
 mod config;
+mod down;
 mod forwarder;
 mod http;
 mod routes;
@@ -108,8 +109,12 @@ async fn main() -> anyhow::Result<()> {
                 config.hq = h;
             }
             let store = Arc::new(store::Store::open(&dir.join("store")).context("opening the branch store")?);
-            let shared =
-                Arc::new(forwarder::Shared { store: store.clone(), status: Mutex::new(Default::default()), posted: Notify::new() });
+            let shared = Arc::new(forwarder::Shared {
+                down: down::Down::open(&store).context("opening the down channel")?,
+                store: store.clone(),
+                status: Mutex::new(Default::default()),
+                posted: Notify::new(),
+            });
             let listener = tokio::net::TcpListener::bind(config.http_listen)
                 .await
                 .with_context(|| format!("binding local API on {}", config.http_listen))?;

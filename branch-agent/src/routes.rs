@@ -48,6 +48,7 @@ pub fn table() -> Vec<Route> {
         POST "/api/stock-count" => http::stock_count, Needs(F::WarehouseDocs, R::Add);
         GET "/api/sync" => http::sync_status, Needs(F::Reports, R::View);
         GET "/api/profile" => http::profile, Needs(F::Scope, R::View);
+        GET "/api/notices" => http::notices, Needs(F::Reports, R::View);
         GET "/pos" => till::till_page, Needs(F::Till, R::View);
         GET "/pos/display" => till::display_page, Needs(F::Till, R::View);
         GET "/api/pos/display" => till::display, Needs(F::Till, R::View);

@@ -227,6 +227,17 @@ impl Store {
         })
     }
 
+    /// The tree, for the module that keeps the down channel's records beside the journal
+    /// (`down`), so a down message and its effect go in one batch.
+    pub(crate) fn tree(&self) -> &sled::Tree {
+        &self.tree
+    }
+
+    /// Flush + fsync, for writes made through [`Store::tree`].
+    pub(crate) fn flush_durable(&self) -> anyhow::Result<()> {
+        self.flush()
+    }
+
     pub fn identity(&self) -> &Identity {
         &self.identity
     }

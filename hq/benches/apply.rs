@@ -218,7 +218,7 @@ fn run(
 ) -> (Vec<HqTimes>, Vec<Duration>) {
     let branch = BranchCode::new(BRANCH).expect("constant branch code is valid");
     let mut session = HqSession::default();
-    let hello = Message::Hello { branch, head, profile_version: st.profile_version, agent: "bench".into() };
+    let hello = Message::Hello { branch, head, profile_version: st.profile_version, down_applied: 0, agent: "bench".into() };
     let facts = Ctx { st, store }.facts(&session, &hello);
     match session.handle(hello, facts) {
         HqStep::Reply(Message::Resume { .. }) => {}

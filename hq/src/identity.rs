@@ -1,5 +1,7 @@
 //! HQ's TLS identity: a self-signed certificate whose fingerprint branches pin (it
-//! travels inside every enrollment token), so no public CA is involved.
+//! travels inside every enrollment token), so no public CA is involved; and HQ's
+//! down-channel signing key (ed25519), whose public half each branch gets at enrollment
+//! and checks every down message against (`protocol::down`).
 
 use std::path::{Path, PathBuf};
 
@@ -7,6 +9,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 const CERT_FILE: &str = "hq-cert.der";
 const KEY_FILE: &str = "hq-key.der";
+/// The down-channel key's 32-byte ed25519 seed, mode 0600.
+const DOWN_KEY_FILE: &str = "hq-down-key.bin";
 
 /// Why HQ's identity could not be made or read.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +30,8 @@ pub enum IdentityError {
 pub struct Identity {
     pub cert: CertificateDer<'static>,
     pub key: PrivateKeyDer<'static>,
+    /// Signs every down message; branches hold the public half (from `Enrolled`).
+    pub down_key: protocol::SigningKey,
 }
 
 impl Identity {
@@ -51,12 +57,31 @@ impl Identity {
         let cert = std::fs::read(data_dir.join(CERT_FILE)).map_err(|_| IdentityError::Missing { dir: data_dir.display().to_string() })?;
         let key_path = data_dir.join(KEY_FILE);
         let key = std::fs::read(&key_path).map_err(|source| IdentityError::Io { what: "reading", path: key_path, source })?;
-        Ok(Identity { cert: CertificateDer::from(cert), key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key)) })
+        let down_key = down_key(data_dir)?;
+        Ok(Identity { cert: CertificateDer::from(cert), key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key)), down_key })
     }
 
     pub fn fingerprint(&self) -> [u8; 32] {
         protocol::token::cert_fingerprint(&self.cert)
     }
+}
+
+/// HQ's down-channel key, made on first use: a data directory initialised before the
+/// down channel existed gets one the first time it is loaded.
+fn down_key(data_dir: &Path) -> Result<protocol::SigningKey, IdentityError> {
+    let path = data_dir.join(DOWN_KEY_FILE);
+    if !path.exists() {
+        let seed: [u8; 32] = rand::random();
+        write_private(&path, &seed)?;
+        return Ok(protocol::SigningKey::from_bytes(&seed));
+    }
+    let bytes = std::fs::read(&path).map_err(|source| IdentityError::Io { what: "reading", path: path.clone(), source })?;
+    let seed: [u8; 32] = bytes.as_slice().try_into().map_err(|_| IdentityError::Io {
+        what: "reading (not a 32-byte key)",
+        path,
+        source: std::io::Error::from(std::io::ErrorKind::InvalidData),
+    })?;
+    Ok(protocol::SigningKey::from_bytes(&seed))
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), IdentityError> {

@@ -9,6 +9,7 @@
 //!   may pass.
 //! - `server`: the QUIC listener; moves frames between branches and `protocol::sync`.
 //! - `http`: reports, status and admin over axum.
+//! - `review`: the review queue (flagged/quarantined documents, accept/reverse) handlers.
 //!
 //! Errors are typed (`store::StoreError`, `store::EnrollError`, `config::ConfigError`,
 //! `identity::IdentityError`, `catalog::CatalogProblem`, `http::ApiError`); `anyhow`
@@ -19,5 +20,6 @@ pub mod config;
 pub mod door;
 pub mod http;
 pub mod identity;
+pub mod review;
 pub mod server;
 pub mod store;

@@ -552,7 +552,8 @@ async fn branch_cmd(dir: &Path, cmd: BranchCmd) -> anyhow::Result<()> {
 async fn serve(dir: &Path, config: HqConfig) -> anyhow::Result<()> {
     let identity = Identity::load(dir)?;
     let store = Store::open(&store_path(dir))?;
-    let state = store.load().context("loading HQ state (a checksum error means the store is damaged)")?;
+    let mut state = store.load().context("loading HQ state (a checksum error means the store is damaged)")?;
+    state.down.key = Some(identity.down_key.clone());
     info!(branches = state.branches.len(), products = state.products.len(), "state loaded");
     let endpoint = server::endpoint(&identity, &config, config.quic_listen)?;
     let quic_addr = endpoint.local_addr()?;

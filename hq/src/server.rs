@@ -55,6 +55,8 @@ pub struct Hq {
     /// Bytes of frames read but not handled, across all connections.
     budget: edge::ByteBudget,
     connections: Arc<tokio::sync::Semaphore>,
+    /// Bumped when a down message is enqueued; sessions send what their branch lacks.
+    down_enqueued: tokio::sync::watch::Sender<u64>,
 }
 
 impl Hq {
@@ -62,6 +64,7 @@ impl Hq {
         let (profile_version, _) = tokio::sync::watch::channel(state.profile_version);
         let budget = edge::ByteBudget::new(usize::try_from(config.buffered_bytes_max).unwrap_or(usize::MAX));
         let connections = Arc::new(tokio::sync::Semaphore::new(config.max_connections.max(1) as usize));
+        let (down_enqueued, _) = tokio::sync::watch::channel(0);
         Hq {
             store,
             state: Mutex::new(state),
@@ -74,6 +77,7 @@ impl Hq {
             door_logged_unix: AtomicU64::new(0),
             budget,
             connections,
+            down_enqueued,
         }
     }
 
@@ -123,6 +127,21 @@ impl Hq {
         }
     }
 
+    /// Call after enqueueing down messages: connected sessions send them.
+    pub fn down_changed(&self) {
+        self.down_enqueued.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Down channel, under the state lock: record what the branch said it applied (its
+    /// hello or a `DownAck`), then the window of messages it still lacks.
+    fn down_step(&self, st: &mut State, session: &mut HqSession) -> Vec<Message> {
+        let Some(branch) = session.branch().copied() else { return Vec::new() };
+        if let Err(e) = self.store.down_ack(st, &branch, session.down_acked()) {
+            warn!(branch = %branch, error = %e, "down ack not recorded");
+        }
+        st.down.queues.get(&branch).map(|q| session.down_window(q)).unwrap_or_default()
+    }
+
     /// Call after changing branches, products or credit limits: sessions push the news.
     pub fn profile_changed(&self) {
         let v = self.state().profile_version;
@@ -141,10 +160,20 @@ impl Hq {
 
     /// Handles one message: decide, apply durably if needed, and return what to send
     /// back and whether to close the stream.
-    fn step(&self, session: &mut HqSession, msg: Message, peer: SocketAddr, who: &Peer) -> (Message, bool) {
+    fn step(&self, session: &mut HqSession, msg: Message, peer: SocketAddr, who: &Peer) -> (Vec<Message>, bool) {
         if let Message::Enroll { token, branch_key } = msg {
-            return self.enroll(&token, branch_key, peer);
+            let (reply, close) = self.enroll(&token, branch_key, peer);
+            return (vec![reply], close);
         }
+        let (reply, close) = self.step_one(session, msg, peer, who);
+        let mut out: Vec<Message> = reply.into_iter().collect();
+        if !close {
+            out.extend(self.down_step(&mut self.state(), session));
+        }
+        (out, close)
+    }
+
+    fn step_one(&self, session: &mut HqSession, msg: Message, peer: SocketAddr, who: &Peer) -> (Option<Message>, bool) {
         let mut st = self.state();
         // The door: a hello is let through only for the branch whose enrolled key the
         // peer proved in the handshake, checked against the index now (not as of the
@@ -155,7 +184,7 @@ impl Hq {
                     None => {
                         drop(st);
                         self.door_refused(peer, &refusal.text);
-                        (Message::reject(RejectCode::UnknownBranch, refusal.text), true)
+                        (Some(Message::reject(RejectCode::UnknownBranch, refusal.text)), true)
                     }
                     Some(b) => {
                         warn!(branch = %b, %peer, reason = %refusal.text, "refused");
@@ -168,7 +197,7 @@ impl Hq {
                         if let Err(e) = self.store.record_rejection(&mut st, Some(&b), rej) {
                             tracing::error!(error = %format!("{e:#}"), "recording rejection");
                         }
-                        (Message::reject(RejectCode::UnknownBranch, refusal.text), true)
+                        (Some(Message::reject(RejectCode::UnknownBranch, refusal.text)), true)
                     }
                 };
             }
@@ -179,7 +208,8 @@ impl Hq {
             st.last_seen_unix.insert(*b, now_unix());
         }
         match step {
-            HqStep::Reply(m) => (m, false),
+            HqStep::Reply(m) => (Some(m), false),
+            HqStep::DownAcked { .. } => (None, false),
             HqStep::Apply { branch, entries, new_head, batch, batch_first_seq } => {
                 match self.store.apply(&mut st, &branch, entries, new_head, &batch, batch_first_seq, now_unix()) {
                     Ok(outcome) => {
@@ -187,12 +217,12 @@ impl Hq {
                         for (seq, why) in &outcome.quarantined {
                             warn!(branch = %branch, seq, reason = %why, "document quarantined: kept, not applied to the books");
                         }
-                        (session.applied(new_head), false)
+                        (Some(session.applied(new_head)), false)
                     }
                     Err(e) => {
                         // Nothing was acked; the branch will resend after reconnecting.
                         tracing::error!(branch = %branch, error = %format!("{e:#}"), "applying batch failed");
-                        (Message::reject(RejectCode::Internal, "HQ could not store the batch; it will be retried"), true)
+                        (Some(Message::reject(RejectCode::Internal, "HQ could not store the batch; it will be retried")), true)
                     }
                 }
             }
@@ -206,7 +236,7 @@ impl Hq {
                 if let Err(e) = self.store.record_rejection(&mut st, branch.as_ref(), rej) {
                     tracing::error!(error = %format!("{e:#}"), "recording rejection");
                 }
-                (reply, fatal)
+                (Some(reply), fatal)
             }
         }
     }
@@ -222,7 +252,8 @@ impl Hq {
         match parsed {
             Ok((branch, profile)) => {
                 info!(branch = %branch, %peer, "branch enrolled");
-                (Message::Enrolled { profile }, true)
+                let hq_down_key = st.down.key.as_ref().map(|k| k.verifying_key().to_bytes()).unwrap_or_default();
+                (Message::Enrolled { profile, hq_down_key }, true)
             }
             Err(text) => {
                 warn!(%peer, reason = %text, "enrollment refused");
@@ -340,8 +371,18 @@ async fn serve_stream(
     let frame_bytes_max = if enrolled { protocol::wire::FRAME_BYTES_MAX } else { door::ANONYMOUS_FRAME_BYTES_MAX };
     let mut inbox = edge::spawn_budgeted_reader(recv, INBOX_MESSAGES_MAX, hq.budget.clone(), frame_bytes_max);
     let mut profile_rx = hq.profile_version.subscribe();
+    let mut down_rx = hq.down_enqueued.subscribe();
     loop {
         let msg = tokio::select! {
+            changed = down_rx.changed() => {
+                if changed.is_ok() {
+                    let window = hq.down_step(&mut hq.state(), &mut session);
+                    for m in &window {
+                        write_message(&mut send, m).await?;
+                    }
+                }
+                continue;
+            }
             m = inbox.recv() => m,
             changed = profile_rx.changed() => {
                 if changed.is_ok() {
@@ -386,7 +427,9 @@ async fn serve_stream(
         .await
         .context("session step panicked")?;
         session = s;
-        write_message(&mut send, &reply).await?;
+        for m in &reply {
+            write_message(&mut send, m).await?;
+        }
         if close {
             send.finish()?;
             // Give the peer a moment to read the reason before the stream goes away.

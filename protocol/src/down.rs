@@ -51,6 +51,9 @@ pub enum DownBody {
     /// HQ quarantined the branch's document at `branch_seq` (it broke the version it claims,
     /// or claims a version HQ never issued).
     Rejection { branch_seq: u64, doc_number: DocNumber, reason: String },
+    /// HQ applied the branch's document at `branch_seq` but flagged it for review (posted
+    /// in good faith under a version HQ has since replaced); an auditor will decide.
+    Flag { branch_seq: u64, doc_number: DocNumber, reason: String },
     /// An auditor's decision on a flagged or quarantined document.
     Resolution { branch_seq: u64, doc_number: DocNumber, order: ResolutionOrder, by: OperatorId, why: String },
     /// A decision on a draft the branch sent up for approval.
@@ -62,7 +65,7 @@ impl DownBody {
     fn text(&self) -> Option<(&'static str, &str)> {
         match self {
             DownBody::Scope(_) => None,
-            DownBody::Rejection { reason, .. } => Some(("reason", reason)),
+            DownBody::Rejection { reason, .. } | DownBody::Flag { reason, .. } => Some(("reason", reason)),
             DownBody::Resolution { why, .. } => Some(("why", why)),
             DownBody::Approval { note, .. } => Some(("note", note)),
         }

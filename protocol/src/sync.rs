@@ -13,7 +13,13 @@
 //!   Batch(...) (up to a window in flight)← Ack{applied}
 //!                                       ← ResendFrom{seq}   (gap)
 //!                                       ← Reject{code,text} (forged, fork, malformed)
+//!                                       ← Down(signed bytes) (HQ's queue, from down_applied+1)
+//!   DownAck{seq} (once durably applied)  →
 //! ```
+//!
+//! The down channel (`crate::down`) rides the same stream: the hello says how far the
+//! branch applied HQ's messages; HQ sends its queue from there in windows of
+//! [`crate::down::DOWN_WINDOW_MAX`]; the branch verifies, applies durably, then acks.
 //!
 //! Time comes in as an argument too (`now_ms`, the agent's monotonic clock, as in
 //! quinn-proto's `handle(now, …)` / `poll_timeout()`): the branch's reconnect backoff with
@@ -30,6 +36,7 @@ use ed25519_dalek::VerifyingKey;
 
 use crate::batch::{SignedBatch, BATCH_BYTES_MAX, BATCH_ENTRIES_MAX};
 use crate::codes::BranchCode;
+use crate::down::{DownQueue, DOWN_WINDOW_MAX};
 use crate::error::BatchError;
 use crate::journal::{place_run, ChainHead, EntryHash, Placement, VerifiedEntry};
 use crate::profile::BranchProfile;
@@ -178,6 +185,9 @@ pub enum BranchEvent {
     Resend { from: u64 },
     /// HQ pushed a newer profile; install it.
     Profile(Box<BranchProfile>),
+    /// A down message (signed bytes, not yet verified): verify and apply it durably
+    /// (`crate::down::DownReceiver`), then send [`BranchSync::down_applied`]'s ack.
+    Down(Vec<u8>),
 }
 
 /// Why the branch side stopped. The agent shows it as "last error" and backs off.
@@ -219,6 +229,8 @@ pub struct BranchSync {
     /// HQ acknowledged something on this connection: the next failure backs off from the
     /// minimum again.
     progressed: bool,
+    /// Last down message applied durably (said in every hello).
+    down_applied: u64,
 }
 
 impl BranchSync {
@@ -240,7 +252,24 @@ impl BranchSync {
             reconnect_at_ms: 0,
             progress_at_ms: 0,
             progressed: false,
+            down_applied: 0,
         }
+    }
+
+    /// Sets what the branch has stored as its down mark (at start, before the first hello).
+    pub fn set_down_applied(&mut self, seq: u64) {
+        self.down_applied = seq;
+    }
+
+    /// The agent applied down message `seq` durably: the ack to send.
+    #[must_use]
+    pub fn down_applied(&mut self, seq: u64) -> Message {
+        self.down_applied = self.down_applied.max(seq);
+        Message::DownAck { seq: self.down_applied }
+    }
+
+    pub fn down_applied_seq(&self) -> u64 {
+        self.down_applied
     }
 
     /// A new connection (call it before the connection attempt, so a failed attempt backs
@@ -251,7 +280,7 @@ impl BranchSync {
         self.state = BranchState::AwaitingResume;
         self.progress_at_ms = now_ms;
         self.progressed = false;
-        Message::Hello { branch: self.branch, head: self.head, profile_version, agent: agent.to_string() }
+        Message::Hello { branch: self.branch, head: self.head, profile_version, down_applied: self.down_applied, agent: agent.to_string() }
     }
 
     /// The connection is gone (or never came up). Sets the reconnect timer; a second call
@@ -394,6 +423,12 @@ impl BranchSync {
                 }
                 Ok(Some(BranchEvent::Profile(Box::new(profile))))
             }
+            Message::Down(bytes) => {
+                if self.state != BranchState::Streaming {
+                    return Err(SyncError::Protocol("down message before resume".into()));
+                }
+                Ok(Some(BranchEvent::Down(bytes)))
+            }
             Message::Reject { code, text } => {
                 self.link_lost(now_ms);
                 Err(SyncError::Rejected { code, text })
@@ -498,6 +533,9 @@ pub enum HqStep {
     /// Refused: send `reply`, log and count `code` for the branch (if known), apply
     /// nothing. `fatal` means close the connection afterwards.
     Refuse { branch: Option<BranchCode>, code: RejectCode, reply: Message, fatal: bool },
+    /// The branch applied down messages up to `seq` durably: record the ack (nothing to
+    /// reply; the next window follows from [`HqSession::down_window`]).
+    DownAcked { branch: BranchCode, seq: u64 },
 }
 
 /// HQ side of one connection.
@@ -506,6 +544,9 @@ pub struct HqSession {
     branch: Option<BranchCode>,
     /// Profile version the branch holds, as far as this session knows.
     profile_version: Option<u64>,
+    /// Down messages: the highest the branch acked on this connection, and the highest sent.
+    down_acked: u64,
+    down_sent: u64,
 }
 
 impl HqSession {
@@ -530,7 +571,7 @@ impl HqSession {
     /// Decides what to do with `msg`, given what HQ fetched for it (see [`Self::needs`]).
     pub fn handle(&mut self, msg: Message, facts: HqFacts) -> HqStep {
         match msg {
-            Message::Hello { branch, head, profile_version, .. } => {
+            Message::Hello { branch, head, profile_version, down_applied, .. } => {
                 let Some(view) = facts.view else {
                     return refuse(
                         None,
@@ -553,9 +594,22 @@ impl HqSession {
                 self.branch = Some(branch);
                 let profile = if profile_version == view.profile_version { None } else { facts.profile };
                 self.profile_version = Some(profile.as_ref().map_or(view.profile_version, |p| p.version));
+                self.down_acked = down_applied;
+                self.down_sent = down_applied;
                 HqStep::Reply(Message::Resume { applied: view.head, profile })
             }
             Message::Batch(batch) => self.batch(batch, facts),
+            Message::DownAck { seq } => {
+                let Some(branch) = self.branch else {
+                    return refuse(None, RejectCode::OutOfOrder, "down ack before hello".to_string(), true);
+                };
+                if seq > self.down_sent {
+                    let text = format!("down ack for {seq} but only up to {} was sent", self.down_sent);
+                    return refuse(Some(branch), RejectCode::OutOfOrder, text, true);
+                }
+                self.down_acked = self.down_acked.max(seq);
+                HqStep::DownAcked { branch, seq }
+            }
             other => refuse(self.branch, RejectCode::OutOfOrder, format!("unexpected {} from a branch", message_name(&other)), true),
         }
     }
@@ -615,6 +669,32 @@ impl HqSession {
         Some(Message::Profile { profile })
     }
 
+    /// The highest down message the branch said it applied on this connection (in its
+    /// hello or a `DownAck`): HQ records it as acked before sending more.
+    pub fn down_acked(&self) -> u64 {
+        self.down_acked
+    }
+
+    /// The down messages to send now from `queue` (HQ's queue for this session's branch):
+    /// those after what was sent, while at most [`DOWN_WINDOW_MAX`] are unacked.
+    #[must_use]
+    pub fn down_window(&mut self, queue: &DownQueue) -> Vec<Message> {
+        if self.branch != Some(queue.branch()) {
+            return Vec::new();
+        }
+        let acked = self.down_acked.max(queue.acked_seq());
+        let limit = acked.saturating_add(DOWN_WINDOW_MAX as u64);
+        let mut out = Vec::new();
+        for (seq, signed) in queue.pending_from(self.down_sent.max(acked)) {
+            if seq > limit {
+                break;
+            }
+            out.push(Message::Down(signed.to_bytes()));
+            self.down_sent = seq;
+        }
+        out
+    }
+
     /// The write of an `Apply` is durable: acknowledge it.
     pub fn applied(&self, new_head: ChainHead) -> Message {
         Message::Ack { applied: new_head.seq }
@@ -642,5 +722,7 @@ fn message_name(m: &Message) -> &'static str {
         Message::Enroll { .. } => "enroll",
         Message::Enrolled { .. } => "enrolled",
         Message::Profile { .. } => "profile",
+        Message::Down(_) => "down",
+        Message::DownAck { .. } => "down ack",
     }
 }

@@ -57,8 +57,9 @@ pub enum RejectCode {
 /// Everything that crosses the wire.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message {
-    /// Branch → HQ, first on every connection: who I am and what I have.
-    Hello { branch: BranchCode, head: ChainHead, profile_version: u64, agent: String },
+    /// Branch → HQ, first on every connection: who I am and what I have, including the
+    /// last down message (`protocol::down`) it applied durably.
+    Hello { branch: BranchCode, head: ChainHead, profile_version: u64, down_applied: u64, agent: String },
     /// HQ → branch: the head HQ has durably applied, and a newer profile if any.
     Resume { applied: ChainHead, profile: Option<BranchProfile> },
     /// Branch → HQ: a signed run of journal entries.
@@ -71,11 +72,17 @@ pub enum Message {
     Reject { code: RejectCode, text: String },
     /// Branch → HQ on a fresh install: one-time token and the branch's public key.
     Enroll { token: String, branch_key: [u8; 32] },
-    /// HQ → branch: enrollment accepted; here is your profile.
-    Enrolled { profile: BranchProfile },
+    /// HQ → branch: enrollment accepted; here is your profile, and HQ's down-channel key
+    /// (ed25519, public) that signs every `Down` message the branch will accept.
+    Enrolled { profile: BranchProfile, hq_down_key: [u8; 32] },
     /// HQ → branch, any time after resume: HQ changed the branch's scope, the catalog or
     /// credit limits; install this profile.
     Profile { profile: BranchProfile },
+    /// HQ → branch, after resume: one signed down message (`protocol::down::SignedDown`
+    /// as its `to_bytes`), in seq order, a bounded window at a time.
+    Down(Vec<u8>),
+    /// Branch → HQ: every down message up to and including `seq` is durably applied.
+    DownAck { seq: u64 },
 }
 
 impl Message {
@@ -164,7 +171,15 @@ mod tests {
     #[test]
     fn frames_round_trip_byte_by_byte() {
         let msgs = vec![
-            Message::Hello { branch: BranchCode::new("SH").expect("code"), head: ChainHead::EMPTY, profile_version: 3, agent: "t".into() },
+            Message::Hello {
+                branch: BranchCode::new("SH").expect("code"),
+                head: ChainHead::EMPTY,
+                profile_version: 3,
+                down_applied: 0,
+                agent: "t".into(),
+            },
+            Message::Down(vec![1, 2, 3]),
+            Message::DownAck { seq: 7 },
             Message::Ack { applied: 42 },
             Message::reject(RejectCode::Fork, "x".repeat(2000)),
         ];
@@ -178,9 +193,9 @@ mod tests {
                 }
             }
         }
-        assert_eq!(got.len(), 3);
+        assert_eq!(got.len(), 5);
         assert_eq!(got[0], msgs[0]);
-        assert!(matches!(&got[2], Message::Reject { text, .. } if text.len() == REJECT_TEXT_CHARS_MAX));
+        assert!(matches!(&got[4], Message::Reject { text, .. } if text.len() == REJECT_TEXT_CHARS_MAX));
     }
 
     #[test]

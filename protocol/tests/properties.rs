@@ -146,12 +146,9 @@ fn reject_code() -> impl Strategy<Value = RejectCode> {
 fn message() -> impl Strategy<Value = Message> {
     let signature = prop::array::uniform::<_, 64>(any::<u8>()).prop_map(|b| Signature::from_bytes(&b));
     prop_oneof![
-        (branch_code(), chain_head(), any::<u64>(), "\\PC{0,20}").prop_map(|(branch, head, profile_version, agent)| Message::Hello {
-            branch,
-            head,
-            profile_version,
-            agent
-        }),
+        (branch_code(), chain_head(), any::<u64>(), any::<u64>(), "\\PC{0,20}").prop_map(
+            |(branch, head, profile_version, down_applied, agent)| Message::Hello { branch, head, profile_version, down_applied, agent }
+        ),
         (chain_head(), prop::option::of(profile())).prop_map(|(applied, profile)| Message::Resume { applied, profile }),
         (prop::collection::vec(any::<u8>(), 0..200), signature)
             .prop_map(|(body, signature)| Message::Batch(SignedBatch { body, signature })),
@@ -159,7 +156,9 @@ fn message() -> impl Strategy<Value = Message> {
         any::<u64>().prop_map(|from| Message::ResendFrom { from }),
         (reject_code(), "\\PC{0,60}").prop_map(|(code, text)| Message::Reject { code, text }),
         ("\\PC{0,60}", any::<[u8; 32]>()).prop_map(|(token, branch_key)| Message::Enroll { token, branch_key }),
-        profile().prop_map(|profile| Message::Enrolled { profile }),
+        (profile(), any::<[u8; 32]>()).prop_map(|(profile, hq_down_key)| Message::Enrolled { profile, hq_down_key }),
+        prop::collection::vec(any::<u8>(), 0..200).prop_map(Message::Down),
+        any::<u64>().prop_map(|seq| Message::DownAck { seq }),
     ]
 }
 

@@ -150,6 +150,8 @@ fn describe(m: &Message) -> String {
         Message::Enroll { .. } => "enroll".into(),
         Message::Profile { profile } => format!("profile v{}", profile.version),
         Message::Enrolled { .. } => "enrolled".into(),
+        Message::Down(b) => format!("down ({} bytes)", b.len()),
+        Message::DownAck { seq } => format!("down ack {seq}"),
     }
 }
 
@@ -768,6 +770,10 @@ impl Sim {
                     let ack = self.conns[bi].as_ref().map(|c| c.session.applied(new_head)).expect("connection is open");
                     self.send(bi, false, ack.to_frame());
                 }
+                HqStep::DownAcked { seq, .. } => {
+                    // This simulation queues no down messages (tests/down_sync.rs does).
+                    return Err(format!("HQ got a down ack {seq} nobody sent"));
+                }
                 HqStep::Refuse { code, reply, .. } => {
                     // A duplicate of this connection's hello, delivered after the branch's
                     // newer entries reached HQ (by this connection or a replay), claims a
@@ -814,6 +820,7 @@ impl Sim {
                         }
                         Some(BranchEvent::Acked { .. }) | Some(BranchEvent::Resend { .. }) => b.acked_persisted = b.sync.acked(),
                         Some(BranchEvent::Profile(p)) => b.profile_version = p.version,
+                        Some(BranchEvent::Down(_)) => return Err(format!("{} got a down message nobody queued", b.code)),
                         None => {}
                     }
                     self.log(format!("{} ← {what}; acked {}", self.code(bi), self.branches[bi].sync.acked()));
@@ -861,8 +868,14 @@ impl Sim {
             old_hellos[self.rng.gen_range(0..old_hellos.len())].clone()
         } else {
             // Hello is not signed: the attacker claims whatever head it sniffed last.
-            Message::Hello { branch: self.code(target), head: self.branches[target].head, profile_version: 1, agent: "replay".into() }
-                .to_frame()
+            Message::Hello {
+                branch: self.code(target),
+                head: self.branches[target].head,
+                profile_version: 1,
+                down_applied: 0,
+                agent: "replay".into(),
+            }
+            .to_frame()
         };
         let mut decoder = FrameDecoder::default();
         decoder.push(&hello_frame);
@@ -1176,7 +1189,7 @@ fn hq_holding(n: u64, total: u64) -> (Hq, Vec<Vec<u8>>, Vec<ChainHead>) {
 /// Hello then `batch` on a fresh session, through the wire; returns the batch's step.
 fn hello_then(hq: &Hq, head: ChainHead, batch: SignedBatch) -> HqStep {
     let mut session = HqSession::default();
-    let hello = Message::Hello { branch: branch_code("SH"), head, profile_version: 1, agent: "t".into() };
+    let hello = Message::Hello { branch: branch_code("SH"), head, profile_version: 1, down_applied: 0, agent: "t".into() };
     match hq_step(&mut session, via_wire(&hello), hq) {
         HqStep::Reply(Message::Resume { .. }) => {}
         other => panic!("hello got {other:?}"),
@@ -1297,7 +1310,7 @@ fn branch_restored_from_an_old_copy_is_behind() {
     let (hq, journal, heads) = hq_holding(5, 5);
     // HQ side: the hello of a branch whose journal ends at 3 is refused, fatally.
     let mut session = HqSession::default();
-    let hello = Message::Hello { branch: branch_code("SH"), head: heads[3], profile_version: 1, agent: "t".into() };
+    let hello = Message::Hello { branch: branch_code("SH"), head: heads[3], profile_version: 1, down_applied: 0, agent: "t".into() };
     match hq_step(&mut session, via_wire(&hello), &hq) {
         HqStep::Refuse { code: RejectCode::BranchBehind, fatal: true, .. } => {}
         other => panic!("old copy got {other:?}"),
@@ -1335,13 +1348,15 @@ fn messages_out_of_order_are_refused() {
     {
         let mut session = HqSession::default();
         assert!(matches!(hq_step(&mut session, via_wire(&msg), &hq), HqStep::Refuse { code: RejectCode::OutOfOrder, fatal: true, .. }));
-        let hello = Message::Hello { branch: branch_code("SH"), head: ChainHead::EMPTY, profile_version: 1, agent: "t".into() };
+        let hello =
+            Message::Hello { branch: branch_code("SH"), head: ChainHead::EMPTY, profile_version: 1, down_applied: 0, agent: "t".into() };
         assert!(matches!(hq_step(&mut session, hello, &hq), HqStep::Reply(Message::Resume { .. })));
         assert!(matches!(hq_step(&mut session, via_wire(&msg), &hq), HqStep::Refuse { code: RejectCode::OutOfOrder, fatal: true, .. }));
     }
     // A branch that is not enrolled.
     let mut session = HqSession::default();
-    let hello = Message::Hello { branch: branch_code("XJ"), head: ChainHead::EMPTY, profile_version: 0, agent: "t".into() };
+    let hello =
+        Message::Hello { branch: branch_code("XJ"), head: ChainHead::EMPTY, profile_version: 0, down_applied: 0, agent: "t".into() };
     assert!(matches!(hq_step(&mut session, hello, &hq), HqStep::Refuse { code: RejectCode::UnknownBranch, branch: None, fatal: true, .. }));
     // Branch side: nothing but a resume is accepted before the resume.
     let mut sync = BranchSync::new(branch_code("SH"), SyncLimits::default(), SyncTimers::default(), ChainHead::EMPTY, 0, 0);
@@ -1357,7 +1372,7 @@ fn messages_out_of_order_are_refused() {
 fn random_bytes_never_panic_the_frame_decoder() {
     let mut rng = StdRng::seed_from_u64(0xF4A3E);
     let valid: Vec<u8> = [
-        Message::Hello { branch: branch_code("SH"), head: ChainHead::EMPTY, profile_version: 1, agent: "t".into() },
+        Message::Hello { branch: branch_code("SH"), head: ChainHead::EMPTY, profile_version: 1, down_applied: 0, agent: "t".into() },
         Message::Batch(SignedBatch::sign(&branch_code("SH"), vec![vec![1, 2, 3]], &test_key(1))),
         Message::Ack { applied: 3 },
     ]

@@ -110,7 +110,7 @@ impl Raw {
     /// A fresh connection that has said hello as `branch` at `head`.
     async fn hello(hq: SocketAddr, branch: &BranchCode, head: ChainHead) -> anyhow::Result<Raw> {
         let mut raw = connect(hq).await?;
-        let r = raw.ask(&Message::Hello { branch: *branch, head, profile_version: 0, agent: "raw-test".into() }).await?;
+        let r = raw.ask(&Message::Hello { branch: *branch, head, profile_version: 0, down_applied: 0, agent: "raw-test".into() }).await?;
         assert!(matches!(r, Message::Resume { .. }), "{r:?}");
         Ok(raw)
     }
@@ -218,12 +218,18 @@ async fn hostile_input_is_refused_and_changes_nothing() -> anyhow::Result<()> {
     // are in `closed_door.rs`), and XX's key claiming another branch.
     let mut stranger = connect_as(hq.quic, None).await?;
     let r = stranger
-        .ask(&Message::Hello { branch: BranchCode::new("ZZ")?, head: ChainHead::EMPTY, profile_version: 0, agent: "x".into() })
+        .ask(&Message::Hello {
+            branch: BranchCode::new("ZZ")?,
+            head: ChainHead::EMPTY,
+            profile_version: 0,
+            down_applied: 0,
+            agent: "x".into(),
+        })
         .await?;
     expect_reject(&r, RejectCode::UnknownBranch, "no enrolled branch key");
     let mut other = connect(hq.quic).await?;
     let r = other
-        .ask(&Message::Hello { branch: BranchCode::new("ZZ")?, head: ChainHead::EMPTY, profile_version: 0, agent: "x".into() })
+        .ask(&Message::Hello { branch: BranchCode::new("ZZ")?, head: ChainHead::EMPTY, profile_version: 0, down_applied: 0, agent: "x".into() })
         .await?;
     expect_reject(&r, RejectCode::UnknownBranch, "enrolled for branch XX");
 

@@ -79,7 +79,7 @@ fn stranger(key: Option<&SigningKey>) -> anyhow::Result<quinn::Endpoint> {
 async fn hello_as(endpoint: &quinn::Endpoint, hq: SocketAddr, branch: &BranchCode) -> anyhow::Result<Vec<Message>> {
     let conn = endpoint.connect(hq, "branchline-hq")?.await?;
     let (mut send, recv) = conn.open_bi().await?;
-    let hello = Message::Hello { branch: *branch, head: ChainHead::EMPTY, profile_version: 0, agent: "stranger".into() };
+    let hello = Message::Hello { branch: *branch, head: ChainHead::EMPTY, profile_version: 0, down_applied: 0, agent: "stranger".into() };
     send.write_all(&hello.to_frame()).await?;
     let mut reader = FrameReader::new(recv);
     let mut got = Vec::new();

@@ -60,6 +60,10 @@ pub fn table() -> Vec<Route> {
         POST "/api/admin/products" => add_product, needs(F::MasterData, R::Add, T::Hq);
         POST "/api/admin/products/import" => import_products, needs(F::MasterData, R::Add, T::Hq);
         POST "/api/admin/credit-limits" => set_credit_limit, needs(F::MasterData, R::Manage, T::Hq);
+        GET "/api/review" => crate::review::list, needs(F::Review, R::View, T::Hq);
+        POST "/api/review/{code}/{seq}/accept" => crate::review::accept, needs(F::Review, R::Manage, T::PathBranch);
+        POST "/api/review/{code}/{seq}/reverse" => crate::review::reverse, needs(F::Review, R::Manage, T::PathBranch);
+        POST "/api/admin/branches/{code}/down/test-flags" => crate::review::test_flags, needs(F::Branches, R::Manage, T::Hq);
         GET "/api/people" => people::list, needs(F::People, R::View, T::Hq);
         POST "/api/admin/people" => people::add, needs(F::People, R::Add, T::Hq);
         POST "/api/admin/people/{login}/disable" => people::disable, needs(F::People, R::Manage, T::Hq);

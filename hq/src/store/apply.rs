@@ -69,6 +69,9 @@ impl Store {
         // sled applies writes in order), then the branch record with the new head.
         let mut commit = sled::Batch::default();
         let mut closes = false;
+        // Quarantined documents with their numbers: each gets a rejection notice down to
+        // the branch and a review item, in the same commit write as its mark.
+        let mut notices = Vec::new();
         let staged = std::thread::scope(|scope| {
             let stage = scope.spawn(|| self.stage(branch, &index, first_in_batch, signed));
             // Entries come by value: each document moves into the books' reversal window
@@ -83,6 +86,7 @@ impl Store {
                     Err(err) => match quarantine::verdict(PostPass::Arriving, &err) {
                         Verdict::Quarantine { reason } => {
                             Journal::mark_quarantined(&mut commit, branch, first_in_batch, e.entry.seq, e.hash, reason.clone());
+                            notices.push((e.entry.seq, e.entry.doc.header.number.clone(), reason.clone()));
                             outcome.quarantined.push((e.entry.seq, reason));
                         }
                         // Not a verdict an arriving document gets; were it one, the
@@ -98,6 +102,15 @@ impl Store {
         rec.docs_quarantined += outcome.quarantined.len() as u64;
         rec.last_applied_unix = Some(now_unix);
         commit.insert(branch_key(branch), record::seal(&rec));
+        let down = if notices.is_empty() {
+            None
+        } else {
+            // Without a key or with a full queue the notices are lost but the marks stay
+            // (and show at HQ); the batch must still apply.
+            self.stage_quarantine_notices(st, branch, notices, now_unix, &mut commit)
+                .inspect_err(|e| tracing::error!(branch = %branch, error = %e, "queueing rejection notices"))
+                .ok()
+        };
         let written = staged.and_then(|()| Ok(self.tree.apply_batch(commit)?)).and_then(|()| self.flush());
         if let Err(e) = written {
             match self.replay(branch) {
@@ -119,6 +132,9 @@ impl Store {
         }
         st.books.insert(*branch, books);
         st.branches.insert(*branch, rec);
+        if let Some(change) = down {
+            change.install(st);
+        }
         Ok(outcome)
     }
 

@@ -53,6 +53,18 @@ pub enum StoreError {
     /// A branch that HQ does not know.
     #[error("no branch {0}; add it with `hq branch add {0} --name ... --warehouse ...`")]
     NoBranch(BranchCode),
+    /// A down-queue operation refused (queue full, an ack beyond what was sent).
+    #[error("down channel: {0}")]
+    Down(protocol::down::DownError),
+    /// HQ has no down-channel key loaded, so it cannot sign down messages.
+    #[error("HQ's down-channel key is not loaded; nothing can be sent down to branches")]
+    NoDownKey,
+    /// A decision on a document that is neither flagged nor quarantined.
+    #[error("document {seq} of {branch} is not in the review queue")]
+    NotForReview { branch: BranchCode, seq: u64 },
+    /// A second decision on the same document.
+    #[error("document {seq} of {branch} was already decided ({order:?})")]
+    AlreadyDecided { branch: BranchCode, seq: u64, order: protocol::down::ResolutionOrder },
     /// The thread staging a batch panicked (a bug); nothing was committed.
     #[error("the thread staging the batch panicked")]
     StagingPanicked,

@@ -15,6 +15,9 @@
 //! - `r` branch 0x00 n(be u64)      → `Rejection`
 //! - `s` branch                     → books checkpoint
 //! - `m` name                       → meta values (`profile_version`)
+//! - `d` branch 0x00 seq(be u64)    → an unacked `SignedDown` (see `down`)
+//! - `a` branch                     → the branch's down ack mark
+//! - `v` branch 0x00 seq(be u64)    → `ReviewItem` (flagged/quarantined, the decision)
 
 use protocol::codes::BranchCode;
 use protocol::record;

@@ -16,12 +16,14 @@
 //! batch, durably), `replay` (books from the journal, checkpoints), `drill` (documents
 //! behind a report row), `rejections` (bounded and rate-limited), `people` (who signs
 //! in), `keys_index` (which branch holds which key; revocation), `profile` (what a branch is sent and posted
-//! against), `sync_ctx` (what the sync session is shown), `error`.
+//! against), `sync_ctx` (what the sync session is shown), `down` (the down queues and
+//! the review items), `error`.
 //! This module holds the `Store` handle and its open, load and flush; it must not hold
 //! any of the above.
 
 mod admin;
 mod apply;
+mod down;
 mod drill;
 mod error;
 mod journal;
@@ -43,6 +45,7 @@ use protocol::books::checkpoint;
 use protocol::codes::{BranchCode, PartyCode, ProductCode};
 
 pub use apply::ApplyOutcome;
+pub use down::{Decision, DownState, ReviewItem, ReviewKind};
 pub use error::{EnrollError, StoreError};
 pub use people::{people_of, PeopleError, PEOPLE_MAX};
 pub use keys_index::{KeyIndex, KeyStatus, RevokedKey};
@@ -130,6 +133,7 @@ impl Store {
             st.recent_rejections.insert(*code, recent);
         }
         self.load_key_index(&mut st)?;
+        self.load_down(&mut st)?;
         Ok(st)
     }
 

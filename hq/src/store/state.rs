@@ -35,6 +35,8 @@ pub struct State {
     /// written in it (see `rejections`), and refusals counted but not written.
     pub rejection_window: BTreeMap<BranchCode, (u64, u32)>,
     pub rejections_not_written: u64,
+    /// The down channel: HQ's key, each branch's unacked queue, the review items.
+    pub down: super::down::DownState,
 }
 
 impl State {
