@@ -9,8 +9,8 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
-use axum::Extension;
 use axum::http::StatusCode;
+use axum::Extension;
 use axum::Json;
 use protocol::codes::BranchCode;
 use protocol::down::{DownBody, ResolutionOrder};

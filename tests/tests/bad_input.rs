@@ -229,7 +229,13 @@ async fn hostile_input_is_refused_and_changes_nothing() -> anyhow::Result<()> {
     expect_reject(&r, RejectCode::UnknownBranch, "no enrolled branch key");
     let mut other = connect(hq.quic).await?;
     let r = other
-        .ask(&Message::Hello { branch: BranchCode::new("ZZ")?, head: ChainHead::EMPTY, profile_version: 0, down_applied: 0, agent: "x".into() })
+        .ask(&Message::Hello {
+            branch: BranchCode::new("ZZ")?,
+            head: ChainHead::EMPTY,
+            profile_version: 0,
+            down_applied: 0,
+            agent: "x".into(),
+        })
         .await?;
     expect_reject(&r, RejectCode::UnknownBranch, "enrolled for branch XX");
 

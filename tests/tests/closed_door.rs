@@ -135,7 +135,7 @@ fn hq_pid(dir: &Path) -> anyhow::Result<u32> {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
         let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
         let args: Vec<String> = cmdline.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).to_string()).collect();
-        if args.iter().any(|a| a == "serve") && args.iter().any(|a| *a == want) {
+        if args.iter().any(|a| a == "serve") && args.contains(&want) {
             return Ok(pid);
         }
     }

@@ -139,13 +139,18 @@ mod tests {
     use crate::store::rejections::{REJECTIONS_KEPT_MAX, REJECTION_WRITES_PER_WINDOW_MAX};
     use crate::store::Rejection;
 
+    /// A valid ed25519 public key (not every 32 bytes are one).
+    fn key(n: u8) -> [u8; 32] {
+        protocol::SigningKey::from_bytes(&[n; 32]).verifying_key().to_bytes()
+    }
+
     fn enrolled_store(dir: &std::path::Path) -> (Store, State, BranchCode) {
         let store = Store::open(&dir.join("hq")).expect("open");
         let mut st = store.load().expect("load");
         let sh = BranchCode::new("SH").expect("code");
         let whs = BTreeSet::from([WarehouseCode::new("SH01").expect("warehouse")]);
         let secret = store.add_branch(&mut st, sh, "Shanghai".into(), whs, 0, 60).expect("add branch");
-        store.enroll(&mut st, &sh, &secret, [1; 32], 1).expect("enroll");
+        store.enroll(&mut st, &sh, &secret, key(1), 1).expect("enroll");
         (store, st, sh)
     }
 
@@ -153,21 +158,21 @@ mod tests {
     fn revocation_is_durable_and_a_new_token_revokes_the_enrolled_key() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (store, mut st, sh) = enrolled_store(dir.path());
-        assert_eq!(st.keys.lookup(&[1; 32]), Some(&KeyStatus::Enrolled(sh)));
+        assert_eq!(st.keys.lookup(&key(1)), Some(&KeyStatus::Enrolled(sh)));
         // A new token revokes key 1 in the same write; the next enrollment brings key 2.
         let (secret, revoked) = store.new_token(&mut st, &sh, 2, 60).expect("token");
-        assert_eq!(revoked, Some([1; 32]));
-        assert!(matches!(st.keys.lookup(&[1; 32]), Some(KeyStatus::Revoked { at_unix: 2, .. })));
-        assert!(matches!(store.enroll(&mut st, &sh, &secret, [1; 32], 3), Err(crate::store::EnrollError::KeyKnown)));
-        store.enroll(&mut st, &sh, &secret, [2; 32], 3).expect("re-enroll");
-        assert_eq!(store.revoke_branch_key(&mut st, &sh, "stolen", 4).expect("revoke"), Some([2; 32]));
+        assert_eq!(revoked, Some(key(1)));
+        assert!(matches!(st.keys.lookup(&key(1)), Some(KeyStatus::Revoked { at_unix: 2, .. })));
+        assert!(matches!(store.enroll(&mut st, &sh, &secret, key(1), 3), Err(crate::store::EnrollError::KeyKnown)));
+        store.enroll(&mut st, &sh, &secret, key(2), 3).expect("re-enroll");
+        assert_eq!(store.revoke_branch_key(&mut st, &sh, "stolen", 4).expect("revoke"), Some(key(2)));
         assert_eq!(store.revoke_branch_key(&mut st, &sh, "again", 5).expect("revoke"), None, "nothing left to revoke");
         assert_eq!(st.keys.enrolled(), 0);
         drop(store);
         // Rebuilt at start from the records.
         let store = Store::open(&dir.path().join("hq")).expect("reopen");
         let st = store.load().expect("load");
-        assert!(matches!(st.keys.lookup(&[2; 32]), Some(KeyStatus::Revoked { reason, .. }) if reason == "stolen"));
+        assert!(matches!(st.keys.lookup(&key(2)), Some(KeyStatus::Revoked { reason, .. }) if reason == "stolen"));
         assert!(st.branches[&sh].key.is_none());
     }
 

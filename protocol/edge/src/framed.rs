@@ -105,7 +105,9 @@ impl ByteBudget {
     /// A budget of `bytes_max`, raised to one largest frame so that any valid frame
     /// can be read at all.
     pub fn new(bytes_max: usize) -> ByteBudget {
-        let bytes_max = bytes_max.max(protocol::wire::FRAME_BYTES_MAX).min(Semaphore::MAX_PERMITS) as u32;
+        // Permits are taken `u32` at a time, so the budget is capped at `u32::MAX` bytes too.
+        let cap = Semaphore::MAX_PERMITS.min(u32::MAX as usize);
+        let bytes_max = u32::try_from(bytes_max.clamp(protocol::wire::FRAME_BYTES_MAX, cap)).unwrap_or(u32::MAX);
         ByteBudget { sem: Arc::new(Semaphore::new(bytes_max as usize)), bytes_max }
     }
 
