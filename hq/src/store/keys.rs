@@ -13,6 +13,9 @@
 //! - `t` secret hash                → `TokenRecord`
 //! - `r` branch 0x00 n(be u64)      → `Rejection`
 //! - `s` branch                     → books checkpoint
+//! - `g` branch                     → the branch's `Scope` as HQ set it
+//! - `q` party code                 → `Party` (customer or supplier)
+//! - `v` branch 0x00 version(be)    → `BranchProfile` as issued (every version, kept)
 //! - `m` name                       → meta values (`profile_version`)
 
 use protocol::codes::BranchCode;

@@ -15,7 +15,8 @@
 //! goes through), `admin` (branches, tokens, products, credit limits), `apply` (a
 //! batch, durably), `replay` (books from the journal, checkpoints), `drill` (documents
 //! behind a report row), `rejections`, `profile` (what a branch is sent and posted
-//! against), `sync_ctx` (what the sync session is shown), `error`.
+//! against), `profile_versions` (every version issued, posted against again),
+//! `scope_parties` (branch scopes, customers and suppliers), `sync_ctx` (what the sync session is shown), `error`.
 //! This module holds the `Store` handle and its open, load and flush; it must not hold
 //! any of the above.
 
@@ -26,9 +27,11 @@ mod error;
 mod journal;
 mod keys;
 mod profile;
+mod profile_versions;
 mod records;
 mod rejections;
 mod replay;
+mod scope_parties;
 mod state;
 mod sync_ctx;
 #[cfg(test)]
@@ -104,6 +107,15 @@ impl Store {
             let code = PartyCode::new(String::from_utf8_lossy(&k[1..]))?;
             st.credit_limits.insert(code, open_rec(&k, &v)?);
         }
+        for item in self.tree.scan_prefix([b'g']) {
+            let (k, v) = item?;
+            let code = BranchCode::new(String::from_utf8_lossy(&k[1..]))?;
+            st.scopes.insert(code, open_rec(&k, &v)?);
+        }
+        for item in self.tree.scan_prefix([b'q']) {
+            let (k, v) = item?;
+            st.parties.insert(open_rec(&k, &v)?).map_err(|e| StoreError::Damaged(format!("stored party {}: {e}", keys::show(&k))))?;
+        }
         if let Some(v) = self.tree.get(key(b'm', &[PROFILE_VERSION]))? {
             st.profile_version = open_rec(b"m/profile_version", &v)?;
         }
@@ -116,6 +128,9 @@ impl Store {
             recent.reverse();
             st.recent_rejections.insert(*code, recent);
         }
+        // A store from before versions were kept, or a crash between a change and its
+        // issue: the version branches will be sent is recorded before any session runs.
+        self.issue_profiles(&st)?;
         Ok(st)
     }
 
