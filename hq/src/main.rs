@@ -263,10 +263,10 @@ async fn main() -> anyhow::Result<()> {
             println!("credit limit of {code} saved; branches receive it on their next sync");
         }
         Command::Customer(CustomerCmd::Add { code, fields, credit_limit }) => {
-            party_cmd(dir, fields.into_party(&code, protocol::parties::PartyRole::Customer, credit_limit)?, fields.replace).await?
+            party_cmd(dir, fields.to_party(&code, protocol::parties::PartyRole::Customer, credit_limit)?, fields.replace).await?
         }
         Command::Supplier(SupplierCmd::Add { code, fields }) => {
-            party_cmd(dir, fields.into_party(&code, protocol::parties::PartyRole::Supplier, None)?, fields.replace).await?
+            party_cmd(dir, fields.to_party(&code, protocol::parties::PartyRole::Supplier, None)?, fields.replace).await?
         }
         Command::Scope(cmd) => scope_cmd(dir, cmd).await?,
         Command::Serve { quic_listen, http_listen } => {
@@ -285,7 +285,7 @@ async fn main() -> anyhow::Result<()> {
 
 /// Calls the admin API of a running HQ (the store is locked while `hq serve` runs).
 impl PartyFields {
-    fn into_party(
+    fn to_party(
         &self,
         code: &str,
         role: protocol::parties::PartyRole,
