@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use harness::cluster::{doc, wait_until, AgentProc, HqProc};
+use harness::cluster::{client, doc, send, wait_until, AgentProc, HqProc};
 use serde_json::{json, Value};
 
 const MESSAGES: u64 = 1_000;
@@ -62,9 +62,15 @@ async fn an_auditor_orders_a_reversal_and_the_branch_posts_it_by_itself() -> any
     assert_eq!(status, 200, "{body}");
     let review = hq.get("/api/review").await?;
     assert_eq!(review["items"][0]["state"], "open", "{review}");
-    let (status, body) = hq.post_json("/api/review/SH/1/reverse", &json!({ "why": "out of scope" })).await?;
+    // Deciding is an HQ auditor's right (the admin only administers).
+    let (status, _) = hq.post_json("/api/review/SH/1/reverse", &json!({ "why": "out of scope" })).await?;
+    assert_eq!(status, 403, "an HQ admin may not decide a review");
+    hq.add_person("auditor1", &["hq-auditor"], &[], "auditor-password-1")?;
+    let auditor = hq.sign_in("auditor1", "auditor-password-1").await?;
+    let decide = |path: &'static str| send(client().post(hq.url(path)).bearer_auth(&auditor).json(&json!({ "why": "out of scope" })));
+    let (status, body) = decide("/api/review/SH/1/reverse").await?;
     assert_eq!(status, 200, "{body}");
-    let (status, _) = hq.post_json("/api/review/SH/1/accept", &json!({})).await?;
+    let (status, _) = decide("/api/review/SH/1/accept").await?;
     assert_eq!(status, 409, "decided once");
 
     wait_until(Duration::from_secs(60), "HQ sees the reversal arrive", || async {
