@@ -42,6 +42,19 @@ pub struct Posted {
     pub warnings: Vec<String>,
 }
 
+/// The tampered-branch switch for tests: with `BRANCHLINE_TEST_SKIP_SCOPE_CHECK=1`, a
+/// debug build posts as if its scope allowed every code (catalog and credit limits still
+/// checked), to prove HQ quarantines what a faulty branch sends. Release builds ignore
+/// it. Returns the profile to post against instead, when the switch is on.
+#[allow(clippy::type_complexity)]
+fn skip_scope_check() -> Option<fn(&BranchProfile) -> BranchProfile> {
+    if !cfg!(debug_assertions) || std::env::var("BRANCHLINE_TEST_SKIP_SCOPE_CHECK").as_deref() != Ok("1") {
+        return None;
+    }
+    tracing::warn!("BRANCHLINE_TEST_SKIP_SCOPE_CHECK=1: this agent SKIPS its scope check (a test build playing a tampered branch)");
+    Some(|p| BranchProfile { scope: Some(protocol::scope::Scope::all()), ..p.clone() })
+}
+
 /// Why a post was refused. Nothing was written.
 #[derive(Debug, thiserror::Error)]
 pub enum PostFailure {
@@ -295,8 +308,13 @@ impl Store {
             Some(v) => record::open(&show(&counter_key), &v).map_err(|e| PostFailure::Storage(e.into()))?,
             None => 0,
         };
-        let doc: Document = draft.number(branch, last + 1).map_err(PostError::from)?;
-        let posting = post(&live.books, &doc, PostContext { profile: Some(&live.profile) })?;
+        // The document names the profile version it is posted under; HQ posts it against
+        // that same version.
+        let doc: Document = draft.number_under(branch, last + 1, live.profile.version).map_err(PostError::from)?;
+        let posting = match skip_scope_check() {
+            Some(open) => post(&live.books, &doc, PostContext::under(&open(&live.profile)))?,
+            None => post(&live.books, &doc, PostContext::under(&live.profile))?,
+        };
         let number = doc.header.number.to_string();
         let (entry, bytes, head) = live.head.append(doc);
         let mut b = sled::Batch::default();
@@ -394,7 +412,7 @@ mod tests {
     fn create(dir: &Path) {
         let branch = BranchCode::new("SH").expect("code");
         let identity = Identity { branch, signing_key: [7; 32], hq_fingerprint: [0; 32] };
-        let product = Product { name: "p".into(), unit: "pcs".into(), retail_price: None, prices: Vec::new() };
+        let product = Product { name: "p".into(), unit: "pcs".into(), retail_price: None, prices: Vec::new(), category: None };
         let profile = BranchProfile {
             branch,
             name: "Shanghai".into(),
@@ -403,6 +421,8 @@ mod tests {
             credit_limits: BTreeMap::new(),
             version: 1,
             people: Vec::new(),
+            scope: None,
+            parties: Default::default(),
         };
         Store::create(dir, &identity, &profile).expect("create");
     }

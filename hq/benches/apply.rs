@@ -118,7 +118,7 @@ fn hq_setup(dir: &Path, key: &protocol::SigningKey, catalog: usize) -> (Store, S
             .add_product(
                 &mut st,
                 code,
-                Product { name: format!("product {i}"), unit: "pcs".into(), retail_price: None, prices: Vec::new() },
+                Product { name: format!("product {i}"), unit: "pcs".into(), retail_price: None, prices: Vec::new(), category: None },
             )
             .expect("add product");
     }
@@ -331,7 +331,7 @@ fn time_parts(batches: &[Prepared], key: &protocol::SigningKey, st: &State) -> P
 
         let t0 = Instant::now();
         for e in &entries {
-            let posting = post(&books, &e.entry.doc, PostContext { profile: Some(&profile) }).expect("posts");
+            let posting = post(&books, &e.entry.doc, PostContext::under(&profile)).expect("posts");
             books.apply(&e.entry.doc, &posting);
         }
         out.posting.push(t0.elapsed());
@@ -344,6 +344,7 @@ fn time_parts(batches: &[Prepared], key: &protocol::SigningKey, st: &State) -> P
                 index_in_batch: (e.entry.seq - p.first_seq) as u32,
                 hash: e.hash,
                 quarantined: None,
+                mark: None,
             };
             sealed_bytes += record::seal(&idx).len();
         }

@@ -4,7 +4,8 @@
 //! take what Excel writes: a header row, quoted fields, a UTF-8 byte-order mark, or — as
 //! Chinese Excel saves "CSV" by default — GB18030 (GBK) instead of UTF-8. Columns are
 //! found by their header name, in any order: `code`, `name` (required), `unit`,
-//! `retail_price`, `price1`..`price4` (optional). An import is all or nothing: every
+//! `retail_price`, `price1`..`price4`, `category` (the product category scope runs
+//! over, e.g. `01`) (optional). An import is all or nothing: every
 //! problem is reported with its line number and nothing is written until there is none.
 
 use std::collections::BTreeMap;
@@ -15,7 +16,7 @@ use protocol::profile::{Product, PRICE_LEVELS_MAX};
 use protocol::Decimal;
 
 /// The header `export` writes and `import` reads.
-pub const HEADER: [&str; 8] = ["code", "name", "unit", "retail_price", "price1", "price2", "price3", "price4"];
+pub const HEADER: [&str; 9] = ["code", "name", "unit", "retail_price", "price1", "price2", "price3", "price4", "category"];
 
 /// One problem in a catalog file; it prints as `line N: what is wrong`.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -46,6 +47,7 @@ pub fn parse_csv(bytes: &[u8]) -> Result<Vec<(ProductCode, Product)>, Vec<Catalo
     };
     let unit_col = col("unit");
     let retail_col = col("retail_price");
+    let category_col = col("category");
     let price_cols: Vec<usize> = (1..=PRICE_LEVELS_MAX).filter_map(|i| col(&format!("price{i}"))).collect();
 
     let mut errors = Vec::new();
@@ -91,12 +93,22 @@ pub fn parse_csv(bytes: &[u8]) -> Result<Vec<(ProductCode, Product)>, Vec<Catalo
         };
         let prices: Vec<Dec> =
             price_cols.iter().map(|c| field(Some(*c))).filter(|s| !s.is_empty()).filter_map(|s| money("price", s)).map(Dec).collect();
+        let category = match field(category_col) {
+            "" => None,
+            s => match protocol::scope::ScopeCode::new(s) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    problems.push(format!("category: {e}"));
+                    None
+                }
+            },
+        };
         if let Some(code) = code {
             if let Some(earlier) = first_line.insert(code, line) {
                 problems.push(format!("product {code} is already on line {earlier}"));
             }
             if problems.is_empty() {
-                rows.push((code, Product { name, unit: field(unit_col).to_string(), retail_price, prices }));
+                rows.push((code, Product { name, unit: field(unit_col).to_string(), retail_price, prices, category }));
             }
         }
         errors.extend(problems.into_iter().map(|what| CatalogProblem::Row { line, what }));
@@ -116,6 +128,7 @@ pub fn to_csv<'a>(products: impl IntoIterator<Item = (&'a ProductCode, &'a Produ
     for (code, p) in products {
         let mut row = vec![code.to_string(), p.name.clone(), p.unit.clone(), p.retail_price.map(|d| d.to_string()).unwrap_or_default()];
         row.extend((0..PRICE_LEVELS_MAX).map(|i| p.prices.get(i).map(|d| d.0.to_string()).unwrap_or_default()));
+        row.push(p.category.as_ref().map(|c| c.to_string()).unwrap_or_default());
         let _ = w.write_record(&row);
     }
     String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()

@@ -205,6 +205,10 @@ async fn document(State(hq): State<AppState>, Path((code, seq)): Path<(String, u
         "batch_first_seq": idx.batch_first_seq,
         "applied_to_books": idx.quarantined.is_none(),
         "quarantine_reason": idx.quarantined,
+        // issue 9 "scope": HQ's mark (flagged for review, or quarantined applied or not)
+        // and the profile version the document was posted under.
+        "mark": idx.mark,
+        "profile_version": entry.doc.header.profile_version,
         "document": entry.doc,
     })))
 }
@@ -280,6 +284,9 @@ pub struct AddProduct {
     pub retail_price: Option<Decimal>,
     #[serde(default)]
     pub prices: Vec<protocol::decimal_serde::Dec>,
+    /// Product category code (scope's category rule runs over it).
+    #[serde(default)]
+    pub category: Option<protocol::scope::ScopeCode>,
 }
 
 impl AddProduct {
@@ -288,7 +295,10 @@ impl AddProduct {
         if self.prices.len() > protocol::profile::PRICE_LEVELS_MAX {
             return Err(format!("product {code}: at most {} preset prices", protocol::profile::PRICE_LEVELS_MAX));
         }
-        Ok((code, Product { name: self.name, unit: self.unit, retail_price: self.retail_price, prices: self.prices }))
+        Ok((
+            code,
+            Product { name: self.name, unit: self.unit, retail_price: self.retail_price, prices: self.prices, category: self.category },
+        ))
     }
 }
 
@@ -501,4 +511,68 @@ async fn set_credit_limit(State(hq): State<AppState>, Json(req): Json<SetCreditL
     drop(st);
     hq.profile_changed();
     Ok(Json(json!({ "customer": code, "limit": req.limit.map(|l| l.to_string()), "profile_version": version })))
+}
+
+// ---- issue 9 "scope" handlers: a branch's scope, customers and suppliers.
+
+#[derive(Deserialize)]
+pub struct SetScope {
+    /// The scope text, `warehouses=SH01; categories=01; customers=200*; …`.
+    pub scope: String,
+}
+
+async fn set_scope(
+    State(hq): State<AppState>,
+    Path(code): Path<String>,
+    Json(req): Json<SetScope>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let code = protocol::codes::BranchCode::new(code).map_err(bad)?;
+    let scope: protocol::scope::Scope = req.scope.parse().map_err(bad)?;
+    let mut st = hq.state();
+    if !st.branches.contains_key(&code) {
+        return Err(ApiError(StatusCode::NOT_FOUND, format!("no branch {code}")));
+    }
+    hq.store.set_scope(&mut st, code, scope.clone()).map_err(internal)?;
+    let version = st.profile_version;
+    drop(st);
+    hq.profile_changed();
+    Ok(Json(json!({ "branch": code, "scope": scope.to_string(), "profile_version": version })))
+}
+
+async fn show_scope(State(hq): State<AppState>, Path(code): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+    let code = protocol::codes::BranchCode::new(code).map_err(bad)?;
+    let st = hq.state();
+    let profile = crate::store::profile_of(&st, &code).ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no branch {code}")))?;
+    Ok(Json(json!({ "branch": code, "scope": profile.scope().to_string(), "profile_version": profile.version })))
+}
+
+#[derive(Deserialize)]
+pub struct PutParty {
+    pub party: protocol::parties::Party,
+    #[serde(default)]
+    pub replace: bool,
+}
+
+async fn put_customer(State(hq): State<AppState>, Json(req): Json<PutParty>) -> Result<Json<serde_json::Value>, ApiError> {
+    put_party(hq, req, protocol::parties::PartyRole::Customer)
+}
+
+async fn put_supplier(State(hq): State<AppState>, Json(req): Json<PutParty>) -> Result<Json<serde_json::Value>, ApiError> {
+    put_party(hq, req, protocol::parties::PartyRole::Supplier)
+}
+
+fn put_party(hq: AppState, req: PutParty, role: protocol::parties::PartyRole) -> Result<Json<serde_json::Value>, ApiError> {
+    if req.party.role != role {
+        return Err(bad(format!("this route takes {}s", role.name())));
+    }
+    let code = req.party.code;
+    let mut st = hq.state();
+    hq.store.put_party(&mut st, req.party, req.replace).map_err(|e| match e {
+        crate::store::StoreError::Party(p) => bad(p),
+        e => internal(e),
+    })?;
+    let version = st.profile_version;
+    drop(st);
+    hq.profile_changed();
+    Ok(Json(json!({ role.name(): code, "profile_version": version })))
 }

@@ -45,7 +45,7 @@ enum Command {
     /// Manage the product catalog (HQ is the only place products are edited).
     #[command(subcommand)]
     Product(ProductCmd),
-    /// Manage customers' credit limits (信用额度), checked by branches on credit sales.
+    /// Manage customers (master records with code, name, category and credit limit 信用额度).
     #[command(subcommand)]
     Customer(CustomerCmd),
     /// Manage the people who sign in, at HQ and at the branches.
@@ -54,6 +54,13 @@ enum Command {
     /// Print the HTTP route table: method, path, and the right each route needs.
     #[command(hide = true)]
     Routes,
+    /// Manage suppliers (master records with code, name and category).
+    #[command(subcommand)]
+    Supplier(SupplierCmd),
+    /// A branch's scope (管辖范围) over warehouses, categories, customers, suppliers,
+    /// employees, accounts, expenses and incomes; each change is a new profile version.
+    #[command(subcommand)]
+    Scope(ScopeCmd),
     /// Run the QUIC listener for branches and the HTTP listener for reports.
     Serve {
         /// Override quic_listen from hq.toml (UDP address).
@@ -110,6 +117,9 @@ enum ProductCmd {
         /// line may name a level (`price_level`) instead of a price.
         #[arg(long, value_delimiter = ',')]
         prices: Vec<protocol::Decimal>,
+        /// Product category code (商品类别), e.g. 01: what scope's category rule runs over.
+        #[arg(long)]
+        category: Option<String>,
     },
     /// Add or update many products from a CSV file (Excel: "Save as CSV"; UTF-8 or
     /// GBK). Columns by header name, any order: code, name (required), unit,
@@ -132,6 +142,16 @@ enum ProductCmd {
 
 #[derive(Subcommand)]
 enum CustomerCmd {
+    /// Add a customer: `hq customer add 200102 --name 上海一店 --category 2001 --credit-limit 5000`.
+    Add {
+        /// Customer code, e.g. 200102 (never the code of a supplier).
+        code: String,
+        #[command(flatten)]
+        fields: PartyFields,
+        /// The most the customer may owe; a credit sale above it is refused.
+        #[arg(long)]
+        credit_limit: Option<protocol::Decimal>,
+    },
     /// Set a customer's credit limit; a credit sale that would take the customer's
     /// receivable above it is refused at the branch.
     Limit {
@@ -265,6 +285,41 @@ async fn user_cmd(dir: &Path, cmd: UserCmd) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[derive(Subcommand)]
+enum SupplierCmd {
+    /// Add a supplier: `hq supplier add 900001 --name 供应商 --category 90`.
+    Add {
+        /// Supplier code (never the code of a customer).
+        code: String,
+        #[command(flatten)]
+        fields: PartyFields,
+    },
+}
+
+/// What a customer and a supplier record share.
+#[derive(clap::Args)]
+struct PartyFields {
+    #[arg(long)]
+    name: String,
+    /// Category code (customer or supplier class), e.g. 2001.
+    #[arg(long)]
+    category: Option<String>,
+    #[arg(long, default_value = "")]
+    region: String,
+    /// Change an existing record instead of adding a new one.
+    #[arg(long)]
+    replace: bool,
+}
+
+#[derive(Subcommand)]
+enum ScopeCmd {
+    /// Replace a branch's scope: `hq scope set SH 'warehouses=SH01; categories=01; customers=200*; suppliers=*; employees=*; accounts=*; expenses=*; incomes=*'`.
+    /// Patterns: a code, `prefix*`, `lo..hi` or `*`; a kind left out allows nothing.
+    Set { branch: String, scope: String },
+    /// Print a branch's scope (every kind).
+    Show { branch: String },
+}
+
 fn store_path(dir: &Path) -> PathBuf {
     dir.join("store")
 }
@@ -292,7 +347,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Branch(cmd) => branch_cmd(dir, cmd).await?,
         Command::User(cmd) => user_cmd(dir, cmd).await?,
         Command::Routes => print!("{}", hq::http::routes::describe()),
-        Command::Product(ProductCmd::Add { code, name, unit, price, prices }) => {
+        Command::Product(ProductCmd::Add { code, name, unit, price, prices, category }) => {
+            let category = category.map(|c| protocol::scope::ScopeCode::new(&c)).transpose()?;
             if prices.len() > protocol::profile::PRICE_LEVELS_MAX {
                 bail!("at most {} preset prices", protocol::profile::PRICE_LEVELS_MAX);
             }
@@ -301,13 +357,13 @@ async fn main() -> anyhow::Result<()> {
             match Store::open(&store_path(dir)) {
                 Ok(store) => {
                     let mut st = store.load()?;
-                    store.add_product(&mut st, code, Product { name, unit, retail_price: price, prices })?;
+                    store.add_product(&mut st, code, Product { name, unit, retail_price: price, prices, category })?;
                 }
                 Err(_) => {
                     admin_post(
                         dir,
                         "/api/admin/products",
-                        serde_json::json!({ "code": code, "name": name, "unit": unit, "retail_price": price.map(|p| p.to_string()), "prices": prices.iter().map(|p| p.0.to_string()).collect::<Vec<_>>() }),
+                        serde_json::json!({ "code": code, "name": name, "unit": unit, "retail_price": price.map(|p| p.to_string()), "prices": prices.iter().map(|p| p.0.to_string()).collect::<Vec<_>>(), "category": category }),
                     )
                     .await?;
                 }
@@ -350,6 +406,13 @@ async fn main() -> anyhow::Result<()> {
             }
             println!("credit limit of {code} saved; branches receive it on their next sync");
         }
+        Command::Customer(CustomerCmd::Add { code, fields, credit_limit }) => {
+            party_cmd(dir, fields.to_party(&code, protocol::parties::PartyRole::Customer, credit_limit)?, fields.replace).await?
+        }
+        Command::Supplier(SupplierCmd::Add { code, fields }) => {
+            party_cmd(dir, fields.to_party(&code, protocol::parties::PartyRole::Supplier, None)?, fields.replace).await?
+        }
+        Command::Scope(cmd) => scope_cmd(dir, cmd).await?,
         Command::Serve { quic_listen, http_listen } => {
             let mut config = HqConfig::load(dir)?;
             if let Some(a) = quic_listen {
@@ -359,6 +422,84 @@ async fn main() -> anyhow::Result<()> {
                 config.http_listen = a;
             }
             serve(dir, config).await?;
+        }
+    }
+    Ok(())
+}
+
+impl PartyFields {
+    fn to_party(
+        &self,
+        code: &str,
+        role: protocol::parties::PartyRole,
+        credit_limit: Option<protocol::Decimal>,
+    ) -> anyhow::Result<protocol::parties::Party> {
+        let party = protocol::parties::Party {
+            code: protocol::codes::PartyCode::new(code)?,
+            role,
+            name: self.name.clone(),
+            category: self.category.as_deref().map(protocol::scope::ScopeCode::new).transpose()?,
+            credit_limit,
+            region: self.region.clone(),
+            notes: String::new(),
+        };
+        party.validate()?;
+        Ok(party)
+    }
+}
+
+async fn party_cmd(dir: &Path, party: protocol::parties::Party, replace: bool) -> anyhow::Result<()> {
+    let (role, code) = (party.role.name(), party.code);
+    match Store::open(&store_path(dir)) {
+        Ok(store) => {
+            let mut st = store.load()?;
+            store.put_party(&mut st, party, replace)?;
+        }
+        Err(_) => {
+            admin_post(dir, &format!("/api/admin/{role}s"), serde_json::json!({ "party": party, "replace": replace })).await?;
+        }
+    }
+    println!("{role} {code} saved; branches receive it with a new profile version");
+    Ok(())
+}
+
+async fn scope_cmd(dir: &Path, cmd: ScopeCmd) -> anyhow::Result<()> {
+    match cmd {
+        ScopeCmd::Set { branch, scope } => {
+            let branch = protocol::codes::BranchCode::new(branch)?;
+            let parsed: protocol::scope::Scope = scope.parse()?;
+            let closed: Vec<_> =
+                protocol::scope::ScopeKind::ALL.into_iter().filter(|k| parsed.rule(*k).patterns().is_empty()).map(|k| k.name()).collect();
+            let version = match Store::open(&store_path(dir)) {
+                Ok(store) => {
+                    let mut st = store.load()?;
+                    store.set_scope(&mut st, branch, parsed.clone())?;
+                    st.profile_version
+                }
+                Err(_) => {
+                    let v = admin_post(dir, &format!("/api/admin/scopes/{branch}"), serde_json::json!({ "scope": scope })).await?;
+                    v["profile_version"].as_u64().unwrap_or_default()
+                }
+            };
+            println!("scope of {branch} is now (profile v{version}): {parsed}");
+            if !closed.is_empty() {
+                println!("note: {} allow nothing (name a kind with `*` to allow all of it)", closed.join(", "));
+            }
+        }
+        ScopeCmd::Show { branch } => {
+            let branch = protocol::codes::BranchCode::new(branch)?;
+            let text = match Store::open(&store_path(dir)) {
+                Ok(store) => {
+                    let st = store.load()?;
+                    let p = hq::store::profile_of(&st, &branch).with_context(|| format!("no branch {branch}"))?;
+                    format!("{} (profile v{})", p.scope(), p.version)
+                }
+                Err(_) => {
+                    let v: serde_json::Value = serde_json::from_str(&admin_get_text(dir, &format!("/api/admin/scopes/{branch}")).await?)?;
+                    format!("{} (profile v{})", v["scope"].as_str().unwrap_or_default(), v["profile_version"])
+                }
+            };
+            println!("{branch}: {text}");
         }
     }
     Ok(())

@@ -215,7 +215,11 @@ impl Hq {
                     Ok(outcome) => {
                         debug!(branch = %branch, head = new_head.seq, applied = outcome.applied, "batch applied");
                         for (seq, why) in &outcome.quarantined {
-                            warn!(branch = %branch, seq, reason = %why, "document quarantined: kept, not applied to the books");
+                            let applied = !outcome.unapplied.contains(seq);
+                            warn!(branch = %branch, seq, applied, reason = %why, "document quarantined: kept and marked for review");
+                        }
+                        for (seq, why) in &outcome.flagged {
+                            warn!(branch = %branch, seq, reason = %why, "document flagged: applied, posted under a replaced profile version");
                         }
                         (Some(session.applied(new_head)), false)
                     }

@@ -607,7 +607,7 @@ fn nanos(d: Duration) -> u32 {
 
 /// Posts the openings (untimed), then every document, timing post and apply of each.
 fn run_engine(openings: &[Document], docs: &[Document], profile: &BranchProfile) -> EngineRun {
-    let ctx = PostContext { profile: Some(profile) };
+    let ctx = PostContext::under(profile);
     let mut books = Books::default();
     for doc in openings {
         let p = post(&books, doc, ctx).unwrap_or_else(|e| panic!("opening {} refused: {e}", doc.header.number));
@@ -631,7 +631,7 @@ fn run_engine(openings: &[Document], docs: &[Document], profile: &BranchProfile)
 /// again and times, for each, cloning the document and its posting and dropping the
 /// clones: what `Books::apply` (by reference) costs on top of `Books::apply_owned`.
 fn time_recent_clone(openings: &[Document], docs: &[Document], profile: &BranchProfile) -> Vec<u32> {
-    let ctx = PostContext { profile: Some(profile) };
+    let ctx = PostContext::under(profile);
     let mut books = Books::default();
     let mut out = Vec::with_capacity(docs.len());
     for doc in openings.iter().chain(docs) {

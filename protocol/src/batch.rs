@@ -14,7 +14,7 @@ use crate::journal::{check_links, EntryHash, JournalEntry, VerifiedEntry};
 
 /// Batch body format written by this build. Bump on any change to `BatchBody` or
 /// `JournalEntry` encoding; readers refuse versions they do not know.
-pub const BATCH_FORMAT_VERSION: u16 = 1;
+pub const BATCH_FORMAT_VERSION: u16 = 2;
 /// Most entries in one batch: bounds HQ's per-batch transaction.
 pub const BATCH_ENTRIES_MAX: usize = 2_000;
 /// Most body bytes in one batch; must stay below the wire frame limit.
@@ -247,7 +247,7 @@ mod tests {
         let mut body =
             postcard::to_allocvec(&BatchBody { format_version: 9, branch: BranchCode::new("SH").expect("code"), entries: entries(1) })
                 .expect("enc");
-        assert_eq!(decode_body(&body), Err(BatchError::UnsupportedVersion { found: 9, supported: 1 }));
+        assert_eq!(decode_body(&body), Err(BatchError::UnsupportedVersion { found: 9, supported: BATCH_FORMAT_VERSION }));
         body.truncate(3);
         assert!(decode_body(&body).is_err());
     }

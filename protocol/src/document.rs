@@ -525,6 +525,11 @@ pub struct Header {
     pub memo: String,
     pub payment: Option<Payment>,
     pub ext: DocExt,
+    /// The profile version (scope, catalog, parties) HQ issued and the branch posted this
+    /// under; both sides post the document against that same version, so the same
+    /// journal gives the same books whatever HQ changed since. 0: posted before the
+    /// branch held any issued profile.
+    pub profile_version: u64,
 }
 
 /// A posted document. Fields are public for reading; construct only via `Document::number`.
@@ -540,8 +545,15 @@ impl Draft {
         validate_parts(self.doc_type, &self.counterparty, &self.memo, self.payment.as_ref(), &self.lines, &self.ext)
     }
 
-    /// Turns a valid draft into a posted document with the given serial.
+    /// Turns a valid draft into a posted document with the given serial, under no
+    /// issued profile (version 0); see [`Draft::number_under`].
     pub fn number(self, branch: BranchCode, serial: u32) -> Result<Document, DocError> {
+        self.number_under(branch, serial, 0)
+    }
+
+    /// Turns a valid draft into a posted document with the given serial, recording the
+    /// profile version it is posted under.
+    pub fn number_under(self, branch: BranchCode, serial: u32, profile_version: u64) -> Result<Document, DocError> {
         self.validate()?;
         let number = DocNumber::new(self.doc_type, branch, self.date, serial);
         Ok(Document {
@@ -556,6 +568,7 @@ impl Draft {
                 memo: self.memo,
                 payment: self.payment,
                 ext: self.ext,
+                profile_version,
             },
             lines: self.lines,
         })

@@ -77,8 +77,10 @@ pub enum PostError {
     Invalid(#[from] DocError),
     #[error("unknown product {product}: HQ maintains the product list; ask HQ to add it, then sync")]
     UnknownProduct { product: ProductCode },
-    #[error("warehouse {warehouse} is outside this branch's scope (allowed: {allowed})")]
-    WarehouseOutOfScope { warehouse: WarehouseCode, allowed: String },
+    /// A code of one of the eight kinds outside the branch's or the person's scope; the
+    /// text names the rule.
+    #[error(transparent)]
+    OutOfScope(#[from] crate::profile::ScopeRefusal),
     #[error("not enough stock of {product} in {warehouse}: on hand {on_hand}, needed {needed} (moving average allows no negative stock)")]
     NegativeStock { warehouse: WarehouseCode, product: ProductCode, on_hand: Decimal, needed: Decimal },
     #[error("{date} falls in a closed period (closed through {closed}); post it in the current month or reopen at HQ")]

@@ -1,11 +1,21 @@
-//! What HQ tells a branch about itself: its scope (管辖范围) and the product catalog.
-//! Product master data is edited by HQ only; branches receive it with each sync.
+//! What HQ tells a branch about itself: its scope (管辖范围) over the eight range kinds,
+//! the product catalog (with category codes), customers and suppliers, credit limits —
+//! one versioned profile. Master data is edited by HQ only; branches receive it with each
+//! sync, and every document names the version it was posted under.
+//!
+//! Also the scope check a posting runs (`scope_check`): which codes a document touches
+//! per kind (`document_codes`) and whether the branch's (and the person's) scope allows
+//! them. Pure; must not touch storage or know how HQ keeps versions.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
 use crate::codes::{BranchCode, ProductCode, WarehouseCode};
+use crate::document::Document;
+use crate::parties::{Parties, PartyRole};
+use crate::people::{check_document, DocumentCodes, Person, TooManyCodes};
+use crate::scope::{OutOfScope, Pattern, Rule, Scope, ScopeCode, ScopeKind, ScopeOf, Whose};
 
 /// One product of the HQ catalog.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,6 +30,9 @@ pub struct Product {
     /// sale line may name a level instead of a price.
     #[serde(default)]
     pub prices: Vec<crate::decimal_serde::Dec>,
+    /// Product category (商品类别, e.g. `01`): what scope's category rule runs over.
+    #[serde(default)]
+    pub category: Option<ScopeCode>,
 }
 
 /// Why a product has no catalog price for a line that gave none.
@@ -78,6 +91,13 @@ pub struct BranchProfile {
     /// Grows whenever HQ changes branches or products; a branch that reports an older
     /// version in its hello gets the new profile in the resume message.
     pub version: u64,
+    /// The branch's scope over the eight kinds, once HQ set one (`hq scope set`). `None`:
+    /// the branch's warehouses, and every code of the other kinds (see [`Self::scope`]).
+    #[serde(default)]
+    pub scope: Option<Scope>,
+    /// Customers and suppliers (往来单位); tells a loan's counterparty's role.
+    #[serde(default)]
+    pub parties: Parties,
     /// The branch's people with their password hashes, so that they can sign in at the
     /// branch while it is offline. Never served over the branch's HTTP API.
     #[serde(default)]
@@ -93,8 +113,29 @@ pub struct PersonEntry {
 }
 
 impl BranchProfile {
+    /// The scope documents are checked against: the one HQ set, or, for a branch HQ
+    /// never narrowed, its warehouses and everything else.
+    pub fn scope(&self) -> Scope {
+        match &self.scope {
+            Some(s) => s.clone(),
+            None => default_scope(&self.warehouses),
+        }
+    }
+
     pub fn allows_warehouse(&self, w: &WarehouseCode) -> bool {
-        self.warehouses.contains(w)
+        match &self.scope {
+            Some(s) => s.allows(ScopeKind::Warehouses, w.as_str()),
+            None => self.warehouses.contains(w),
+        }
+    }
+
+    /// A customer's credit limit: the customer record's, when HQ keeps the customer as a
+    /// master record, else the bare limit HQ set for the code; `None`: no limit.
+    pub fn credit_limit(&self, customer: &crate::codes::PartyCode) -> Option<rust_decimal::Decimal> {
+        match self.parties.get(customer) {
+            Some(p) if p.role == PartyRole::Customer => p.credit_limit,
+            _ => self.credit_limits.get(customer).map(|d| d.0),
+        }
     }
 
     pub fn knows_product(&self, p: &ProductCode) -> bool {
@@ -102,8 +143,86 @@ impl BranchProfile {
     }
 
     pub fn warehouses_text(&self) -> String {
-        self.warehouses.iter().map(|w| w.as_str()).collect::<Vec<_>>().join(", ")
+        match &self.scope {
+            Some(s) => s.rule(ScopeKind::Warehouses).describe(),
+            None => self.warehouses.iter().map(|w| w.as_str()).collect::<Vec<_>>().join(", "),
+        }
     }
+}
+
+/// The scope of a branch HQ never narrowed: exactly its warehouses, every code of the
+/// other kinds (what branches could do before scope had eight kinds).
+pub fn default_scope(warehouses: &BTreeSet<WarehouseCode>) -> Scope {
+    let exact =
+        warehouses.iter().filter_map(|w| ScopeCode::new(w.as_str()).ok()).map(Pattern::Exact).take(crate::scope::SCOPE_PATTERNS_MAX);
+    Scope::all().with(ScopeKind::Warehouses, Rule::new(exact.collect()).expect("taken at most the bound"))
+}
+
+/// Which role a document's counterparty plays: fixed by the type, or, for loans (either
+/// way round), the party's record; an unknown party of a loan counts as a customer.
+fn counterparty_kind(doc: &Document, parties: &Parties) -> Option<ScopeKind> {
+    let c = doc.header.counterparty.as_ref()?;
+    match doc.header.doc_type.counterparty_role()? {
+        "supplier" => Some(ScopeKind::Suppliers),
+        "customer" | "dealer" => Some(ScopeKind::Customers),
+        _ => Some(match parties.get(c).map(|p| p.role) {
+            Some(PartyRole::Supplier) => ScopeKind::Suppliers,
+            _ => ScopeKind::Customers,
+        }),
+    }
+}
+
+/// The codes `doc` touches, per kind: its warehouses, its products' categories (from the
+/// profile's catalog; a product without a category touches none), its counterparty as
+/// customer or supplier, its operator (employees), its cash/bank accounts, and its
+/// expense or income type (`ext.category` of an expense or other-income document).
+pub fn document_codes(doc: &Document, profile: &BranchProfile) -> Result<DocumentCodes, TooManyCodes> {
+    use crate::document::DocType;
+    let (h, mut codes) = (&doc.header, DocumentCodes::new());
+    for w in std::iter::once(&h.warehouse).chain(h.ext.to_warehouse.as_ref()) {
+        codes.touch(ScopeKind::Warehouses, w.as_str())?;
+    }
+    for line in &doc.lines {
+        if let Some(cat) = profile.products.get(&line.product).and_then(|p| p.category.as_ref()) {
+            codes.touch(ScopeKind::Categories, cat.as_str())?;
+        }
+    }
+    if let (Some(kind), Some(c)) = (counterparty_kind(doc, &profile.parties), h.counterparty.as_ref()) {
+        codes.touch(kind, c.as_str())?;
+    }
+    codes.touch(ScopeKind::Employees, h.operator.as_str())?;
+    for a in h.ext.account.iter().chain(h.ext.to_account.as_ref()) {
+        codes.touch(ScopeKind::Accounts, a.as_str())?;
+    }
+    match (h.doc_type, &h.ext.category) {
+        (DocType::Expense, Some(c)) => codes.touch(ScopeKind::Expenses, c)?,
+        (DocType::OtherIncome, Some(c)) => codes.touch(ScopeKind::Incomes, c)?,
+        _ => {}
+    }
+    Ok(codes)
+}
+
+/// Why a document is outside scope.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ScopeRefusal {
+    #[error(transparent)]
+    Outside(#[from] OutOfScope),
+    #[error(transparent)]
+    TooManyCodes(#[from] TooManyCodes),
+}
+
+/// The scope check a posting runs: every code `doc` touches must be inside the branch's
+/// scope and, when a person is given (the signed-in operator), inside theirs; the
+/// refusal names the rule (`customer 310-0042 is outside SH's customers 200*; …`).
+pub fn scope_check(doc: &Document, profile: &BranchProfile, person: Option<&Person>) -> Result<(), ScopeRefusal> {
+    let codes = document_codes(doc, profile)?;
+    let branch_scope = profile.scope();
+    let branch_whose = Whose::Branch(profile.branch);
+    let all = Scope::all();
+    let person_whose = person.map_or(Whose::Branch(profile.branch), Person::whose);
+    let person_scope = person.map_or(&all, |p| &p.scope);
+    check_document(&codes, ScopeOf { whose: &branch_whose, scope: &branch_scope }, ScopeOf { whose: &person_whose, scope: person_scope })?;
+    Ok(())
 }
 
 /// HQ's parts of a branch's profile, borrowed from wherever HQ keeps them, and the two
@@ -119,12 +238,14 @@ pub struct ProfileSource<'a> {
     pub products: &'a BTreeMap<ProductCode, Product>,
     pub credit_limits: &'a BTreeMap<crate::codes::PartyCode, crate::decimal_serde::Dec>,
     pub version: u64,
+    pub scope: Option<&'a Scope>,
+    pub parties: &'a Parties,
 }
 
 impl ProfileSource<'_> {
     /// The profile HQ sends a branch: its scope plus the whole catalog.
     pub fn whole(&self) -> BranchProfile {
-        self.with_products(self.products.clone())
+        self.with_parts(self.products.clone(), self.parties.clone())
     }
 
     /// The profile `books::post` checks `docs` against: the branch's scope and the part
@@ -132,18 +253,27 @@ impl ProfileSource<'_> {
     /// is in the catalog, so this answers exactly as the whole catalog would, without
     /// cloning every product (a name, a unit, a price list each) for every batch.
     pub fn for_posting<'d>(&self, docs: impl IntoIterator<Item = &'d crate::document::Document>) -> BranchProfile {
-        let mut products = BTreeMap::new();
-        for line in docs.into_iter().flat_map(|d| &d.lines) {
-            if let std::collections::btree_map::Entry::Vacant(e) = products.entry(line.product) {
-                if let Some(p) = self.products.get(&line.product) {
-                    e.insert(p.clone());
+        let (mut products, mut parties) = (BTreeMap::new(), Parties::new());
+        for doc in docs {
+            for line in &doc.lines {
+                if let std::collections::btree_map::Entry::Vacant(e) = products.entry(line.product) {
+                    if let Some(p) = self.products.get(&line.product) {
+                        e.insert(p.clone());
+                    }
+                }
+            }
+            // Posting asks the parties only for a counterparty's role.
+            if let Some(p) = doc.header.counterparty.as_ref().and_then(|c| self.parties.get(c)) {
+                if parties.get(&p.code).is_none() {
+                    // Records from a valid directory, each code once: cannot be refused.
+                    let _ = parties.insert(p.clone());
                 }
             }
         }
-        self.with_products(products)
+        self.with_parts(products, parties)
     }
 
-    fn with_products(&self, products: BTreeMap<ProductCode, Product>) -> BranchProfile {
+    fn with_parts(&self, products: BTreeMap<ProductCode, Product>, parties: Parties) -> BranchProfile {
         BranchProfile {
             branch: self.branch,
             name: self.name.to_string(),
@@ -151,6 +281,8 @@ impl ProfileSource<'_> {
             products,
             credit_limits: self.credit_limits.clone(),
             version: self.version,
+            scope: self.scope.cloned(),
+            parties,
             people: Vec::new(),
         }
     }
@@ -166,7 +298,10 @@ mod tests {
     #[test]
     fn the_posting_view_gives_the_verdicts_of_the_whole_profile() {
         let product = |c: &str| {
-            (ProductCode::new(c).expect("code"), Product { name: c.into(), unit: String::new(), retail_price: None, prices: Vec::new() })
+            (
+                ProductCode::new(c).expect("code"),
+                Product { name: c.into(), unit: String::new(), retail_price: None, prices: Vec::new(), category: None },
+            )
         };
         let products: BTreeMap<_, _> = ["P0000", "X0001", "X0002"].into_iter().map(product).collect();
         let warehouses = BTreeSet::from([WarehouseCode::new("SH01").expect("warehouse")]);
@@ -178,6 +313,8 @@ mod tests {
             products: &products,
             credit_limits: &credit_limits,
             version: 7,
+            scope: None,
+            parties: &Parties::new(),
         };
         let docs = [
             sample_doc_lines("SH", "SH01", DocType::StockGain, 1, 1),
@@ -189,8 +326,7 @@ mod tests {
         assert!(view.products.len() < whole.products.len(), "only what the documents name");
         assert_eq!((view.version, &view.warehouses), (whole.version, &whole.warehouses));
         for doc in &docs {
-            let verdict =
-                |p: &BranchProfile| post(&Books::default(), doc, PostContext { profile: Some(p) }).map(|_| ()).map_err(|e| e.to_string());
+            let verdict = |p: &BranchProfile| post(&Books::default(), doc, PostContext::under(p)).map(|_| ()).map_err(|e| e.to_string());
             assert_eq!(verdict(&view), verdict(&whole), "{}", doc.header.number);
         }
     }

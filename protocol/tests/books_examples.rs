@@ -72,11 +72,13 @@ fn profile(limits: &[(&str, Decimal)]) -> BranchProfile {
         warehouses: [W1, W2].iter().map(|w| wh(w)).collect(),
         products: PRODUCTS
             .iter()
-            .map(|p| (pc(p), Product { name: (*p).into(), unit: "pcs".into(), retail_price: None, prices: Vec::new() }))
+            .map(|p| (pc(p), Product { name: (*p).into(), unit: "pcs".into(), retail_price: None, prices: Vec::new(), category: None }))
             .collect(),
         credit_limits: limits.iter().map(|(c, l)| (party(c), Dec(*l))).collect(),
         version: 1,
         people: Vec::new(),
+        scope: None,
+        parties: Default::default(),
     }
 }
 
@@ -402,7 +404,7 @@ fn credit_limit_refuses_a_sale_over_the_limit() {
     let mut s = Shop::new(CostMethod::MovingAverage);
     s.stock_up("P1", dec!(50), dec!(3.20));
     let prof = profile(&[(CUSTOMER, dec!(80.00))]);
-    let ctx = PostContext { profile: Some(&prof) };
+    let ctx = PostContext::under(&prof);
     let d = s.goods(DocType::Sale, Some(CUSTOMER), vec![line("P1", dec!(10), dec!(5.00))]);
     s.try_post_with(d, ctx).expect("50.00 is within 80.00");
     // Owes 50.00; another 35.00 would make 85.00 > 80.00.
@@ -427,7 +429,9 @@ fn credit_limit_refuses_a_sale_over_the_limit() {
     s.try_post_with(d, ctx).expect("30.00 + 50.00 = 80.00");
     // Scope: a warehouse or product outside the profile is refused.
     let d = Draft { warehouse: wh("GZ01"), ..s.cash_goods(DocType::Sale, Some(CUSTOMER), vec![line("P1", dec!(1), dec!(5.00))]) };
-    assert!(matches!(s.refuse_with(d, ctx), PostError::WarehouseOutOfScope { .. }));
+    let refused = s.refuse_with(d, ctx);
+    assert!(matches!(refused, PostError::OutOfScope(_)), "{refused:?}");
+    assert!(refused.to_string().starts_with("warehouse GZ01 is outside SH's warehouses "), "{refused}");
     let d = s.cash_goods(DocType::Sale, Some(CUSTOMER), vec![line("ZZ", dec!(1), dec!(5.00))]);
     assert_eq!(s.refuse_with(d, ctx), PostError::UnknownProduct { product: pc("ZZ") });
 }

@@ -110,7 +110,8 @@ fn journal_entry() -> impl Strategy<Value = JournalEntry> {
 }
 
 fn profile() -> impl Strategy<Value = BranchProfile> {
-    let product = ("\\PC{0,12}", "\\PC{0,4}").prop_map(|(name, unit)| Product { name, unit, retail_price: None, prices: Vec::new() });
+    let product =
+        ("\\PC{0,12}", "\\PC{0,4}").prop_map(|(name, unit)| Product { name, unit, retail_price: None, prices: Vec::new(), category: None });
     (
         branch_code(),
         "\\PC{0,20}",
@@ -126,6 +127,8 @@ fn profile() -> impl Strategy<Value = BranchProfile> {
             credit_limits: Default::default(),
             version,
             people: Vec::new(),
+            scope: None,
+            parties: Default::default(),
         })
 }
 

@@ -99,11 +99,18 @@ fn profile_for(spec: &BranchSpec) -> BranchProfile {
         warehouses: BTreeSet::from([warehouse(spec.warehouse)]),
         products: PRODUCTS
             .iter()
-            .map(|p| (product(p), Product { name: format!("product {p}"), unit: "pcs".into(), retail_price: None, prices: Vec::new() }))
+            .map(|p| {
+                (
+                    product(p),
+                    Product { name: format!("product {p}"), unit: "pcs".into(), retail_price: None, prices: Vec::new(), category: None },
+                )
+            })
             .collect(),
         credit_limits: Default::default(),
         version: 1,
         people: Vec::new(),
+        scope: None,
+        parties: Default::default(),
     }
 }
 
@@ -228,7 +235,7 @@ impl Hq {
         let books = books.get_mut(code).ok_or_else(|| format!("no books for enrolled branch {code}"))?;
         let mut scratch = books.clone();
         for e in entries {
-            let posting = post(&scratch, &e.entry.doc, PostContext { profile: Some(&b.profile) })
+            let posting = post(&scratch, &e.entry.doc, PostContext::under(&b.profile))
                 .map_err(|err| format!("HQ cannot post {code} seq {} ({}): {err}", e.entry.seq, e.entry.doc.header.number))?;
             scratch.apply(&e.entry.doc, &posting);
         }
@@ -361,7 +368,7 @@ impl Branch {
 
     /// Posts into the branch's own books and journal, as the agent does before syncing.
     fn post(&mut self, doc: Document) -> Result<u64, PostError> {
-        let posting = post(&self.books, &doc, PostContext { profile: Some(&self.profile) })?;
+        let posting = post(&self.books, &doc, PostContext::under(&self.profile))?;
         self.books.apply(&doc, &posting);
         let (_, bytes, head) = self.head.append(doc);
         self.journal.push(bytes);
@@ -1048,7 +1055,7 @@ impl Sim {
             let mut rebuilt = Books::default();
             for bytes in hq.stored.values() {
                 let entry = JournalEntry::decode(bytes).map_err(|e| e.to_string())?;
-                let posting = post(&rebuilt, &entry.doc, PostContext { profile: Some(&hq.profile) }).map_err(|e| e.to_string())?;
+                let posting = post(&rebuilt, &entry.doc, PostContext::under(&hq.profile)).map_err(|e| e.to_string())?;
                 rebuilt.apply(&entry.doc, &posting);
             }
             if rebuilt.digest() != hq_books.digest() {

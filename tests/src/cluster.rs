@@ -408,8 +408,14 @@ impl AgentProc {
     }
 
     pub fn start(&mut self) -> anyhow::Result<()> {
+        self.start_with_env(&[])
+    }
+
+    /// [`AgentProc::start`] with extra environment variables (test-only switches).
+    pub fn start_with_env(&mut self, env: &[(&str, &str)]) -> anyhow::Result<()> {
         let mut cmd = Command::new(bin("branch-agent"));
         cmd.arg("--data-dir").arg(&self.dir).args(["run", "--hq", &self.hq]);
+        cmd.envs(env.iter().copied());
         self.proc.spawn(cmd, &["http-listening"])?;
         let token = sign_in_blocking(self.url(""), self.login.clone(), PERSON_PASSWORD.into())?;
         self.proc.token = Some(token);

@@ -19,6 +19,7 @@ pub fn catalog() -> BTreeMap<ProductCode, Product> {
         unit: unit.into(),
         retail_price: price,
         prices: Vec::new(),
+        category: None,
     };
     [
         ("6901234567892", p("矿泉水 550ml", "瓶", Some(dec!(2.00)))),

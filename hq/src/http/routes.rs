@@ -64,6 +64,10 @@ pub fn table() -> Vec<Route> {
         POST "/api/review/{code}/{seq}/accept" => crate::review::accept, needs(F::Review, R::Manage, T::PathBranch);
         POST "/api/review/{code}/{seq}/reverse" => crate::review::reverse, needs(F::Review, R::Manage, T::PathBranch);
         POST "/api/admin/branches/{code}/down/test-flags" => crate::review::test_flags, needs(F::Branches, R::Manage, T::Hq);
+        GET "/api/admin/scopes/{code}" => show_scope, needs(F::Scope, R::View, T::Hq);
+        POST "/api/admin/scopes/{code}" => set_scope, needs(F::Scope, R::Manage, T::Hq);
+        POST "/api/admin/customers" => put_customer, needs(F::MasterData, R::Add, T::Hq);
+        POST "/api/admin/suppliers" => put_supplier, needs(F::MasterData, R::Add, T::Hq);
         GET "/api/people" => people::list, needs(F::People, R::View, T::Hq);
         POST "/api/admin/people" => people::add, needs(F::People, R::Add, T::Hq);
         POST "/api/admin/people/{login}/disable" => people::disable, needs(F::People, R::Manage, T::Hq);

@@ -21,7 +21,7 @@ use super::state::State;
 use super::Store;
 
 impl Store {
-    fn bump_profile(&self, st: &State, batch: &mut sled::Batch) -> u64 {
+    pub(crate) fn bump_profile(&self, st: &State, batch: &mut sled::Batch) -> u64 {
         let v = st.profile_version + 1;
         batch.insert(key(b'm', &[PROFILE_VERSION]), record::seal(&v));
         v
@@ -68,6 +68,7 @@ impl Store {
         self.flush()?;
         st.branches.insert(code, rec);
         st.profile_version = version;
+        self.issue_profiles(st)?;
         Ok(secret)
     }
 
@@ -114,6 +115,7 @@ impl Store {
         let before = st.products.len();
         st.products.extend(products);
         st.profile_version = version;
+        self.issue_profiles(st)?;
         Ok(st.products.len() - before)
     }
 
@@ -134,7 +136,7 @@ impl Store {
             None => st.credit_limits.remove(&customer),
         };
         st.profile_version = version;
-        Ok(())
+        self.issue_profiles(st)
     }
 
     /// Redeems a token for `branch` with its public key. Refusals carry a reason a

@@ -5,7 +5,9 @@
 //! through the journal.
 
 use protocol::batch::SignedBatch;
-use protocol::books::quarantine::{self, PostPass, Verdict};
+use std::collections::BTreeMap;
+
+use protocol::books::quarantine::{self, Mark};
 use protocol::books::{post, PostContext};
 use protocol::codes::BranchCode;
 use protocol::document::DocType;
@@ -17,21 +19,31 @@ use super::journal::Journal;
 use super::keys::branch_key;
 use super::profile::posting_profile;
 use super::state::State;
+use super::ReviewKind;
 use super::Store;
 
 /// What applying a batch did.
 #[derive(Debug, Default)]
 pub struct ApplyOutcome {
+    /// Documents whose posting is in the books now (flagged and applied-quarantined ones
+    /// included).
     pub applied: u64,
+    /// Applied, and flagged for review: posted in good faith under a version HQ has since
+    /// replaced, which would refuse them (seq, reason).
+    pub flagged: Vec<(u64, String)>,
+    /// Quarantined: breaking the version they claim, or claiming one HQ never issued
+    /// (seq, reason, whether applied to the books).
     pub quarantined: Vec<(u64, String)>,
+    /// The seqs of `quarantined` left out of the books (they cannot post at all).
+    pub unapplied: Vec<u64>,
 }
 
 impl Store {
     /// Applies new entries of a verified batch durably, then returns; the caller acks
-    /// only after that. Documents the posting rules refuse (scope changed at HQ, unknown
-    /// product) are kept, quarantined with their reason, and do not touch the books; the
-    /// chain still advances so later documents are not held hostage
-    /// (`protocol::books::quarantine`).
+    /// only after that. Each document is posted against the profile version it names, as
+    /// HQ issued it; `protocol::books::quarantine::classify` says whether it is applied,
+    /// flagged for review or quarantined (applied or not), and the chain advances in
+    /// every case so later documents are not held hostage.
     ///
     /// Two writes, one flush. The batch's contents (entry index, signed batch) are staged
     /// on a second thread while this one posts the documents into the books: on two
@@ -55,6 +67,14 @@ impl Store {
         now_unix: u64,
     ) -> Result<ApplyOutcome> {
         let profile = posting_profile(st, branch, &entries).ok_or(StoreError::NoBranch(*branch))?;
+        // The versions this batch's documents name, as HQ issued them (`None`: never).
+        let mut claimed: BTreeMap<u64, Option<protocol::profile::BranchProfile>> = BTreeMap::new();
+        for e in &entries {
+            let v = e.entry.doc.header.profile_version;
+            if let std::collections::btree_map::Entry::Vacant(slot) = claimed.entry(v) {
+                slot.insert(self.issued_profile(branch, v)?);
+            }
+        }
         let mut rec = st.branches.get(branch).cloned().ok_or(StoreError::NoBranch(*branch))?;
         // Post straight into the branch's books; if a write below fails they are rebuilt
         // from disk, so memory never keeps what disk does not have. Books missing from
@@ -69,30 +89,40 @@ impl Store {
         // sled applies writes in order), then the branch record with the new head.
         let mut commit = sled::Batch::default();
         let mut closes = false;
-        // Quarantined documents with their numbers: each gets a rejection notice down to
-        // the branch and a review item, in the same commit write as its mark.
+        // Flagged and quarantined documents with their numbers: each gets a notice down to
+        // the branch (flag or rejection) and a review item, in the same commit write as its mark.
         let mut notices = Vec::new();
         let staged = std::thread::scope(|scope| {
             let stage = scope.spawn(|| self.stage(branch, &index, first_in_batch, signed));
             // Entries come by value: each document moves into the books' reversal window
             // instead of being cloned there.
             for e in entries {
-                match post(&books, &e.entry.doc, PostContext { profile: Some(&profile) }) {
-                    Ok(p) => {
-                        closes |= e.entry.doc.header.doc_type == DocType::PeriodClose;
-                        books.apply_owned(e.entry.doc, p);
-                        outcome.applied += 1;
+                let v = e.entry.doc.header.profile_version;
+                let claimed = claimed.get(&v).and_then(Option::as_ref);
+                let c = quarantine::classify(v, claimed, &profile, |p| {
+                    post(&books, &e.entry.doc, p.map(PostContext::under).unwrap_or_default())
+                });
+                match &c.mark {
+                    Some(Mark::Flagged { reason }) => {
+                        notices.push((e.entry.seq, e.entry.doc.header.number.clone(), reason.clone(), ReviewKind::Flagged));
+                        outcome.flagged.push((e.entry.seq, reason.clone()));
                     }
-                    Err(err) => match quarantine::verdict(PostPass::Arriving, &err) {
-                        Verdict::Quarantine { reason } => {
-                            Journal::mark_quarantined(&mut commit, branch, first_in_batch, e.entry.seq, e.hash, reason.clone());
-                            notices.push((e.entry.seq, e.entry.doc.header.number.clone(), reason.clone()));
-                            outcome.quarantined.push((e.entry.seq, reason));
+                    Some(Mark::Quarantined { reason, applied }) => {
+                        notices.push((e.entry.seq, e.entry.doc.header.number.clone(), reason.clone(), ReviewKind::Quarantined));
+                        outcome.quarantined.push((e.entry.seq, reason.clone()));
+                        if !applied {
+                            outcome.unapplied.push(e.entry.seq);
                         }
-                        // Not a verdict an arriving document gets; were it one, the
-                        // document could be neither applied nor kept.
-                        Verdict::Damaged => unreachable!("an arriving document is quarantined, not damage"),
-                    },
+                    }
+                    None => {}
+                }
+                if let Some(mark) = c.mark {
+                    Journal::mark(&mut commit, branch, first_in_batch, e.entry.seq, e.hash, mark);
+                }
+                if let Some(p) = c.posting {
+                    closes |= e.entry.doc.header.doc_type == DocType::PeriodClose;
+                    books.apply_owned(e.entry.doc, p);
+                    outcome.applied += 1;
                 }
             }
             stage.join().unwrap_or(Err(StoreError::StagingPanicked))
@@ -107,7 +137,7 @@ impl Store {
         } else {
             // Without a key or with a full queue the notices are lost but the marks stay
             // (and show at HQ); the batch must still apply.
-            self.stage_quarantine_notices(st, branch, notices, now_unix, &mut commit)
+            self.stage_review_notices(st, branch, notices, now_unix, &mut commit)
                 .inspect_err(|e| tracing::error!(branch = %branch, error = %e, "queueing rejection notices"))
                 .ok()
         };

@@ -137,21 +137,24 @@ impl Store {
     /// Quarantined documents of one apply: review items and rejection notices, into the
     /// apply's commit write. A failure (no key, queue full) is returned for the caller to
     /// log; the apply itself goes on.
-    pub(crate) fn stage_quarantine_notices(
+    pub(crate) fn stage_review_notices(
         &self,
         st: &State,
         branch: &BranchCode,
-        quarantined: Vec<(u64, DocNumber, String)>,
+        marked: Vec<(u64, DocNumber, String, ReviewKind)>,
         now_unix: u64,
         batch: &mut sled::Batch,
     ) -> Result<DownChange> {
-        let bodies = quarantined
+        let bodies = marked
             .iter()
-            .map(|(seq, number, reason)| DownBody::Rejection { branch_seq: *seq, doc_number: number.clone(), reason: reason.clone() })
+            .map(|(seq, number, reason, kind)| match kind {
+                ReviewKind::Quarantined => DownBody::Rejection { branch_seq: *seq, doc_number: number.clone(), reason: reason.clone() },
+                ReviewKind::Flagged => DownBody::Flag { branch_seq: *seq, doc_number: number.clone(), reason: reason.clone() },
+            })
             .collect();
         let mut change = self.stage_down(st, branch, bodies, now_unix, batch)?;
-        for (seq, doc_number, reason) in quarantined {
-            let item = ReviewItem { kind: ReviewKind::Quarantined, doc_number, reason, decision: None };
+        for (seq, doc_number, reason, kind) in marked {
+            let item = ReviewItem { kind, doc_number, reason, decision: None };
             batch.insert(review_key(branch, seq), record::seal(&item));
             change.review.push(((*branch, seq), item));
         }

@@ -8,6 +8,7 @@
 //! write branch records, heads or books; callers pass the head that bounds a read.
 
 use protocol::batch::{decode_body, BatchBody, SignedBatch};
+use protocol::books::quarantine::Mark;
 use protocol::codes::BranchCode;
 use protocol::journal::{EntryHash, JournalEntry};
 use protocol::record;
@@ -48,18 +49,14 @@ impl Journal {
         Ok(self.tree.apply_batch(batch)?)
     }
 
-    /// Adds to `commit` the mark that entry `seq` of a staged batch is quarantined. The
-    /// commit is written after the staging write, and sled applies writes in order, so
-    /// the mark overwrites the staged index record.
-    pub(crate) fn mark_quarantined(
-        commit: &mut sled::Batch,
-        branch: &BranchCode,
-        first_in_batch: u64,
-        seq: u64,
-        hash: EntryHash,
-        why: String,
-    ) {
-        commit.insert(entry_key(branch, seq), record::seal(&EntryIndex::new(first_in_batch, seq, hash, Some(why))));
+    /// Adds to `commit` HQ's mark on entry `seq` of a staged batch (flagged, or
+    /// quarantined applied or not); an unapplied one is left out of replays. The commit
+    /// is written after the staging write, and sled applies writes in order, so the mark
+    /// overwrites the staged index record.
+    pub(crate) fn mark(commit: &mut sled::Batch, branch: &BranchCode, first_in_batch: u64, seq: u64, hash: EntryHash, mark: Mark) {
+        let unapplied = (!mark.applied()).then(|| mark.reason().to_string());
+        let idx = EntryIndex { mark: Some(mark), ..EntryIndex::new(first_in_batch, seq, hash, unapplied) };
+        commit.insert(entry_key(branch, seq), record::seal(&idx));
     }
 
     /// The index record of entry `seq`, staged or applied (the caller compares with the

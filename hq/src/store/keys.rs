@@ -14,6 +14,9 @@
 //! - `u` login                      → `PersonEntry` (person and password hash)
 //! - `r` branch 0x00 n(be u64)      → `Rejection`
 //! - `s` branch                     → books checkpoint
+//! - `g` branch                     → the branch's `Scope` as HQ set it
+//! - `q` party code                 → `Party` (customer or supplier)
+//! - `v` branch 0x00 version(be)    → `BranchProfile` as issued (every version, kept)
 //! - `m` name                       → meta values (`profile_version`)
 //! - `d` branch 0x00 seq(be u64)    → an unacked `SignedDown` (see `down`)
 //! - `a` branch                     → the branch's down ack mark

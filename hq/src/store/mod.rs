@@ -15,9 +15,10 @@
 //! goes through), `admin` (branches, tokens, products, credit limits), `apply` (a
 //! batch, durably), `replay` (books from the journal, checkpoints), `drill` (documents
 //! behind a report row), `rejections` (bounded and rate-limited), `people` (who signs
-//! in), `keys_index` (which branch holds which key; revocation), `profile` (what a branch is sent and posted
-//! against), `sync_ctx` (what the sync session is shown), `down` (the down queues and
-//! the review items), `error`.
+//! in), `keys_index` (which branch holds which key; revocation), `profile` (what a branch
+//! is sent and posted against), `profile_versions` (every version issued, posted against
+//! again), `scope_parties` (branch scopes, customers and suppliers), `sync_ctx` (what the
+//! sync session is shown), `down` (the down queues and the review items), `error`.
 //! This module holds the `Store` handle and its open, load and flush; it must not hold
 //! any of the above.
 
@@ -31,9 +32,11 @@ mod keys;
 mod keys_index;
 mod people;
 mod profile;
+mod profile_versions;
 mod records;
 mod rejections;
 mod replay;
+mod scope_parties;
 mod state;
 mod sync_ctx;
 #[cfg(test)]
@@ -120,6 +123,15 @@ impl Store {
             let entry: protocol::profile::PersonEntry = open_rec(&k, &v)?;
             st.people.insert(entry.person.login, entry);
         }
+        for item in self.tree.scan_prefix([b'g']) {
+            let (k, v) = item?;
+            let code = BranchCode::new(String::from_utf8_lossy(&k[1..]))?;
+            st.scopes.insert(code, open_rec(&k, &v)?);
+        }
+        for item in self.tree.scan_prefix([b'q']) {
+            let (k, v) = item?;
+            st.parties.insert(open_rec(&k, &v)?).map_err(|e| StoreError::Damaged(format!("stored party {}: {e}", keys::show(&k))))?;
+        }
         if let Some(v) = self.tree.get(key(b'm', &[PROFILE_VERSION]))? {
             st.profile_version = open_rec(b"m/profile_version", &v)?;
         }
@@ -134,6 +146,9 @@ impl Store {
         }
         self.load_key_index(&mut st)?;
         self.load_down(&mut st)?;
+        // A store from before versions were kept, or a crash between a change and its
+        // issue: the version branches will be sent is recorded before any session runs.
+        self.issue_profiles(&st)?;
         Ok(st)
     }
 

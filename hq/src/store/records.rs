@@ -5,6 +5,7 @@
 
 use std::collections::BTreeSet;
 
+use protocol::books::quarantine::Mark;
 use protocol::codes::{BranchCode, WarehouseCode};
 use protocol::journal::{ChainHead, EntryHash};
 use protocol::wire::RejectCode;
@@ -31,12 +32,16 @@ pub struct EntryIndex {
     pub hash: EntryHash,
     /// Why HQ did not apply this document to its books, if it did not.
     pub quarantined: Option<String>,
+    /// HQ's mark on the document, if any: flagged for review (applied), or quarantined
+    /// (applied or not) — `protocol::books::quarantine::classify`.
+    #[serde(default)]
+    pub mark: Option<Mark>,
 }
 
 impl EntryIndex {
     pub(crate) fn new(batch_first_seq: u64, seq: u64, hash: EntryHash, quarantined: Option<String>) -> EntryIndex {
         // A batch holds far fewer than 2^32 entries (the frame size bounds it).
-        EntryIndex { batch_first_seq, index_in_batch: (seq - batch_first_seq) as u32, hash, quarantined }
+        EntryIndex { batch_first_seq, index_in_batch: (seq - batch_first_seq) as u32, hash, quarantined, mark: None }
     }
 }
 

@@ -21,6 +21,11 @@ pub struct State {
     pub credit_limits: BTreeMap<PartyCode, Dec>,
     /// Everyone who signs in, HQ's and the branches' people, by login.
     pub people: BTreeMap<OperatorId, PersonEntry>,
+    /// Customers and suppliers (往来单位), sent to every branch with its profile.
+    pub parties: protocol::parties::Parties,
+    /// Branches' scopes as HQ set them (`hq scope set`); a branch without one has its
+    /// warehouses and every other code (`protocol::profile::default_scope`).
+    pub scopes: BTreeMap<BranchCode, protocol::scope::Scope>,
     /// Each branch's books, computed by the same posting code the branch ran. Rebuilt at
     /// start by replaying the stored journals; the journals are the truth.
     pub books: BTreeMap<BranchCode, Books>,
@@ -51,6 +56,8 @@ impl State {
             products: &self.products,
             credit_limits: &self.credit_limits,
             version: self.profile_version,
+            scope: self.scopes.get(branch),
+            parties: &self.parties,
         })
     }
 }

@@ -26,7 +26,7 @@ fn setup(dir: &Path, extra: usize) -> (Store, State, BranchCode) {
     let product = |code: String| {
         (
             ProductCode::new(code).expect("product code"),
-            Product { name: "p".into(), unit: String::new(), retail_price: None, prices: Vec::new() },
+            Product { name: "p".into(), unit: String::new(), retail_price: None, prices: Vec::new(), category: None },
         )
     };
     for (code, p) in std::iter::once(product("P0000".into())).chain((0..extra).map(|i| product(format!("X{i:04}")))) {
@@ -80,11 +80,18 @@ fn p0000(st: &State) -> Position {
 fn apply_mixed(extra: usize) -> (ApplyOutcome, Position) {
     let dir = tempfile::tempdir().expect("temp dir");
     let (store, mut st, sh) = setup(dir.path(), extra);
+    // Posted under the version HQ holds now, as an up-to-date branch would.
+    let under = |mut d: protocol::document::Document| {
+        d.header.profile_version = st.profile_version;
+        d
+    };
     let (entries, head, signed) = batch_of(
         vec![
-            sample_doc_lines("SH", "SH01", DocType::StockGain, 1, 1),
-            sample_doc_lines("SH", "SH01", DocType::StockGain, 2, 2),
-            sample_doc_lines("SH", "HB01", DocType::StockGain, 3, 1),
+            under(sample_doc_lines("SH", "SH01", DocType::StockGain, 1, 1)),
+            under(sample_doc_lines("SH", "SH01", DocType::StockGain, 2, 2)),
+            under(sample_doc_lines("SH", "HB01", DocType::StockGain, 3, 1)),
+            // Cannot post at all: more stock out than there is.
+            under(sample_doc_lines("SH", "SH01", DocType::StockLoss, 4, 3)),
         ],
         ChainHead::EMPTY,
     );
@@ -187,14 +194,18 @@ fn a_month_close_leaves_a_checkpoint_so_the_next_start_replays_nothing() {
 #[test]
 fn catalog_and_scope_checks_do_not_depend_on_catalog_size() {
     // Posting sees only the products the batch names: the verdicts must be those of
-    // the whole catalog, small or large.
+    // the whole catalog, small or large. A document that breaks the version it claims
+    // is applied and quarantined (the branch, running the same code, has it in its
+    // books); one that cannot post at all is quarantined and left out.
     for extra in [0, 50] {
         let (outcome, pos) = apply_mixed(extra);
-        assert_eq!(outcome.applied, 1, "catalog of {}", extra + 1);
+        assert_eq!(outcome.applied, 3, "catalog of {}", extra + 1);
         let seqs: Vec<u64> = outcome.quarantined.iter().map(|(seq, _)| *seq).collect();
-        assert_eq!(seqs, [2, 3]);
+        assert_eq!(seqs, [2, 3, 4]);
         assert!(outcome.quarantined[0].1.contains("P0001"), "{:?}", outcome.quarantined);
         assert!(outcome.quarantined[1].1.contains("HB01"), "{:?}", outcome.quarantined);
-        assert_eq!(pos.qty, Decimal::ONE);
+        assert_eq!(outcome.unapplied, [4]);
+        assert!(outcome.flagged.is_empty());
+        assert_eq!(pos.qty, Decimal::TWO);
     }
 }

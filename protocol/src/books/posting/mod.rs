@@ -38,12 +38,22 @@ use crate::profile::BranchProfile;
 
 pub use inventory::stock_count_drafts;
 
-/// What posting checks a document against besides the books: the branch's scope, the
-/// product catalog and customers' credit limits. `None` skips those checks (replaying a
-/// journal whose documents were already accepted).
+/// What posting checks a document against besides the books: the branch's scope over
+/// the eight kinds (and the person's within it), the product catalog and customers'
+/// credit limits. `None` skips those checks (replaying a journal whose documents were
+/// already accepted).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct PostContext<'a> {
     pub profile: Option<&'a BranchProfile>,
+    /// The signed-in person whose scope narrows the branch's; `None`: the branch's only.
+    pub person: Option<&'a crate::people::Person>,
+}
+
+impl<'a> PostContext<'a> {
+    /// Checks against `profile` (the branch's scope only).
+    pub fn under(profile: &'a BranchProfile) -> PostContext<'a> {
+        PostContext { profile: Some(profile), person: None }
+    }
 }
 
 /// Computes the posting of `doc` against `books`. Pure; nothing is changed.
@@ -56,11 +66,7 @@ pub fn post(books: &Books, doc: &Document, ctx: PostContext<'_>) -> Result<Posti
         }
     }
     if let Some(profile) = ctx.profile {
-        for w in std::iter::once(&h.warehouse).chain(h.ext.to_warehouse.as_ref()) {
-            if !profile.allows_warehouse(w) {
-                return Err(PostError::WarehouseOutOfScope { warehouse: *w, allowed: profile.warehouses_text() });
-            }
-        }
+        crate::profile::scope_check(doc, profile, ctx.person)?;
         if let Some(line) = doc.lines.iter().find(|l| !profile.knows_product(&l.product)) {
             return Err(PostError::UnknownProduct { product: line.product });
         }

@@ -41,10 +41,10 @@ pub(super) fn sale(b: &mut Builder<'_>, account: Option<AccountCode>, ctx: PostC
         Some(a) => b.gl(a, total, Decimal::ZERO),
         None => {
             let c = b.party()?;
-            if let Some(limit) = ctx.profile.and_then(|p| p.credit_limits.get(&c)).map(|d| &d.0) {
+            if let Some(limit) = ctx.profile.and_then(|p| p.credit_limit(&c)) {
                 let owed = b.books.parties.get(&(Side::Receivable, c)).copied().unwrap_or_default();
-                if owed + total > *limit {
-                    return Err(PostError::CreditLimit { customer: c, limit: *limit, owed, adding: total });
+                if owed + total > limit {
+                    return Err(PostError::CreditLimit { customer: c, limit, owed, adding: total });
                 }
             }
             b.gl(code(acc::RECEIVABLE), total, Decimal::ZERO);
