@@ -24,7 +24,7 @@ fn hq_key() -> SigningKey {
 }
 
 fn create(dir: &Path) {
-    let product = Product { name: "p".into(), unit: "pcs".into(), retail_price: None, prices: Vec::new() };
+    let product = Product { name: "p".into(), unit: "pcs".into(), retail_price: None, prices: Vec::new(), category: None };
     let profile = BranchProfile {
         branch: sh(),
         name: "Shanghai".into(),
@@ -32,6 +32,8 @@ fn create(dir: &Path) {
         products: BTreeMap::from([(ProductCode::new("P0000").expect("product"), product)]),
         credit_limits: BTreeMap::new(),
         people: Vec::new(),
+        scope: None,
+        parties: Default::default(),
         version: 1,
     };
     let identity = Identity { branch: sh(), signing_key: [7; 32], hq_fingerprint: [0; 32] };

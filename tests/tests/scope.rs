@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use harness::cluster::{get_json, wait_until, AgentProc, HqProc};
+use harness::cluster::{client, send, wait_until, AgentProc, HqProc};
 use serde_json::{json, Value};
 
 const ALL_BUT: &str = "suppliers=*; employees=*; accounts=*; expenses=*; incomes=*";
@@ -33,7 +33,7 @@ fn cluster(dir: &std::path::Path, scope: &str) -> anyhow::Result<(HqProc, AgentP
 }
 
 fn goods(doc_type: &str, party: &str, product: &str, qty: &str, price: &str) -> Value {
-    json!({"doc_type": doc_type, "date": "2026-06-09", "operator": "clerk", "warehouse": "SH01", "counterparty": party,
+    json!({"doc_type": doc_type, "date": "2026-06-09", "warehouse": "SH01", "counterparty": party,
         "lines": [{"product": product, "qty": qty, "unit_price": price}]})
 }
 
@@ -49,7 +49,7 @@ async fn caught_up(hq: &HqProc, sh: &AgentProc, seq: u64) -> anyhow::Result<()> 
 }
 
 async fn digests_equal(hq: &HqProc, sh: &AgentProc) -> anyhow::Result<()> {
-    let at_branch = get_json(&sh.url("/api/reports/digest")).await?;
+    let at_branch = sh.get("/api/reports/digest").await?;
     let at_hq = hq.get("/api/reports/digest?branch=SH").await?;
     assert_eq!(at_branch, at_hq, "books digest differs between branch and HQ");
     Ok(())
@@ -80,13 +80,40 @@ async fn the_seed_clerk_is_refused_outside_scope_with_the_rule_named() -> anyhow
     let code_taken = hq.cli(&["supplier", "add", "200102", "--name", "x"]).expect_err("a customer's code");
     assert!(code_taken.to_string().contains("already a customer"), "{code_taken}");
     wait_until(Duration::from_secs(30), "customers pushed", || async {
-        let p = get_json(&sh.url("/api/profile")).await?;
+        let p = sh.get("/api/profile").await?;
         Ok(p["parties"].as_array().is_some_and(|a| a.len() == 2))
     })
     .await?;
     let over = sh.post(&goods("XS", "200102", "A01", "2", "5.00")).await?;
     assert!(matches!(&over, Err((422, m)) if m.contains("credit limit 10")), "{over:?}");
     caught_up(&hq, &sh, 2).await?;
+    digests_equal(&hq, &sh).await?;
+
+    // A person's scope narrows the branch's: the clerk may sell only to customers 2001*.
+    let clerk_scope = "warehouses=SH01; categories=01; customers=2001*; suppliers=*; employees=*; accounts=*; expenses=*; incomes=*";
+    hq.add_person("sh-clerk", &["branch-accountant"], &["--branch", "SH", "--scope", clerk_scope], "clerk-password-1")?;
+    wait_until(Duration::from_secs(30), "the clerk reaches the branch", || async {
+        let p = sh.get("/api/profile").await?;
+        Ok(p["people"].as_array().is_some_and(|a| a.iter().any(|x| x["login"] == "sh-clerk")))
+    })
+    .await?;
+    let clerk = sh.sign_in("sh-clerk", "clerk-password-1").await?;
+    let as_clerk = |doc: Value| send(client().post(sh.url("/api/documents")).bearer_auth(&clerk).json(&doc));
+    hq.cli(&["customer", "add", "200201", "--name", "上海二店", "--category", "2002"])?;
+    wait_until(Duration::from_secs(30), "customer pushed", || async {
+        Ok(sh.get("/api/profile").await?["parties"].as_array().is_some_and(|a| a.len() == 3))
+    })
+    .await?;
+    let (status, body) = as_clerk(goods("XS", "200201", "A01", "1", "5.00")).await?;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"], "customer 200201 is outside sh-clerk's customers 2001*; ask HQ to widen the scope", "{body}");
+    let (status, body) = as_clerk(goods("XS", "200102", "A01", "1", "5.00")).await?;
+    assert_eq!(status, 201, "inside both scopes: {body}");
+    // The clerk cannot read HQ's reports.
+    let hq_token = hq.sign_in("sh-clerk", "clerk-password-1").await?;
+    let (status, _) = send(client().get(hq.url("/api/reports/stock_status")).bearer_auth(&hq_token)).await?;
+    assert_eq!(status, 403, "a branch clerk reads no HQ report");
+    caught_up(&hq, &sh, 3).await?;
     digests_equal(&hq, &sh).await
 }
 
@@ -98,7 +125,7 @@ async fn a_scope_narrowed_while_the_branch_was_away_flags_and_the_books_agree() 
     posted(&sh, &goods("JH", "900001", "A01", "100", "2.00")).await?;
     posted(&sh, &goods("JH", "900001", "B02", "100", "3.00")).await?;
     caught_up(&hq, &sh, 2).await?;
-    let old = get_json(&sh.url("/api/profile")).await?["version"].as_u64().unwrap_or_default();
+    let old = sh.get("/api/profile").await?["version"].as_u64().unwrap_or_default();
 
     // HQ goes away (an outage); meanwhile HQ's admin narrows SH to category 01.
     hq.kill9();
@@ -121,10 +148,8 @@ async fn a_scope_narrowed_while_the_branch_was_away_flags_and_the_books_agree() 
     digests_equal(&hq, &sh).await?;
 
     // The branch now holds the narrowed version and refuses what HQ no longer allows.
-    wait_until(Duration::from_secs(30), "new profile", || async {
-        Ok(get_json(&sh.url("/api/profile")).await?["version"].as_u64() > Some(old))
-    })
-    .await?;
+    wait_until(Duration::from_secs(30), "new profile", || async { Ok(sh.get("/api/profile").await?["version"].as_u64() > Some(old)) })
+        .await?;
     let refused = sh.post(&goods("XS", "200102", "B02", "1", "6.00")).await?;
     assert!(matches!(&refused, Err((422, m)) if m.contains("categories 01")), "{refused:?}");
     Ok(())

@@ -69,7 +69,7 @@ fn acked_key(branch: &BranchCode) -> Vec<u8> {
 }
 
 fn review_key(branch: &BranchCode, seq: u64) -> Vec<u8> {
-    key(b'v', &[branch.as_str().as_bytes(), &seq.to_be_bytes()])
+    key(b'w', &[branch.as_str().as_bytes(), &seq.to_be_bytes()])
 }
 
 /// Queues and review items changed in a write, installed in memory once it is durable.
@@ -102,7 +102,7 @@ impl Store {
                 unacked.push(open_rec::<SignedDown>(&k, &v)?);
             }
             st.down.queues.insert(*code, DownQueue::restore(*code, acked, unacked).map_err(StoreError::Down)?);
-            for item in self.tree.scan_prefix(key(b'v', &[code.as_str().as_bytes(), b""])) {
+            for item in self.tree.scan_prefix(key(b'w', &[code.as_str().as_bytes(), b""])) {
                 let (k, v) = item?;
                 let seq_bytes: [u8; 8] = k[k.len() - 8..].try_into().map_err(|_| StoreError::Damaged("short review key".into()))?;
                 st.down.review.insert((*code, u64::from_be_bytes(seq_bytes)), open_rec(&k, &v)?);

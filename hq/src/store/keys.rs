@@ -20,7 +20,8 @@
 //! - `m` name                       → meta values (`profile_version`)
 //! - `d` branch 0x00 seq(be u64)    → an unacked `SignedDown` (see `down`)
 //! - `a` branch                     → the branch's down ack mark
-//! - `v` branch 0x00 seq(be u64)    → `ReviewItem` (flagged/quarantined, the decision)
+//! - `w` branch 0x00 seq(be u64)    → `ReviewItem` (flagged/quarantined, the decision)
+//! - `k` ed25519 public key         → `RevokedKey` (a key HQ revoked; see `keys_index`)
 
 use protocol::codes::BranchCode;
 use protocol::record;

@@ -149,6 +149,7 @@ mod tests {
             version,
             scope: Some(scope.parse::<Scope>().expect("scope")),
             parties: Default::default(),
+            people: Vec::new(),
         }
     }
 

@@ -66,7 +66,11 @@ pub fn post(books: &Books, doc: &Document, ctx: PostContext<'_>) -> Result<Posti
         }
     }
     if let Some(profile) = ctx.profile {
-        crate::profile::scope_check(doc, profile, ctx.person)?;
+        // The person is the document's operator as the profile the document names knows
+        // them (people travel in the versioned profile), so branch and HQ narrow the
+        // scope by the same person's scope whenever either posts it.
+        let person = ctx.person.or_else(|| profile.people.iter().find(|e| e.person.login == h.operator).map(|e| &e.person));
+        crate::profile::scope_check(doc, profile, person)?;
         if let Some(line) = doc.lines.iter().find(|l| !profile.knows_product(&l.product)) {
             return Err(PostError::UnknownProduct { product: line.product });
         }
