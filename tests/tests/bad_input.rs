@@ -96,10 +96,20 @@ impl Raw {
         Ok(())
     }
 
+    /// The next message that answers the up channel. HQ's down channel shares the stream
+    /// and runs on its own window (here: rejection notices for documents naming a profile
+    /// version HQ never issued), so `Down` frames may come before an answer; this raw
+    /// client does not ack them and sets them aside.
     async fn recv(&mut self) -> anyhow::Result<Message> {
-        // The binaries' own frame reader (over `protocol::wire::FrameDecoder`).
-        let msg = tokio::time::timeout(Duration::from_secs(10), self.recv.read_message()).await??;
-        msg.ok_or_else(|| anyhow::anyhow!("HQ ended the stream without answering"))
+        loop {
+            // The binaries' own frame reader (over `protocol::wire::FrameDecoder`).
+            let msg = tokio::time::timeout(Duration::from_secs(10), self.recv.read_message()).await??;
+            match msg {
+                Some(Message::Down(_)) => continue,
+                Some(m) => return Ok(m),
+                None => anyhow::bail!("HQ ended the stream without answering"),
+            }
+        }
     }
 
     async fn ask(&mut self, m: &Message) -> anyhow::Result<Message> {
