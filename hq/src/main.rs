@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use hq::config::HqConfig;
 use hq::identity::Identity;
 use hq::server::{self, now_unix, Hq};
@@ -14,184 +14,10 @@ use protocol::codes::{BranchCode, ProductCode, WarehouseCode};
 use protocol::profile::Product;
 use tracing::info;
 
-/// Branchline HQ: verifies and merges signed document batches from branches exactly once,
-/// enforces each branch's scope, and serves consolidated reports over HTTP.
-///
-/// Typical first run:
-///   hq init --data-dir /var/lib/branchline-hq
-///   hq product add 6901234567892 --name "矿泉水 550ml" --data-dir ...
-///   hq branch add SH --name 上海分公司 --warehouse SH01 --warehouse SH01-T --data-dir ...
-///   hq serve --data-dir ...
-#[derive(Parser)]
-#[command(name = "hq", version, about, long_about = None, verbatim_doc_comment)]
-struct Cli {
-    /// Directory holding HQ's identity, config (hq.toml) and store.
-    #[arg(long, global = true, env = "BRANCHLINE_HQ_DIR", default_value = "./hq-data")]
-    data_dir: PathBuf,
-    /// Log as JSON lines instead of human-readable text.
-    #[arg(long, global = true)]
-    log_json: bool,
-    #[command(subcommand)]
-    command: Command,
-}
+mod cli;
 
-#[derive(Subcommand)]
-enum Command {
-    /// Create HQ's identity (key and self-signed certificate) and a default hq.toml.
-    Init,
-    /// Manage branches (stores, offices).
-    #[command(subcommand)]
-    Branch(BranchCmd),
-    /// Manage the product catalog (HQ is the only place products are edited).
-    #[command(subcommand)]
-    Product(ProductCmd),
-    /// Manage customers (master records with code, name, category and credit limit 信用额度).
-    #[command(subcommand)]
-    Customer(CustomerCmd),
-    /// Manage the people who sign in, at HQ and at the branches.
-    #[command(subcommand)]
-    User(UserCmd),
-    /// Print the HTTP route table: method, path, and the right each route needs.
-    #[command(hide = true)]
-    Routes,
-    /// Manage suppliers (master records with code, name and category).
-    #[command(subcommand)]
-    Supplier(SupplierCmd),
-    /// A branch's scope (管辖范围) over warehouses, categories, customers, suppliers,
-    /// employees, accounts, expenses and incomes; each change is a new profile version.
-    #[command(subcommand)]
-    Scope(ScopeCmd),
-    /// Run the QUIC listener for branches and the HTTP listener for reports.
-    Serve {
-        /// Override quic_listen from hq.toml (UDP address).
-        #[arg(long)]
-        quic_listen: Option<std::net::SocketAddr>,
-        /// Override http_listen from hq.toml.
-        #[arg(long)]
-        http_listen: Option<std::net::SocketAddr>,
-    },
-}
-
-#[derive(Subcommand)]
-enum BranchCmd {
-    /// Add a branch and print its one-time enrollment token.
-    Add {
-        /// Branch letter code, e.g. SH, HB, SCCD.
-        code: String,
-        /// Display name, e.g. 上海分公司.
-        #[arg(long)]
-        name: String,
-        /// A warehouse the branch may post to (repeat for each).
-        #[arg(long = "warehouse", required = true)]
-        warehouses: Vec<String>,
-    },
-    /// Issue a new one-time enrollment token for an existing branch (reinstalled store).
-    /// Revokes the branch's enrolled key: the old installation is refused from then on.
-    Token { code: String },
-    /// Revoke a branch's enrolled key: its connections are closed and refused until it
-    /// enrolls again with a new token (`hq branch token`).
-    Revoke {
-        code: String,
-        /// Why, kept with the revocation and shown to the branch.
-        #[arg(long, default_value = "revoked by an HQ administrator")]
-        reason: String,
-    },
-    /// List branches and their sync status.
-    List,
-}
-
-#[derive(Subcommand)]
-enum ProductCmd {
-    /// Add or update a product; branches receive it with their next sync.
-    Add {
-        /// Product code (often the barcode).
-        code: String,
-        #[arg(long)]
-        name: String,
-        #[arg(long, default_value = "")]
-        unit: String,
-        /// Retail (till) price, e.g. 2.50.
-        #[arg(long)]
-        price: Option<protocol::Decimal>,
-        /// Preset selling prices 1-4, comma-separated, e.g. 2.30,2.20,2.10,1.99; a sale
-        /// line may name a level (`price_level`) instead of a price.
-        #[arg(long, value_delimiter = ',')]
-        prices: Vec<protocol::Decimal>,
-        /// Product category code (商品类别), e.g. 01: what scope's category rule runs over.
-        #[arg(long)]
-        category: Option<String>,
-    },
-    /// Add or update many products from a CSV file (Excel: "Save as CSV"; UTF-8 or
-    /// GBK). Columns by header name, any order: code, name (required), unit,
-    /// retail_price, price1..price4. All or nothing: every problem is listed with its
-    /// line number and nothing is saved until the file is clean. One profile change
-    /// for the branches, however many products.
-    Import {
-        /// The CSV file; `hq product export` writes one to start from.
-        file: PathBuf,
-        /// Check the file and say what would change, without saving.
-        #[arg(long)]
-        dry_run: bool,
-    },
-    /// Write the catalog as CSV (the columns `import` reads), to stdout or `--out`.
-    Export {
-        #[arg(long)]
-        out: Option<PathBuf>,
-    },
-}
-
-#[derive(Subcommand)]
-enum CustomerCmd {
-    /// Add a customer: `hq customer add 200102 --name 上海一店 --category 2001 --credit-limit 5000`.
-    Add {
-        /// Customer code, e.g. 200102 (never the code of a supplier).
-        code: String,
-        #[command(flatten)]
-        fields: PartyFields,
-        /// The most the customer may owe; a credit sale above it is refused.
-        #[arg(long)]
-        credit_limit: Option<protocol::Decimal>,
-    },
-    /// Set a customer's credit limit; a credit sale that would take the customer's
-    /// receivable above it is refused at the branch.
-    Limit {
-        /// Customer code, e.g. 200102.
-        code: String,
-        /// The limit in yuan, e.g. 5000.00; `none` removes it.
-        limit: String,
-    },
-}
-
-#[derive(Subcommand)]
-enum UserCmd {
-    /// Add a person. The password is read from stdin (one line) if stdin is not a
-    /// terminal; otherwise one is generated and printed once.
-    Add {
-        /// Sign-in name, e.g. li.jia; also the operator their documents name.
-        login: String,
-        #[arg(long, default_value = "")]
-        name: String,
-        /// hq-auditor, hq-admin, branch-accountant, warehouse-clerk, cashier or technician
-        /// (repeat for several).
-        #[arg(long = "role", required = true)]
-        roles: Vec<String>,
-        /// The person's branch; without it they work at HQ.
-        #[arg(long)]
-        branch: Option<String>,
-        /// The person's scope within the branch's, e.g. 'warehouses=SH01; categories=01*;
-        /// customers=200*'; a kind left out allows nothing. Default: everything.
-        #[arg(long)]
-        scope: Option<String>,
-    },
-    /// List people (never their password hashes).
-    List,
-    /// Disable a person: they can no longer sign in, at HQ or at their branch.
-    Disable { login: String },
-}
-
-/// The local admin credential `hq init` writes: `login` and `password` lines, mode 0600.
-const ADMIN_SECRET_FILE: &str = "admin.secret";
-const ADMIN_LOGIN: &str = "admin";
+use cli::args::{BranchCmd, Cli, Command, CustomerCmd, ProductCmd, ScopeCmd, SupplierCmd, UserCmd};
+use cli::remote::{admin_get_json, admin_get_text, admin_post, ADMIN_LOGIN, ADMIN_SECRET_FILE};
 
 /// Creates the local admin (an HQ admin person) once, writing its password to
 /// `admin.secret` and printing it.
@@ -283,41 +109,6 @@ async fn user_cmd(dir: &Path, cmd: UserCmd) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-#[derive(Subcommand)]
-enum SupplierCmd {
-    /// Add a supplier: `hq supplier add 900001 --name 供应商 --category 90`.
-    Add {
-        /// Supplier code (never the code of a customer).
-        code: String,
-        #[command(flatten)]
-        fields: PartyFields,
-    },
-}
-
-/// What a customer and a supplier record share.
-#[derive(clap::Args)]
-struct PartyFields {
-    #[arg(long)]
-    name: String,
-    /// Category code (customer or supplier class), e.g. 2001.
-    #[arg(long)]
-    category: Option<String>,
-    #[arg(long, default_value = "")]
-    region: String,
-    /// Change an existing record instead of adding a new one.
-    #[arg(long)]
-    replace: bool,
-}
-
-#[derive(Subcommand)]
-enum ScopeCmd {
-    /// Replace a branch's scope: `hq scope set SH 'warehouses=SH01; categories=01; customers=200*; suppliers=*; employees=*; accounts=*; expenses=*; incomes=*'`.
-    /// Patterns: a code, `prefix*`, `lo..hi` or `*`; a kind left out allows nothing.
-    Set { branch: String, scope: String },
-    /// Print a branch's scope (every kind).
-    Show { branch: String },
 }
 
 fn store_path(dir: &Path) -> PathBuf {
@@ -427,27 +218,6 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-impl PartyFields {
-    fn to_party(
-        &self,
-        code: &str,
-        role: protocol::parties::PartyRole,
-        credit_limit: Option<protocol::Decimal>,
-    ) -> anyhow::Result<protocol::parties::Party> {
-        let party = protocol::parties::Party {
-            code: protocol::codes::PartyCode::new(code)?,
-            role,
-            name: self.name.clone(),
-            category: self.category.as_deref().map(protocol::scope::ScopeCode::new).transpose()?,
-            credit_limit,
-            region: self.region.clone(),
-            notes: String::new(),
-        };
-        party.validate()?;
-        Ok(party)
-    }
-}
-
 async fn party_cmd(dir: &Path, party: protocol::parties::Party, replace: bool) -> anyhow::Result<()> {
     let (role, code) = (party.role.name(), party.code);
     match Store::open(&store_path(dir)) {
@@ -505,50 +275,6 @@ async fn scope_cmd(dir: &Path, cmd: ScopeCmd) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Signs in to a running HQ as the local admin (`admin.secret`, written by `hq init`).
-async fn admin_session(dir: &Path, base: &str) -> anyhow::Result<String> {
-    let path = dir.join(ADMIN_SECRET_FILE);
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading the local admin credential {}", path.display()))?;
-    let mut lines = text.lines();
-    let (Some(login), Some(password)) = (lines.next(), lines.next()) else {
-        bail!("{} should hold a login line and a password line", path.display());
-    };
-    let resp = reqwest::Client::new()
-        .post(format!("{base}/api/session"))
-        .json(&serde_json::json!({ "login": login, "password": password }))
-        .send()
-        .await
-        .with_context(|| format!("HQ store is locked and the API at {base} does not answer; is `hq serve` running?"))?;
-    let status = resp.status();
-    let value: serde_json::Value = resp.json().await.context("sign-in answered with something that is not JSON")?;
-    if !status.is_success() {
-        bail!("signing in as {login}: {}", value.get("error").and_then(|e| e.as_str()).unwrap_or("refused"));
-    }
-    Ok(value["token"].as_str().context("sign-in returned no token")?.to_string())
-}
-
-/// Calls the admin API of a running HQ (the store is locked while `hq serve` runs),
-/// signed in as the local admin.
-async fn admin_post(dir: &Path, path: &str, body: serde_json::Value) -> anyhow::Result<serde_json::Value> {
-    let config = HqConfig::load(dir)?;
-    let base = format!("http://{}", config.http_listen);
-    let token = admin_session(dir, &base).await?;
-    let url = format!("{base}{path}");
-    let resp = reqwest::Client::new()
-        .post(&url)
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .with_context(|| format!("HQ store is locked and the admin API at {url} does not answer; is `hq serve` running?"))?;
-    let status = resp.status();
-    let value: serde_json::Value = resp.json().await.context("admin API answered with something that is not JSON")?;
-    if !status.is_success() {
-        bail!("{}", value.get("error").and_then(|e| e.as_str()).unwrap_or("admin call failed"));
-    }
-    Ok(value)
-}
-
 async fn import_products(dir: &Path, file: &Path, dry_run: bool) -> anyhow::Result<()> {
     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     let rows = match hq::catalog::parse_csv(&bytes) {
@@ -589,27 +315,6 @@ async fn import_products(dir: &Path, file: &Path, dry_run: bool) -> anyhow::Resu
         count - added
     );
     Ok(())
-}
-
-async fn admin_get_json(dir: &Path, path: &str) -> anyhow::Result<serde_json::Value> {
-    Ok(serde_json::from_str(&admin_get_text(dir, path).await?)?)
-}
-
-async fn admin_get_text(dir: &Path, path: &str) -> anyhow::Result<String> {
-    let config = HqConfig::load(dir)?;
-    let base = format!("http://{}", config.http_listen);
-    let token = admin_session(dir, &base).await?;
-    let url = format!("{base}{path}");
-    let resp = reqwest::Client::new()
-        .get(&url)
-        .bearer_auth(token)
-        .send()
-        .await
-        .with_context(|| format!("HQ store is locked and the API at {url} does not answer; is `hq serve` running?"))?;
-    if !resp.status().is_success() {
-        bail!("{url} answered {}", resp.status());
-    }
-    Ok(resp.text().await?)
 }
 
 async fn branch_cmd(dir: &Path, cmd: BranchCmd) -> anyhow::Result<()> {

@@ -1,0 +1,5 @@
+//! The binary's own rooms: argument parsing (`args`) and the admin client for a running
+//! HQ (`remote`). The library (`hq::…`) knows nothing of them.
+
+pub(crate) mod args;
+pub(crate) mod remote;
