@@ -91,7 +91,7 @@ pub fn store_hq_key(store_path: &std::path::Path, key: [u8; 32]) -> anyhow::Resu
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+    edge::lock(&m)
 }
 
 impl Down {

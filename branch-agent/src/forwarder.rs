@@ -7,6 +7,10 @@
 //! machine's `poll_timeout`). Framing and the reader task come from the `edge` crate,
 //! shared with HQ.
 //!
+//! A halt (HQ's history and the journal disagree: a branch restored from an old copy, or a
+//! fork) is stored by the store and ends forwarding: nothing more is sent, posting is
+//! refused, and the agent waits for a rebuild (also after a restart).
+//!
 //! Crash safety: nothing here is needed to recover. The journal is durable before a post
 //! returns; the acked mark is advisory (HQ's resume point wins), so after `kill -9` the
 //! next session simply resumes where HQ says it stands.
@@ -58,7 +62,7 @@ pub struct Shared {
 
 impl Shared {
     pub fn status(&self) -> SyncStatus {
-        let mut s = self.status.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut s = edge::lock(&self.status).clone();
         s.head_seq = self.store.head().seq;
         s.acked_seq = s.acked_seq.max(self.store.acked().unwrap_or(0));
         s.pending = s.head_seq.saturating_sub(s.acked_seq);
@@ -66,7 +70,7 @@ impl Shared {
     }
 
     fn update(&self, f: impl FnOnce(&mut SyncStatus)) {
-        f(&mut self.status.lock().unwrap_or_else(|p| p.into_inner()));
+        f(&mut edge::lock(&self.status));
     }
 }
 
@@ -103,6 +107,11 @@ pub async fn run(shared: Arc<Shared>, config: AgentConfig) {
         warn!(error = %format!("{e:#}"), "cannot read the acked mark; HQ's resume point will say");
         0
     });
+    if let Some(why) = store.halted_by_hq() {
+        shared.update(|s| s.last_error = Some(format!("posting is stopped: {why}")));
+        warn!(reason = %why, "this branch's history disagrees with HQ's; not forwarding until it is rebuilt");
+        return;
+    }
     let mut sync = BranchSync::new(store.identity().branch, limits, timers, store.head(), acked.min(store.head().seq), rand::random());
     sync.set_down_applied(shared.down.applied_seq());
     let today = || edge::today_at(config.pos.utc_offset_minutes);
@@ -124,6 +133,10 @@ pub async fn run(shared: Arc<Shared>, config: AgentConfig) {
             });
         }
         shared.update(|s| s.link_up = false);
+        if sync.halted().is_some() {
+            // Stored by the session; nothing more to send until a rebuild.
+            return;
+        }
         sync.disconnected(clock.now_ms());
     }
 }
@@ -180,7 +193,18 @@ async fn session(
         tokio::select! {
             msg = inbox.recv() => {
                 let Some(msg) = msg.context("reading from HQ")? else { bail!("HQ closed the stream") };
-                match sync.handle(clock.now_ms(), msg)? {
+                // A resume below our head is checked against our own entry there.
+                let own = match sync.own_needed(&msg) {
+                    Some(seq) => store.entry_bytes(seq).ok().map(|b| protocol::journal::EntryHash::of(&b)),
+                    None => None,
+                };
+                match sync.handle(clock.now_ms(), msg, own)? {
+                    Some(BranchEvent::Halted(why)) => {
+                        let text = why.to_string();
+                        store.halt(&text)?;
+                        shared.update(|s| { s.last_error = Some(format!("posting is stopped: {text}")); s.last_error_unix = Some(now_unix()); });
+                        bail!("posting is stopped: {text}");
+                    }
                     Some(BranchEvent::Resumed { applied, profile }) => {
                         store.set_acked(applied)?;
                         if let Some(p) = profile {

@@ -195,7 +195,8 @@ pub(crate) async fn stock(State(shared): State<AppState>, Query(q): Query<StockQ
 
 pub(crate) async fn sync_status(State(shared): State<AppState>) -> Json<serde_json::Value> {
     let id = shared.store.identity();
-    Json(json!({ "branch": id.branch, "status": shared.status(), "replayed_at_start": shared.store.replayed_at_open() }))
+    Json(json!({ "branch": id.branch, "status": shared.status(), "replayed_at_start": shared.store.replayed_at_open(),
+        "posting_stopped": shared.store.halted() }))
 }
 
 /// What HQ said down the signed channel: notices, reversal orders and what blocks them,
@@ -237,9 +238,13 @@ pub(crate) async fn index(State(web): State<AgentWeb>, headers: HeaderMap) -> Ht
     let esc = |x: &str| x.replace('&', "&amp;").replace('<', "&lt;");
     let mut page = format!(
         "<!doctype html><meta charset=utf-8><title>Branchline {b}</title><style>body{{font-family:sans-serif;margin:2em}}td,th{{border:1px solid #ccc;padding:4px 8px}}table{{border-collapse:collapse}}</style>\
-         <h1>Branch {b}</h1><p><a href=/pos>Till</a> · <a href=/pos/display>Customer display</a></p><p>Link to HQ: <b>{link}</b> · posted {head} · acknowledged by HQ {acked} · waiting {pending}</p><p>Last error: {err}</p>\
+         <h1>Branch {b}</h1>{halt}<p><a href=/pos>Till</a> · <a href=/pos/display>Customer display</a></p><p>Link to HQ: <b>{link}</b> · posted {head} · acknowledged by HQ {acked} · waiting {pending}</p><p>Last error: {err}</p>\
          <h2>Stock</h2><p><a href=/api/stock?format=csv>Export CSV (Excel)</a></p><table><tr><th>Warehouse</th><th>Product</th><th>Qty</th><th>Value</th></tr>",
         b = id.branch,
+        halt = match shared.store.halted() {
+            Some(why) => format!("<p style=\"background:#c00;color:#fff;padding:1em\"><b>Posting is stopped:</b> {}</p>", esc(&why)),
+            None => String::new(),
+        },
         link = if s.link_up { "up" } else { "down (documents are kept and sent when it returns)" },
         head = s.head_seq,
         acked = s.acked_seq,
@@ -389,6 +394,9 @@ async fn post_draft(shared: &Arc<Shared>, draft: Draft) -> Result<(StatusCode, J
         }
         Err(PostFailure::Refused(e)) => Err(ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())),
         Err(e @ PostFailure::Storage(_)) => Err(ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+        // 409: the branch's state forbids posting (its history disagrees with HQ's).
+        Err(e @ PostFailure::Halted(_)) => Err(ApiError(StatusCode::CONFLICT, e.to_string())),
+        Err(e @ PostFailure::Stopped(_)) => Err(ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string())),
     }
 }
 

@@ -84,6 +84,7 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    edge::stop_on_panic();
     edge::init_tracing(cli.log_json);
     let dir = cli.data_dir;
     match cli.command {

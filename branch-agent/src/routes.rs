@@ -91,5 +91,21 @@ pub fn build(web: AgentWeb) -> axum::Router {
         let guarded = route.handler.route_layer(axum::middleware::from_fn_with_state((web.clone(), route.access), auth::guard));
         router = router.route(route.path, guarded);
     }
-    router.layer(axum::middleware::from_fn(auth::same_site)).with_state(web)
+    let halted = web.clone();
+    router
+        .layer(axum::middleware::from_fn(auth::same_site))
+        .layer(axum::middleware::map_response(move |r| say_if_halted(halted.clone(), r)))
+        .with_state(web)
+}
+
+/// Every answer says when posting is stopped (the branch's history disagrees with HQ's,
+/// or a write failed): header `x-branchline-posting-stopped` holds the reason (ASCII).
+async fn say_if_halted(web: AgentWeb, mut r: axum::response::Response) -> axum::response::Response {
+    if let Some(why) = web.shared.store.halted() {
+        let ascii: String = why.chars().map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' }).take(300).collect();
+        if let Ok(v) = axum::http::HeaderValue::from_str(&ascii) {
+            r.headers_mut().insert("x-branchline-posting-stopped", v);
+        }
+    }
+    r
 }

@@ -7,7 +7,13 @@
 //!
 //! Keys: `j` seq(be) → journal entry bytes;
 //! `n` type 0 yyyymmdd → last serial; `m` name → meta (`identity`, `head`, `acked`,
-//! `profile`); `h` id(be) → till shift (`shift::ShiftRecord`, written by `pos`).
+//! `profile`, `halt`); `h` id(be) → till shift (`shift::ShiftRecord`, written by `pos`).
+//!
+//! Posting stops for good (until the store is rebuilt or the process restarts) in two
+//! cases: HQ's history and the journal's disagree (`halt`, stored, so a restart does not
+//! post again: a branch restored from an old copy), and a write whose outcome is unknown
+//! (sled took the batch but the flush failed: the entry may be on disk, so its seq must
+//! never be given to another document).
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -62,12 +68,22 @@ pub enum PostFailure {
     Refused(#[from] PostError),
     #[error("storage failed, nothing was posted: {0:#}")]
     Storage(anyhow::Error),
+    /// HQ's history and this branch's disagree; nothing is posted until a rebuild.
+    #[error("posting is stopped: {0}")]
+    Halted(String),
+    /// An earlier write's outcome is unknown; nothing is posted until a restart.
+    #[error("posting is stopped after a failed write ({0}); restart the agent, which recovers from disk")]
+    Stopped(String),
 }
 
 struct Live {
     books: Books,
     head: ChainHead,
     profile: BranchProfile,
+    /// Why posting is stopped for good (stored as `m/halt`).
+    halted: Option<String>,
+    /// Why posting is stopped until a restart (a write whose outcome is unknown).
+    stopped: Option<String>,
 }
 
 pub struct Store {
@@ -75,12 +91,16 @@ pub struct Store {
     tree: sled::Tree,
     /// sled's data file, held open to fsync it (see `flush`).
     data_file: std::fs::File,
-    path: std::path::PathBuf,
+    /// sled's blob files (large values and tree nodes), which sled never fsyncs.
+    files: edge::durable::StoreFiles,
     identity: Identity,
     live: Mutex<Live>,
     /// Journal entries replayed to rebuild the books at open (the rest came from the
     /// checkpoint).
     replayed_at_open: u64,
+    /// Tests: the next flush fails (after sled took the batch).
+    #[cfg(test)]
+    fail_next_flush: std::sync::atomic::AtomicBool,
 }
 
 fn meta(name: &str) -> Vec<u8> {
@@ -133,7 +153,12 @@ fn data_file(path: &Path) -> anyhow::Result<std::fs::File> {
 impl Store {
     /// Flushes sled and fsyncs its data file: after this, the writes survive a power cut.
     fn flush(&self) -> anyhow::Result<()> {
+        #[cfg(test)]
+        if self.fail_next_flush.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            bail!("injected flush failure");
+        }
         self.db.flush()?;
+        self.files.sync_new()?;
         self.data_file.sync_data()?;
         Ok(())
     }
@@ -141,7 +166,8 @@ impl Store {
     /// fsyncs sled's blob files: values over 128 KiB (a large catalog in the profile) live
     /// there, and sled never fsyncs them.
     fn sync_blobs(&self) -> anyhow::Result<()> {
-        sync_dir_files(&self.path.join("blobs"))
+        self.files.sync_new()?;
+        Ok(())
     }
 
     /// Writes identity and profile of a freshly enrolled branch.
@@ -178,6 +204,10 @@ impl Store {
         let identity: Identity = record::open(&"m/identity", &get("identity")?)?;
         let head: ChainHead = record::open(&"m/head", &get("head")?)?;
         let profile: BranchProfile = record::open(&"m/profile", &get("profile")?)?;
+        let halted: Option<String> = match tree.get(meta("halt"))? {
+            Some(v) => Some(record::open(&"m/halt", &v)?),
+            None => None,
+        };
         // The head must point at the last journal entry we hold, else the store is damaged.
         if head.seq > 0 {
             let bytes = tree
@@ -233,10 +263,12 @@ impl Store {
             db,
             tree,
             data_file: data_file(path)?,
-            path: path.to_path_buf(),
+            files: edge::durable::StoreFiles::new(path),
             identity,
-            live: Mutex::new(Live { books, head, profile }),
+            live: Mutex::new(Live { books, head, profile, halted, stopped: None }),
             replayed_at_open: replayed,
+            #[cfg(test)]
+            fail_next_flush: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -260,7 +292,7 @@ impl Store {
     }
 
     fn live(&self) -> std::sync::MutexGuard<'_, Live> {
-        self.live.lock().unwrap_or_else(|p| p.into_inner())
+        edge::lock(&self.live)
     }
 
     pub fn head(&self) -> ChainHead {
@@ -285,6 +317,31 @@ impl Store {
         Ok(())
     }
 
+    /// Stops posting for good: HQ's history and ours disagree (`why` says how). Stored and
+    /// flushed first, so a restart stays stopped; only a rebuild of the store ends it.
+    pub fn halt(&self, why: &str) -> anyhow::Result<()> {
+        let mut live = self.live();
+        if live.halted.is_none() {
+            tracing::error!(reason = why, "posting stopped: this branch's history disagrees with HQ's; rebuild it from HQ");
+            self.tree.insert(meta("halt"), record::seal(&why.to_string()))?;
+            self.flush()?;
+            live.halted = Some(why.to_string());
+        }
+        Ok(())
+    }
+
+    /// Why posting is stopped, if it is: a disagreement with HQ (for good) or a write
+    /// whose outcome is unknown (until a restart).
+    pub fn halted(&self) -> Option<String> {
+        let live = self.live();
+        live.halted.clone().or_else(|| live.stopped.as_ref().map(|w| format!("a write failed ({w}); restart the agent")))
+    }
+
+    /// Only the stored halt (a disagreement with HQ), for the forwarder.
+    pub fn halted_by_hq(&self) -> Option<String> {
+        self.live().halted.clone()
+    }
+
     pub fn set_profile(&self, profile: BranchProfile) -> anyhow::Result<()> {
         self.tree.insert(meta("profile"), record::seal(&profile))?;
         self.flush()?;
@@ -296,6 +353,12 @@ impl Store {
     /// Validates, numbers, posts and durably appends a draft. Returns only after flush.
     pub fn post(&self, draft: Draft) -> Result<Posted, PostFailure> {
         let mut live = self.live();
+        if let Some(why) = &live.halted {
+            return Err(PostFailure::Halted(why.clone()));
+        }
+        if let Some(why) = &live.stopped {
+            return Err(PostFailure::Stopped(why.clone()));
+        }
         let branch = self.identity.branch;
         let counter_key = {
             let mut k = vec![b'n'];
@@ -322,7 +385,15 @@ impl Store {
         b.insert(counter_key, record::seal(&(last + 1)));
         b.insert(meta("head"), record::seal(&head));
         self.tree.apply_batch(b).map_err(|e| PostFailure::Storage(e.into()))?;
-        self.flush().map_err(PostFailure::Storage)?;
+        if let Err(e) = self.flush() {
+            // sled holds the batch and may still write it: the entry at this seq may
+            // exist after a restart, so no other document may take the seq. Stop posting
+            // until the restart decides (it recovers the head from disk).
+            let why = format!("{e:#}");
+            tracing::error!(seq = head.seq, error = %why, "flush failed after the write; posting stops until a restart");
+            live.stopped = Some(why.clone());
+            return Err(PostFailure::Stopped(why));
+        }
         // Durable: memory may follow.
         let warnings = posting.warnings.clone();
         let closes = entry.doc.header.doc_type == DocType::PeriodClose;
@@ -479,6 +550,44 @@ mod tests {
             s.post(gain(day)).expect("post");
         }
         (dir, path, s)
+    }
+
+    /// Issue 10: a post whose flush fails after sled took the batch may be on disk; its seq
+    /// is never given to another document. Posting stops until a restart, which finds the
+    /// entry (or not) and carries on from what is on disk.
+    #[test]
+    fn a_failed_write_never_lets_another_document_reuse_its_seq() {
+        let (_dir, path, s) = store_with_gains(2, 100);
+        s.fail_next_flush.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(matches!(s.post(gain(3)), Err(PostFailure::Stopped(_))));
+        assert_eq!(s.head().seq, 2);
+        // The next document is refused rather than numbered 3 again.
+        assert!(matches!(s.post(gain(4)), Err(PostFailure::Stopped(_))));
+        assert!(s.halted().is_some());
+        drop(s);
+        // After the restart the head is what is on disk, and the next seq follows it.
+        let s = reopen(&path, 100);
+        let on_disk = s.head();
+        assert!(on_disk.seq == 2 || on_disk.seq == 3, "{on_disk:?}");
+        let next = s.post(gain(5)).expect("posting resumes after a restart");
+        assert_eq!(next.seq, on_disk.seq + 1);
+        if on_disk.seq == 3 {
+            let third = s.entry(3).expect("read").expect("entry 3");
+            assert_eq!(third.doc.header.date, BusinessDate::new(2026, 6, 3).expect("date"), "seq 3 is the first document's");
+        }
+    }
+
+    /// A halt (HQ's history disagrees) refuses every post and survives a restart.
+    #[test]
+    fn a_halt_refuses_posts_and_survives_a_restart() {
+        let (_dir, path, s) = store_with_gains(1, 100);
+        s.halt("HQ holds a different entry 1").expect("halt");
+        assert!(matches!(s.post(gain(2)), Err(PostFailure::Halted(why)) if why.contains("different entry")));
+        drop(s);
+        let s = reopen(&path, 100);
+        assert_eq!(s.halted_by_hq().as_deref(), Some("HQ holds a different entry 1"));
+        assert!(matches!(s.post(gain(2)), Err(PostFailure::Halted(_))));
+        assert_eq!(s.head().seq, 1);
     }
 
     #[test]

@@ -110,7 +110,7 @@ impl Hq {
 
     /// Closes every live connection of `code`.
     pub fn close_branch(&self, code: &BranchCode, why: &str) {
-        let live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        let live = edge::lock(&self.live);
         for (_, _, conn) in live.iter().filter(|(b, _, _)| b == code) {
             conn.close(door::CLOSE_REVOKED, why.as_bytes());
         }
@@ -151,7 +151,7 @@ impl Hq {
     /// The state lock. A panic while holding it would be a bug in this process; the
     /// state on disk is still consistent, so we keep serving with what memory holds.
     pub fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        edge::lock(&self.state)
     }
 
     pub fn token_text(&self, branch: &protocol::codes::BranchCode, secret: [u8; 16]) -> String {
@@ -321,7 +321,7 @@ async fn serve_connection(hq: Arc<Hq>, conn: quinn::Connection) {
     let registered = match &who {
         Peer::Key(k) => match hq.state().keys.lookup(k) {
             Some(crate::store::KeyStatus::Enrolled(b)) => {
-                hq.live.lock().unwrap_or_else(|p| p.into_inner()).push((*b, conn.stable_id(), conn.clone()));
+                edge::lock(&hq.live).push((*b, conn.stable_id(), conn.clone()));
                 true
             }
             _ => false,
@@ -331,7 +331,7 @@ async fn serve_connection(hq: Arc<Hq>, conn: quinn::Connection) {
     let who = Arc::new(who);
     serve_streams(&hq, &conn, peer, &who, registered).await;
     if registered {
-        hq.live.lock().unwrap_or_else(|p| p.into_inner()).retain(|(_, id, _)| *id != conn.stable_id());
+        edge::lock(&hq.live).retain(|(_, id, _)| *id != conn.stable_id());
     }
 }
 

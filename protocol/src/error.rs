@@ -113,6 +113,16 @@ pub enum PostError {
     CostMethodFrozen { current: String, wanted: String },
     #[error("cannot reverse {doc}: {why}")]
     CannotReverse { doc: String, why: String },
+    /// A figure posting computes (value × quantity, a sum) would exceed what a `Decimal`
+    /// holds (about 7.9 × 10^28); nothing is posted.
+    #[error("the figures are too large to post: {what} would exceed 7.9 × 10^28; split the document into smaller ones")]
+    Overflow { what: &'static str },
+}
+
+impl From<crate::books::stock::Overflow> for PostError {
+    fn from(o: crate::books::stock::Overflow) -> PostError {
+        PostError::Overflow { what: o.what }
+    }
 }
 
 /// A journal run that does not continue the chain we hold.

@@ -172,6 +172,10 @@ pub enum BranchState {
     Disconnected,
     AwaitingResume,
     Streaming,
+    /// HQ's history and this branch's disagree (`BranchBehind` or `Fork`): the branch sends
+    /// nothing more and must stop posting; only a rebuild from HQ (the provisioning path)
+    /// ends this. Never left once entered.
+    Halted(SyncError),
 }
 
 /// Something the branch agent must act on after a message.
@@ -181,6 +185,9 @@ pub enum BranchEvent {
     Resumed { applied: u64, profile: Option<Box<BranchProfile>> },
     /// Persist the new acked sequence.
     Acked { applied: u64 },
+    /// HQ's history and ours disagree: persist the halt (so a restart does not post
+    /// again), refuse every post, say why everywhere, and wait for a rebuild.
+    Halted(SyncError),
     /// HQ saw a gap; sending restarts from `from`.
     Resend { from: u64 },
     /// HQ pushed a newer profile; install it.
@@ -195,9 +202,9 @@ pub enum BranchEvent {
 pub enum SyncError {
     #[error("HQ refused: {code:?}: {text}")]
     Rejected { code: RejectCode, text: String },
-    #[error("HQ has applied up to seq {hq} but this branch's journal ends at {local}: the data directory was restored from an old copy; stop posting and call HQ")]
+    #[error("HQ has applied up to seq {hq} but this branch's journal ends at {local}: the data directory was restored from an old copy; posting is stopped until the branch is rebuilt from HQ")]
     BranchBehind { hq: u64, local: u64 },
-    #[error("HQ holds a different entry {seq} than this branch: the journals have forked; call HQ")]
+    #[error("HQ holds a different entry {seq} than this branch (a restored old copy that posted again, or tampering): the journals have forked; posting is stopped until the branch is rebuilt from HQ")]
     Fork { seq: u64 },
     #[error("protocol violation by HQ: {0}")]
     Protocol(String),
@@ -275,6 +282,7 @@ impl BranchSync {
     /// A new connection (call it before the connection attempt, so a failed attempt backs
     /// off too): forget what was in flight (unacked batches will be resent) and say hello.
     pub fn connect(&mut self, now_ms: u64, profile_version: u64, agent: &str) -> Message {
+        assert!(self.halted().is_none(), "a halted branch does not connect; it waits for a rebuild");
         self.inflight.clear();
         self.next_send = self.acked + 1;
         self.state = BranchState::AwaitingResume;
@@ -286,12 +294,15 @@ impl BranchSync {
     /// The connection is gone (or never came up). Sets the reconnect timer; a second call
     /// for the same loss does nothing.
     pub fn disconnected(&mut self, now_ms: u64) {
-        if self.state != BranchState::Disconnected {
+        if self.state != BranchState::Disconnected && self.halted().is_none() {
             self.link_lost(now_ms);
         }
     }
 
     fn link_lost(&mut self, now_ms: u64) {
+        if self.halted().is_some() {
+            return;
+        }
         self.inflight.clear();
         self.next_send = self.acked + 1;
         self.state = BranchState::Disconnected;
@@ -311,6 +322,7 @@ impl BranchSync {
             BranchState::AwaitingResume => Some(self.progress_at_ms.saturating_add(self.timers.stall_ms)),
             BranchState::Streaming if !self.inflight.is_empty() => Some(self.progress_at_ms.saturating_add(self.timers.stall_ms)),
             BranchState::Streaming => None,
+            BranchState::Halted(_) => None,
         }
     }
 
@@ -360,18 +372,60 @@ impl BranchSync {
         self.inflight.len()
     }
 
-    /// A message from HQ, received at `now_ms`.
-    pub fn handle(&mut self, now_ms: u64, msg: Message) -> Result<Option<BranchEvent>, SyncError> {
+    /// The seq of this branch's own journal entry whose hash [`Self::handle`] needs for
+    /// `msg`: a resume below our head is checked against our entry at HQ's applied seq
+    /// (a branch restored from an old copy and posting again has a different entry there).
+    #[must_use]
+    pub fn own_needed(&self, msg: &Message) -> Option<u64> {
+        match msg {
+            Message::Resume { applied, .. } if applied.seq > 0 && applied.seq < self.head.seq => Some(applied.seq),
+            _ => None,
+        }
+    }
+
+    /// The halt, if HQ's history and ours disagreed.
+    pub fn halted(&self) -> Option<&SyncError> {
+        match &self.state {
+            BranchState::Halted(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Enters the halted state (also at start, from a halt the agent stored).
+    pub fn halt(&mut self, why: SyncError) {
+        self.inflight.clear();
+        self.state = BranchState::Halted(why);
+    }
+
+    fn halt_event(&mut self, why: SyncError) -> Result<Option<BranchEvent>, SyncError> {
+        self.halt(why.clone());
+        Ok(Some(BranchEvent::Halted(why)))
+    }
+
+    /// A message from HQ, received at `now_ms`. `own` is the hash of our own journal
+    /// entry at [`Self::own_needed`]'s seq, when it asked for one (`None` if we hold no
+    /// such entry, which counts as a mismatch).
+    pub fn handle(&mut self, now_ms: u64, msg: Message, own: Option<EntryHash>) -> Result<Option<BranchEvent>, SyncError> {
+        if self.halted().is_some() {
+            // Nothing HQ says undoes a disagreement of histories; keep saying why.
+            return Ok(None);
+        }
+        let own_seq = self.own_needed(&msg);
         match msg {
             Message::Resume { applied, profile } => {
                 if self.state != BranchState::AwaitingResume {
                     return Err(SyncError::Protocol("resume outside of a hello".into()));
                 }
                 if applied.seq > self.head.seq {
-                    return Err(SyncError::BranchBehind { hq: applied.seq, local: self.head.seq });
+                    return self.halt_event(SyncError::BranchBehind { hq: applied.seq, local: self.head.seq });
                 }
                 if applied.seq == self.head.seq && applied.hash != self.head.hash {
-                    return Err(SyncError::Fork { seq: applied.seq });
+                    return self.halt_event(SyncError::Fork { seq: applied.seq });
+                }
+                if own_seq.is_some() && own != Some(applied.hash) {
+                    // HQ's entry at its head is not ours: everything we posted after our
+                    // entry there went on a history HQ never saw.
+                    return self.halt_event(SyncError::Fork { seq: applied.seq });
                 }
                 self.acked = self.acked.max(applied.seq);
                 self.next_send = applied.seq + 1;
@@ -431,7 +485,12 @@ impl BranchSync {
             }
             Message::Reject { code, text } => {
                 self.link_lost(now_ms);
-                Err(SyncError::Rejected { code, text })
+                match code {
+                    // HQ holds more of our history than we do, or a different one: the
+                    // same disagreement as found on resume.
+                    RejectCode::BranchBehind | RejectCode::Fork => self.halt_event(SyncError::Rejected { code, text }),
+                    _ => Err(SyncError::Rejected { code, text }),
+                }
             }
             other => Err(SyncError::Protocol(format!("unexpected message from HQ: {}", message_name(&other)))),
         }

@@ -1546,3 +1546,56 @@ fn a_reversal_must_repeat_the_lines_but_not_their_decimal_places() {
     s.post(d);
     assert_eq!(s.pos(W1, "P1"), Position::default());
 }
+
+// ---------------------------------------------------------------------------------------
+// Overflow (issue 10): valid documents whose products or sums exceed `Decimal` are
+// refused with `PostError::Overflow`, never a panic, and leave the books as they were.
+
+/// A stock gain of 10^9 at 10^6 (a valid line of 10^15 yuan) posts, and so does costing
+/// it out again, and so do a hundred such lines at once, repeated (the books' limit of
+/// 10^22 is tested where a position can be set near it: `posting::tests`).
+#[test]
+fn overflow_stock_gain_of_a_billion_at_a_million_does_not_panic() {
+    for method in [CostMethod::MovingAverage, CostMethod::Fifo] {
+        let mut s = Shop::new(method);
+        let gain = s.goods(DocType::StockGain, None, vec![line("P1", dec!(1000000000), dec!(1000000))]);
+        s.post(gain);
+        assert_eq!(s.pos(W1, "P1"), Position { qty: dec!(1000000000), value: dec!(1000000000000000.00) });
+        // Costing part of it: value × quantity is about 10^24, within `Decimal`.
+        let loss = s.goods(DocType::StockLoss, None, vec![line("P1", dec!(999999999.9999), dec!(0))]);
+        s.post(loss);
+        assert_eq!(s.pos(W1, "P1").qty, dec!(0.0001));
+        for _ in 0..20 {
+            let gain = s.goods(DocType::StockGain, None, vec![line("P1", dec!(1000000000), dec!(1000000)); 100]);
+            let before = snapshot(&s.books);
+            if let Err(e) = s.try_post(gain) {
+                assert!(matches!(e, PostError::Overflow { .. }), "{e}");
+                assert_eq!(snapshot(&s.books), before);
+            }
+        }
+        // What is there can still be costed out.
+        let loss = s.goods(DocType::StockLoss, None, vec![line("P1", dec!(1), dec!(0))]);
+        s.post(loss);
+    }
+}
+
+/// Bug: an assembly producing 10^15 yuan of goods from 10^15 yuan consumed panicked
+/// sharing the cost (consumed × weight = 10^30 > 7.9 × 10^28); now it is refused.
+#[test]
+fn overflow_assembly_producing_ten_to_the_fifteen_is_refused_not_a_panic() {
+    let mut s = Shop::new(CostMethod::MovingAverage);
+    let gain = s.goods(DocType::StockGain, None, vec![line("P1", dec!(1000000000), dec!(1000000))]);
+    s.post(gain);
+    let d = s.goods(
+        DocType::Assembly,
+        None,
+        vec![
+            role(line("P1", dec!(1000000000), dec!(0)), LineRole::Consumed),
+            role(line("A", dec!(1000000000), dec!(1000000)), LineRole::Produced),
+            role(line("B", dec!(1000000000), dec!(1000000)), LineRole::Produced),
+        ],
+    );
+    let e = s.refuse(d);
+    assert!(matches!(e, PostError::Overflow { .. }), "{e}");
+    assert!(e.to_string().contains("too large"), "{e}");
+}

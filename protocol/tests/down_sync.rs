@@ -78,7 +78,7 @@ fn run(seed: u64) -> Result<(), String> {
             other => return Err(format!("hello answered with {other:?}")),
         };
         queue.acked(session.down_acked()).map_err(|e| e.to_string())?;
-        match sync.handle(now, via_wire(&resume)) {
+        match sync.handle(now, via_wire(&resume), None) {
             Ok(Some(BranchEvent::Resumed { .. })) => {}
             other => return Err(format!("resume gave {other:?}")),
         }
@@ -94,7 +94,9 @@ fn run(seed: u64) -> Result<(), String> {
                     lost_links += 1;
                     break 'link;
                 }
-                let Ok(Some(BranchEvent::Down(bytes))) = sync.handle(now, via_wire(&m)) else { return Err("not a down event".into()) };
+                let Ok(Some(BranchEvent::Down(bytes))) = sync.handle(now, via_wire(&m), None) else {
+                    return Err("not a down event".into());
+                };
                 let signed = SignedDown::from_bytes(&bytes).map_err(|e| e.to_string())?;
                 match receiver.receive(&signed, &hq_key.verifying_key()) {
                     Ok(msg) => {
@@ -175,7 +177,7 @@ fn the_hello_carries_the_branch_down_mark_and_a_down_message_before_resume_is_an
     let mut sync = BranchSync::new(sh(), SyncLimits::default(), SyncTimers::default(), ChainHead::EMPTY, 0, 1);
     sync.set_down_applied(41);
     assert!(matches!(sync.connect(0, 1, "t"), Message::Hello { down_applied: 41, .. }));
-    assert!(sync.handle(1, Message::Down(vec![1])).is_err());
+    assert!(sync.handle(1, Message::Down(vec![1]), None).is_err());
     assert_eq!(sync.down_applied(42), Message::DownAck { seq: 42 });
     assert_eq!(sync.down_applied_seq(), 42);
 }

@@ -811,7 +811,15 @@ impl Sim {
             self.heard_at[bi] = self.now;
             let what = describe(&msg);
             let b = &mut self.branches[bi];
-            match b.sync.handle(self.now, msg) {
+            // The branch's own entry at HQ's resume point, when the machine asks for it.
+            let own = b.sync.own_needed(&msg).and_then(|seq| {
+                let i = usize::try_from(seq).ok()?.checked_sub(1)?;
+                b.journal.get(i).map(|bytes| EntryHash::of(bytes))
+            });
+            match b.sync.handle(self.now, msg, own) {
+                Ok(Some(BranchEvent::Halted(e))) => {
+                    return Err(format!("{} stops on {what}: {e}", self.code(bi)));
+                }
                 Ok(event) => {
                     match &event {
                         Some(BranchEvent::Resumed { profile, .. }) => {
@@ -828,6 +836,7 @@ impl Sim {
                         Some(BranchEvent::Acked { .. }) | Some(BranchEvent::Resend { .. }) => b.acked_persisted = b.sync.acked(),
                         Some(BranchEvent::Profile(p)) => b.profile_version = p.version,
                         Some(BranchEvent::Down(_)) => return Err(format!("{} got a down message nobody queued", b.code)),
+                        Some(BranchEvent::Halted(e)) => return Err(format!("{} halted: {e}", b.code)),
                         None => {}
                     }
                     self.log(format!("{} ← {what}; acked {}", self.code(bi), self.branches[bi].sync.acked()));
@@ -1326,12 +1335,15 @@ fn branch_restored_from_an_old_copy_is_behind() {
     let mut old = BranchSync::new(branch_code("SH"), SyncLimits::default(), SyncTimers::default(), heads[3], 3, 0);
     let _hello = old.connect(0, 1, "t");
     let resume = Message::Resume { applied: heads[5], profile: None };
-    assert_eq!(old.handle(0, via_wire(&resume)), Err(SyncError::BranchBehind { hq: 5, local: 3 }));
+    let behind = SyncError::BranchBehind { hq: 5, local: 3 };
+    assert_eq!(old.handle(0, via_wire(&resume), None), Ok(Some(BranchEvent::Halted(behind.clone()))));
+    assert_eq!(old.halted(), Some(&behind));
+    assert_eq!(old.poll_batch(), None);
     // A restored copy that posted on to the same length differs at the head: fork.
     let (_, _, diverged) = heads[4].append(protocol::testkit::sample_doc(555));
     let mut restored = BranchSync::new(branch_code("SH"), SyncLimits::default(), SyncTimers::default(), diverged, 4, 0);
     let _hello = restored.connect(0, 1, "t");
-    assert_eq!(restored.handle(0, resume), Err(SyncError::Fork { seq: 5 }));
+    assert_eq!(restored.handle(0, resume, None), Ok(Some(BranchEvent::Halted(SyncError::Fork { seq: 5 }))));
     // One that posted past HQ's head passes the hello, but its next batch is a fork.
     let (_, e5, h5) = heads[4].append(protocol::testkit::sample_doc(556));
     let (_, e6, h6) = h5.append(protocol::testkit::sample_doc(557));
@@ -1367,11 +1379,11 @@ fn messages_out_of_order_are_refused() {
     assert!(matches!(hq_step(&mut session, hello, &hq), HqStep::Refuse { code: RejectCode::UnknownBranch, branch: None, fatal: true, .. }));
     // Branch side: nothing but a resume is accepted before the resume.
     let mut sync = BranchSync::new(branch_code("SH"), SyncLimits::default(), SyncTimers::default(), ChainHead::EMPTY, 0, 0);
-    assert!(matches!(sync.handle(0, Message::Ack { applied: 0 }), Err(SyncError::Protocol(_))));
+    assert!(matches!(sync.handle(0, Message::Ack { applied: 0 }, None), Err(SyncError::Protocol(_))));
     let _hello = sync.connect(0, 0, "t");
-    assert!(matches!(sync.handle(0, Message::Ack { applied: 0 }), Err(SyncError::Protocol(_))));
-    assert!(matches!(sync.handle(0, Message::ResendFrom { from: 1 }), Err(SyncError::Protocol(_))));
-    assert!(matches!(sync.handle(0, Message::Batch(batch)), Err(SyncError::Protocol(_))));
+    assert!(matches!(sync.handle(0, Message::Ack { applied: 0 }, None), Err(SyncError::Protocol(_))));
+    assert!(matches!(sync.handle(0, Message::ResendFrom { from: 1 }, None), Err(SyncError::Protocol(_))));
+    assert!(matches!(sync.handle(0, Message::Batch(batch), None), Err(SyncError::Protocol(_))));
     assert_eq!(sync.poll_batch(), None, "nothing is sent before the resume");
 }
 
@@ -1513,10 +1525,10 @@ fn backoff_grows_with_jitter_and_is_capped() {
     // A connection on which HQ acked something resets the backoff to the minimum.
     now = sync.poll_timeout().expect("reconnect timer");
     let _hello = sync.connect(now, 1, "t");
-    sync.handle(now, Message::Resume { applied: ChainHead::EMPTY, profile: None }).expect("resume");
+    sync.handle(now, Message::Resume { applied: ChainHead::EMPTY, profile: None }, None).expect("resume");
     let plan = sync.poll_batch().expect("entries to send");
     sync.batch_sent(now, plan.from, 3);
-    assert_eq!(sync.handle(now + 10, Message::Ack { applied: 3 }), Ok(Some(BranchEvent::Acked { applied: 3 })));
+    assert_eq!(sync.handle(now + 10, Message::Ack { applied: 3 }, None), Ok(Some(BranchEvent::Acked { applied: 3 })));
     now += 20;
     sync.disconnected(now);
     let wait = sync.poll_timeout().expect("reconnect timer") - now;
@@ -1526,7 +1538,7 @@ fn backoff_grows_with_jitter_and_is_capped() {
     // A reject also counts as a failed connection.
     now += wait;
     let _hello = sync.connect(now, 1, "t");
-    let refused = sync.handle(now, Message::reject(RejectCode::Internal, "disk"));
+    let refused = sync.handle(now, Message::reject(RejectCode::Internal, "disk"), None);
     assert!(matches!(refused, Err(SyncError::Rejected { code: RejectCode::Internal, .. })));
     assert_eq!(*sync.state(), BranchState::Disconnected);
     let wait = sync.poll_timeout().expect("reconnect timer") - now;
@@ -1547,14 +1559,14 @@ fn stalled_link_is_detected() {
     let _hello = sync.connect(0, 1, "t");
     // Waiting for the resume is on the stall clock too.
     assert_eq!(sync.poll_timeout(), Some(5_000));
-    sync.handle(100, Message::Resume { applied: ChainHead::EMPTY, profile: None }).expect("resume");
+    sync.handle(100, Message::Resume { applied: ChainHead::EMPTY, profile: None }, None).expect("resume");
     assert_eq!(sync.poll_timeout(), None, "nothing in flight: no timer");
     // Two batches in flight; the clock starts with the first.
     sync.batch_sent(200, 1, 1);
     sync.batch_sent(300, 2, 3);
     assert_eq!(sync.poll_timeout(), Some(5_200));
     // An ack of the first batch is progress: the clock restarts.
-    assert_eq!(sync.handle(4_000, Message::Ack { applied: 1 }), Ok(Some(BranchEvent::Acked { applied: 1 })));
+    assert_eq!(sync.handle(4_000, Message::Ack { applied: 1 }, None), Ok(Some(BranchEvent::Acked { applied: 1 })));
     assert_eq!(sync.poll_timeout(), Some(9_000));
     assert_eq!(sync.handle_timeout(8_999), None);
     assert_eq!(*sync.state(), BranchState::Streaming);
@@ -1571,7 +1583,9 @@ fn stalled_link_is_detected() {
     assert_eq!(sync.poll_timeout(), Some(at), "the agent's own report of the loss changes nothing");
     // On the next connection everything unacked goes out again.
     let _hello = sync.connect(at, 1, "t");
-    sync.handle(at, Message::Resume { applied: ChainHead { seq: 1, hash: EntryHash::GENESIS }, profile: None }).expect("resume");
+    // (The timers' branch has fake hashes: its own entry 1 is "GENESIS" too.)
+    sync.handle(at, Message::Resume { applied: ChainHead { seq: 1, hash: EntryHash::GENESIS }, profile: None }, Some(EntryHash::GENESIS))
+        .expect("resume");
     assert_eq!(sync.poll_batch().map(|p| p.from), Some(2));
 
     // A hello HQ never answers stalls as well, with nothing in flight.
@@ -1590,4 +1604,103 @@ fn expired_token_is_refused() {
     assert_eq!(grant.redeem(&sh, 1_001), Err(TokenRefusal::Expired));
     assert_eq!(TokenGrant { used: true, ..grant }.redeem(&sh, 999), Err(TokenRefusal::Used));
     assert_eq!(grant.redeem(&branch_code("HB"), 999), Err(TokenRefusal::WrongBranch));
+}
+
+/// One connection of `b` to `hq`, everything delivered at once, until nothing moves:
+/// the events the branch saw, or the error it stopped on.
+fn exchange(hq: &mut Hq, b: &mut Branch) -> Result<Vec<BranchEvent>, SyncError> {
+    let mut session = HqSession::default();
+    let mut to_branch = VecDeque::new();
+    let mut to_hq = VecDeque::from([b.sync.connect(0, b.profile_version, "t")]);
+    let mut events = Vec::new();
+    while !(to_hq.is_empty() && to_branch.is_empty()) {
+        while let Some(m) = to_hq.pop_front() {
+            match hq_step(&mut session, via_wire(&m), hq) {
+                HqStep::Reply(r) => to_branch.push_back(r),
+                HqStep::Apply { branch, entries, new_head, .. } => {
+                    hq.apply(&branch, &entries, new_head).expect("HQ applies what its session accepted");
+                    to_branch.push_back(session.applied(new_head));
+                }
+                HqStep::Refuse { reply, .. } => to_branch.push_back(reply),
+                HqStep::DownAcked { .. } => {}
+            }
+        }
+        while let Some(m) = to_branch.pop_front() {
+            let own = b.sync.own_needed(&m).map(|seq| EntryHash::of(&b.journal[(seq - 1) as usize]));
+            if let Some(e) = b.sync.handle(0, via_wire(&m), own)? {
+                if matches!(e, BranchEvent::Resumed { .. } | BranchEvent::Acked { .. }) {
+                    b.acked_persisted = b.sync.acked();
+                }
+                events.push(e);
+            }
+        }
+        while let Some((batch, _, _)) = b.next_batch(0) {
+            to_hq.push_back(Message::Batch(batch));
+        }
+    }
+    Ok(events)
+}
+
+/// Posts random documents on `b` until its journal holds `n` entries.
+fn post_to(b: &mut Branch, rng: &mut StdRng, n: u64) {
+    while b.head.seq < n {
+        let doc = b.random_doc(rng);
+        let _ = b.post(doc);
+    }
+}
+
+/// Issue 10: sync 20, copy the data dir, sync 15 more, restore the copy, post 20 more.
+/// The restored branch (head 40) used to take HQ's resume at 35 as "acked 35" for
+/// documents HQ never received (its 21..35 are not HQ's). It now checks its own entry
+/// at HQ's applied seq, finds a different one, halts, and sends nothing more.
+#[test]
+fn restored_copy_that_posted_again_halts_instead_of_believing_it_is_in_sync() {
+    let mut hq = Hq::default();
+    hq.enroll(&BRANCHES[0]);
+    let mut rng = StdRng::seed_from_u64(10);
+    let mut live = Branch::new(&BRANCHES[0], SyncLimits::default());
+    post_to(&mut live, &mut rng, 20);
+    exchange(&mut hq, &mut live).expect("first sync");
+    assert_eq!(live.sync.acked(), 20);
+    // The copy: the durable state of the data dir (journal, books, persisted ack).
+    let (journal, head, books, acked) = (live.journal.clone(), live.head, live.books.clone(), live.acked_persisted);
+    post_to(&mut live, &mut rng, 35);
+    live.restart();
+    exchange(&mut hq, &mut live).expect("second sync");
+    let hq_head = hq.branches[&branch_code("SH")].head;
+    assert_eq!(hq_head.seq, 35);
+    // Restore the copy and post 20 more (other documents than the lost 21..35).
+    let mut restored = Branch::new(&BRANCHES[0], SyncLimits::default());
+    restored.profile_version = live.profile_version;
+    (restored.journal, restored.head, restored.books, restored.acked_persisted) = (journal, head, books, acked);
+    restored.restart();
+    let mut other = StdRng::seed_from_u64(11);
+    post_to(&mut restored, &mut other, 40);
+    assert_ne!(EntryHash::of(&restored.journal[34]), hq_head.hash, "the restored branch's 35 is another document");
+    let events = exchange(&mut hq, &mut restored).expect("a halt is an event, not an error");
+    assert_eq!(events, vec![BranchEvent::Halted(SyncError::Fork { seq: 35 })]);
+    assert_eq!(restored.sync.halted(), Some(&SyncError::Fork { seq: 35 }));
+    assert!(restored.sync.acked() <= 20, "acked {} for documents HQ never received", restored.sync.acked());
+    assert_eq!(restored.sync.poll_batch(), None, "a halted branch sends nothing");
+    assert_eq!(restored.sync.poll_timeout(), None, "and does not reconnect");
+    assert_eq!(hq.branches[&branch_code("SH")].head, hq_head, "HQ is unchanged");
+    // Whatever HQ says next changes nothing.
+    assert_eq!(restored.sync.handle(0, Message::Ack { applied: 40 }, None), Ok(None));
+    assert_eq!(restored.sync.acked(), 20);
+
+    // The same copy restored without posting more is behind HQ: refused by HQ, halted.
+    let mut behind = Branch::new(&BRANCHES[0], SyncLimits::default());
+    (behind.journal, behind.head) = (restored.journal[..20].to_vec(), head);
+    behind.restart();
+    let events = exchange(&mut hq, &mut behind).expect("halted");
+    assert!(matches!(&events[..], [BranchEvent::Halted(SyncError::Rejected { code: RejectCode::BranchBehind, .. })]), "{events:?}");
+    assert!(behind.sync.halted().is_some());
+
+    // A copy restored, posted on past HQ's head, whose entry at 35 *is* HQ's (it was
+    // copied after the second sync) resumes normally.
+    assert!(exchange(&mut hq, &mut live).is_ok());
+    post_to(&mut live, &mut rng, 45);
+    let events = exchange(&mut hq, &mut live).expect("normal resume");
+    assert!(matches!(events.first(), Some(BranchEvent::Resumed { applied: 35, .. })), "{events:?}");
+    assert_eq!(live.sync.acked(), 45);
 }

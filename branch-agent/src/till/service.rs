@@ -128,7 +128,7 @@ impl Pos {
     }
 
     fn view(&self) -> std::sync::MutexGuard<'_, View> {
-        self.view.lock().unwrap_or_else(|p| p.into_inner())
+        edge::lock(&self.view)
     }
 
     /// Device problems found after start (the scanner opens on its own thread).
@@ -176,7 +176,7 @@ impl Pos {
     async fn with_devices<R: Send + 'static>(&self, f: impl FnOnce(&mut Devices) -> R + Send + 'static) -> Result<R, TillError> {
         let devices = self.devices.clone();
         let (r, display) = blocking(move || {
-            let mut d = devices.lock().unwrap_or_else(|p| p.into_inner());
+            let mut d = edge::lock(&devices);
             let r = f(&mut d);
             (r, d.display_state().clone())
         })
@@ -347,6 +347,8 @@ impl Pos {
             Ok(p) => p,
             Err(PostFailure::Refused(e)) => return Err(TillError::Refused(format!("{e}; nothing was posted, the cart is kept"))),
             Err(e @ PostFailure::Storage(_)) => return Err(TillError::Internal(e.to_string())),
+            Err(e @ PostFailure::Halted(_)) => return Err(TillError::State(format!("{e}; the cart is kept"))),
+            Err(e @ PostFailure::Stopped(_)) => return Err(TillError::Internal(e.to_string())),
         };
         // The sale stands from here on: nothing below may fail it.
         self.shared.posted.notify_one();

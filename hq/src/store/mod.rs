@@ -72,6 +72,8 @@ pub struct Store {
     /// `sync_file_range` (its own fsync runs every 500 ms in the background), which does
     /// not survive a power cut. See `flush`.
     data_file: std::fs::File,
+    /// sled's blob files (large tree nodes land there), which sled never fsyncs.
+    files: edge::durable::StoreFiles,
     /// Replaying more entries of a branch than this at start writes a books checkpoint.
     checkpoint_after: u64,
     /// Flushes since open: every durable write ends in one, so this counts HQ's disk
@@ -89,7 +91,16 @@ impl Store {
         let data_file = std::fs::File::open(path.join("db"))
             .map_err(|source| StoreError::Io { what: format!("opening sled's data file in {}", path.display()), source })?;
         let journal = Journal::new(tree.clone());
-        Ok(Store { db, tree, journal, data_file, checkpoint_after: checkpoint::CHECKPOINT_AFTER_ENTRIES, flushes: Default::default() })
+        let files = edge::durable::StoreFiles::new(path);
+        Ok(Store {
+            db,
+            tree,
+            journal,
+            data_file,
+            files,
+            checkpoint_after: checkpoint::CHECKPOINT_AFTER_ENTRIES,
+            flushes: Default::default(),
+        })
     }
 
     /// Loads the in-memory state, checking every record.
@@ -155,7 +166,9 @@ impl Store {
     pub fn flush(&self) -> Result<()> {
         self.flushes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.db.flush()?;
-        // Make it durable for real: the device cache and the file's size, too.
+        // Make it durable for real: the device cache and the file's size, too; and the
+        // blob files the flushed log points to (issue 10: sled never fsyncs those).
+        self.files.sync_new().map_err(|source| StoreError::Io { what: "fsync of the HQ store's blob files".into(), source })?;
         self.data_file.sync_data().map_err(|source| StoreError::Io { what: "fsync of the HQ store".into(), source })
     }
 

@@ -11,13 +11,17 @@
 //! - `session`: the session key file, secret files (0600), tokens from request headers.
 //! - `tls`: a branch's client certificate bound to its enrolled ed25519 key, and the
 //!   key read back from a peer's certificate.
+//! - `durable`: fsyncs what sled leaves unsynced (its blob files and their directories).
 //! - `init_tracing`: the one logging setup of both binaries.
+//! - `stop_on_panic` and `lock`: a panic anywhere stops the whole process, and a lock is
+//!   never used after a panic poisoned it (see `stop_on_panic`).
 //!
 //! Architecture invariant: no decisions here. What to send, when to give up and what a
 //! message means stay in `protocol`; this crate only moves bytes and time in and out.
 //! It knows nothing of sled, axum or either binary's store.
 
 pub mod clock;
+pub mod durable;
 pub mod framed;
 pub mod session;
 pub mod tls;
@@ -26,6 +30,31 @@ pub mod transport;
 pub use clock::{now_unix, today_at, MonotonicClock, SHANGHAI_UTC_OFFSET_MINUTES};
 pub use framed::{spawn_budgeted_reader, spawn_reader, write_message, ByteBudget, FrameError, FrameReader, Inbox};
 pub use transport::{hq_transport_config, transport_config, HqTransportLimits};
+
+/// Makes any panic, on any thread or task, end the process (after the usual message)
+/// instead of unwinding one task while the others keep serving from memory the panicking
+/// one may have left half-updated. systemd restarts the process, which recovers from disk
+/// (the journal is the truth; memory is rebuilt from it). Both binaries call this first.
+/// A hook rather than `panic = "abort"` in the profiles: tests keep unwinding, and the
+/// dependency cache stays shared between test and binary builds.
+pub fn stop_on_panic() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        report(info);
+        eprintln!("branchline: a panic stops the process (memory may be half-updated); restart it to recover from disk");
+        std::process::abort();
+    }));
+}
+
+/// Locks `m`. A poisoned lock means a panic happened while it was held, so what it guards
+/// may be half-updated: never used, the caller panics too (and `stop_on_panic` ends the
+/// process; in practice the first panic already did).
+pub fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(_) => panic!("a lock was poisoned by an earlier panic; refusing to use what it guards"),
+    }
+}
 
 /// Logs to stderr, filtered by `BRANCHLINE_LOG` (default `info`); JSON lines if `json`.
 pub fn init_tracing(json: bool) {

@@ -167,6 +167,13 @@ impl Posting {
     pub fn credits(&self) -> Decimal {
         self.gl.iter().map(|l| l.credit).sum()
     }
+    /// Debits and credits, or `None` if either sum exceeds a `Decimal` (posting refuses
+    /// such a document before anyone calls the unchecked sums above).
+    pub fn checked_totals(&self) -> Option<(Decimal, Decimal)> {
+        let debits = stock::sum(self.gl.iter().map(|l| l.debit), "debits").ok()?;
+        let credits = stock::sum(self.gl.iter().map(|l| l.credit), "credits").ok()?;
+        Some((debits, credits))
+    }
     /// Cost of goods that left own stock (positive).
     pub fn cost_out(&self) -> Decimal {
         self.stock
@@ -426,7 +433,8 @@ impl Books {
     /// Performs a posting computed by [`post`] against these books, keeping `doc` and `p`
     /// (for reversal while the period is open) without copying them.
     pub fn apply_owned(&mut self, doc: Document, p: Posting) {
-        assert_eq!(p.debits(), p.credits(), "posting of {} does not balance", doc.header.number);
+        let (debits, credits) = p.checked_totals().expect("`post` refused postings whose sums do not fit");
+        assert_eq!(debits, credits, "posting of {} does not balance", doc.header.number);
         let period = Period::of(doc.header.date);
         // Keys are cloned only when a map gains an entry: most moves hit positions,
         // accounts and sales rows that already exist.
@@ -434,7 +442,7 @@ impl Books {
             let (dq, dv) = upsert(&mut self.stock, &m.key, |s: &mut Stock| {
                 let before = s.pos;
                 s.apply(&m.op);
-                debug_assert!(s.pos.qty >= Decimal::ZERO, "no cost method allows negative stock");
+                assert!(s.pos.qty >= Decimal::ZERO, "no cost method allows negative stock");
                 (s.pos.qty - before.qty, s.pos.value - before.value)
             });
             let add = |f: &mut Flow| {

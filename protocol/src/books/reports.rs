@@ -233,7 +233,13 @@ pub fn sales(books: &Books, by: SalesBy, from: Period, to: Period) -> Vec<SalesR
         .into_iter()
         .map(|(key, (qty, revenue, cost))| {
             let gp = revenue - cost;
-            let margin_pct = if revenue.is_zero() { Decimal::ZERO } else { (gp * Decimal::ONE_HUNDRED / revenue).round_dp(2) };
+            // Checked: figures near the books' limit must not panic a report.
+            let margin_pct = if revenue.is_zero() {
+                Decimal::ZERO
+            } else {
+                let pct = gp.checked_mul(Decimal::ONE_HUNDRED).and_then(|x| x.checked_div(revenue));
+                pct.or_else(|| gp.checked_div(revenue).and_then(|r| r.checked_mul(Decimal::ONE_HUNDRED))).unwrap_or_default().round_dp(2)
+            };
             SalesRow { key, qty, revenue, cost, gross_profit: gp, margin_pct }
         })
         .collect();

@@ -6,6 +6,10 @@
 //! Rounding rule: taking `q` out of a (quantity `Q`, value `V`) takes
 //! `round_money(V × q / Q)`, half away from zero, except that taking all of `Q` takes all
 //! of `V`. So no cent is ever left on zero stock and no unit cost is ever rounded first.
+//!
+//! Arithmetic is checked: figures come from documents (each within the limits validation
+//! sets), but products of two of them (value × quantity) and sums over many documents can
+//! exceed `Decimal`; those give [`Overflow`] (a `PostError`), never a panic.
 
 use std::collections::VecDeque;
 
@@ -13,6 +17,34 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::document::{round_money, CostMethod};
+
+/// A figure posting would compute does not fit a `Decimal` (about 7.9 × 10^28): the
+/// document is refused with `what` named, and nothing changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Overflow {
+    pub what: &'static str,
+}
+
+/// `a × b / c` rounded to money, checked: the rounding rule's share of a value.
+pub fn prorate(a: Decimal, b: Decimal, c: Decimal, what: &'static str) -> Result<Decimal, Overflow> {
+    let over = Overflow { what };
+    Ok(round_money(a.checked_mul(b).ok_or(over)?.checked_div(c).ok_or(over)?))
+}
+
+/// `a + b`, checked.
+pub fn add(a: Decimal, b: Decimal, what: &'static str) -> Result<Decimal, Overflow> {
+    a.checked_add(b).ok_or(Overflow { what })
+}
+
+/// `a - b`, checked.
+pub fn sub(a: Decimal, b: Decimal, what: &'static str) -> Result<Decimal, Overflow> {
+    a.checked_sub(b).ok_or(Overflow { what })
+}
+
+/// The sum of `xs`, checked.
+pub fn sum(xs: impl IntoIterator<Item = Decimal>, what: &'static str) -> Result<Decimal, Overflow> {
+    xs.into_iter().try_fold(Decimal::ZERO, |acc, x| add(acc, x, what))
+}
 
 /// Quantity and book value of one product in one place.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -37,14 +69,15 @@ impl Position {
         self.qty.is_zero() && self.value.is_zero()
     }
 
-    /// The value of `q` out of this position by the rounding rule. `None` if `q` exceeds it.
-    pub fn share(&self, q: Decimal) -> Option<Decimal> {
+    /// The value of `q` out of this position by the rounding rule. `Ok(None)` if `q`
+    /// exceeds it.
+    pub fn share(&self, q: Decimal) -> Result<Option<Decimal>, Overflow> {
         if q > self.qty {
-            None
+            Ok(None)
         } else if q == self.qty {
-            Some(self.value)
+            Ok(Some(self.value))
         } else {
-            Some(round_money(self.value * q / self.qty))
+            prorate(self.value, q, self.qty, "the cost of the goods taken (value × quantity)").map(Some)
         }
     }
 }
@@ -81,17 +114,17 @@ pub enum LayerOp {
 }
 
 impl Stock {
-    /// Takes `q` out by the cost method; returns the op and its value, or `None` when
+    /// Takes `q` out by the cost method; returns the op and its value, or `Ok(None)` when
     /// there is not enough stock (no method allows negative stock).
-    pub fn take(&self, method: CostMethod, q: Decimal) -> Option<(LayerOp, Decimal)> {
+    pub fn take(&self, method: CostMethod, q: Decimal) -> Result<Option<(LayerOp, Decimal)>, Overflow> {
         match method {
             CostMethod::MovingAverage => {
-                let v = self.pos.share(q)?;
-                Some((LayerOp::Average { qty: -q, value: -v }, v))
+                let Some(v) = self.pos.share(q)? else { return Ok(None) };
+                Ok(Some((LayerOp::Average { qty: -q, value: -v }, v)))
             }
             CostMethod::Fifo | CostMethod::Lifo => {
                 if q > self.pos.qty {
-                    return None;
+                    return Ok(None);
                 }
                 let from_front = method == CostMethod::Fifo;
                 let mut left = q;
@@ -101,18 +134,22 @@ impl Stock {
                 let mut i = 0;
                 while left > Decimal::ZERO {
                     // Nearest the end first; no boxed iterator (an allocation per issue).
-                    let layer = self.layers.get(if from_front { i } else { n.checked_sub(i + 1)? })?;
+                    // Layers that sum to less than the total are books that do not tie:
+                    // refused as not enough stock rather than asserted on data.
+                    let Some(index) = (if from_front { Some(i) } else { n.checked_sub(i + 1) }) else { return Ok(None) };
+                    let Some(layer) = self.layers.get(index) else { return Ok(None) };
                     i += 1;
                     let q_take = left.min(layer.qty);
-                    let t = Position { qty: q_take, value: layer.share(q_take)? };
+                    let Some(value) = layer.share(q_take)? else { return Ok(None) };
+                    let t = Position { qty: q_take, value };
                     if q_take < layer.qty {
                         rest = Some(Position { qty: layer.qty - t.qty, value: layer.value - t.value });
                     }
                     taken.push(t);
                     left -= q_take;
                 }
-                let v = taken.iter().map(|l| l.value).sum();
-                Some((LayerOp::Take { from_front, taken, rest }, v))
+                let v = sum(taken.iter().map(|l| l.value), "the cost of the goods taken")?;
+                Ok(Some((LayerOp::Take { from_front, taken, rest }, v)))
             }
         }
     }
@@ -122,22 +159,20 @@ impl Stock {
     /// quantity if all are valued zero), rounded to the cent; the last layer takes the
     /// remainder, and no share exceeds what is left, so none goes negative. Issue order
     /// and quantities stay as they were.
-    pub fn revalue_layers(&self, value: Decimal) -> LayerOp {
+    pub fn revalue_layers(&self, value: Decimal) -> Result<LayerOp, Overflow> {
+        const WHAT: &str = "the layers' share of the new value";
         let old: Vec<Position> = self.layers.iter().copied().collect();
         let by_value = old.iter().any(|l| !l.value.is_zero());
         let weight = |l: &Position| if by_value { l.value } else { l.qty };
-        let total: Decimal = old.iter().map(weight).sum();
+        let total = sum(old.iter().map(weight), WHAT)?;
         let mut left = value;
-        let new = old
-            .iter()
-            .enumerate()
-            .map(|(i, l)| {
-                let share = if i + 1 == old.len() { left } else { round_money(value * weight(l) / total).min(left) };
-                left -= share;
-                Position { qty: l.qty, value: share }
-            })
-            .collect();
-        LayerOp::Replace { old, new }
+        let mut new = Vec::with_capacity(old.len());
+        for (i, l) in old.iter().enumerate() {
+            let share = if i + 1 == old.len() { left } else { prorate(value, weight(l), total, WHAT)?.min(left) };
+            left = sub(left, share, WHAT)?;
+            new.push(Position { qty: l.qty, value: share });
+        }
+        Ok(LayerOp::Replace { old, new })
     }
 
     /// Receives `qty` worth `value`.
@@ -148,28 +183,45 @@ impl Stock {
         }
     }
 
-    /// Applies an op computed against this very state.
+    /// Applies an op computed against this very state. Posting applies every op to a copy
+    /// first with [`Stock::try_apply`], so an overflow here is a programmer error.
     pub fn apply(&mut self, op: &LayerOp) {
+        self.try_apply(op).expect("posting applied this op to a copy of this very position, which fit");
+    }
+
+    /// Applies an op computed against this very state, its sums checked. On `Err` the state
+    /// may be half-changed: posting calls it on scratch copies only.
+    pub fn try_apply(&mut self, op: &LayerOp) -> Result<(), Overflow> {
+        const WHAT: &str = "the stock's quantity or value";
+        let add_to = |p: &mut Position, l: &Position| -> Result<(), Overflow> {
+            p.qty = add(p.qty, l.qty, WHAT)?;
+            p.value = add(p.value, l.value, WHAT)?;
+            Ok(())
+        };
+        let take_from = |p: &mut Position, l: &Position| -> Result<(), Overflow> {
+            p.qty = sub(p.qty, l.qty, WHAT)?;
+            p.value = sub(p.value, l.value, WHAT)?;
+            Ok(())
+        };
         match op {
             LayerOp::Average { qty, value } => {
-                self.pos.qty += *qty;
-                self.pos.value += *value;
+                add_to(&mut self.pos, &Position { qty: *qty, value: *value })?;
+                // Moving average never lets stock go negative; a posting that would is a
+                // bug that would corrupt every later cost, so it stops here in release too.
+                assert!(self.pos.qty >= Decimal::ZERO, "no cost method allows negative stock");
             }
             LayerOp::PushBack(l) => {
-                self.pos.qty += l.qty;
-                self.pos.value += l.value;
+                add_to(&mut self.pos, l)?;
                 self.layers.push_back(*l);
             }
             LayerOp::Untake { at_front, taken, rejoin } => {
                 // Deepest first, so the layer taken first ends up at the end again.
                 for (i, l) in taken.iter().enumerate().rev() {
-                    self.pos.qty += l.qty;
-                    self.pos.value += l.value;
+                    add_to(&mut self.pos, l)?;
                     if *rejoin && i + 1 == taken.len() {
                         let end = if *at_front { self.layers.front_mut() } else { self.layers.back_mut() };
                         let end = end.expect("rejoin was computed against these layers");
-                        end.qty += l.qty;
-                        end.value += l.value;
+                        add_to(end, l)?;
                     } else if *at_front {
                         self.layers.push_front(*l);
                     } else {
@@ -181,12 +233,12 @@ impl Stock {
                 for t in taken {
                     let layer = if *from_front { self.layers.front_mut() } else { self.layers.back_mut() };
                     let layer = layer.expect("take was computed against these layers");
-                    layer.qty -= t.qty;
-                    layer.value -= t.value;
-                    self.pos.qty -= t.qty;
-                    self.pos.value -= t.value;
-                    if layer.qty.is_zero() {
-                        debug_assert!(layer.value.is_zero(), "a spent layer keeps no value");
+                    take_from(layer, t)?;
+                    let spent = layer.qty.is_zero();
+                    // A spent layer that kept value would leave money on zero stock.
+                    assert!(!spent || layer.value.is_zero(), "a spent layer keeps no value");
+                    take_from(&mut self.pos, t)?;
+                    if spent {
                         if *from_front {
                             self.layers.pop_front();
                         } else {
@@ -197,16 +249,17 @@ impl Stock {
             }
             LayerOp::Remove { index, layer } => {
                 let removed = self.layers.remove(*index).expect("remove was computed against these layers");
-                debug_assert_eq!(removed, *layer);
-                self.pos.qty -= layer.qty;
-                self.pos.value -= layer.value;
+                assert_eq!(removed, *layer, "remove was computed against these layers");
+                take_from(&mut self.pos, layer)?;
             }
             LayerOp::Replace { old, new } => {
-                debug_assert_eq!(self.layers.iter().copied().collect::<Vec<_>>(), *old);
+                assert!(self.layers.iter().eq(old.iter()), "a cost adjustment was computed against these layers");
+                let pos = Position { qty: sum(new.iter().map(|l| l.qty), WHAT)?, value: sum(new.iter().map(|l| l.value), WHAT)? };
                 self.layers = new.iter().copied().collect();
-                self.pos = Position { qty: new.iter().map(|l| l.qty).sum(), value: new.iter().map(|l| l.value).sum() };
+                self.pos = pos;
             }
         }
+        Ok(())
     }
 
     /// The op that undoes `op` (for red-letter reversals), if the state still allows it.
@@ -217,7 +270,7 @@ impl Stock {
                 // Taking goods (or value) back out must leave a position that could exist:
                 // no negative quantity or value, no value on zero stock. Once goods have
                 // been issued at an average that included them, undoing can break that.
-                let (q_after, v_after) = (self.pos.qty + q, self.pos.value + v);
+                let (Some(q_after), Some(v_after)) = (self.pos.qty.checked_add(q), self.pos.value.checked_add(v)) else { return None };
                 let possible = q_after >= Decimal::ZERO && v_after >= Decimal::ZERO && (!q_after.is_zero() || v_after.is_zero());
                 possible.then_some(LayerOp::Average { qty: q, value: v })
             }
@@ -258,9 +311,9 @@ mod tests {
         apply(&mut s, Stock::receive(CostMethod::Fifo, dec!(10), dec!(30.00)));
         apply(&mut s, Stock::receive(CostMethod::Fifo, dec!(10), dec!(40.00)));
         // FIFO: 15 out = 10 @ 3.00 (30.00) + 5 of the 4.00 layer (20.00) = 50.00.
-        let (op, v) = s.take(CostMethod::Fifo, dec!(15)).expect("enough");
+        let (op, v) = s.take(CostMethod::Fifo, dec!(15)).expect("fits").expect("enough");
         assert_eq!(v, dec!(50.00));
-        let (_, v_lifo) = s.take(CostMethod::Lifo, dec!(15)).expect("enough");
+        let (_, v_lifo) = s.take(CostMethod::Lifo, dec!(15)).expect("fits").expect("enough");
         // LIFO: 10 @ 4.00 (40.00) + 5 @ 3.00 (15.00) = 55.00.
         assert_eq!(v_lifo, dec!(55.00));
         apply(&mut s, op.clone());
@@ -270,6 +323,6 @@ mod tests {
         apply(&mut s, undo);
         assert_eq!(s.pos, Position { qty: dec!(20), value: dec!(70.00) });
         assert_eq!(s.layers, [Position { qty: dec!(10), value: dec!(30.00) }, Position { qty: dec!(10), value: dec!(40.00) }]);
-        assert!(s.take(CostMethod::Fifo, dec!(21)).is_none());
+        assert!(s.take(CostMethod::Fifo, dec!(21)).expect("fits").is_none());
     }
 }

@@ -8,6 +8,7 @@ use rust_decimal::Decimal;
 
 use super::acc::{self, code};
 use super::{Builder, Consignment, PostError, Side};
+use crate::books::stock;
 use crate::document::DocType;
 
 /// 发货 / 结算 / 退货 with a dealer: shipped goods leave own stock at cost and stay ours
@@ -15,15 +16,15 @@ use crate::document::DocType;
 pub(super) fn out_to_dealer(b: &mut Builder<'_>) -> Result<(), PostError> {
     let doc = b.doc;
     let w = &doc.header.warehouse;
-    let total = b.total();
+    let total = b.total()?;
     let dealer = b.party()?;
     match b.doc_type() {
         DocType::ConsignOutShip => {
             let mut cost = Decimal::ZERO;
             for l in &doc.lines {
                 let c = b.take(w, l)?;
-                b.consign_put(Consignment::OutToDealer, &dealer, &l.product, l.qty, c);
-                cost += c;
+                b.consign_put(Consignment::OutToDealer, &dealer, &l.product, l.qty, c)?;
+                cost = stock::add(cost, c, "the cost of the goods")?;
             }
             b.dr_cr(code(acc::CONSIGNED_OUT_GOODS), code(acc::INVENTORY), cost);
         }
@@ -32,7 +33,7 @@ pub(super) fn out_to_dealer(b: &mut Builder<'_>) -> Result<(), PostError> {
             for l in &doc.lines {
                 let c = b.consign_take(Consignment::OutToDealer, &dealer, l)?;
                 b.sales_fact(l, Some(dealer), l.qty, l.amount, c);
-                cost += c;
+                cost = stock::add(cost, c, "the cost of the goods")?;
             }
             b.dr_cr(code(acc::RECEIVABLE), code(acc::REVENUE), total);
             b.party_move(Side::Receivable, dealer, total);
@@ -44,8 +45,8 @@ pub(super) fn out_to_dealer(b: &mut Builder<'_>) -> Result<(), PostError> {
             let mut value = Decimal::ZERO;
             for l in &doc.lines {
                 let v = b.consign_take(Consignment::OutToDealer, &dealer, l)?;
-                b.receive(w, &l.product, l.qty, v);
-                value += v;
+                b.receive(w, &l.product, l.qty, v)?;
+                value = stock::add(value, v, "the value of the goods")?;
             }
             b.dr_cr(code(acc::INVENTORY), code(acc::CONSIGNED_OUT_GOODS), value);
         }
@@ -58,12 +59,12 @@ pub(super) fn out_to_dealer(b: &mut Builder<'_>) -> Result<(), PostError> {
 pub(super) fn in_from_supplier(b: &mut Builder<'_>) -> Result<(), PostError> {
     let doc = b.doc;
     let w = &doc.header.warehouse;
-    let total = b.total();
+    let total = b.total()?;
     let supplier = b.party()?;
     match b.doc_type() {
         DocType::ConsignInReceive => {
             for l in &doc.lines {
-                b.consign_put(Consignment::InFromSupplier, &supplier, &l.product, l.qty, l.amount);
+                b.consign_put(Consignment::InFromSupplier, &supplier, &l.product, l.qty, l.amount)?;
             }
             b.dr_cr(code(acc::CONSIGNED_IN_GOODS), code(acc::CONSIGNED_IN_PAYABLE), total);
         }
@@ -71,8 +72,8 @@ pub(super) fn in_from_supplier(b: &mut Builder<'_>) -> Result<(), PostError> {
             // Consigned goods become ours at the settlement price, owed to the supplier.
             let mut held = Decimal::ZERO;
             for l in &doc.lines {
-                held += b.consign_take(Consignment::InFromSupplier, &supplier, l)?;
-                b.receive(w, &l.product, l.qty, l.amount);
+                held = stock::add(held, b.consign_take(Consignment::InFromSupplier, &supplier, l)?, "the value of the consigned goods")?;
+                b.receive(w, &l.product, l.qty, l.amount)?;
             }
             b.dr_cr(code(acc::CONSIGNED_IN_PAYABLE), code(acc::CONSIGNED_IN_GOODS), held);
             b.dr_cr(code(acc::INVENTORY), code(acc::PAYABLE), total);
@@ -83,7 +84,7 @@ pub(super) fn in_from_supplier(b: &mut Builder<'_>) -> Result<(), PostError> {
             assert_eq!(t, DocType::ConsignInReturn);
             let mut held = Decimal::ZERO;
             for l in &doc.lines {
-                held += b.consign_take(Consignment::InFromSupplier, &supplier, l)?;
+                held = stock::add(held, b.consign_take(Consignment::InFromSupplier, &supplier, l)?, "the value of the consigned goods")?;
             }
             b.dr_cr(code(acc::CONSIGNED_IN_PAYABLE), code(acc::CONSIGNED_IN_GOODS), held);
         }

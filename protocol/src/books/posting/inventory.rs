@@ -8,9 +8,13 @@ use rust_decimal::Decimal;
 
 use super::acc::{self, code};
 use super::{Builder, PostError, StockMove};
+use crate::books::stock;
 use crate::books::{Books, LayerOp};
 use crate::codes::ProductCode;
-use crate::document::{round_money, CostMethod, DocType, Draft, Line, LineRole, PRICE_SCALE_MAX};
+use crate::document::{CostMethod, DocType, Draft, Line, LineRole, PRICE_SCALE_MAX};
+
+const WHAT_DIFF: &str = "the transfer price difference";
+const WHAT_SHARE: &str = "the produced lines' share of the consumed cost";
 
 /// 同价调拨 / 变价调拨: out of `warehouse` at cost, into `ext.to_warehouse` at that cost
 /// (same price) or at the line amount (changed price, the difference to its own account).
@@ -28,8 +32,8 @@ pub(super) fn transfer(b: &mut Builder<'_>) -> Result<(), PostError> {
     for l in &doc.lines {
         let cost = b.take(w, l)?;
         let value = if t == DocType::TransferSamePrice { cost } else { l.amount };
-        b.receive(to, &l.product, l.qty, value);
-        diff += value - cost;
+        b.receive(to, &l.product, l.qty, value)?;
+        diff = stock::add(diff, stock::sub(value, cost, WHAT_DIFF)?, WHAT_DIFF)?;
     }
     b.dr_cr(code(acc::INVENTORY), code(acc::TRANSFER_PRICE_DIFFERENCE), diff);
     Ok(())
@@ -43,16 +47,16 @@ pub(super) fn loss_or_gain(b: &mut Builder<'_>) -> Result<(), PostError> {
         DocType::StockLoss => {
             let mut cost = Decimal::ZERO;
             for l in &doc.lines {
-                cost += b.take(w, l)?;
+                cost = stock::add(cost, b.take(w, l)?, "the cost of the goods")?;
             }
             b.dr_cr(code(acc::INVENTORY_OVER_SHORT), code(acc::INVENTORY), cost);
         }
         t => {
             assert_eq!(t, DocType::StockGain);
             for l in &doc.lines {
-                b.receive(w, &l.product, l.qty, l.amount);
+                b.receive(w, &l.product, l.qty, l.amount)?;
             }
-            b.dr_cr(code(acc::INVENTORY), code(acc::INVENTORY_OVER_SHORT), b.total());
+            b.dr_cr(code(acc::INVENTORY), code(acc::INVENTORY_OVER_SHORT), b.total()?);
         }
     }
     Ok(())
@@ -70,12 +74,13 @@ pub(super) fn cost_adjustment(b: &mut Builder<'_>) -> Result<(), PostError> {
         if s.pos.qty != l.qty || s.pos.qty.is_zero() {
             return Err(PostError::AdjustQtyMismatch { warehouse: *w, product: l.product, on_hand: s.pos.qty, given: l.qty });
         }
-        delta += l.amount - s.pos.value;
+        let change = stock::sub(l.amount, s.pos.value, "the change of value")?;
+        delta = stock::add(delta, change, "the change of value")?;
         let op = match method {
-            CostMethod::MovingAverage => LayerOp::Average { qty: Decimal::ZERO, value: l.amount - s.pos.value },
-            _ => s.revalue_layers(l.amount),
+            CostMethod::MovingAverage => LayerOp::Average { qty: Decimal::ZERO, value: change },
+            _ => s.revalue_layers(l.amount)?,
         };
-        s.apply(&op);
+        s.try_apply(&op)?;
         b.p.stock.push(StockMove { key: (*w, l.product), op });
     }
     b.dr_cr(code(acc::INVENTORY), code(acc::COST_ADJUSTMENT_DIFFERENCE), delta);
@@ -89,7 +94,7 @@ pub(super) fn assembly(b: &mut Builder<'_>) -> Result<(), PostError> {
     let w = &doc.header.warehouse;
     let mut consumed = Decimal::ZERO;
     for l in doc.lines.iter().filter(|l| l.role == LineRole::Consumed) {
-        consumed += b.take(w, l)?;
+        consumed = stock::add(consumed, b.take(w, l)?, "the cost of the consumed goods")?;
     }
     // The consumed cost is shared by the produced lines in proportion to their
     // amounts (by quantity if all are priced zero); the last line takes the
@@ -101,7 +106,7 @@ pub(super) fn assembly(b: &mut Builder<'_>) -> Result<(), PostError> {
     } else {
         produced.iter().map(|l| l.amount).collect()
     };
-    let weight_total: Decimal = weights.iter().sum();
+    let weight_total = stock::sum(weights.iter().copied(), WHAT_SHARE)?;
     if !produced.is_empty() && weight_total.is_zero() {
         // Validation asks for produced lines with positive quantities; without them the
         // shares below would divide by zero.
@@ -109,9 +114,9 @@ pub(super) fn assembly(b: &mut Builder<'_>) -> Result<(), PostError> {
     }
     let mut left = consumed;
     for (i, l) in produced.iter().enumerate() {
-        let share = if i + 1 == produced.len() { left } else { round_money(consumed * weights[i] / weight_total).min(left) };
-        left -= share;
-        b.receive(w, &l.product, l.qty, share);
+        let share = if i + 1 == produced.len() { left } else { stock::prorate(consumed, weights[i], weight_total, WHAT_SHARE)?.min(left) };
+        left = stock::sub(left, share, WHAT_SHARE)?;
+        b.receive(w, &l.product, l.qty, share)?;
     }
     Ok(())
 }

@@ -28,10 +28,10 @@ pub(super) fn opening(b: &mut Builder<'_>) -> Result<(), PostError> {
     b.p.cost_method = Some(method);
     for l in &doc.lines {
         let op = Stock::receive(method, l.qty, l.amount);
-        b.stock_mut(w, &l.product).apply(&op);
+        b.stock_mut(w, &l.product).try_apply(&op)?;
         b.p.stock.push(StockMove { key: (*w, l.product), op });
     }
-    b.dr_cr(code(acc::INVENTORY), code(acc::EQUITY), b.total());
+    b.dr_cr(code(acc::INVENTORY), code(acc::EQUITY), b.total()?);
     for bal in &h.ext.balances {
         match &bal.kind {
             OpeningKind::Receivable(p) => {

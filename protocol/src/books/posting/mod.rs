@@ -30,6 +30,7 @@ use std::collections::BTreeMap;
 use rust_decimal::Decimal;
 
 use super::accounts::{self as acc, code};
+use super::stock;
 use super::{Books, Consignment, GlLine, OpenItem, OpenItemMove, Posting, SalesFact, SalesKey, Side, Stock, StockMove};
 use crate::codes::{AccountCode, PartyCode, ProductCode, WarehouseCode};
 use crate::document::{DocNumber, DocType, Document, Line, Period};
@@ -80,9 +81,44 @@ pub fn post(books: &Books, doc: &Document, ctx: PostContext<'_>) -> Result<Posti
     }
     let mut b = Builder { books, doc, p: Posting::default(), scratch: BTreeMap::new(), consign: BTreeMap::new() };
     rules(&mut b, ctx)?;
+    within_books_limit(&b)?;
     let p = b.p;
-    assert_eq!(p.debits(), p.credits(), "posting rule for {:?} does not balance", h.doc_type);
+    let (debits, credits) = p.checked_totals().ok_or(PostError::Overflow { what: "the journal's debits or credits" })?;
+    assert_eq!(debits, credits, "posting rule for {:?} does not balance", h.doc_type);
     Ok(p)
+}
+
+/// Largest balance the books keep (10^22 yuan or units): any stock position, account or
+/// party balance a posting would leave beyond it is refused. Far above anything real (a
+/// document line stops at 10^15), and low enough that reports summing a million such
+/// balances (7.9 × 10^28 is `Decimal`'s limit) cannot overflow.
+pub const BOOKS_FIGURE_MAX: Decimal = Decimal::from_parts(0xB240_0000, 0x19E0_C9BA, 0x0000_021E, false, 0);
+
+/// The balances the posting would leave, each within [`BOOKS_FIGURE_MAX`].
+fn within_books_limit(b: &Builder<'_>) -> Result<(), PostError> {
+    let fits = |d: Decimal| d.abs() <= BOOKS_FIGURE_MAX;
+    let over = |what| Err(PostError::Overflow { what });
+    if !b.scratch.values().chain(b.consign.values()).all(|s| fits(s.pos.qty) && fits(s.pos.value)) {
+        return over("a stock position (the books keep at most 10^22)");
+    }
+    // Accounts and parties: the balance before plus this posting's moves, per key.
+    let mut gl: BTreeMap<AccountCode, Decimal> = BTreeMap::new();
+    for l in &b.p.gl {
+        let v = gl.entry(l.account).or_insert_with(|| b.books.gl.get(&l.account).copied().unwrap_or_default());
+        *v = stock::sub(stock::add(*v, l.debit, "an account balance")?, l.credit, "an account balance")?;
+    }
+    if !gl.values().all(|v| fits(*v)) {
+        return over("an account balance (the books keep at most 10^22)");
+    }
+    let mut parties: BTreeMap<(Side, PartyCode), Decimal> = BTreeMap::new();
+    for (side, party, amount) in &b.p.parties {
+        let v = parties.entry((*side, *party)).or_insert_with(|| b.books.parties.get(&(*side, *party)).copied().unwrap_or_default());
+        *v = stock::add(*v, *amount, "a party's balance")?;
+    }
+    if !parties.values().all(|v| fits(*v)) {
+        return over("a party's balance (the books keep at most 10^22)");
+    }
+    Ok(())
 }
 
 struct Builder<'a> {
@@ -130,9 +166,10 @@ impl<'a> Builder<'a> {
         self.doc.header.doc_type
     }
 
-    /// Sum of the line amounts.
-    fn total(&self) -> Decimal {
-        self.doc.lines.iter().map(|l| l.amount).sum()
+    /// Sum of the line amounts (each within validation's limit, but checked all the same:
+    /// a rule does not lean on validation).
+    fn total(&self) -> Result<Decimal, PostError> {
+        Ok(stock::sum(self.doc.lines.iter().map(|l| l.amount), "the document's total")?)
     }
 
     /// The counterparty, which the type requires (validation refuses a document without
@@ -173,19 +210,20 @@ impl<'a> Builder<'a> {
     fn take(&mut self, w: &'a WarehouseCode, l: &'a Line) -> Result<Decimal, PostError> {
         let method = self.method();
         let s = self.stock_mut(w, &l.product);
-        let Some((op, cost)) = s.take(method, l.qty) else {
+        let Some((op, cost)) = s.take(method, l.qty)? else {
             return Err(PostError::NegativeStock { warehouse: *w, product: l.product, on_hand: s.pos.qty, needed: l.qty });
         };
-        s.apply(&op);
+        s.try_apply(&op)?;
         self.p.stock.push(StockMove { key: (*w, l.product), op });
         Ok(cost)
     }
 
     /// Goods into own stock worth `value`.
-    fn receive(&mut self, w: &'a WarehouseCode, product: &'a ProductCode, qty: Decimal, value: Decimal) {
+    fn receive(&mut self, w: &'a WarehouseCode, product: &'a ProductCode, qty: Decimal, value: Decimal) -> Result<(), PostError> {
         let op = Stock::receive(self.method(), qty, value);
-        self.stock_mut(w, product).apply(&op);
+        self.stock_mut(w, product).try_apply(&op)?;
         self.p.stock.push(StockMove { key: (*w, *product), op });
+        Ok(())
     }
 
     fn gl(&mut self, account: AccountCode, debit: Decimal, credit: Decimal) {
@@ -226,20 +264,28 @@ impl<'a> Builder<'a> {
         let books = self.books;
         let key = (kind, *p, l.product);
         let s = self.consign.entry(key).or_insert_with(|| books.consignment.get(&key).cloned().unwrap_or_default());
-        let Some((op, value)) = s.take(crate::document::CostMethod::MovingAverage, l.qty) else {
+        let Some((op, value)) = s.take(crate::document::CostMethod::MovingAverage, l.qty)? else {
             return Err(PostError::NotEnoughConsigned { party: *p, product: l.product, held: s.pos.qty, needed: l.qty });
         };
-        s.apply(&op);
+        s.try_apply(&op)?;
         self.p.consignment.push((kind, *p, l.product, op));
         Ok(value)
     }
 
-    fn consign_put(&mut self, kind: Consignment, p: &PartyCode, product: &ProductCode, qty: Decimal, value: Decimal) {
+    fn consign_put(
+        &mut self,
+        kind: Consignment,
+        p: &PartyCode,
+        product: &ProductCode,
+        qty: Decimal,
+        value: Decimal,
+    ) -> Result<(), PostError> {
         let books = self.books;
         let key = (kind, *p, *product);
         let op = Stock::receive(crate::document::CostMethod::MovingAverage, qty, value);
-        self.consign.entry(key).or_insert_with(|| books.consignment.get(&key).cloned().unwrap_or_default()).apply(&op);
+        self.consign.entry(key).or_insert_with(|| books.consignment.get(&key).cloned().unwrap_or_default()).try_apply(&op)?;
         self.p.consignment.push((kind, *p, *product, op));
+        Ok(())
     }
 
     fn sales_fact(&mut self, l: &Line, customer: Option<PartyCode>, qty: Decimal, revenue: Decimal, cost: Decimal) {
@@ -256,7 +302,7 @@ impl<'a> Builder<'a> {
             let key = (s.doc.clone(), *p);
             let before = settled.entry(key.clone()).or_default();
             match self.books.open_items.get(&key) {
-                Some(item) if item.side == side && *before + s.amount <= item.open => {}
+                Some(item) if item.side == side && before.checked_add(s.amount).is_some_and(|t| t <= item.open) => {}
                 Some(item) => return Err(PostError::OverSettled { doc: s.doc.to_string(), open: item.open - *before, amount: s.amount }),
                 None => return Err(PostError::NothingToSettle { doc: s.doc.to_string(), party: *p }),
             }
@@ -276,5 +322,42 @@ fn categorised(chart: &str, category: &Option<String>) -> Result<AccountCode, Po
     match category {
         Some(cat) => sub(chart, cat),
         None => Ok(code(chart)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::books::Position;
+    use crate::testkit::sample_doc_lines;
+
+    /// Books holding `value` of P0000 in SH01 (set directly: no document could get there).
+    fn books_holding(qty: Decimal, value: Decimal) -> Books {
+        let mut books = Books::default();
+        let key = (WarehouseCode::new("SH01").expect("wh"), ProductCode::new("P0000").expect("product"));
+        books.stock.insert(key, Stock { pos: Position { qty, value }, layers: Default::default() });
+        books.gl.insert(code(acc::INVENTORY), value);
+        books.gl.insert(code(acc::EQUITY), -value);
+        books
+    }
+
+    #[test]
+    fn a_posting_past_the_books_limit_or_decimal_is_refused_not_a_panic() {
+        let gain = sample_doc_lines("SH", "SH01", DocType::StockGain, 1, 1);
+        for value in [BOOKS_FIGURE_MAX, Decimal::MAX - Decimal::ONE] {
+            let books = books_holding(Decimal::ONE, value);
+            let e = post(&books, &gain, PostContext::default()).expect_err("past the limit");
+            assert!(matches!(e, PostError::Overflow { .. }), "{e}");
+        }
+        // Costing out of a position whose value × quantity exceeds `Decimal`.
+        let books = books_holding(Decimal::from(1_000_000_000u64), Decimal::MAX / Decimal::TWO);
+        let loss = sample_doc_lines("SH", "SH01", DocType::StockLoss, 1, 1);
+        let e = post(&books, &loss, PostContext::default()).expect_err("value x qty overflows");
+        assert!(matches!(e, PostError::Overflow { .. }), "{e}");
+    }
+
+    #[test]
+    fn books_figure_max_is_ten_to_the_twenty_two() {
+        assert_eq!(super::BOOKS_FIGURE_MAX.to_string(), format!("1{}", "0".repeat(22)));
     }
 }

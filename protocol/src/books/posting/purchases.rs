@@ -7,6 +7,7 @@ use rust_decimal::Decimal;
 
 use super::acc::{self, code};
 use super::{Builder, PostError, Side};
+use crate::books::stock;
 use crate::codes::AccountCode;
 use crate::document::DocType;
 
@@ -16,9 +17,9 @@ pub(super) fn receipt(b: &mut Builder<'_>, account: Option<AccountCode>) -> Resu
     assert_eq!(b.doc_type(), DocType::PurchaseReceipt);
     let doc = b.doc;
     let w = &doc.header.warehouse;
-    let total = b.total();
+    let total = b.total()?;
     for l in &doc.lines {
-        b.receive(w, &l.product, l.qty, l.amount);
+        b.receive(w, &l.product, l.qty, l.amount)?;
     }
     b.gl(code(acc::INVENTORY), total, Decimal::ZERO);
     match account {
@@ -39,10 +40,10 @@ pub(super) fn give_back(b: &mut Builder<'_>, account: Option<AccountCode>) -> Re
     assert_eq!(b.doc_type(), DocType::PurchaseReturn);
     let doc = b.doc;
     let w = &doc.header.warehouse;
-    let total = b.total();
+    let total = b.total()?;
     let mut cost = Decimal::ZERO;
     for l in &doc.lines {
-        cost += b.take(w, l)?;
+        cost = stock::add(cost, b.take(w, l)?, "the cost of the goods")?;
     }
     match account {
         Some(a) => b.gl(a, total, Decimal::ZERO),
@@ -55,7 +56,7 @@ pub(super) fn give_back(b: &mut Builder<'_>, account: Option<AccountCode>) -> Re
     }
     b.gl(code(acc::INVENTORY), Decimal::ZERO, cost);
     // Refund above or below book cost: the difference is a cost adjustment.
-    let diff = total - cost;
+    let diff = stock::sub(total, cost, "the difference to cost")?;
     if diff > Decimal::ZERO {
         b.gl(code(acc::COST_ADJUSTMENT_DIFFERENCE), Decimal::ZERO, diff);
     } else if diff < Decimal::ZERO {

@@ -47,7 +47,7 @@ pub(super) fn reverse(books: &Books, doc: &Document, orig: &DocNumber) -> Result
         let Some(undo) = s.undo(&m.op) else {
             return why("its goods have moved since (already issued or adjusted); post a return instead");
         };
-        s.apply(&undo);
+        s.try_apply(&undo)?;
         p.stock.push(StockMove { key: m.key, op: undo });
     }
     let mut cscratch: BTreeMap<(Consignment, PartyCode, ProductCode), Stock> = BTreeMap::new();
@@ -57,7 +57,7 @@ pub(super) fn reverse(books: &Books, doc: &Document, orig: &DocNumber) -> Result
         let Some(undo) = s.undo(o_op) else {
             return why("consigned goods have moved since");
         };
-        s.apply(&undo);
+        s.try_apply(&undo)?;
         p.consignment.push((*kind, *party, *product, undo));
     }
     // Lines repeating a product are checked together against what is still out.

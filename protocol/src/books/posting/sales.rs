@@ -7,8 +7,9 @@ use rust_decimal::Decimal;
 
 use super::acc::{self, code};
 use super::{Builder, PostContext, PostError, Side};
+use crate::books::stock;
 use crate::codes::AccountCode;
-use crate::document::{round_money, DocType, PaymentMethod};
+use crate::document::{DocType, PaymentMethod};
 
 /// 销售单 / 零售单: stock out at cost, revenue at the line amounts. A retail sale is paid
 /// into cash or bank (by its payment method unless it names the account); a sale without
@@ -18,7 +19,7 @@ pub(super) fn sale(b: &mut Builder<'_>, account: Option<AccountCode>, ctx: PostC
     let doc = b.doc;
     let h = &doc.header;
     let w = &h.warehouse;
-    let total = b.total();
+    let total = b.total()?;
     let customer = h.counterparty;
     let mut cost = Decimal::ZERO;
     for l in &doc.lines {
@@ -27,7 +28,7 @@ pub(super) fn sale(b: &mut Builder<'_>, account: Option<AccountCode>, ctx: PostC
             b.p.warnings.push(format!("{} sold at {} below its cost {}", l.product, l.amount, c));
         }
         b.sales_fact(l, customer, l.qty, l.amount, c);
-        cost += c;
+        cost = stock::add(cost, c, "the cost of the goods")?;
     }
     let cash = if h.doc_type == DocType::Retail {
         Some(account.unwrap_or_else(|| match h.payment.map(|p| p.method) {
@@ -43,7 +44,7 @@ pub(super) fn sale(b: &mut Builder<'_>, account: Option<AccountCode>, ctx: PostC
             let c = b.party()?;
             if let Some(limit) = ctx.profile.and_then(|p| p.credit_limit(&c)) {
                 let owed = b.books.parties.get(&(Side::Receivable, c)).copied().unwrap_or_default();
-                if owed + total > limit {
+                if owed.checked_add(total).is_none_or(|t| t > limit) {
                     return Err(PostError::CreditLimit { customer: c, limit, owed, adding: total });
                 }
             }
@@ -63,16 +64,16 @@ pub(super) fn take_back(b: &mut Builder<'_>, account: Option<AccountCode>) -> Re
     let doc = b.doc;
     let h = &doc.header;
     let w = &h.warehouse;
-    let total = b.total();
+    let total = b.total()?;
     // Returned goods come back at the current average cost of what is on hand,
     // or at the line price when none is left to take a cost from.
     let mut cost = Decimal::ZERO;
     for l in &doc.lines {
         let pos = b.stock_mut(w, &l.product).pos;
-        let value = if pos.qty.is_zero() { l.amount } else { round_money(pos.value * l.qty / pos.qty) };
-        b.receive(w, &l.product, l.qty, value);
+        let value = if pos.qty.is_zero() { l.amount } else { stock::prorate(pos.value, l.qty, pos.qty, "the cost of the returned goods")? };
+        b.receive(w, &l.product, l.qty, value)?;
         b.sales_fact(l, h.counterparty, -l.qty, -l.amount, -value);
-        cost += value;
+        cost = stock::add(cost, value, "the cost of the goods")?;
     }
     b.gl(code(acc::REVENUE), total, Decimal::ZERO);
     match account {
