@@ -448,7 +448,11 @@ impl Generator {
                 for i in 0..settle_count.min(open.len()) {
                     let item = &mut open[i];
                     // The last one settled may be half paid.
-                    let amount = if partial && i + 1 == settle_count { (item.open / Decimal::TWO).round_dp(2) } else { item.open };
+                    let amount = if partial && i + 1 == settle_count {
+                        protocol::document::round_money(item.open / Decimal::TWO)
+                    } else {
+                        item.open
+                    };
                     if amount > Decimal::ZERO {
                         item.open -= amount;
                         settles.push(Settlement { doc: item.number.clone(), amount });

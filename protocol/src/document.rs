@@ -42,6 +42,13 @@ pub fn round_money(d: Decimal) -> Decimal {
     r
 }
 
+/// Rounds to `dp` places by the one rule of the books, half away from zero (四舍五入), for
+/// figures that are not money (percentages, unit costs). `Decimal::round_dp` rounds half
+/// to even (0.025 → 0.02), which no accountant expects, so the workspace never calls it.
+pub fn round_half_away(d: Decimal, dp: u32) -> Decimal {
+    d.round_dp_with_strategy(dp, RoundingStrategy::MidpointAwayFromZero)
+}
+
 /// What a document carries, which decides how it is validated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Shape {
@@ -421,6 +428,17 @@ pub enum CostMethod {
     MovingAverage,
     Fifo,
     Lifo,
+}
+
+impl CostMethod {
+    /// The method's name in messages to people.
+    pub fn label(self) -> &'static str {
+        match self {
+            CostMethod::MovingAverage => "moving weighted average",
+            CostMethod::Fifo => "FIFO",
+            CostMethod::Lifo => "LIFO",
+        }
+    }
 }
 
 /// Money applied to one earlier document (per-invoice settlement).

@@ -246,6 +246,180 @@ fn sales_row(b: &Books, by: SalesBy, key: &str) -> reports::SalesRow {
 }
 
 // ---------------------------------------------------------------------------------------
+// Issue 11: the books an accountant would sign (the "wrong today" list). Each example
+// has its figures by hand; `check` ties the sub-ledgers to the GL after every posting.
+
+/// Issue 11 item 1, the issue's figures: QC 40 @ 52.15, JH 30 @ 54.80, sell 25, TJ 20 to
+/// SH02, sell 8 there. Bug: the transfer merged the layers it moved into one averaged
+/// layer (20 worth 1056.25), so the 8 cost 422.50 under FIFO instead of 8 x 52.15.
+#[test]
+fn same_price_transfer_keeps_the_layers_it_moves() {
+    // (method, cost of the 25 sold at SH01, of the 20 moved, of the 8 sold at SH02,
+    //  layers at SH02 after the move, layers at SH01 after the move)
+    let cases = [
+        // FIFO: 25 of the 52.15 layer = 1303.75; the move takes the other 15 of it
+        // (15 x 52.15 = 782.25) and 5 of the 54.80 layer (274.00) = 1056.25; at SH02 the
+        // 8 come from the older layer: 8 x 52.15 = 417.20.
+        (
+            CostMethod::Fifo,
+            dec!(1303.75),
+            dec!(1056.25),
+            dec!(417.20),
+            vec![Position { qty: dec!(15), value: dec!(782.25) }, Position { qty: dec!(5), value: dec!(274.00) }],
+            vec![Position { qty: dec!(25), value: dec!(1370.00) }],
+        ),
+        // LIFO: 25 of the 54.80 layer = 1370.00; the move takes its last 5 (274.00) and
+        // 15 of the 52.15 layer (782.25), arriving in receipt order 15 @ 52.15, 5 @ 54.80;
+        // the 8 at SH02 are the newest first: 5 x 54.80 + 3 x 52.15 = 274.00 + 156.45 = 430.45.
+        (
+            CostMethod::Lifo,
+            dec!(1370.00),
+            dec!(1056.25),
+            dec!(430.45),
+            vec![Position { qty: dec!(15), value: dec!(782.25) }, Position { qty: dec!(5), value: dec!(274.00) }],
+            vec![Position { qty: dec!(25), value: dec!(1303.75) }],
+        ),
+        // Moving average: 70 worth 2086.00 + 1644.00 = 3730.00; 25 out = 1332.142… →
+        // 1332.14, leaving 45 worth 2397.86; 20 moved = 1065.715… → 1065.72; 8 of them
+        // = 426.288 → 426.29. No layers.
+        (CostMethod::MovingAverage, dec!(1332.14), dec!(1065.72), dec!(426.29), vec![], vec![]),
+    ];
+    for (method, sold_1, moved, sold_2, layers_2, layers_1) in cases {
+        let mut s = Shop::blank();
+        s.open(method, vec![line("P1", dec!(40), dec!(52.15))], &[]);
+        let d = s.goods(DocType::PurchaseReceipt, Some(SUPPLIER), vec![line("P1", dec!(30), dec!(54.80))]);
+        s.post(d);
+        let d = s.goods(DocType::Sale, Some(CUSTOMER), vec![line("P1", dec!(25), dec!(60.00))]);
+        assert_eq!(s.post(d).1.cost_out(), sold_1, "{method:?}");
+        let before = snapshot(&s.books);
+        let tj = s.transfer(DocType::TransferSamePrice, W2, vec![line("P1", dec!(20), dec!(0))]);
+        let (tj, p) = s.post(tj);
+        assert_eq!(p.cost_out(), moved, "{method:?}");
+        assert_eq!(s.pos(W2, "P1"), Position { qty: dec!(20), value: moved }, "{method:?}");
+        assert_eq!((s.layers(W2, "P1"), s.layers(W1, "P1")), (layers_2.clone(), layers_1), "{method:?}");
+        // Nothing but a move: no price difference, inventory unchanged.
+        assert_eq!(s.bal("6402"), dec!(0));
+        // The reversal puts every layer back where it was (the split one rejoined).
+        let r = s.reversal_of(&tj);
+        s.post(r);
+        assert_eq!(snapshot(&s.books).stock, before.stock, "{method:?}");
+        let tj = s.transfer(DocType::TransferSamePrice, W2, vec![line("P1", dec!(20), dec!(0))]);
+        s.post(tj);
+        let mut d = s.goods(DocType::Sale, Some(CUSTOMER), vec![line("P1", dec!(8), dec!(60.00))]);
+        d.warehouse = wh(W2);
+        assert_eq!(s.post(d).1.cost_out(), sold_2, "{method:?}");
+        assert_eq!(s.bal("1405"), dec!(3730.00) - sold_1 - sold_2, "{method:?}");
+    }
+}
+
+/// Issue 11 item 2, the issue's figures: QC receivable 100.00, SK 30.00 naming no
+/// document. Bug: the balance said 70.00 but the 0–30 bucket still said 100.00.
+#[test]
+fn ageing_applies_unnamed_money_oldest_first_and_ties_to_the_balance() {
+    let mut s = Shop::blank();
+    s.open(
+        CostMethod::MovingAverage,
+        vec![],
+        &[(OpeningKind::Receivable(party(CUSTOMER)), dec!(100.00)), (OpeningKind::Account(acct(CASH)), dec!(1000.00))],
+    );
+    s.today = date(6, 10);
+    let d = s.money(DocType::Receipt, Some(CUSTOMER), dec!(30.00), Some(CASH));
+    s.post(d);
+    let r = &reports::ageing(&s.books, Side::Receivable, date(6, 15))[0];
+    // 100.00 opening less 30.00 unnamed = 70.00, all of it 14 days old.
+    assert_eq!((r.balance, r.days_0_30, r.unapplied), (dec!(70.00), dec!(70.00), dec!(0)));
+    assert_eq!(s.bal("1122"), dec!(70.00));
+    // Sales of 10 June (50.00) and 1 July (40.00): open documents 100.00 (the opening,
+    // 1 June) + 50.00 + 40.00 = 190.00 against a balance of 160.00. A receipt of 110.00
+    // naming nothing leaves 50.00; the 140.00 named nowhere clears the opening (oldest)
+    // and 40.00 of the 10 June sale, leaving 10.00 of it and all of the July sale.
+    s.stock_up("P1", dec!(10), dec!(3.00));
+    let d = s.goods(DocType::Sale, Some(CUSTOMER), vec![line("P1", dec!(5), dec!(10.00))]);
+    let (xs1, _) = s.post(d);
+    s.today = date(7, 1);
+    let d = s.goods(DocType::Sale, Some(CUSTOMER), vec![line("P1", dec!(4), dec!(10.00))]);
+    let (xs2, _) = s.post(d);
+    let d = s.money(DocType::Receipt, Some(CUSTOMER), dec!(110.00), Some(CASH));
+    s.post(d);
+    // As of 20 July: 10 June is 40 days old (31–60), 1 July 19 days (0–30).
+    let r = &reports::ageing(&s.books, Side::Receivable, date(7, 20))[0];
+    assert_eq!(
+        (r.balance, r.days_0_30, r.days_31_60, r.days_61_90, r.days_over_90, r.unapplied),
+        (dec!(50.00), dec!(40.00), dec!(10.00), dec!(0), dec!(0), dec!(0))
+    );
+    assert_eq!(
+        r.items,
+        vec![
+            (xs1.header.number.to_string(), "2026-06-10".to_string(), Dec(dec!(10.00))),
+            (xs2.header.number.to_string(), "2026-07-01".to_string(), Dec(dec!(40.00)))
+        ]
+    );
+    // Money beyond every document is unapplied credit: 80.00 more leaves -30.00.
+    let d = s.money(DocType::Receipt, Some(CUSTOMER), dec!(80.00), Some(CASH));
+    s.post(d);
+    let r = &reports::ageing(&s.books, Side::Receivable, date(7, 20))[0];
+    assert_eq!((r.balance, r.days_0_30 + r.days_31_60, r.unapplied, r.items.len()), (dec!(-30.00), dec!(0), dec!(-30.00), 0));
+    // Payables alike: a payment naming no receipt.
+    let d = s.goods(DocType::PurchaseReceipt, Some(SUPPLIER), vec![line("P1", dec!(10), dec!(3.00))]);
+    s.post(d);
+    let d = s.money(DocType::Payment, Some(SUPPLIER), dec!(12.00), Some(CASH));
+    s.post(d);
+    let r = &reports::ageing(&s.books, Side::Payable, date(7, 20))[0];
+    assert_eq!((r.balance, r.days_0_30, r.unapplied), (dec!(18.00), dec!(18.00), dec!(0)));
+}
+
+/// Issue 11 item 3. Bug: `margin_pct` rounded half to even (0.025 % showed 0.02), and
+/// the displayed average cost too; every rounding is half away from zero.
+#[test]
+fn margin_and_average_cost_round_half_away_from_zero() {
+    let mut s = Shop::new(CostMethod::MovingAverage);
+    // 1 bought at 3999.00, sold at 4000.00: gross profit 1.00 on 4000.00 = 0.025 % → 0.03.
+    s.stock_up("P1", dec!(1), dec!(3999.00));
+    let mut d = s.goods(DocType::Sale, Some(CUSTOMER), vec![line("P1", dec!(1), dec!(4000.00))]);
+    d.ext.account = Some(acct(BANK));
+    s.post(d);
+    let row = sales_row(&s.books, SalesBy::Product, "P1");
+    assert_eq!((row.gross_profit, row.margin_pct), (dec!(1.00), dec!(0.03)));
+    // 8 gained at 0.0012 = 0.0096 → 0.01; average 0.01 / 8 = 0.00125 → 0.0013 (not 0.0012).
+    let d = s.goods(DocType::StockGain, None, vec![line("P2", dec!(8), dec!(0.0012))]);
+    s.post(d);
+    assert_eq!(s.pos(W1, "P2").average_cost(), dec!(0.0013));
+    assert_eq!(protocol::document::round_half_away(dec!(-0.025), 2), dec!(-0.03));
+}
+
+/// Issue 11 item 9. Bugs: the negative-stock refusal under FIFO/LIFO said "moving average
+/// allows no negative stock"; a second close said "closed through already" (see
+/// `period_close_refuses_postings_into_the_closed_month` for its new words); the
+/// purchase–sales–stock summary counted a reversed sale as goods in.
+#[test]
+fn messages_name_the_method_and_a_reversed_sale_reduces_the_outflow() {
+    for (method, words) in [
+        (CostMethod::Fifo, "(FIFO allows no negative stock)"),
+        (CostMethod::Lifo, "(LIFO allows no negative stock)"),
+        (CostMethod::MovingAverage, "(moving weighted average allows no negative stock)"),
+    ] {
+        let mut s = Shop::new(method);
+        s.stock_up("P1", dec!(10), dec!(3.00));
+        let d = s.cash_goods(DocType::Sale, Some(CUSTOMER), vec![line("P1", dec!(11), dec!(5.00))]);
+        let e = s.refuse(d);
+        assert!(e.to_string().ends_with(words), "{e}");
+        // 10 in at 30.00; 4 sold (12.00) and the sale reversed: the month shows 10 in and
+        // nothing out, closing 10 worth 30.00 — not 14 in and 4 out.
+        let d = s.cash_goods(DocType::Sale, Some(CUSTOMER), vec![line("P1", dec!(4), dec!(5.00))]);
+        let (xs, _) = s.post(d);
+        let r = s.reversal_of(&xs);
+        s.post(r);
+        let rows = reports::purchase_sales_stock(&s.books, june(), june());
+        let r = rows.iter().find(|r| r.product == "P1").expect("a P1 row");
+        assert_eq!(
+            (r.in_qty, r.in_value, r.out_qty, r.out_value, r.closing_qty, r.closing_value),
+            (dec!(10), dec!(30.00), dec!(0), dec!(0.00), dec!(10), dec!(30.00)),
+            "{method:?}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // Purchasing.
 
 #[test]
@@ -393,7 +567,16 @@ fn sale_cash_and_credit_at_moving_average() {
     );
     // Selling more than is on hand is refused: no negative stock.
     let d = s.goods(DocType::Sale, Some(CUSTOMER), vec![line("P1", dec!(14), dec!(5.00))]);
-    assert_eq!(s.refuse(d), PostError::NegativeStock { warehouse: wh(W1), product: pc("P1"), on_hand: dec!(13), needed: dec!(14) });
+    assert_eq!(
+        s.refuse(d),
+        PostError::NegativeStock {
+            warehouse: wh(W1),
+            product: pc("P1"),
+            on_hand: dec!(13),
+            needed: dec!(14),
+            method: CostMethod::MovingAverage
+        }
+    );
     // Two lines of one product see each other: 7 + 7 > 13.
     let d = s.goods(DocType::Sale, Some(CUSTOMER), vec![line("P1", dec!(7), dec!(5.00)), line("P1", dec!(7), dec!(5.00))]);
     assert!(matches!(s.refuse(d), PostError::NegativeStock { .. }));
@@ -542,16 +725,19 @@ fn receipts_against_sales_partial_and_advance() {
     let bs = reports::balance_sheet(&s.books);
     assert_eq!(bs.liabilities.get(&bs_key("2203")), Some(&Dec(dec!(30.00))));
     assert_eq!(bs.assets.get(&bs_key("1122")), None);
-    // Ageing on 15 August (75 days after 1 June): XS-2's open 20.00 is 61-90 days old;
-    // the advance is not an item, so the balance is -30.00.
+    // Ageing on 15 August: the 50.00 advance named no document, so the report applies it
+    // oldest first: XS-2's open 20.00 is cleared and 30.00 is left unapplied. The buckets
+    // (all zero) plus unapplied (-30.00) are the balance (-30.00).
     let rows = reports::ageing(&s.books, Side::Receivable, date(8, 15));
     assert_eq!(rows.len(), 1);
     let r = &rows[0];
     assert_eq!(
-        (r.balance, r.days_0_30, r.days_31_60, r.days_61_90, r.days_over_90),
-        (dec!(-30.00), dec!(0), dec!(0), dec!(20.00), dec!(0))
+        (r.balance, r.days_0_30, r.days_31_60, r.days_61_90, r.days_over_90, r.unapplied),
+        (dec!(-30.00), dec!(0), dec!(0), dec!(0), dec!(0), dec!(-30.00))
     );
-    assert_eq!(r.items, vec![(xs2.header.number.to_string(), "2026-06-01".to_string(), Dec(dec!(20.00)))]);
+    assert_eq!(r.items, vec![]);
+    // The books still hold XS-2 open for 20.00: it can be settled by name.
+    assert_eq!(s.open_amount(&xs2, CUSTOMER), Some(dec!(20.00)));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1060,7 +1246,8 @@ fn period_close_refuses_postings_into_the_closed_month() {
     s.post(d);
     let mut d = s.draft(DocType::PeriodClose);
     d.ext.period = Some(june());
-    assert!(matches!(s.refuse(d), PostError::PeriodClosed { .. }));
+    let e = s.refuse(d);
+    assert_eq!(e.to_string(), "2026-06 is already closed (the books are closed through 2026-06); the next month to close is 2026-07");
     let mut d = s.draft(DocType::PeriodClose);
     d.ext.period = Some(july());
     assert!(matches!(s.refuse(d), PostError::CloseTooEarly { .. }));

@@ -428,6 +428,7 @@ impl Books {
     pub fn apply_owned(&mut self, doc: Document, p: Posting) {
         assert_eq!(p.debits(), p.credits(), "posting of {} does not balance", doc.header.number);
         let period = Period::of(doc.header.date);
+        let reversal = p.reverses.is_some();
         // Keys are cloned only when a map gains an entry: most moves hit positions,
         // accounts and sales rows that already exist.
         for m in &p.stock {
@@ -437,8 +438,19 @@ impl Books {
                 debug_assert!(s.pos.qty >= Decimal::ZERO, "no cost method allows negative stock");
                 (s.pos.qty - before.qty, s.pos.value - before.value)
             });
+            // A red-letter reversal takes back what its original moved: undoing an issue
+            // reduces the outflow (it is no receipt), undoing a receipt reduces the inflow.
+            let inflow = dq > Decimal::ZERO || (dq.is_zero() && dv > Decimal::ZERO);
             let add = |f: &mut Flow| {
-                if dq > Decimal::ZERO || (dq.is_zero() && dv > Decimal::ZERO) {
+                if reversal {
+                    if inflow {
+                        f.out_qty -= dq;
+                        f.out_value -= dv;
+                    } else {
+                        f.in_qty += dq;
+                        f.in_value += dv;
+                    }
+                } else if inflow {
                     f.in_qty += dq;
                     f.in_value += dv;
                 } else {

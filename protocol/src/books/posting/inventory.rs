@@ -10,7 +10,7 @@ use super::acc::{self, code};
 use super::{Builder, PostError, StockMove};
 use crate::books::{Books, LayerOp};
 use crate::codes::ProductCode;
-use crate::document::{round_money, CostMethod, DocType, Draft, Line, LineRole, PRICE_SCALE_MAX};
+use crate::document::{round_half_away, round_money, CostMethod, DocType, Draft, Line, LineRole, PRICE_SCALE_MAX};
 
 /// 同价调拨 / 变价调拨: out of `warehouse` at cost, into `ext.to_warehouse` at that cost
 /// (same price) or at the line amount (changed price, the difference to its own account).
@@ -26,10 +26,15 @@ pub(super) fn transfer(b: &mut Builder<'_>) -> Result<(), PostError> {
     }
     let mut diff = Decimal::ZERO;
     for l in &doc.lines {
-        let cost = b.take(w, l)?;
-        let value = if t == DocType::TransferSamePrice { cost } else { l.amount };
-        b.receive(to, &l.product, l.qty, value);
-        diff += value - cost;
+        if t == DocType::TransferSamePrice {
+            // The goods travel with their layers (see `Stock::receive_moved`): no
+            // difference, and the receipt order and costs survive the move.
+            b.move_layers(w, to, l)?;
+        } else {
+            let cost = b.take(w, l)?;
+            b.receive(to, &l.product, l.qty, l.amount);
+            diff += l.amount - cost;
+        }
     }
     b.dr_cr(code(acc::INVENTORY), code(acc::TRANSFER_PRICE_DIFFERENCE), diff);
     Ok(())
@@ -133,7 +138,7 @@ pub fn stock_count_drafts(
         if diff < Decimal::ZERO {
             loss.push(Line::priced(*product, -diff, Decimal::ZERO));
         } else if diff > Decimal::ZERO {
-            let unit = if pos.qty.is_zero() { gain_price(product) } else { (pos.value / pos.qty).round_dp(PRICE_SCALE_MAX) };
+            let unit = if pos.qty.is_zero() { gain_price(product) } else { round_half_away(pos.value / pos.qty, PRICE_SCALE_MAX) };
             gain.push(Line::priced(*product, diff, unit));
         }
     }

@@ -174,10 +174,25 @@ impl<'a> Builder<'a> {
         let method = self.method();
         let s = self.stock_mut(w, &l.product);
         let Some((op, cost)) = s.take(method, l.qty) else {
-            return Err(PostError::NegativeStock { warehouse: *w, product: l.product, on_hand: s.pos.qty, needed: l.qty });
+            return Err(PostError::NegativeStock { warehouse: *w, product: l.product, on_hand: s.pos.qty, needed: l.qty, method });
         };
         s.apply(&op);
         self.p.stock.push(StockMove { key: (*w, l.product), op });
+        Ok(cost)
+    }
+
+    /// Goods from `from` to `to` with their cost layers (one stock move per layer at
+    /// `to`); returns the cost moved. The primitive every move of own goods between
+    /// warehouses uses, so layers travel the same way whatever moves them.
+    fn move_layers(&mut self, from: &'a WarehouseCode, to: &'a WarehouseCode, l: &'a Line) -> Result<Decimal, PostError> {
+        assert_ne!(from, to, "a move needs two warehouses (checked by the rule)");
+        let method = self.method();
+        let cost = self.take(from, l)?;
+        let issue = self.p.stock.last().map(|m| m.op.clone()).expect("take pushed its move");
+        for op in Stock::receive_moved(method, &issue) {
+            self.stock_mut(to, &l.product).apply(&op);
+            self.p.stock.push(StockMove { key: (*to, l.product), op });
+        }
         Ok(cost)
     }
 
