@@ -537,6 +537,19 @@ impl Sim {
             let pos = b.position(&(wh(&r.warehouse), pc(&r.product)));
             assert_eq!((r.closing_qty, r.closing_value), (pos.qty, pos.value), "{}/{} summary vs position", r.warehouse, r.product);
         }
+        // Ageing ties out (issue 11): for every party the buckets plus unapplied money are
+        // its balance, and the rows add up to the sub-ledger, on either side.
+        for side in [Side::Receivable, Side::Payable] {
+            let rows = reports::ageing(b, side, self.today);
+            for r in &rows {
+                let buckets = r.days_0_30 + r.days_31_60 + r.days_61_90 + r.days_over_90;
+                assert_eq!(buckets + r.unapplied, r.balance, "{side:?} {}: buckets + unapplied vs balance", r.party);
+                let items: Decimal = r.items.iter().map(|i| i.2 .0).sum();
+                assert_eq!(items, buckets, "{side:?} {}: the aged documents are the buckets", r.party);
+            }
+            let ledger: Decimal = b.parties().iter().filter(|((s, _), _)| *s == side).map(|(_, v)| *v).sum();
+            assert_eq!(rows.iter().map(|r| r.balance).sum::<Decimal>(), ledger, "{side:?}: ageing vs the sub-ledger");
+        }
         if self.method == CostMethod::MovingAverage {
             assert!(b.positions().all(|(k, _)| b.stock(k).is_some_and(|s| s.layers.is_empty())));
         }
