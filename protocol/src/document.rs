@@ -505,6 +505,10 @@ pub struct DocExt {
     pub balances: Vec<OpeningBalance>,
     /// Manual journal entry lines.
     pub entries: Vec<EntryLine>,
+    /// Returns: the original document whose goods come back — the sale or retail sale a
+    /// sales return (WJXS) takes back, the purchase receipt a purchase return (JT) gives
+    /// back. Required on returns, refused on every other type.
+    pub returns: Option<DocNumber>,
 }
 
 /// Most settlements, opening balances or manual lines on one document.
@@ -663,6 +667,11 @@ fn validate_parts(
         return Err(DocError::Field { doc_type: name, what: "category must be 1-16 letters or digits (it becomes a sub-account)" });
     }
     let need = |ok: bool, what: &'static str| if ok { Ok(()) } else { Err(DocError::Field { doc_type: name, what }) };
+    if matches!(doc_type, DocType::SalesReturn | DocType::PurchaseReturn) {
+        need(ext.returns.is_some(), "needs the original document it returns (returns: the sale or purchase receipt)")?;
+    } else {
+        need(ext.returns.is_none(), "names no original (returns is for sales and purchase returns)")?;
+    }
     let mut figures = ext
         .money
         .iter()

@@ -115,6 +115,17 @@ pub enum PostError {
     OpeningAfterPosting,
     #[error("the cost method is frozen at {current}; it cannot become {wanted}")]
     CostMethodFrozen { current: String, wanted: String },
+    /// A return names a document that is no sale (or receipt) of the product with goods
+    /// left to return within the return window.
+    #[error("{doc} is no {what} of {product} with goods left to return (a return names its original {what} of the last {months} months)", months = crate::books::returns::RETURN_WINDOW_MONTHS)]
+    ReturnNoOriginal { doc: String, product: ProductCode, what: &'static str },
+    /// A return from (or to) another party than the original's.
+    #[error("{doc} was a {what} with {original}, not {party}")]
+    ReturnWrongParty { doc: String, what: &'static str, original: PartyCode, party: PartyCode },
+    /// More returned than the original left unreturned (lines repeating a product count
+    /// together).
+    #[error("{doc} left {left} of {product} unreturned; cannot return {qty}")]
+    ReturnTooMuch { doc: String, product: ProductCode, left: Decimal, qty: Decimal },
     #[error("cannot reverse {doc}: {why}")]
     CannotReverse { doc: String, why: String },
 }

@@ -419,6 +419,68 @@ fn messages_name_the_method_and_a_reversed_sale_reduces_the_outflow() {
     }
 }
 
+/// Issue 11 items 5 and 8 under each cost method: returns name their original, are
+/// limited to what it left, and move goods at its cost. Receipts JH-1 10 @ 3.00 and
+/// JH-2 10 @ 4.00 (on credit), then a sale of 15.
+#[test]
+fn returns_against_their_originals_under_each_method() {
+    // (method, cost of the 15 sold, of the first 6 returned, of the other 9, cost out of
+    //  the 4 sent back to JH-2's supplier)
+    let cases = [
+        // FIFO: 10 x 3.00 + 5 x 4.00 = 50.00; 6 back = 50.00 x 6 / 15 = 20.00, the other 9
+        // take the rest, 30.00. Layers then 5 @ 20.00, 6 @ 20.00, 9 @ 30.00; the 4 sent
+        // back leave from the front: 20.00 x 4 / 5 = 16.00.
+        (CostMethod::Fifo, dec!(50.00), dec!(20.00), dec!(30.00), dec!(16.00)),
+        // LIFO: 10 x 4.00 + 5 x 3.00 = 55.00; 6 back = 22.00, 9 = 33.00. Layers 5 @ 15.00,
+        // 6 @ 22.00, 9 @ 33.00; the 4 leave from the back: 33.00 x 4 / 9 = 14.666… → 14.67.
+        (CostMethod::Lifo, dec!(55.00), dec!(22.00), dec!(33.00), dec!(14.67)),
+        // Moving average: 70.00 x 15 / 20 = 52.50; 6 back = 21.00, 9 = 31.50. The 4 leave
+        // at JH-2's cost, 40.00 x 4 / 10 = 16.00.
+        (CostMethod::MovingAverage, dec!(52.50), dec!(21.00), dec!(31.50), dec!(16.00)),
+    ];
+    for (method, sold, back_6, back_9, sent_back) in cases {
+        let mut s = Shop::new(method);
+        let d = s.goods(DocType::PurchaseReceipt, Some(SUPPLIER), vec![line("P1", dec!(10), dec!(3.00))]);
+        let (jh1, _) = s.post(d);
+        let d = s.goods(DocType::PurchaseReceipt, Some(SUPPLIER), vec![line("P1", dec!(10), dec!(4.00))]);
+        let (jh2, _) = s.post(d);
+        let d = s.goods(DocType::Sale, Some(CUSTOMER), vec![line("P1", dec!(15), dec!(5.00))]);
+        let (xs, p) = s.post(d);
+        assert_eq!(p.cost_out(), sold, "{method:?}");
+        let ret = |s: &Shop, q: Decimal| returning(s.goods(DocType::SalesReturn, Some(CUSTOMER), vec![line("P1", q, dec!(5.00))]), &xs);
+        let (_, p) = s.post(ret(&s, dec!(6)));
+        assert_eq!(p.stock.iter().map(|m| m.op.moved().1).sum::<Decimal>(), back_6, "{method:?}");
+        assert!(matches!(s.refuse(ret(&s, dec!(10))), PostError::ReturnTooMuch { .. }), "{method:?}");
+        let (wjxs, p) = s.post(ret(&s, dec!(9)));
+        assert_eq!(p.stock.iter().map(|m| m.op.moved().1).sum::<Decimal>(), back_9, "{method:?}");
+        // All of the sale came back at its cost: no cost of sales, stock as bought.
+        assert_eq!((s.bal("6401"), s.pos(W1, "P1")), (dec!(0), Position { qty: dec!(20), value: dec!(70.00) }), "{method:?}");
+        assert!(s.books.returnable(&xs.header.number, &pc("P1")).is_none(), "a fully returned sale is forgotten");
+        // 4 go back to JH-2's supplier at 4.00 = 16.00 off what we owe; the difference to
+        // the cost out is a cost adjustment (LIFO: 16.00 - 14.67 = 1.33, credit 6403).
+        let jt = |s: &Shop, q: Decimal, orig: &Document| {
+            returning(s.goods(DocType::PurchaseReturn, Some(SUPPLIER), vec![line("P1", q, dec!(4.00))]), orig)
+        };
+        let (back, p) = s.post(jt(&s, dec!(4), &jh2));
+        assert_eq!(p.cost_out(), sent_back, "{method:?}");
+        assert_eq!(s.bal("6403"), sent_back - dec!(16.00), "{method:?}");
+        assert_eq!(s.owed(Side::Payable, SUPPLIER), dec!(54.00));
+        // JH-2 left 6: 7 are refused; a sale is no receipt; another supplier is refused.
+        assert!(matches!(s.refuse(jt(&s, dec!(7), &jh2)), PostError::ReturnTooMuch { .. }), "{method:?}");
+        assert!(matches!(s.refuse(jt(&s, dec!(1), &xs)), PostError::ReturnNoOriginal { .. }), "{method:?}");
+        let mut other = jt(&s, dec!(1), &jh1);
+        other.counterparty = Some(party("S002"));
+        assert!(matches!(s.refuse(other), PostError::ReturnWrongParty { .. }), "{method:?}");
+        // Reversals: the sale cannot be (its goods came back); the purchase return can,
+        // leaving JH-2 whole; then the last sales return, and the sale has 9 to return again.
+        assert!(matches!(s.refuse(s.reversal_of(&xs)), PostError::CannotReverse { .. }), "{method:?}");
+        s.post(s.reversal_of(&back));
+        assert_eq!(s.books.returnable(&jh2.header.number, &pc("P1")).map(|r| r.left.qty), Some(dec!(10)));
+        s.post(s.reversal_of(&wjxs));
+        assert_eq!(s.books.returnable(&xs.header.number, &pc("P1")).map(|r| r.left), Some(Position { qty: dec!(9), value: back_9 }));
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Purchasing.
 
@@ -457,17 +519,28 @@ fn purchase_return_books_the_refund_difference_to_6403() {
     let mut s = Shop::new(CostMethod::MovingAverage);
     s.stock_up("P1", dec!(10), dec!(3.00));
     let d = s.goods(DocType::PurchaseReceipt, Some(SUPPLIER), vec![line("P1", dec!(20), dec!(3.30))]);
+    let (jh, _) = s.post(d);
+    // Return 5 of that receipt; the supplier credits 3.40 = 17.00 off what we owe. They
+    // leave stock at the receipt's cost 66.00 x 5 / 20 = 16.50 (not at the average
+    // 96.00 x 5 / 30 = 16.00), so 0.50 is a gain on the return (credit 6403).
+    let d = returning(s.goods(DocType::PurchaseReturn, Some(SUPPLIER), vec![line("P1", dec!(5), dec!(3.40))]), &jh);
     s.post(d);
-    // Return 5 at the supplier's price 3.30 = 16.50 off what we owe; they left stock at
-    // 96.00 x 5 / 30 = 16.00, so 0.50 is a gain on the return (credit 6403).
-    let d = s.goods(DocType::PurchaseReturn, Some(SUPPLIER), vec![line("P1", dec!(5), dec!(3.30))]);
-    s.post(d);
-    assert_eq!(s.pos(W1, "P1"), Position { qty: dec!(25), value: dec!(80.00) });
-    assert_eq!(s.owed(Side::Payable, SUPPLIER), dec!(49.50));
+    assert_eq!(s.pos(W1, "P1"), Position { qty: dec!(25), value: dec!(79.50) });
+    assert_eq!(s.owed(Side::Payable, SUPPLIER), dec!(49.00));
     assert_eq!(s.bal("6403"), dec!(-0.50));
-    // Returning more than is on hand is refused.
-    let d = s.goods(DocType::PurchaseReturn, Some(SUPPLIER), vec![line("P1", dec!(26), dec!(3.30))]);
+    // Returning more than the receipt left (15) is refused.
+    let d = returning(s.goods(DocType::PurchaseReturn, Some(SUPPLIER), vec![line("P1", dec!(16), dec!(3.30))]), &jh);
+    assert!(matches!(s.refuse(d), PostError::ReturnTooMuch { .. }));
+    // Returning more than is on hand is refused too: sell 20, leaving 5.
+    s.post(s.cash_goods(DocType::Sale, Some(CUSTOMER), vec![line("P1", dec!(20), dec!(5.00))]));
+    let d = returning(s.goods(DocType::PurchaseReturn, Some(SUPPLIER), vec![line("P1", dec!(6), dec!(3.30))]), &jh);
     assert!(matches!(s.refuse(d), PostError::NegativeStock { .. }));
+}
+
+/// The original a return names.
+fn returning(mut d: Draft, original: &Document) -> Draft {
+    d.ext.returns = Some(original.header.number.clone());
+    d
 }
 
 #[test]
@@ -634,16 +707,23 @@ fn selling_below_cost_warns_but_posts() {
     assert_eq!(s.pos(W1, "P1"), Position { qty: dec!(28), value: dec!(89.60) });
 }
 
+/// Issue 11 item 5. Bug: a return came back at the current average, or at the selling
+/// price when none was on hand (WJXS 3 x 80.00 from a customer who never bought:
+/// inventory 240.00, gross profit 0). Now a return names its sale, is limited to what
+/// the sale left unreturned, and the goods come back at the cost they went out at.
 #[test]
-fn sales_return_comes_back_at_the_current_average() {
+fn sales_return_comes_back_at_the_cost_it_went_out_at() {
     let mut s = Shop::new(CostMethod::MovingAverage);
     s.stock_up("P1", dec!(30), dec!(3.20));
     let d = s.goods(DocType::Sale, Some(CUSTOMER), vec![line("P1", dec!(10), dec!(5.00))]);
-    s.post(d); // cost 32.00, 20 left worth 64.00
-               // 2 come back at 5.00 = 10.00 off the customer's balance; at cost 64.00 x 2 / 20 = 6.40.
-    let d = s.goods(DocType::SalesReturn, Some(CUSTOMER), vec![line("P1", dec!(2), dec!(5.00))]);
+    let (xs, _) = s.post(d); // cost 32.00, 20 left worth 64.00
+                             // 10 more bought at 4.40 (44.00): 30 worth 108.00, average 3.60.
+    s.stock_up("P1", dec!(10), dec!(4.40));
+    // 2 come back at 5.00 = 10.00 off the customer's balance, at the sale's cost
+    // 32.00 x 2 / 10 = 6.40 (the average would say 7.20).
+    let d = returning(s.goods(DocType::SalesReturn, Some(CUSTOMER), vec![line("P1", dec!(2), dec!(5.00))]), &xs);
     s.post(d);
-    assert_eq!(s.pos(W1, "P1"), Position { qty: dec!(22), value: dec!(70.40) });
+    assert_eq!(s.pos(W1, "P1"), Position { qty: dec!(32), value: dec!(114.40) });
     assert_eq!(s.owed(Side::Receivable, CUSTOMER), dec!(40.00));
     assert_eq!((s.bal("6001"), s.bal("6401")), (dec!(-40.00), dec!(25.60)));
     // Net: 8 sold for 40.00 at cost 25.60 → gross profit 14.40, 36.00 %.
@@ -652,18 +732,34 @@ fn sales_return_comes_back_at_the_current_average() {
         (row.qty, row.revenue, row.cost, row.gross_profit, row.margin_pct),
         (dec!(8), dec!(40.00), dec!(25.60), dec!(14.40), dec!(36.00))
     );
-    // A cash refund comes out of the till.
-    let d = s.cash_goods(DocType::SalesReturn, Some(CUSTOMER), vec![line("P1", dec!(1), dec!(5.00))]);
+    // A cash refund comes out of the till: 1000.00 - 96.00 - 44.00 - 5.00.
+    let d = returning(s.cash_goods(DocType::SalesReturn, Some(CUSTOMER), vec![line("P1", dec!(1), dec!(5.00))]), &xs);
     s.post(d);
-    assert_eq!(s.bal(CASH), dec!(1000.00) - dec!(96.00) - dec!(5.00));
-    // With none left on hand the goods come back at the line (sale) price: 1 bought at
-    // 2.00, sold at 5.00, returned → stock 1 worth 5.00 (see the report: weak rule).
-    s.stock_up("P2", dec!(1), dec!(2.00));
+    assert_eq!(s.bal(CASH), dec!(855.00));
+    // The sale left 7: 8 more are refused, in words.
+    let d = returning(s.goods(DocType::SalesReturn, Some(CUSTOMER), vec![line("P1", dec!(8), dec!(5.00))]), &xs);
+    let e = s.refuse(d);
+    assert_eq!(e.to_string(), format!("{} left 7 of P1 unreturned; cannot return 8", xs.header.number));
+    // Lines repeating a product count together: 4 + 4 > 7.
+    let d = s.goods(DocType::SalesReturn, Some(CUSTOMER), vec![line("P1", dec!(4), dec!(5.00)), line("P1", dec!(4), dec!(5.00))]);
+    assert!(matches!(s.refuse(returning(d, &xs)), PostError::ReturnTooMuch { .. }));
+    // With none on hand the goods still come back at their cost: 1 bought at 2.00, sold
+    // at 5.00, returned → 1 worth 2.00 (it used to be 5.00, the selling price).
+    let jh = s.stock_up("P2", dec!(1), dec!(2.00));
     let d = s.cash_goods(DocType::Sale, Some(CUSTOMER), vec![line("P2", dec!(1), dec!(5.00))]);
+    let (xs2, _) = s.post(d);
+    let d = returning(s.cash_goods(DocType::SalesReturn, Some(CUSTOMER), vec![line("P2", dec!(1), dec!(5.00))]), &xs2);
     s.post(d);
-    let d = s.cash_goods(DocType::SalesReturn, Some(CUSTOMER), vec![line("P2", dec!(1), dec!(5.00))]);
-    s.post(d);
-    assert_eq!(s.pos(W1, "P2"), Position { qty: dec!(1), value: dec!(5.00) });
+    assert_eq!(s.pos(W1, "P2"), Position { qty: dec!(1), value: dec!(2.00) });
+    // The issue's case: 3 x 80.00 from a customer who never bought is refused, whatever
+    // it names: another customer's sale, a purchase receipt, nothing at all.
+    let d = s.goods(DocType::SalesReturn, Some(CUSTOMER2), vec![line("P1", dec!(3), dec!(80.00))]);
+    let e = s.refuse(returning(d.clone(), &xs));
+    assert_eq!(e.to_string(), format!("{} was a sale with {CUSTOMER}, not {CUSTOMER2}", xs.header.number));
+    assert!(matches!(s.refuse(returning(d.clone(), &jh)), PostError::ReturnNoOriginal { .. }));
+    assert!(matches!(d.validate(), Err(DocError::Field { .. })));
+    // A sale whose goods came back cannot be reversed until the return is.
+    assert!(matches!(s.refuse(s.reversal_of(&xs)), PostError::CannotReverse { .. }));
 }
 
 #[test]
@@ -1281,7 +1377,7 @@ fn reversal_restores_every_balance_exactly() {
     for method in [CostMethod::MovingAverage, CostMethod::Fifo, CostMethod::Lifo] {
         let mut s = Shop::new(method);
         s.stock_up("P1", dec!(10), dec!(3.00));
-        s.stock_up("P1", dec!(20), dec!(3.30));
+        let jh20 = s.stock_up("P1", dec!(20), dec!(3.30));
         s.stock_up("P2", dec!(3), dec!(1.00));
         let d = s.goods(DocType::Sale, Some(CUSTOMER), vec![line("P1", dec!(4), dec!(5.00))]);
         let (xs, _) = s.post(d);
@@ -1297,14 +1393,14 @@ fn reversal_restores_every_balance_exactly() {
         let mut drafts = vec![
             s.goods(DocType::PurchaseReceipt, Some(SUPPLIER), vec![line("P1", dec!(7), dec!(3.33))]),
             s.cash_goods(DocType::PurchaseReceipt, Some(SUPPLIER), vec![line("P1", dec!(1), dec!(3.00))]),
-            s.goods(DocType::PurchaseReturn, Some(SUPPLIER), vec![line("P1", dec!(13), dec!(3.10))]),
+            returning(s.goods(DocType::PurchaseReturn, Some(SUPPLIER), vec![line("P1", dec!(13), dec!(3.10))]), &jh20),
             s.goods(
                 DocType::Sale,
                 Some(CUSTOMER),
                 vec![line("P1", dec!(3), dec!(5.00)), line("P1", dec!(11), dec!(5.00)), line("P2", dec!(1), dec!(2.00))],
             ),
             s.cash_goods(DocType::Sale, Some(CUSTOMER), vec![line("P1", dec!(0.5), dec!(5.00))]),
-            s.goods(DocType::SalesReturn, Some(CUSTOMER), vec![line("P1", dec!(2), dec!(5.00))]),
+            returning(s.goods(DocType::SalesReturn, Some(CUSTOMER), vec![line("P1", dec!(2), dec!(5.00))]), &xs),
             s.transfer(DocType::TransferSamePrice, W2, vec![line("P1", dec!(12), dec!(0))]),
             s.transfer(DocType::TransferChangedPrice, W2, vec![line("P1", dec!(12), dec!(3.41))]),
             s.goods(DocType::StockLoss, None, vec![line("P1", dec!(1.5), dec!(0))]),
@@ -1642,7 +1738,7 @@ fn credit_returns_and_decreases_settle_the_documents_they_clear() {
     // Credit sale 10 x 5.00 = 50.00: one open item of 50.00.
     let (sale, _) = s.post(s.goods(DocType::Sale, Some(CUSTOMER), vec![line("P1", dec!(10), dec!(5.00))]));
     // 2 come back (10.00), settling the sale: 40.00 left open, and ageing agrees.
-    let mut ret = s.goods(DocType::SalesReturn, Some(CUSTOMER), vec![line("P1", dec!(2), dec!(5.00))]);
+    let mut ret = returning(s.goods(DocType::SalesReturn, Some(CUSTOMER), vec![line("P1", dec!(2), dec!(5.00))]), &sale);
     ret.ext.settles = vec![Settlement { doc: sale.header.number.clone(), amount: dec!(10.00) }];
     s.post(ret);
     assert_eq!(s.open_amount(&sale, CUSTOMER), Some(dec!(40.00)));
@@ -1653,15 +1749,15 @@ fn credit_returns_and_decreases_settle_the_documents_they_clear() {
     s.post(dec_doc);
     assert_eq!(s.open_amount(&sale, CUSTOMER), Some(dec!(35.00)));
     // Settling more than the return is worth, or from a cash return, is refused.
-    let mut over = s.goods(DocType::SalesReturn, Some(CUSTOMER), vec![line("P1", dec!(1), dec!(5.00))]);
+    let mut over = returning(s.goods(DocType::SalesReturn, Some(CUSTOMER), vec![line("P1", dec!(1), dec!(5.00))]), &sale);
     over.ext.settles = vec![Settlement { doc: sale.header.number.clone(), amount: dec!(6.00) }];
     assert!(matches!(over.validate(), Err(DocError::Field { .. })));
-    let mut cash = s.cash_goods(DocType::SalesReturn, Some(CUSTOMER), vec![line("P1", dec!(1), dec!(5.00))]);
+    let mut cash = returning(s.cash_goods(DocType::SalesReturn, Some(CUSTOMER), vec![line("P1", dec!(1), dec!(5.00))]), &sale);
     cash.ext.settles = vec![Settlement { doc: sale.header.number.clone(), amount: dec!(5.00) }];
     assert!(matches!(cash.validate(), Err(DocError::Field { .. })));
     // Purchase side: a credit purchase of 20 x 3.00 = 60.00, 5 returned (15.00) settling it.
     let (receipt, _) = s.post(s.goods(DocType::PurchaseReceipt, Some(SUPPLIER), vec![line("P1", dec!(20), dec!(3.00))]));
-    let mut back = s.goods(DocType::PurchaseReturn, Some(SUPPLIER), vec![line("P1", dec!(5), dec!(3.00))]);
+    let mut back = returning(s.goods(DocType::PurchaseReturn, Some(SUPPLIER), vec![line("P1", dec!(5), dec!(3.00))]), &receipt);
     back.ext.settles = vec![Settlement { doc: receipt.header.number.clone(), amount: dec!(15.00) }];
     s.post(back);
     assert_eq!(s.open_amount(&receipt, SUPPLIER), Some(dec!(45.00)));

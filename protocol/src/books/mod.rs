@@ -15,6 +15,7 @@ mod digest_name;
 mod posting;
 pub mod quarantine;
 pub mod reports;
+pub mod returns;
 pub mod stock;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -156,6 +157,8 @@ pub struct Posting {
     pub close: Option<Period>,
     pub cost_method: Option<CostMethod>,
     pub reverses: Option<DocNumber>,
+    /// Changes to what sales and receipts left to return (see [`returns`]).
+    pub returnable: Vec<returns::ReturnableMove>,
     /// Things worth telling the operator that do not stop the posting (sold below cost).
     pub warnings: Vec<String>,
 }
@@ -318,6 +321,8 @@ pub struct Books {
     recent: BTreeMap<DocNumber, Recent>,
     /// Month of the latest document posted; the window trails it (see [`REVERSAL_WINDOW_MONTHS`]).
     latest: Option<Period>,
+    /// What sales and purchase receipts of the return window left to return.
+    returnable: BTreeMap<(DocNumber, ProductCode), returns::Returnable>,
 }
 
 /// How far back a red-letter reversal may reach: documents of the month of the latest
@@ -372,6 +377,10 @@ impl Books {
     pub fn balance(&self, account: &str) -> Decimal {
         self.gl.iter().filter(|(a, _)| a.as_str() == account || a.chart() == account).map(|(_, v)| *v).sum()
     }
+    /// What `doc` left to return of `product`, while within the return window.
+    pub fn returnable(&self, doc: &DocNumber, product: &ProductCode) -> Option<&returns::Returnable> {
+        self.returnable.get(&(doc.clone(), *product))
+    }
     pub fn is_reversed(&self, n: &DocNumber) -> bool {
         self.reversed.contains(n)
     }
@@ -415,6 +424,7 @@ impl Books {
             mine.out_value += f.out_value;
         }
         self.postings += other.postings;
+        self.returnable.extend(other.returnable.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
 
     /// Performs a posting computed by [`post`] against these books. Clones both; callers
@@ -498,6 +508,21 @@ impl Books {
                 t.cost += s.cost;
             });
         }
+        for m in &p.returnable {
+            let key = (m.doc.clone(), m.product);
+            let r = self.returnable.entry(key.clone()).or_insert_with(|| returns::Returnable {
+                origin: m.origin,
+                party: m.party,
+                date: m.date,
+                left: Position::default(),
+            });
+            r.left.qty += m.qty;
+            r.left.value += m.value;
+            debug_assert!(r.left.qty >= Decimal::ZERO, "a return takes no more than was left (checked by post)");
+            if r.left.qty.is_zero() {
+                self.returnable.remove(&key);
+            }
+        }
         if let Some(m) = p.cost_method {
             self.cost_method = Some(m);
         }
@@ -512,6 +537,8 @@ impl Books {
         if self.latest != Some(latest) {
             self.latest = Some(latest);
             self.recent.retain(|_, r| Period::of(r.date) >= oldest);
+            let oldest_returnable = latest.months_before(returns::RETURN_WINDOW_MONTHS - 1);
+            self.returnable.retain(|_, r| Period::of(r.date) >= oldest_returnable);
         }
         if let Some(closed) = p.close {
             self.closed_through = Some(closed);
@@ -569,6 +596,10 @@ impl Books {
         }
         for n in &self.reversed {
             put(&["r", &n.to_string()]);
+        }
+        // What may still be returned decides which later returns post.
+        for ((n, p), r) in &self.returnable {
+            put(&["rt", &n.to_string(), p.as_str(), &d(&r.left.qty), &d(&r.left.value)]);
         }
         *h.finalize().as_bytes()
     }

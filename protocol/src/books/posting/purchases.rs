@@ -7,6 +7,7 @@ use rust_decimal::Decimal;
 
 use super::acc::{self, code};
 use super::{Builder, PostError, Side};
+use crate::books::returns::Origin;
 use crate::codes::AccountCode;
 use crate::document::DocType;
 
@@ -19,6 +20,7 @@ pub(super) fn receipt(b: &mut Builder<'_>, account: Option<AccountCode>) -> Resu
     let total = b.total();
     for l in &doc.lines {
         b.receive(w, &l.product, l.qty, l.amount);
+        b.returnable(Origin::Receipt, l.product, l.qty, l.amount);
     }
     b.gl(code(acc::INVENTORY), total, Decimal::ZERO);
     match account {
@@ -33,8 +35,10 @@ pub(super) fn receipt(b: &mut Builder<'_>, account: Option<AccountCode>) -> Resu
     Ok(())
 }
 
-/// 采购退货: stock out at cost, refunded at the line amounts (cash, or less owed); the
-/// difference between refund and cost is a cost adjustment.
+/// 采购退货: goods of the receipt `ext.returns` names go back to its supplier, no more
+/// than it left unreturned, out of stock at the receipt's cost (moving average; under
+/// FIFO/LIFO by the layers, which are the goods on hand); refunded at the line amounts
+/// (cash, or less owed). The difference between refund and cost is a cost adjustment.
 pub(super) fn give_back(b: &mut Builder<'_>, account: Option<AccountCode>) -> Result<(), PostError> {
     assert_eq!(b.doc_type(), DocType::PurchaseReturn);
     let doc = b.doc;
@@ -42,7 +46,8 @@ pub(super) fn give_back(b: &mut Builder<'_>, account: Option<AccountCode>) -> Re
     let total = b.total();
     let mut cost = Decimal::ZERO;
     for l in &doc.lines {
-        cost += b.take(w, l)?;
+        let at_receipt = b.unreturned(Origin::Receipt, l)?;
+        cost += b.take_at(w, l, at_receipt)?;
     }
     match account {
         Some(a) => b.gl(a, total, Decimal::ZERO),

@@ -7,8 +7,9 @@ use rust_decimal::Decimal;
 
 use super::acc::{self, code};
 use super::{Builder, PostContext, PostError, Side};
+use crate::books::returns::Origin;
 use crate::codes::AccountCode;
-use crate::document::{round_money, DocType, PaymentMethod};
+use crate::document::{DocType, PaymentMethod};
 
 /// 销售单 / 零售单: stock out at cost, revenue at the line amounts. A retail sale is paid
 /// into cash or bank (by its payment method unless it names the account); a sale without
@@ -27,6 +28,7 @@ pub(super) fn sale(b: &mut Builder<'_>, account: Option<AccountCode>, ctx: PostC
             b.p.warnings.push(format!("{} sold at {} below its cost {}", l.product, l.amount, c));
         }
         b.sales_fact(l, customer, l.qty, l.amount, c);
+        b.returnable(Origin::Sale, l.product, l.qty, c);
         cost += c;
     }
     let cash = if h.doc_type == DocType::Retail {
@@ -57,19 +59,19 @@ pub(super) fn sale(b: &mut Builder<'_>, account: Option<AccountCode>, ctx: PostC
     Ok(())
 }
 
-/// 已收款退货: the customer returns goods; refunded in cash or off their receivable.
+/// 已收款退货: the customer returns goods of the sale `ext.returns` names, no more than it
+/// left unreturned; refunded (the line amounts) in cash or off their receivable.
 pub(super) fn take_back(b: &mut Builder<'_>, account: Option<AccountCode>) -> Result<(), PostError> {
     assert_eq!(b.doc_type(), DocType::SalesReturn);
     let doc = b.doc;
     let h = &doc.header;
     let w = &h.warehouse;
     let total = b.total();
-    // Returned goods come back at the current average cost of what is on hand,
-    // or at the line price when none is left to take a cost from.
+    // Returned goods come back at the cost they went out at: their share of the cost
+    // the sale issued and has not yet taken back (under FIFO/LIFO as one new layer).
     let mut cost = Decimal::ZERO;
     for l in &doc.lines {
-        let pos = b.stock_mut(w, &l.product).pos;
-        let value = if pos.qty.is_zero() { l.amount } else { round_money(pos.value * l.qty / pos.qty) };
+        let value = b.unreturned(Origin::Sale, l)?;
         b.receive(w, &l.product, l.qty, value);
         b.sales_fact(l, h.counterparty, -l.qty, -l.amount, -value);
         cost += value;
