@@ -26,7 +26,7 @@
 //! and after: on a 2-core machine a compiler running beside the benchmark lowers every
 //! figure.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -215,6 +215,36 @@ struct Generator {
     /// The month already closed, so a close is made once per month.
     closed: Option<Period>,
     docs: Vec<Document>,
+    /// Recent sales and receipts with what each left to return, newest last: a return
+    /// names its original (issue 11).
+    sold: VecDeque<Returnable>,
+    bought: VecDeque<Returnable>,
+}
+
+/// A sale or receipt a return may name: its warehouse, party and what it left per product.
+struct Returnable {
+    number: protocol::document::DocNumber,
+    w: usize,
+    party: usize,
+    left: Vec<(usize, Decimal)>,
+}
+
+/// How many recent sales (and receipts) returns choose from.
+const RETURNABLE_KEPT: usize = 64;
+
+fn remember(list: &mut VecDeque<Returnable>, doc: &Document, w: usize, party: usize) {
+    let mut left: Vec<(usize, Decimal)> = Vec::new();
+    for l in &doc.lines {
+        let p: usize = l.product.as_str()[1..].parse().expect("generated product code");
+        match left.iter_mut().find(|(q, _)| *q == p) {
+            Some((_, q)) => *q += l.qty,
+            None => left.push((p, l.qty)),
+        }
+    }
+    list.push_back(Returnable { number: doc.header.number.clone(), w, party, left });
+    if list.len() > RETURNABLE_KEPT {
+        list.pop_front();
+    }
 }
 
 impl Generator {
@@ -235,6 +265,8 @@ impl Generator {
             last: None,
             closed: None,
             docs: Vec::new(),
+            sold: VecDeque::new(),
+            bought: VecDeque::new(),
         }
     }
 
@@ -407,6 +439,7 @@ impl Generator {
                     d.ext.account = Some(account(if self.rng.percent(50) { CASH } else { BANK }));
                 }
                 let doc = self.number(d);
+                remember(&mut self.sold, &doc, w, c);
                 let open_item = (kind == Kind::SaleCredit).then(|| {
                     self.receivable[c].push(Open { number: doc.header.number.clone(), open: total });
                     (true, c)
@@ -422,6 +455,7 @@ impl Generator {
                     d.ext.account = Some(account(BANK));
                 }
                 let doc = self.number(d);
+                remember(&mut self.bought, &doc, w, s);
                 let open_item = (kind == Kind::PurchaseCredit).then(|| {
                     self.payable[s].push(Open { number: doc.header.number.clone(), open: total });
                     (false, s)
@@ -448,7 +482,11 @@ impl Generator {
                 for i in 0..settle_count.min(open.len()) {
                     let item = &mut open[i];
                     // The last one settled may be half paid.
-                    let amount = if partial && i + 1 == settle_count { (item.open / Decimal::TWO).round_dp(2) } else { item.open };
+                    let amount = if partial && i + 1 == settle_count {
+                        protocol::document::round_money(item.open / Decimal::TWO)
+                    } else {
+                        item.open
+                    };
                     if amount > Decimal::ZERO {
                         item.open -= amount;
                         settles.push(Settlement { doc: item.number.clone(), amount });
@@ -482,24 +520,57 @@ impl Generator {
                 let doc = self.number(d);
                 self.push(doc, None);
             }
-            Kind::SalesReturn => {
-                let lines = self.lines_in(w, 1, 3, &mut stock);
-                let c = self.rng.below(CUSTOMERS as u64) as usize;
-                let mut d = self.draft(DocType::SalesReturn, w, Some(customer(c)), lines);
-                if self.rng.percent(50) {
+            Kind::SalesReturn | Kind::PurchaseReturn => {
+                // Goods of a recent sale come back to its warehouse, or goods of a recent
+                // receipt go back from it, no more than the original left (and, going
+                // back, than is on hand).
+                let sale = kind == Kind::SalesReturn;
+                let list = if sale { &self.sold } else { &self.bought };
+                if list.is_empty() {
+                    return self.make_kind(if sale { Kind::SaleCredit } else { Kind::PurchaseCredit });
+                }
+                let i = self.rng.below(list.len() as u64) as usize;
+                let n = self.line_count();
+                let hi = if sale { 3 } else { 5 };
+                let qtys: Vec<u64> = (0..n).map(|_| self.rng.range(1, hi)).collect();
+                let cash = self.rng.percent(50);
+                let list = if sale { &mut self.sold } else { &mut self.bought };
+                let orig = &mut list[i];
+                let (w, party, number) = (orig.w, orig.party, orig.number.clone());
+                let mut lines = Vec::new();
+                for ((p, left), want) in orig.left.iter_mut().zip(qtys) {
+                    let slot = w * PRODUCTS + *p;
+                    let mut qty = Decimal::from(want).min(*left);
+                    if !sale {
+                        qty = qty.min(self.on_hand[slot]);
+                    }
+                    if qty <= Decimal::ZERO {
+                        continue;
+                    }
+                    *left -= qty;
+                    let dq = if sale { qty } else { -qty };
+                    self.on_hand[slot] += dq;
+                    stock.push((slot, dq));
+                    lines.push(Line::priced(product(*p), qty, money(cost_cents(*p) * if sale { 130 } else { 100 } / 100)));
+                }
+                if lines.is_empty() {
+                    return self.make_kind(if sale { Kind::SaleCredit } else { Kind::PurchaseCredit });
+                }
+                let who = if sale { customer(party) } else { supplier(party) };
+                let mut d = self.draft(if sale { DocType::SalesReturn } else { DocType::PurchaseReturn }, w, Some(who), lines);
+                d.ext.returns = Some(number);
+                if sale && cash {
                     d.ext.account = Some(account(CASH));
                 }
                 let doc = self.number(d);
                 self.push(doc, None);
             }
-            Kind::PurchaseReturn | Kind::Loss => {
-                let ret = kind == Kind::PurchaseReturn;
-                let lines = self.lines_out(w, 5, if ret { 100 } else { 0 }, false, &mut stock);
+            Kind::Loss => {
+                let lines = self.lines_out(w, 5, 0, false, &mut stock);
                 if lines.is_empty() {
                     return self.make_kind(Kind::PurchaseCredit);
                 }
-                let who = ret.then(|| supplier(self.rng.below(SUPPLIERS as u64) as usize));
-                let d = self.draft(if ret { DocType::PurchaseReturn } else { DocType::StockLoss }, w, who, lines);
+                let d = self.draft(DocType::StockLoss, w, None, lines);
                 let doc = self.number(d);
                 self.push(doc, None);
             }
@@ -560,6 +631,13 @@ impl Generator {
                 };
                 for (slot, dq) in &last.stock {
                     self.on_hand[*slot] -= *dq;
+                }
+                // A reversed sale or receipt is the newest remembered one; nothing can be
+                // returned against it any more.
+                for list in [&mut self.sold, &mut self.bought] {
+                    if list.back().is_some_and(|r| r.number == last.doc.header.number) {
+                        list.pop_back();
+                    }
                 }
                 if let Some((is_receivable, i)) = last.open_item {
                     let open = if is_receivable { &mut self.receivable[i] } else { &mut self.payable[i] };

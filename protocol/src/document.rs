@@ -42,6 +42,13 @@ pub fn round_money(d: Decimal) -> Decimal {
     r
 }
 
+/// Rounds to `dp` places by the one rule of the books, half away from zero (四舍五入), for
+/// figures that are not money (percentages, unit costs). `Decimal::round_dp` rounds half
+/// to even (0.025 → 0.02), which no accountant expects, so the workspace never calls it.
+pub fn round_half_away(d: Decimal, dp: u32) -> Decimal {
+    d.round_dp_with_strategy(dp, RoundingStrategy::MidpointAwayFromZero)
+}
+
 /// What a document carries, which decides how it is validated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Shape {
@@ -423,6 +430,17 @@ pub enum CostMethod {
     Lifo,
 }
 
+impl CostMethod {
+    /// The method's name in messages to people.
+    pub fn label(self) -> &'static str {
+        match self {
+            CostMethod::MovingAverage => "moving weighted average",
+            CostMethod::Fifo => "FIFO",
+            CostMethod::Lifo => "LIFO",
+        }
+    }
+}
+
 /// Money applied to one earlier document (per-invoice settlement).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Settlement {
@@ -487,6 +505,10 @@ pub struct DocExt {
     pub balances: Vec<OpeningBalance>,
     /// Manual journal entry lines.
     pub entries: Vec<EntryLine>,
+    /// Returns: the original document whose goods come back — the sale or retail sale a
+    /// sales return (WJXS) takes back, the purchase receipt a purchase return (JT) gives
+    /// back. Required on returns, refused on every other type.
+    pub returns: Option<DocNumber>,
 }
 
 /// Most settlements, opening balances or manual lines on one document.
@@ -645,6 +667,11 @@ fn validate_parts(
         return Err(DocError::Field { doc_type: name, what: "category must be 1-16 letters or digits (it becomes a sub-account)" });
     }
     let need = |ok: bool, what: &'static str| if ok { Ok(()) } else { Err(DocError::Field { doc_type: name, what }) };
+    if matches!(doc_type, DocType::SalesReturn | DocType::PurchaseReturn) {
+        need(ext.returns.is_some(), "needs the original document it returns (returns: the sale or purchase receipt)")?;
+    } else {
+        need(ext.returns.is_none(), "names no original (returns is for sales and purchase returns)")?;
+    }
     let mut figures = ext
         .money
         .iter()

@@ -81,10 +81,14 @@ pub enum PostError {
     /// text names the rule.
     #[error(transparent)]
     OutOfScope(#[from] crate::profile::ScopeRefusal),
-    #[error("not enough stock of {product} in {warehouse}: on hand {on_hand}, needed {needed} (moving average allows no negative stock)")]
-    NegativeStock { warehouse: WarehouseCode, product: ProductCode, on_hand: Decimal, needed: Decimal },
+    /// Names the branch's cost method: none of them allows negative stock.
+    #[error("not enough stock of {product} in {warehouse}: on hand {on_hand}, needed {needed} ({} allows no negative stock)", method.label())]
+    NegativeStock { warehouse: WarehouseCode, product: ProductCode, on_hand: Decimal, needed: Decimal, method: crate::document::CostMethod },
     #[error("{date} falls in a closed period (closed through {closed}); post it in the current month or reopen at HQ")]
     PeriodClosed { date: String, closed: String },
+    /// A close of a month the books are closed through already (a second close).
+    #[error("{period} is already closed (the books are closed through {closed_through}); the next month to close is {next}")]
+    AlreadyClosed { period: String, closed_through: String, next: String },
     #[error("a month can only be closed after it ends: {period} cannot be closed on {date}")]
     CloseTooEarly { period: String, date: String },
     #[error("account {account} is not a cash (1001) or bank (1002) account")]
@@ -111,6 +115,17 @@ pub enum PostError {
     OpeningAfterPosting,
     #[error("the cost method is frozen at {current}; it cannot become {wanted}")]
     CostMethodFrozen { current: String, wanted: String },
+    /// A return names a document that is no sale (or receipt) of the product with goods
+    /// left to return within the return window.
+    #[error("{doc} is no {what} of {product} with goods left to return (a return names its original {what} of the last {months} months)", months = crate::books::returns::RETURN_WINDOW_MONTHS)]
+    ReturnNoOriginal { doc: String, product: ProductCode, what: &'static str },
+    /// A return from (or to) another party than the original's.
+    #[error("{doc} was a {what} with {original}, not {party}")]
+    ReturnWrongParty { doc: String, what: &'static str, original: PartyCode, party: PartyCode },
+    /// More returned than the original left unreturned (lines repeating a product count
+    /// together).
+    #[error("{doc} left {left} of {product} unreturned; cannot return {qty}")]
+    ReturnTooMuch { doc: String, product: ProductCode, left: Decimal, qty: Decimal },
     #[error("cannot reverse {doc}: {why}")]
     CannotReverse { doc: String, why: String },
     /// A figure posting computes (value × quantity, a sum) would exceed what a `Decimal`

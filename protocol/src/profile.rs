@@ -55,7 +55,7 @@ impl Product {
     /// use protocol::profile::{PriceError, Product};
     /// use protocol::decimal_serde::Dec;
     /// use protocol::Decimal;
-    /// let p = Product { name: "tea".into(), unit: "box".into(), retail_price: None, prices: vec![Dec(Decimal::new(1250, 2))] };
+    /// let p = Product { name: "tea".into(), unit: "box".into(), retail_price: None, prices: vec![Dec(Decimal::new(1250, 2))], category: None };
     /// assert_eq!(p.price(Some(1)), Ok(Decimal::new(1250, 2)));
     /// assert_eq!(p.price(Some(2)), Err(PriceError::NoPresetPrice { level: 2, levels: 1 }));
     /// assert_eq!(p.price(Some(0)), Err(PriceError::NoPresetPrice { level: 0, levels: 1 }));

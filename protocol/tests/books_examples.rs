@@ -246,6 +246,242 @@ fn sales_row(b: &Books, by: SalesBy, key: &str) -> reports::SalesRow {
 }
 
 // ---------------------------------------------------------------------------------------
+// Issue 11: the books an accountant would sign (the "wrong today" list). Each example
+// has its figures by hand; `check` ties the sub-ledgers to the GL after every posting.
+
+/// Issue 11 item 1, the issue's figures: QC 40 @ 52.15, JH 30 @ 54.80, sell 25, TJ 20 to
+/// SH02, sell 8 there. Bug: the transfer merged the layers it moved into one averaged
+/// layer (20 worth 1056.25), so the 8 cost 422.50 under FIFO instead of 8 x 52.15.
+#[test]
+fn same_price_transfer_keeps_the_layers_it_moves() {
+    // (method, cost of the 25 sold at SH01, of the 20 moved, of the 8 sold at SH02,
+    //  layers at SH02 after the move, layers at SH01 after the move)
+    let cases = [
+        // FIFO: 25 of the 52.15 layer = 1303.75; the move takes the other 15 of it
+        // (15 x 52.15 = 782.25) and 5 of the 54.80 layer (274.00) = 1056.25; at SH02 the
+        // 8 come from the older layer: 8 x 52.15 = 417.20.
+        (
+            CostMethod::Fifo,
+            dec!(1303.75),
+            dec!(1056.25),
+            dec!(417.20),
+            vec![Position { qty: dec!(15), value: dec!(782.25) }, Position { qty: dec!(5), value: dec!(274.00) }],
+            vec![Position { qty: dec!(25), value: dec!(1370.00) }],
+        ),
+        // LIFO: 25 of the 54.80 layer = 1370.00; the move takes its last 5 (274.00) and
+        // 15 of the 52.15 layer (782.25), arriving in receipt order 15 @ 52.15, 5 @ 54.80;
+        // the 8 at SH02 are the newest first: 5 x 54.80 + 3 x 52.15 = 274.00 + 156.45 = 430.45.
+        (
+            CostMethod::Lifo,
+            dec!(1370.00),
+            dec!(1056.25),
+            dec!(430.45),
+            vec![Position { qty: dec!(15), value: dec!(782.25) }, Position { qty: dec!(5), value: dec!(274.00) }],
+            vec![Position { qty: dec!(25), value: dec!(1303.75) }],
+        ),
+        // Moving average: 70 worth 2086.00 + 1644.00 = 3730.00; 25 out = 1332.142… →
+        // 1332.14, leaving 45 worth 2397.86; 20 moved = 1065.715… → 1065.72; 8 of them
+        // = 426.288 → 426.29. No layers.
+        (CostMethod::MovingAverage, dec!(1332.14), dec!(1065.72), dec!(426.29), vec![], vec![]),
+    ];
+    for (method, sold_1, moved, sold_2, layers_2, layers_1) in cases {
+        let mut s = Shop::blank();
+        s.open(method, vec![line("P1", dec!(40), dec!(52.15))], &[]);
+        let d = s.goods(DocType::PurchaseReceipt, Some(SUPPLIER), vec![line("P1", dec!(30), dec!(54.80))]);
+        s.post(d);
+        let d = s.goods(DocType::Sale, Some(CUSTOMER), vec![line("P1", dec!(25), dec!(60.00))]);
+        assert_eq!(s.post(d).1.cost_out(), sold_1, "{method:?}");
+        let before = snapshot(&s.books);
+        let tj = s.transfer(DocType::TransferSamePrice, W2, vec![line("P1", dec!(20), dec!(0))]);
+        let (tj, p) = s.post(tj);
+        assert_eq!(p.cost_out(), moved, "{method:?}");
+        assert_eq!(s.pos(W2, "P1"), Position { qty: dec!(20), value: moved }, "{method:?}");
+        assert_eq!((s.layers(W2, "P1"), s.layers(W1, "P1")), (layers_2.clone(), layers_1), "{method:?}");
+        // Nothing but a move: no price difference, inventory unchanged.
+        assert_eq!(s.bal("6402"), dec!(0));
+        // The reversal puts every layer back where it was (the split one rejoined).
+        let r = s.reversal_of(&tj);
+        s.post(r);
+        assert_eq!(snapshot(&s.books).stock, before.stock, "{method:?}");
+        let tj = s.transfer(DocType::TransferSamePrice, W2, vec![line("P1", dec!(20), dec!(0))]);
+        s.post(tj);
+        let mut d = s.goods(DocType::Sale, Some(CUSTOMER), vec![line("P1", dec!(8), dec!(60.00))]);
+        d.warehouse = wh(W2);
+        assert_eq!(s.post(d).1.cost_out(), sold_2, "{method:?}");
+        assert_eq!(s.bal("1405"), dec!(3730.00) - sold_1 - sold_2, "{method:?}");
+    }
+}
+
+/// Issue 11 item 2, the issue's figures: QC receivable 100.00, SK 30.00 naming no
+/// document. Bug: the balance said 70.00 but the 0–30 bucket still said 100.00.
+#[test]
+fn ageing_applies_unnamed_money_oldest_first_and_ties_to_the_balance() {
+    let mut s = Shop::blank();
+    s.open(
+        CostMethod::MovingAverage,
+        vec![],
+        &[(OpeningKind::Receivable(party(CUSTOMER)), dec!(100.00)), (OpeningKind::Account(acct(CASH)), dec!(1000.00))],
+    );
+    s.today = date(6, 10);
+    let d = s.money(DocType::Receipt, Some(CUSTOMER), dec!(30.00), Some(CASH));
+    s.post(d);
+    let r = &reports::ageing(&s.books, Side::Receivable, date(6, 15))[0];
+    // 100.00 opening less 30.00 unnamed = 70.00, all of it 14 days old.
+    assert_eq!((r.balance, r.days_0_30, r.unapplied), (dec!(70.00), dec!(70.00), dec!(0)));
+    assert_eq!(s.bal("1122"), dec!(70.00));
+    // Sales of 10 June (50.00) and 1 July (40.00): open documents 100.00 (the opening,
+    // 1 June) + 50.00 + 40.00 = 190.00 against a balance of 160.00. A receipt of 110.00
+    // naming nothing leaves 50.00; the 140.00 named nowhere clears the opening (oldest)
+    // and 40.00 of the 10 June sale, leaving 10.00 of it and all of the July sale.
+    s.stock_up("P1", dec!(10), dec!(3.00));
+    let d = s.goods(DocType::Sale, Some(CUSTOMER), vec![line("P1", dec!(5), dec!(10.00))]);
+    let (xs1, _) = s.post(d);
+    s.today = date(7, 1);
+    let d = s.goods(DocType::Sale, Some(CUSTOMER), vec![line("P1", dec!(4), dec!(10.00))]);
+    let (xs2, _) = s.post(d);
+    let d = s.money(DocType::Receipt, Some(CUSTOMER), dec!(110.00), Some(CASH));
+    s.post(d);
+    // As of 20 July: 10 June is 40 days old (31–60), 1 July 19 days (0–30).
+    let r = &reports::ageing(&s.books, Side::Receivable, date(7, 20))[0];
+    assert_eq!(
+        (r.balance, r.days_0_30, r.days_31_60, r.days_61_90, r.days_over_90, r.unapplied),
+        (dec!(50.00), dec!(40.00), dec!(10.00), dec!(0), dec!(0), dec!(0))
+    );
+    assert_eq!(
+        r.items,
+        vec![
+            (xs1.header.number.to_string(), "2026-06-10".to_string(), Dec(dec!(10.00))),
+            (xs2.header.number.to_string(), "2026-07-01".to_string(), Dec(dec!(40.00)))
+        ]
+    );
+    // Money beyond every document is unapplied credit: 80.00 more leaves -30.00.
+    let d = s.money(DocType::Receipt, Some(CUSTOMER), dec!(80.00), Some(CASH));
+    s.post(d);
+    let r = &reports::ageing(&s.books, Side::Receivable, date(7, 20))[0];
+    assert_eq!((r.balance, r.days_0_30 + r.days_31_60, r.unapplied, r.items.len()), (dec!(-30.00), dec!(0), dec!(-30.00), 0));
+    // Payables alike: a payment naming no receipt.
+    let d = s.goods(DocType::PurchaseReceipt, Some(SUPPLIER), vec![line("P1", dec!(10), dec!(3.00))]);
+    s.post(d);
+    let d = s.money(DocType::Payment, Some(SUPPLIER), dec!(12.00), Some(CASH));
+    s.post(d);
+    let r = &reports::ageing(&s.books, Side::Payable, date(7, 20))[0];
+    assert_eq!((r.balance, r.days_0_30, r.unapplied), (dec!(18.00), dec!(18.00), dec!(0)));
+}
+
+/// Issue 11 item 3. Bug: `margin_pct` rounded half to even (0.025 % showed 0.02), and
+/// the displayed average cost too; every rounding is half away from zero.
+#[test]
+fn margin_and_average_cost_round_half_away_from_zero() {
+    let mut s = Shop::new(CostMethod::MovingAverage);
+    // 1 bought at 3999.00, sold at 4000.00: gross profit 1.00 on 4000.00 = 0.025 % → 0.03.
+    s.stock_up("P1", dec!(1), dec!(3999.00));
+    let mut d = s.goods(DocType::Sale, Some(CUSTOMER), vec![line("P1", dec!(1), dec!(4000.00))]);
+    d.ext.account = Some(acct(BANK));
+    s.post(d);
+    let row = sales_row(&s.books, SalesBy::Product, "P1");
+    assert_eq!((row.gross_profit, row.margin_pct), (dec!(1.00), dec!(0.03)));
+    // 8 gained at 0.0012 = 0.0096 → 0.01; average 0.01 / 8 = 0.00125 → 0.0013 (not 0.0012).
+    let d = s.goods(DocType::StockGain, None, vec![line("P2", dec!(8), dec!(0.0012))]);
+    s.post(d);
+    assert_eq!(s.pos(W1, "P2").average_cost(), dec!(0.0013));
+    assert_eq!(protocol::document::round_half_away(dec!(-0.025), 2), dec!(-0.03));
+}
+
+/// Issue 11 item 9. Bugs: the negative-stock refusal under FIFO/LIFO said "moving average
+/// allows no negative stock"; a second close said "closed through already" (see
+/// `period_close_refuses_postings_into_the_closed_month` for its new words); the
+/// purchase–sales–stock summary counted a reversed sale as goods in.
+#[test]
+fn messages_name_the_method_and_a_reversed_sale_reduces_the_outflow() {
+    for (method, words) in [
+        (CostMethod::Fifo, "(FIFO allows no negative stock)"),
+        (CostMethod::Lifo, "(LIFO allows no negative stock)"),
+        (CostMethod::MovingAverage, "(moving weighted average allows no negative stock)"),
+    ] {
+        let mut s = Shop::new(method);
+        s.stock_up("P1", dec!(10), dec!(3.00));
+        let d = s.cash_goods(DocType::Sale, Some(CUSTOMER), vec![line("P1", dec!(11), dec!(5.00))]);
+        let e = s.refuse(d);
+        assert!(e.to_string().ends_with(words), "{e}");
+        // 10 in at 30.00; 4 sold (12.00) and the sale reversed: the month shows 10 in and
+        // nothing out, closing 10 worth 30.00 — not 14 in and 4 out.
+        let d = s.cash_goods(DocType::Sale, Some(CUSTOMER), vec![line("P1", dec!(4), dec!(5.00))]);
+        let (xs, _) = s.post(d);
+        let r = s.reversal_of(&xs);
+        s.post(r);
+        let rows = reports::purchase_sales_stock(&s.books, june(), june());
+        let r = rows.iter().find(|r| r.product == "P1").expect("a P1 row");
+        assert_eq!(
+            (r.in_qty, r.in_value, r.out_qty, r.out_value, r.closing_qty, r.closing_value),
+            (dec!(10), dec!(30.00), dec!(0), dec!(0.00), dec!(10), dec!(30.00)),
+            "{method:?}"
+        );
+    }
+}
+
+/// Issue 11 items 5 and 8 under each cost method: returns name their original, are
+/// limited to what it left, and move goods at its cost. Receipts JH-1 10 @ 3.00 and
+/// JH-2 10 @ 4.00 (on credit), then a sale of 15.
+#[test]
+fn returns_against_their_originals_under_each_method() {
+    // (method, cost of the 15 sold, of the first 6 returned, of the other 9, cost out of
+    //  the 4 sent back to JH-2's supplier)
+    let cases = [
+        // FIFO: 10 x 3.00 + 5 x 4.00 = 50.00; 6 back = 50.00 x 6 / 15 = 20.00, the other 9
+        // take the rest, 30.00. Layers then 5 @ 20.00, 6 @ 20.00, 9 @ 30.00; the 4 sent
+        // back leave from the front: 20.00 x 4 / 5 = 16.00.
+        (CostMethod::Fifo, dec!(50.00), dec!(20.00), dec!(30.00), dec!(16.00)),
+        // LIFO: 10 x 4.00 + 5 x 3.00 = 55.00; 6 back = 22.00, 9 = 33.00. Layers 5 @ 15.00,
+        // 6 @ 22.00, 9 @ 33.00; the 4 leave from the back: 33.00 x 4 / 9 = 14.666… → 14.67.
+        (CostMethod::Lifo, dec!(55.00), dec!(22.00), dec!(33.00), dec!(14.67)),
+        // Moving average: 70.00 x 15 / 20 = 52.50; 6 back = 21.00, 9 = 31.50. The 4 leave
+        // at JH-2's cost, 40.00 x 4 / 10 = 16.00.
+        (CostMethod::MovingAverage, dec!(52.50), dec!(21.00), dec!(31.50), dec!(16.00)),
+    ];
+    for (method, sold, back_6, back_9, sent_back) in cases {
+        let mut s = Shop::new(method);
+        let d = s.goods(DocType::PurchaseReceipt, Some(SUPPLIER), vec![line("P1", dec!(10), dec!(3.00))]);
+        let (jh1, _) = s.post(d);
+        let d = s.goods(DocType::PurchaseReceipt, Some(SUPPLIER), vec![line("P1", dec!(10), dec!(4.00))]);
+        let (jh2, _) = s.post(d);
+        let d = s.goods(DocType::Sale, Some(CUSTOMER), vec![line("P1", dec!(15), dec!(5.00))]);
+        let (xs, p) = s.post(d);
+        assert_eq!(p.cost_out(), sold, "{method:?}");
+        let ret = |s: &Shop, q: Decimal| returning(s.goods(DocType::SalesReturn, Some(CUSTOMER), vec![line("P1", q, dec!(5.00))]), &xs);
+        let (_, p) = s.post(ret(&s, dec!(6)));
+        assert_eq!(p.stock.iter().map(|m| m.op.moved().1).sum::<Decimal>(), back_6, "{method:?}");
+        assert!(matches!(s.refuse(ret(&s, dec!(10))), PostError::ReturnTooMuch { .. }), "{method:?}");
+        let (wjxs, p) = s.post(ret(&s, dec!(9)));
+        assert_eq!(p.stock.iter().map(|m| m.op.moved().1).sum::<Decimal>(), back_9, "{method:?}");
+        // All of the sale came back at its cost: no cost of sales, stock as bought.
+        assert_eq!((s.bal("6401"), s.pos(W1, "P1")), (dec!(0), Position { qty: dec!(20), value: dec!(70.00) }), "{method:?}");
+        assert!(s.books.returnable(&xs.header.number, &pc("P1")).is_none(), "a fully returned sale is forgotten");
+        // 4 go back to JH-2's supplier at 4.00 = 16.00 off what we owe; the difference to
+        // the cost out is a cost adjustment (LIFO: 16.00 - 14.67 = 1.33, credit 6403).
+        let jt = |s: &Shop, q: Decimal, orig: &Document| {
+            returning(s.goods(DocType::PurchaseReturn, Some(SUPPLIER), vec![line("P1", q, dec!(4.00))]), orig)
+        };
+        let (back, p) = s.post(jt(&s, dec!(4), &jh2));
+        assert_eq!(p.cost_out(), sent_back, "{method:?}");
+        assert_eq!(s.bal("6403"), sent_back - dec!(16.00), "{method:?}");
+        assert_eq!(s.owed(Side::Payable, SUPPLIER), dec!(54.00));
+        // JH-2 left 6: 7 are refused; a sale is no receipt; another supplier is refused.
+        assert!(matches!(s.refuse(jt(&s, dec!(7), &jh2)), PostError::ReturnTooMuch { .. }), "{method:?}");
+        assert!(matches!(s.refuse(jt(&s, dec!(1), &xs)), PostError::ReturnNoOriginal { .. }), "{method:?}");
+        let mut other = jt(&s, dec!(1), &jh1);
+        other.counterparty = Some(party("S002"));
+        assert!(matches!(s.refuse(other), PostError::ReturnWrongParty { .. }), "{method:?}");
+        // Reversals: the sale cannot be (its goods came back); the purchase return can,
+        // leaving JH-2 whole; then the last sales return, and the sale has 9 to return again.
+        assert!(matches!(s.refuse(s.reversal_of(&xs)), PostError::CannotReverse { .. }), "{method:?}");
+        s.post(s.reversal_of(&back));
+        assert_eq!(s.books.returnable(&jh2.header.number, &pc("P1")).map(|r| r.left.qty), Some(dec!(10)));
+        s.post(s.reversal_of(&wjxs));
+        assert_eq!(s.books.returnable(&xs.header.number, &pc("P1")).map(|r| r.left), Some(Position { qty: dec!(9), value: back_9 }));
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // Purchasing.
 
 #[test]
@@ -283,17 +519,28 @@ fn purchase_return_books_the_refund_difference_to_6403() {
     let mut s = Shop::new(CostMethod::MovingAverage);
     s.stock_up("P1", dec!(10), dec!(3.00));
     let d = s.goods(DocType::PurchaseReceipt, Some(SUPPLIER), vec![line("P1", dec!(20), dec!(3.30))]);
+    let (jh, _) = s.post(d);
+    // Return 5 of that receipt; the supplier credits 3.40 = 17.00 off what we owe. They
+    // leave stock at the receipt's cost 66.00 x 5 / 20 = 16.50 (not at the average
+    // 96.00 x 5 / 30 = 16.00), so 0.50 is a gain on the return (credit 6403).
+    let d = returning(s.goods(DocType::PurchaseReturn, Some(SUPPLIER), vec![line("P1", dec!(5), dec!(3.40))]), &jh);
     s.post(d);
-    // Return 5 at the supplier's price 3.30 = 16.50 off what we owe; they left stock at
-    // 96.00 x 5 / 30 = 16.00, so 0.50 is a gain on the return (credit 6403).
-    let d = s.goods(DocType::PurchaseReturn, Some(SUPPLIER), vec![line("P1", dec!(5), dec!(3.30))]);
-    s.post(d);
-    assert_eq!(s.pos(W1, "P1"), Position { qty: dec!(25), value: dec!(80.00) });
-    assert_eq!(s.owed(Side::Payable, SUPPLIER), dec!(49.50));
+    assert_eq!(s.pos(W1, "P1"), Position { qty: dec!(25), value: dec!(79.50) });
+    assert_eq!(s.owed(Side::Payable, SUPPLIER), dec!(49.00));
     assert_eq!(s.bal("6403"), dec!(-0.50));
-    // Returning more than is on hand is refused.
-    let d = s.goods(DocType::PurchaseReturn, Some(SUPPLIER), vec![line("P1", dec!(26), dec!(3.30))]);
+    // Returning more than the receipt left (15) is refused.
+    let d = returning(s.goods(DocType::PurchaseReturn, Some(SUPPLIER), vec![line("P1", dec!(16), dec!(3.30))]), &jh);
+    assert!(matches!(s.refuse(d), PostError::ReturnTooMuch { .. }));
+    // Returning more than is on hand is refused too: sell 20, leaving 5.
+    s.post(s.cash_goods(DocType::Sale, Some(CUSTOMER), vec![line("P1", dec!(20), dec!(5.00))]));
+    let d = returning(s.goods(DocType::PurchaseReturn, Some(SUPPLIER), vec![line("P1", dec!(6), dec!(3.30))]), &jh);
     assert!(matches!(s.refuse(d), PostError::NegativeStock { .. }));
+}
+
+/// The original a return names.
+fn returning(mut d: Draft, original: &Document) -> Draft {
+    d.ext.returns = Some(original.header.number.clone());
+    d
 }
 
 #[test]
@@ -393,7 +640,16 @@ fn sale_cash_and_credit_at_moving_average() {
     );
     // Selling more than is on hand is refused: no negative stock.
     let d = s.goods(DocType::Sale, Some(CUSTOMER), vec![line("P1", dec!(14), dec!(5.00))]);
-    assert_eq!(s.refuse(d), PostError::NegativeStock { warehouse: wh(W1), product: pc("P1"), on_hand: dec!(13), needed: dec!(14) });
+    assert_eq!(
+        s.refuse(d),
+        PostError::NegativeStock {
+            warehouse: wh(W1),
+            product: pc("P1"),
+            on_hand: dec!(13),
+            needed: dec!(14),
+            method: CostMethod::MovingAverage
+        }
+    );
     // Two lines of one product see each other: 7 + 7 > 13.
     let d = s.goods(DocType::Sale, Some(CUSTOMER), vec![line("P1", dec!(7), dec!(5.00)), line("P1", dec!(7), dec!(5.00))]);
     assert!(matches!(s.refuse(d), PostError::NegativeStock { .. }));
@@ -451,16 +707,23 @@ fn selling_below_cost_warns_but_posts() {
     assert_eq!(s.pos(W1, "P1"), Position { qty: dec!(28), value: dec!(89.60) });
 }
 
+/// Issue 11 item 5. Bug: a return came back at the current average, or at the selling
+/// price when none was on hand (WJXS 3 x 80.00 from a customer who never bought:
+/// inventory 240.00, gross profit 0). Now a return names its sale, is limited to what
+/// the sale left unreturned, and the goods come back at the cost they went out at.
 #[test]
-fn sales_return_comes_back_at_the_current_average() {
+fn sales_return_comes_back_at_the_cost_it_went_out_at() {
     let mut s = Shop::new(CostMethod::MovingAverage);
     s.stock_up("P1", dec!(30), dec!(3.20));
     let d = s.goods(DocType::Sale, Some(CUSTOMER), vec![line("P1", dec!(10), dec!(5.00))]);
-    s.post(d); // cost 32.00, 20 left worth 64.00
-               // 2 come back at 5.00 = 10.00 off the customer's balance; at cost 64.00 x 2 / 20 = 6.40.
-    let d = s.goods(DocType::SalesReturn, Some(CUSTOMER), vec![line("P1", dec!(2), dec!(5.00))]);
+    let (xs, _) = s.post(d); // cost 32.00, 20 left worth 64.00
+                             // 10 more bought at 4.40 (44.00): 30 worth 108.00, average 3.60.
+    s.stock_up("P1", dec!(10), dec!(4.40));
+    // 2 come back at 5.00 = 10.00 off the customer's balance, at the sale's cost
+    // 32.00 x 2 / 10 = 6.40 (the average would say 7.20).
+    let d = returning(s.goods(DocType::SalesReturn, Some(CUSTOMER), vec![line("P1", dec!(2), dec!(5.00))]), &xs);
     s.post(d);
-    assert_eq!(s.pos(W1, "P1"), Position { qty: dec!(22), value: dec!(70.40) });
+    assert_eq!(s.pos(W1, "P1"), Position { qty: dec!(32), value: dec!(114.40) });
     assert_eq!(s.owed(Side::Receivable, CUSTOMER), dec!(40.00));
     assert_eq!((s.bal("6001"), s.bal("6401")), (dec!(-40.00), dec!(25.60)));
     // Net: 8 sold for 40.00 at cost 25.60 → gross profit 14.40, 36.00 %.
@@ -469,18 +732,34 @@ fn sales_return_comes_back_at_the_current_average() {
         (row.qty, row.revenue, row.cost, row.gross_profit, row.margin_pct),
         (dec!(8), dec!(40.00), dec!(25.60), dec!(14.40), dec!(36.00))
     );
-    // A cash refund comes out of the till.
-    let d = s.cash_goods(DocType::SalesReturn, Some(CUSTOMER), vec![line("P1", dec!(1), dec!(5.00))]);
+    // A cash refund comes out of the till: 1000.00 - 96.00 - 44.00 - 5.00.
+    let d = returning(s.cash_goods(DocType::SalesReturn, Some(CUSTOMER), vec![line("P1", dec!(1), dec!(5.00))]), &xs);
     s.post(d);
-    assert_eq!(s.bal(CASH), dec!(1000.00) - dec!(96.00) - dec!(5.00));
-    // With none left on hand the goods come back at the line (sale) price: 1 bought at
-    // 2.00, sold at 5.00, returned → stock 1 worth 5.00 (see the report: weak rule).
-    s.stock_up("P2", dec!(1), dec!(2.00));
+    assert_eq!(s.bal(CASH), dec!(855.00));
+    // The sale left 7: 8 more are refused, in words.
+    let d = returning(s.goods(DocType::SalesReturn, Some(CUSTOMER), vec![line("P1", dec!(8), dec!(5.00))]), &xs);
+    let e = s.refuse(d);
+    assert_eq!(e.to_string(), format!("{} left 7 of P1 unreturned; cannot return 8", xs.header.number));
+    // Lines repeating a product count together: 4 + 4 > 7.
+    let d = s.goods(DocType::SalesReturn, Some(CUSTOMER), vec![line("P1", dec!(4), dec!(5.00)), line("P1", dec!(4), dec!(5.00))]);
+    assert!(matches!(s.refuse(returning(d, &xs)), PostError::ReturnTooMuch { .. }));
+    // With none on hand the goods still come back at their cost: 1 bought at 2.00, sold
+    // at 5.00, returned → 1 worth 2.00 (it used to be 5.00, the selling price).
+    let jh = s.stock_up("P2", dec!(1), dec!(2.00));
     let d = s.cash_goods(DocType::Sale, Some(CUSTOMER), vec![line("P2", dec!(1), dec!(5.00))]);
+    let (xs2, _) = s.post(d);
+    let d = returning(s.cash_goods(DocType::SalesReturn, Some(CUSTOMER), vec![line("P2", dec!(1), dec!(5.00))]), &xs2);
     s.post(d);
-    let d = s.cash_goods(DocType::SalesReturn, Some(CUSTOMER), vec![line("P2", dec!(1), dec!(5.00))]);
-    s.post(d);
-    assert_eq!(s.pos(W1, "P2"), Position { qty: dec!(1), value: dec!(5.00) });
+    assert_eq!(s.pos(W1, "P2"), Position { qty: dec!(1), value: dec!(2.00) });
+    // The issue's case: 3 x 80.00 from a customer who never bought is refused, whatever
+    // it names: another customer's sale, a purchase receipt, nothing at all.
+    let d = s.goods(DocType::SalesReturn, Some(CUSTOMER2), vec![line("P1", dec!(3), dec!(80.00))]);
+    let e = s.refuse(returning(d.clone(), &xs));
+    assert_eq!(e.to_string(), format!("{} was a sale with {CUSTOMER}, not {CUSTOMER2}", xs.header.number));
+    assert!(matches!(s.refuse(returning(d.clone(), &jh)), PostError::ReturnNoOriginal { .. }));
+    assert!(matches!(d.validate(), Err(DocError::Field { .. })));
+    // A sale whose goods came back cannot be reversed until the return is.
+    assert!(matches!(s.refuse(s.reversal_of(&xs)), PostError::CannotReverse { .. }));
 }
 
 #[test]
@@ -542,16 +821,19 @@ fn receipts_against_sales_partial_and_advance() {
     let bs = reports::balance_sheet(&s.books);
     assert_eq!(bs.liabilities.get(&bs_key("2203")), Some(&Dec(dec!(30.00))));
     assert_eq!(bs.assets.get(&bs_key("1122")), None);
-    // Ageing on 15 August (75 days after 1 June): XS-2's open 20.00 is 61-90 days old;
-    // the advance is not an item, so the balance is -30.00.
+    // Ageing on 15 August: the 50.00 advance named no document, so the report applies it
+    // oldest first: XS-2's open 20.00 is cleared and 30.00 is left unapplied. The buckets
+    // (all zero) plus unapplied (-30.00) are the balance (-30.00).
     let rows = reports::ageing(&s.books, Side::Receivable, date(8, 15));
     assert_eq!(rows.len(), 1);
     let r = &rows[0];
     assert_eq!(
-        (r.balance, r.days_0_30, r.days_31_60, r.days_61_90, r.days_over_90),
-        (dec!(-30.00), dec!(0), dec!(0), dec!(20.00), dec!(0))
+        (r.balance, r.days_0_30, r.days_31_60, r.days_61_90, r.days_over_90, r.unapplied),
+        (dec!(-30.00), dec!(0), dec!(0), dec!(0), dec!(0), dec!(-30.00))
     );
-    assert_eq!(r.items, vec![(xs2.header.number.to_string(), "2026-06-01".to_string(), Dec(dec!(20.00)))]);
+    assert_eq!(r.items, vec![]);
+    // The books still hold XS-2 open for 20.00: it can be settled by name.
+    assert_eq!(s.open_amount(&xs2, CUSTOMER), Some(dec!(20.00)));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1060,7 +1342,8 @@ fn period_close_refuses_postings_into_the_closed_month() {
     s.post(d);
     let mut d = s.draft(DocType::PeriodClose);
     d.ext.period = Some(june());
-    assert!(matches!(s.refuse(d), PostError::PeriodClosed { .. }));
+    let e = s.refuse(d);
+    assert_eq!(e.to_string(), "2026-06 is already closed (the books are closed through 2026-06); the next month to close is 2026-07");
     let mut d = s.draft(DocType::PeriodClose);
     d.ext.period = Some(july());
     assert!(matches!(s.refuse(d), PostError::CloseTooEarly { .. }));
@@ -1094,7 +1377,7 @@ fn reversal_restores_every_balance_exactly() {
     for method in [CostMethod::MovingAverage, CostMethod::Fifo, CostMethod::Lifo] {
         let mut s = Shop::new(method);
         s.stock_up("P1", dec!(10), dec!(3.00));
-        s.stock_up("P1", dec!(20), dec!(3.30));
+        let jh20 = s.stock_up("P1", dec!(20), dec!(3.30));
         s.stock_up("P2", dec!(3), dec!(1.00));
         let d = s.goods(DocType::Sale, Some(CUSTOMER), vec![line("P1", dec!(4), dec!(5.00))]);
         let (xs, _) = s.post(d);
@@ -1110,14 +1393,14 @@ fn reversal_restores_every_balance_exactly() {
         let mut drafts = vec![
             s.goods(DocType::PurchaseReceipt, Some(SUPPLIER), vec![line("P1", dec!(7), dec!(3.33))]),
             s.cash_goods(DocType::PurchaseReceipt, Some(SUPPLIER), vec![line("P1", dec!(1), dec!(3.00))]),
-            s.goods(DocType::PurchaseReturn, Some(SUPPLIER), vec![line("P1", dec!(13), dec!(3.10))]),
+            returning(s.goods(DocType::PurchaseReturn, Some(SUPPLIER), vec![line("P1", dec!(13), dec!(3.10))]), &jh20),
             s.goods(
                 DocType::Sale,
                 Some(CUSTOMER),
                 vec![line("P1", dec!(3), dec!(5.00)), line("P1", dec!(11), dec!(5.00)), line("P2", dec!(1), dec!(2.00))],
             ),
             s.cash_goods(DocType::Sale, Some(CUSTOMER), vec![line("P1", dec!(0.5), dec!(5.00))]),
-            s.goods(DocType::SalesReturn, Some(CUSTOMER), vec![line("P1", dec!(2), dec!(5.00))]),
+            returning(s.goods(DocType::SalesReturn, Some(CUSTOMER), vec![line("P1", dec!(2), dec!(5.00))]), &xs),
             s.transfer(DocType::TransferSamePrice, W2, vec![line("P1", dec!(12), dec!(0))]),
             s.transfer(DocType::TransferChangedPrice, W2, vec![line("P1", dec!(12), dec!(3.41))]),
             s.goods(DocType::StockLoss, None, vec![line("P1", dec!(1.5), dec!(0))]),
@@ -1455,7 +1738,7 @@ fn credit_returns_and_decreases_settle_the_documents_they_clear() {
     // Credit sale 10 x 5.00 = 50.00: one open item of 50.00.
     let (sale, _) = s.post(s.goods(DocType::Sale, Some(CUSTOMER), vec![line("P1", dec!(10), dec!(5.00))]));
     // 2 come back (10.00), settling the sale: 40.00 left open, and ageing agrees.
-    let mut ret = s.goods(DocType::SalesReturn, Some(CUSTOMER), vec![line("P1", dec!(2), dec!(5.00))]);
+    let mut ret = returning(s.goods(DocType::SalesReturn, Some(CUSTOMER), vec![line("P1", dec!(2), dec!(5.00))]), &sale);
     ret.ext.settles = vec![Settlement { doc: sale.header.number.clone(), amount: dec!(10.00) }];
     s.post(ret);
     assert_eq!(s.open_amount(&sale, CUSTOMER), Some(dec!(40.00)));
@@ -1466,15 +1749,15 @@ fn credit_returns_and_decreases_settle_the_documents_they_clear() {
     s.post(dec_doc);
     assert_eq!(s.open_amount(&sale, CUSTOMER), Some(dec!(35.00)));
     // Settling more than the return is worth, or from a cash return, is refused.
-    let mut over = s.goods(DocType::SalesReturn, Some(CUSTOMER), vec![line("P1", dec!(1), dec!(5.00))]);
+    let mut over = returning(s.goods(DocType::SalesReturn, Some(CUSTOMER), vec![line("P1", dec!(1), dec!(5.00))]), &sale);
     over.ext.settles = vec![Settlement { doc: sale.header.number.clone(), amount: dec!(6.00) }];
     assert!(matches!(over.validate(), Err(DocError::Field { .. })));
-    let mut cash = s.cash_goods(DocType::SalesReturn, Some(CUSTOMER), vec![line("P1", dec!(1), dec!(5.00))]);
+    let mut cash = returning(s.cash_goods(DocType::SalesReturn, Some(CUSTOMER), vec![line("P1", dec!(1), dec!(5.00))]), &sale);
     cash.ext.settles = vec![Settlement { doc: sale.header.number.clone(), amount: dec!(5.00) }];
     assert!(matches!(cash.validate(), Err(DocError::Field { .. })));
     // Purchase side: a credit purchase of 20 x 3.00 = 60.00, 5 returned (15.00) settling it.
     let (receipt, _) = s.post(s.goods(DocType::PurchaseReceipt, Some(SUPPLIER), vec![line("P1", dec!(20), dec!(3.00))]));
-    let mut back = s.goods(DocType::PurchaseReturn, Some(SUPPLIER), vec![line("P1", dec!(5), dec!(3.00))]);
+    let mut back = returning(s.goods(DocType::PurchaseReturn, Some(SUPPLIER), vec![line("P1", dec!(5), dec!(3.00))]), &receipt);
     back.ext.settles = vec![Settlement { doc: receipt.header.number.clone(), amount: dec!(15.00) }];
     s.post(back);
     assert_eq!(s.open_amount(&receipt, SUPPLIER), Some(dec!(45.00)));

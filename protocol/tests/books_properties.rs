@@ -1,5 +1,5 @@
 //! Properties of the books (issue 4), over random sequences of documents of most types —
-//! receipts, sales, returns, transfers between two warehouses, losses and gains, cost
+//! receipts, sales, returns against their originals, transfers between two warehouses, losses and gains, cost
 //! adjustments, assemblies, payments and receipts settling open items, expenses,
 //! consignment both ways, loans, month-end closes and reversals of random earlier
 //! documents — under each cost method.
@@ -348,6 +348,18 @@ impl Sim {
         vec![Settlement { doc: n.clone(), amount: item.open.min(amount) }]
     }
 
+    /// The latest accepted document of `types` (not a reversal) with product `p`, with
+    /// `who` or no counterparty: what a return names.
+    fn latest_original(&self, types: &[DocType], who: Option<&str>, p: usize) -> Option<protocol::document::DocNumber> {
+        self.accepted
+            .iter()
+            .rev()
+            .filter(|d| types.contains(&d.header.doc_type) && d.header.ext.reverses.is_none())
+            .filter(|d| d.header.counterparty.is_none() || d.header.counterparty.map(|c| c.to_string()) == who.map(String::from))
+            .find(|d| d.lines.iter().any(|l| l.product.as_str() == PRODUCTS[p]))
+            .map(|d| d.header.number.clone())
+    }
+
     fn reversal_of(&self, doc: &Document) -> Draft {
         doc.reversal(self.today, doc.header.operator)
     }
@@ -369,6 +381,9 @@ impl Sim {
             Op::BuyReturn { w, p, qty, price, cash, s } => {
                 let mut d = self.goods(DocType::PurchaseReturn, *w, Some(SUPPLIERS[*s]), vec![line(*p, *qty, *price)]);
                 cash_if(&mut d, *cash);
+                // The latest receipt of the product from this supplier (issue 11: a return
+                // names its original); too much, or gone elsewhere, is refused.
+                d.ext.returns = Some(self.latest_original(&[DocType::PurchaseReceipt], Some(SUPPLIERS[*s]), *p)?);
                 d
             }
             Op::Sell { w, p, qty, price, cash, c } => {
@@ -386,6 +401,8 @@ impl Sim {
             Op::SellReturn { w, p, qty, price, cash, c } => {
                 let mut d = self.goods(DocType::SalesReturn, *w, Some(CUSTOMERS[*c]), vec![line(*p, *qty, *price)]);
                 cash_if(&mut d, *cash);
+                // The latest sale of the product to this customer, or a walk-in retail sale.
+                d.ext.returns = Some(self.latest_original(&[DocType::Sale, DocType::Retail], Some(CUSTOMERS[*c]), *p)?);
                 d
             }
             Op::Move { w, p, qty, price } => {
@@ -536,6 +553,19 @@ impl Sim {
         for r in &all {
             let pos = b.position(&(wh(&r.warehouse), pc(&r.product)));
             assert_eq!((r.closing_qty, r.closing_value), (pos.qty, pos.value), "{}/{} summary vs position", r.warehouse, r.product);
+        }
+        // Ageing ties out (issue 11): for every party the buckets plus unapplied money are
+        // its balance, and the rows add up to the sub-ledger, on either side.
+        for side in [Side::Receivable, Side::Payable] {
+            let rows = reports::ageing(b, side, self.today);
+            for r in &rows {
+                let buckets = r.days_0_30 + r.days_31_60 + r.days_61_90 + r.days_over_90;
+                assert_eq!(buckets + r.unapplied, r.balance, "{side:?} {}: buckets + unapplied vs balance", r.party);
+                let items: Decimal = r.items.iter().map(|i| i.2 .0).sum();
+                assert_eq!(items, buckets, "{side:?} {}: the aged documents are the buckets", r.party);
+            }
+            let ledger: Decimal = b.parties().iter().filter(|((s, _), _)| *s == side).map(|(_, v)| *v).sum();
+            assert_eq!(rows.iter().map(|r| r.balance).sum::<Decimal>(), ledger, "{side:?}: ageing vs the sub-ledger");
         }
         if self.method == CostMethod::MovingAverage {
             assert!(b.positions().all(|(k, _)| b.stock(k).is_some_and(|s| s.layers.is_empty())));
@@ -700,6 +730,8 @@ fn a_busy_day_is_mostly_accepted() {
         (Op::Buy { w: 0, p: 0, qty: q(20), price: dec(333, 2), cash: false, s: 1 }, false),
         (Op::Sell { w: 0, p: 0, qty: q(7), price: dec(500, 2), cash: false, c: 0 }, true),
         (Op::Sell { w: 0, p: 0, qty: q(7), price: dec(500, 2), cash: false, c: 1 }, false),
+        (Op::SellReturn { w: 0, p: 0, qty: q(2), price: dec(500, 2), cash: false, c: 1 }, true),
+        (Op::BuyReturn { w: 0, p: 0, qty: q(3), price: dec(333, 2), cash: false, s: 1 }, false),
         (Op::Move { w: 0, p: 0, qty: q(5), price: Some(dec(3500, 3)) }, true),
         (Op::ConsignOut { stage: 0, p: 0, qty: q(4), price: Decimal::ZERO }, false),
         (Op::ConsignOut { stage: 1, p: 0, qty: q(3), price: dec(600, 2) }, true),
@@ -712,8 +744,9 @@ fn a_busy_day_is_mostly_accepted() {
         (Op::Reverse { pick: 2 }, false),
     ];
     for method in [CostMethod::MovingAverage, CostMethod::Fifo, CostMethod::Lifo] {
-        // Two openings, ten documents, six reversals at once, the close; the last
-        // reversal is refused: it reaches into the closed June.
-        assert_eq!(run(method, &steps), 2 + 10 + 6 + 1, "{method:?}");
+        // Two openings, twelve documents (a sales and a purchase return against their
+        // originals among them), seven reversals at once, the close; the last reversal
+        // is refused: it reaches into the closed June.
+        assert_eq!(run(method, &steps), 2 + 12 + 7 + 1, "{method:?}");
     }
 }

@@ -597,7 +597,7 @@ proptest! {
         let mut cost_out = Decimal::ZERO;
         for i in 0..parts {
             let on_hand = books.position(&key).qty;
-            let q = if i + 1 == parts { on_hand } else { (on_hand / Decimal::from(parts as u64 - i as u64)).round_dp(4) };
+            let q = if i + 1 == parts { on_hand } else { protocol::document::round_half_away(on_hand / Decimal::from(parts as u64 - i as u64), 4) };
             if q.is_zero() {
                 continue;
             }

@@ -89,10 +89,12 @@ async fn month(agent: &AgentProc, wh: &str, transit: &str) -> anyhow::Result<u64
             n += 3;
         }
         if d % 7 == 0 {
-            post(agent, goods("WJXS", &date, wh, Some("C0001"), &[("P0000", "2", "5.00")], json!({}))).await?;
+            // Returns name their originals (issue 11): today's sale and receipt.
+            post(agent, goods("WJXS", &date, wh, Some("C0001"), &[("P0000", "2", "5.00")], json!({"returns": sale}))).await?;
+            post(agent, goods("JT", &date, wh, Some("S0001"), &[("P0000", "3", "3.10")], json!({"returns": receipt}))).await?;
             post(agent, goods("FS", &date, wh, Some("D0001"), &[("P0001", "2", "0")], json!({}))).await?;
             post(agent, goods("WX", &date, wh, Some("D0001"), &[("P0001", "1", "21.00")], json!({}))).await?;
-            n += 3;
+            n += 4;
         }
         if d == 10 {
             // A mistaken expense, corrected by a red-letter reversal and a new document.

@@ -9,7 +9,7 @@ use devices::barcode::BarcodeError;
 use devices::receipt::money;
 use devices::{Scanned, WeighedValue};
 use protocol::codes::ProductCode;
-use protocol::document::{round_money, Line, QTY_SCALE_MAX};
+use protocol::document::{round_half_away, round_money, Line, QTY_SCALE_MAX};
 use protocol::profile::Product;
 use protocol::Decimal;
 
@@ -55,7 +55,7 @@ pub fn weight_for_price(label_price: Decimal, unit_price: Decimal) -> Option<Dec
         return None;
     }
     let step = Decimal::new(1, QTY_SCALE_MAX);
-    let guess = (label_price / unit_price).round_dp(QTY_SCALE_MAX);
+    let guess = round_half_away(label_price / unit_price, QTY_SCALE_MAX);
     (0..=WEIGHT_SEARCH_STEPS)
         .flat_map(|i| [guess + step * Decimal::from(i), guess - step * Decimal::from(i)])
         .find(|q| *q > Decimal::ZERO && q.checked_mul(unit_price).map(round_money) == Some(label_price))

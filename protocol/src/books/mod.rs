@@ -15,6 +15,7 @@ mod digest_name;
 mod posting;
 pub mod quarantine;
 pub mod reports;
+pub mod returns;
 pub mod stock;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -156,6 +157,8 @@ pub struct Posting {
     pub close: Option<Period>,
     pub cost_method: Option<CostMethod>,
     pub reverses: Option<DocNumber>,
+    /// Changes to what sales and receipts left to return (see [`returns`]).
+    pub returnable: Vec<returns::ReturnableMove>,
     /// Things worth telling the operator that do not stop the posting (sold below cost).
     pub warnings: Vec<String>,
 }
@@ -325,6 +328,8 @@ pub struct Books {
     recent: BTreeMap<DocNumber, Recent>,
     /// Month of the latest document posted; the window trails it (see [`REVERSAL_WINDOW_MONTHS`]).
     latest: Option<Period>,
+    /// What sales and purchase receipts of the return window left to return.
+    returnable: BTreeMap<(DocNumber, ProductCode), returns::Returnable>,
 }
 
 /// How far back a red-letter reversal may reach: documents of the month of the latest
@@ -379,6 +384,10 @@ impl Books {
     pub fn balance(&self, account: &str) -> Decimal {
         self.gl.iter().filter(|(a, _)| a.as_str() == account || a.chart() == account).map(|(_, v)| *v).sum()
     }
+    /// What `doc` left to return of `product`, while within the return window.
+    pub fn returnable(&self, doc: &DocNumber, product: &ProductCode) -> Option<&returns::Returnable> {
+        self.returnable.get(&(doc.clone(), *product))
+    }
     pub fn is_reversed(&self, n: &DocNumber) -> bool {
         self.reversed.contains(n)
     }
@@ -422,6 +431,7 @@ impl Books {
             mine.out_value += f.out_value;
         }
         self.postings += other.postings;
+        self.returnable.extend(other.returnable.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
 
     /// Performs a posting computed by [`post`] against these books. Clones both; callers
@@ -436,6 +446,7 @@ impl Books {
         let (debits, credits) = p.checked_totals().expect("`post` refused postings whose sums do not fit");
         assert_eq!(debits, credits, "posting of {} does not balance", doc.header.number);
         let period = Period::of(doc.header.date);
+        let reversal = p.reverses.is_some();
         // Keys are cloned only when a map gains an entry: most moves hit positions,
         // accounts and sales rows that already exist.
         for m in &p.stock {
@@ -445,8 +456,19 @@ impl Books {
                 assert!(s.pos.qty >= Decimal::ZERO, "no cost method allows negative stock");
                 (s.pos.qty - before.qty, s.pos.value - before.value)
             });
+            // A red-letter reversal takes back what its original moved: undoing an issue
+            // reduces the outflow (it is no receipt), undoing a receipt reduces the inflow.
+            let inflow = dq > Decimal::ZERO || (dq.is_zero() && dv > Decimal::ZERO);
             let add = |f: &mut Flow| {
-                if dq > Decimal::ZERO || (dq.is_zero() && dv > Decimal::ZERO) {
+                if reversal {
+                    if inflow {
+                        f.out_qty -= dq;
+                        f.out_value -= dv;
+                    } else {
+                        f.in_qty += dq;
+                        f.in_value += dv;
+                    }
+                } else if inflow {
                     f.in_qty += dq;
                     f.in_value += dv;
                 } else {
@@ -494,6 +516,21 @@ impl Books {
                 t.cost += s.cost;
             });
         }
+        for m in &p.returnable {
+            let key = (m.doc.clone(), m.product);
+            let r = self.returnable.entry(key.clone()).or_insert_with(|| returns::Returnable {
+                origin: m.origin,
+                party: m.party,
+                date: m.date,
+                left: Position::default(),
+            });
+            r.left.qty += m.qty;
+            r.left.value += m.value;
+            debug_assert!(r.left.qty >= Decimal::ZERO, "a return takes no more than was left (checked by post)");
+            if r.left.qty.is_zero() {
+                self.returnable.remove(&key);
+            }
+        }
         if let Some(m) = p.cost_method {
             self.cost_method = Some(m);
         }
@@ -508,6 +545,8 @@ impl Books {
         if self.latest != Some(latest) {
             self.latest = Some(latest);
             self.recent.retain(|_, r| Period::of(r.date) >= oldest);
+            let oldest_returnable = latest.months_before(returns::RETURN_WINDOW_MONTHS - 1);
+            self.returnable.retain(|_, r| Period::of(r.date) >= oldest_returnable);
         }
         if let Some(closed) = p.close {
             self.closed_through = Some(closed);
@@ -565,6 +604,10 @@ impl Books {
         }
         for n in &self.reversed {
             put(&["r", &n.to_string()]);
+        }
+        // What may still be returned decides which later returns post.
+        for ((n, p), r) in &self.returnable {
+            put(&["rt", &n.to_string(), p.as_str(), &d(&r.left.qty), &d(&r.left.value)]);
         }
         *h.finalize().as_bytes()
     }

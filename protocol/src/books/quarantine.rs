@@ -199,6 +199,7 @@ mod tests {
                 product: ProductCode::new("P0001").expect("code"),
                 on_hand: Default::default(),
                 needed: Default::default(),
+                method: Default::default(),
             },
             PostError::OpeningAfterPosting,
         ];

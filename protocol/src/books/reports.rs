@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::accounts::{self as acc, Class};
 use super::{Books, Side};
 use crate::date::BusinessDate;
-use crate::document::Period;
+use crate::document::{round_half_away, Period};
 use crate::error::CodeError;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -133,6 +133,7 @@ pub fn balance_sheet(books: &Books) -> BalanceSheet {
 }
 
 /// One party's balance with ageing buckets of its open items (days past the item date).
+/// The buckets and `unapplied` always add up to `balance` (see [`ageing`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct AgeingRow {
     pub party: String,
@@ -146,42 +147,72 @@ pub struct AgeingRow {
     pub days_61_90: Decimal,
     #[serde(with = "crate::decimal_serde")]
     pub days_over_90: Decimal,
-    /// Open documents, for drilling down: (number, date, open amount).
+    /// What is on the balance but on no open document: negative is money received (or
+    /// paid) beyond every open document, an advance; positive is a balance no document
+    /// carries.
+    #[serde(with = "crate::decimal_serde")]
+    pub unapplied: Decimal,
+    /// Open documents, for drilling down: (number, date, open amount as aged, i.e. after
+    /// unapplied money was applied oldest-first).
     pub items: Vec<(String, String, Dec)>,
 }
 
+/// Ageing of receivables or payables as of `as_of`. Money that named no document (a
+/// receipt or payment without `settles`, a decrease without one) lowers the balance but
+/// no open item; the report applies it to the party's open documents **oldest first**
+/// (by date, then number), as an accountant clearing the oldest invoice first would, so
+/// an invoice partly covered shows only what is still owed. What is left over is
+/// `unapplied`. So `days_0_30 + days_31_60 + days_61_90 + days_over_90 + unapplied ==
+/// balance` for every row. The books' open items are not changed: settling a document
+/// by name stays possible.
 pub fn ageing(books: &Books, side: Side, as_of: BusinessDate) -> Vec<AgeingRow> {
-    let mut rows: BTreeMap<String, AgeingRow> = BTreeMap::new();
-    for ((party, v), _) in books.parties().iter().filter(|((s, _), _)| *s == side).map(|((_, p), v)| ((p, v), ())) {
-        rows.insert(
-            party.to_string(),
-            AgeingRow {
-                party: party.to_string(),
-                balance: *v,
-                days_0_30: Decimal::ZERO,
-                days_31_60: Decimal::ZERO,
-                days_61_90: Decimal::ZERO,
-                days_over_90: Decimal::ZERO,
-                items: Vec::new(),
-            },
-        );
-    }
+    // Per party: its open documents, oldest first.
+    let mut open: BTreeMap<&str, Vec<(BusinessDate, String, Decimal)>> = BTreeMap::new();
     for ((n, party), item) in books.open_items() {
-        if item.side != side || item.open.is_zero() {
-            continue;
+        if item.side == side && !item.open.is_zero() {
+            open.entry(party.as_str()).or_default().push((item.date, n.to_string(), item.open));
         }
-        let Some(row) = rows.get_mut(party.as_str()) else { continue };
-        let days = as_of.day_number().saturating_sub(item.date.day_number());
-        let bucket = match days {
-            0..=30 => &mut row.days_0_30,
-            31..=60 => &mut row.days_31_60,
-            61..=90 => &mut row.days_61_90,
-            _ => &mut row.days_over_90,
-        };
-        *bucket += item.open;
-        row.items.push((n.to_string(), item.date.to_string(), Dec(item.open)));
     }
-    rows.into_values().filter(|r| !r.balance.is_zero() || !r.items.is_empty()).collect()
+    let mut rows = Vec::new();
+    for ((_, party), balance) in books.parties().iter().filter(|((s, _), _)| *s == side) {
+        let mut items = open.remove(party.as_str()).unwrap_or_default();
+        items.sort();
+        let open_total: Decimal = items.iter().map(|i| i.2).sum();
+        // Money on the balance but on no document, applied oldest first.
+        let mut credit = (open_total - *balance).max(Decimal::ZERO);
+        let mut row = AgeingRow {
+            party: party.to_string(),
+            balance: *balance,
+            days_0_30: Decimal::ZERO,
+            days_31_60: Decimal::ZERO,
+            days_61_90: Decimal::ZERO,
+            days_over_90: Decimal::ZERO,
+            unapplied: Decimal::ZERO,
+            items: Vec::new(),
+        };
+        for (date, n, amount) in items {
+            let applied = credit.min(amount);
+            credit -= applied;
+            let left = amount - applied;
+            if left.is_zero() {
+                continue;
+            }
+            let days = as_of.day_number().saturating_sub(date.day_number());
+            let bucket = match days {
+                0..=30 => &mut row.days_0_30,
+                31..=60 => &mut row.days_31_60,
+                61..=90 => &mut row.days_61_90,
+                _ => &mut row.days_over_90,
+            };
+            *bucket += left;
+            row.items.push((n, date.to_string(), Dec(left)));
+        }
+        row.unapplied = *balance - (row.days_0_30 + row.days_31_60 + row.days_61_90 + row.days_over_90);
+        if !row.balance.is_zero() || !row.items.is_empty() {
+            rows.push(row);
+        }
+    }
+    rows
 }
 
 /// Cash and bank balances (the cash/bank sub-ledger is the accounts themselves).
@@ -238,7 +269,10 @@ pub fn sales(books: &Books, by: SalesBy, from: Period, to: Period) -> Vec<SalesR
                 Decimal::ZERO
             } else {
                 let pct = gp.checked_mul(Decimal::ONE_HUNDRED).and_then(|x| x.checked_div(revenue));
-                pct.or_else(|| gp.checked_div(revenue).and_then(|r| r.checked_mul(Decimal::ONE_HUNDRED))).unwrap_or_default().round_dp(2)
+                round_half_away(
+                    pct.or_else(|| gp.checked_div(revenue).and_then(|r| r.checked_mul(Decimal::ONE_HUNDRED))).unwrap_or_default(),
+                    2,
+                )
             };
             SalesRow { key, qty, revenue, cost, gross_profit: gp, margin_pct }
         })

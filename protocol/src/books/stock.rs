@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::document::{round_money, CostMethod};
+use crate::document::{round_half_away, round_money, CostMethod};
 
 /// A figure posting would compute does not fit a `Decimal` (about 7.9 × 10^28): the
 /// document is refused with `what` named, and nothing changes.
@@ -61,7 +61,7 @@ impl Position {
         if self.qty.is_zero() {
             Decimal::ZERO
         } else {
-            (self.value / self.qty).round_dp(4)
+            round_half_away(self.value / self.qty, 4)
         }
     }
 
@@ -111,6 +111,19 @@ pub enum LayerOp {
     Remove { index: usize, layer: Position },
     /// Cost adjustment under FIFO/LIFO: the layers, same quantities, new values.
     Replace { old: Vec<Position>, new: Vec<Position> },
+}
+
+impl LayerOp {
+    /// The quantity and value an issue took out (positive), or a receipt brought in.
+    pub fn moved(&self) -> (Decimal, Decimal) {
+        let sum = |ls: &[Position]| ls.iter().fold((Decimal::ZERO, Decimal::ZERO), |(q, v), l| (q + l.qty, v + l.value));
+        match self {
+            LayerOp::Average { qty, value } => (qty.abs(), value.abs()),
+            LayerOp::PushBack(l) | LayerOp::Remove { layer: l, .. } => (l.qty, l.value),
+            LayerOp::Take { taken, .. } | LayerOp::Untake { taken, .. } => sum(taken),
+            LayerOp::Replace { new, .. } => sum(new),
+        }
+    }
 }
 
 impl Stock {
@@ -173,6 +186,28 @@ impl Stock {
             new.push(Position { qty: l.qty, value: share });
         }
         Ok(LayerOp::Replace { old, new })
+    }
+
+    /// Receives goods moved from another position (a transfer between warehouses now,
+    /// between branches through an in-transit warehouse later) with what `issue` — a
+    /// [`Stock::take`] there — took. Under FIFO/LIFO each taken layer arrives whole, with
+    /// its quantity and value, in receipt order (oldest first) behind the layers already
+    /// here, so the goods are issued here at the costs they were bought at; merging them
+    /// into one averaged layer would change every later cost. Under moving average the
+    /// goods join the average. One op per layer, to apply in order.
+    pub fn receive_moved(method: CostMethod, issue: &LayerOp) -> Vec<LayerOp> {
+        match (method, issue) {
+            (CostMethod::Fifo | CostMethod::Lifo, LayerOp::Take { from_front, taken, .. }) => {
+                // `taken` is nearest the issuing end first: oldest first under FIFO,
+                // newest first under LIFO.
+                let in_receipt_order: Vec<&Position> = if *from_front { taken.iter().collect() } else { taken.iter().rev().collect() };
+                in_receipt_order.into_iter().map(|l| LayerOp::PushBack(*l)).collect()
+            }
+            (_, op) => {
+                let (qty, value) = op.moved();
+                vec![Stock::receive(method, qty, value)]
+            }
+        }
     }
 
     /// Receives `qty` worth `value`.

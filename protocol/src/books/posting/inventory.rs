@@ -11,7 +11,7 @@ use super::{Builder, PostError, StockMove};
 use crate::books::stock;
 use crate::books::{Books, LayerOp};
 use crate::codes::ProductCode;
-use crate::document::{CostMethod, DocType, Draft, Line, LineRole, PRICE_SCALE_MAX};
+use crate::document::{round_half_away, CostMethod, DocType, Draft, Line, LineRole, PRICE_SCALE_MAX};
 
 const WHAT_DIFF: &str = "the transfer price difference";
 const WHAT_SHARE: &str = "the produced lines' share of the consumed cost";
@@ -30,10 +30,15 @@ pub(super) fn transfer(b: &mut Builder<'_>) -> Result<(), PostError> {
     }
     let mut diff = Decimal::ZERO;
     for l in &doc.lines {
-        let cost = b.take(w, l)?;
-        let value = if t == DocType::TransferSamePrice { cost } else { l.amount };
-        b.receive(to, &l.product, l.qty, value)?;
-        diff = stock::add(diff, stock::sub(value, cost, WHAT_DIFF)?, WHAT_DIFF)?;
+        if t == DocType::TransferSamePrice {
+            // The goods travel with their layers (see `Stock::receive_moved`): no
+            // difference, and the receipt order and costs survive the move.
+            b.move_layers(w, to, l)?;
+        } else {
+            let cost = b.take(w, l)?;
+            b.receive(to, &l.product, l.qty, l.amount)?;
+            diff = stock::add(diff, stock::sub(l.amount, cost, WHAT_DIFF)?, WHAT_DIFF)?;
+        }
     }
     b.dr_cr(code(acc::INVENTORY), code(acc::TRANSFER_PRICE_DIFFERENCE), diff);
     Ok(())
@@ -138,7 +143,7 @@ pub fn stock_count_drafts(
         if diff < Decimal::ZERO {
             loss.push(Line::priced(*product, -diff, Decimal::ZERO));
         } else if diff > Decimal::ZERO {
-            let unit = if pos.qty.is_zero() { gain_price(product) } else { (pos.value / pos.qty).round_dp(PRICE_SCALE_MAX) };
+            let unit = if pos.qty.is_zero() { gain_price(product) } else { round_half_away(pos.value / pos.qty, PRICE_SCALE_MAX) };
             gain.push(Line::priced(*product, diff, unit));
         }
     }

@@ -79,8 +79,11 @@ pub(super) fn period_close(b: &mut Builder<'_>) -> Result<(), PostError> {
     assert_eq!(b.doc_type(), DocType::PeriodClose);
     let h = &b.doc.header;
     let period = b.need(h.ext.period, "needs the period (year and month) and nothing else")?;
-    if b.books.closed_through.is_some_and(|c| period <= c) {
-        return Err(PostError::PeriodClosed { date: format!("{}-{:02}", period.year, period.month), closed: "already".into() });
+    if let Some(c) = b.books.closed_through.filter(|c| period <= *c) {
+        // The month after `c` (December is followed by January of the next year).
+        let next = Period { year: c.year.saturating_add(u16::from(c.month == 12)), month: c.month % 12 + 1 };
+        let ym = |p: Period| format!("{}-{:02}", p.year, p.month);
+        return Err(PostError::AlreadyClosed { period: ym(period), closed_through: ym(c), next: ym(next) });
     }
     if period >= Period::of(h.date) {
         return Err(PostError::CloseTooEarly { period: format!("{}-{:02}", period.year, period.month), date: h.date.to_string() });

@@ -30,8 +30,9 @@ use std::collections::BTreeMap;
 use rust_decimal::Decimal;
 
 use super::accounts::{self as acc, code};
+use super::returns::{Origin, ReturnableMove};
 use super::stock;
-use super::{Books, Consignment, GlLine, OpenItem, OpenItemMove, Posting, SalesFact, SalesKey, Side, Stock, StockMove};
+use super::{Books, Consignment, GlLine, OpenItem, OpenItemMove, Position, Posting, SalesFact, SalesKey, Side, Stock, StockMove};
 use crate::codes::{AccountCode, PartyCode, ProductCode, WarehouseCode};
 use crate::document::{DocNumber, DocType, Document, Line, Period};
 use crate::error::{DocError, PostError};
@@ -79,7 +80,8 @@ pub fn post(books: &Books, doc: &Document, ctx: PostContext<'_>) -> Result<Posti
     if let Some(orig) = &h.ext.reverses {
         return reverse::reverse(books, doc, orig);
     }
-    let mut b = Builder { books, doc, p: Posting::default(), scratch: BTreeMap::new(), consign: BTreeMap::new() };
+    let mut b =
+        Builder { books, doc, p: Posting::default(), scratch: BTreeMap::new(), consign: BTreeMap::new(), returned: BTreeMap::new() };
     rules(&mut b, ctx)?;
     within_books_limit(&b)?;
     let p = b.p;
@@ -128,6 +130,9 @@ struct Builder<'a> {
     /// Keyed by codes borrowed from the document, so a lookup clones nothing.
     scratch: BTreeMap<(&'a WarehouseCode, &'a ProductCode), Stock>,
     consign: BTreeMap<(Consignment, PartyCode, ProductCode), Stock>,
+    /// A return's running view of what its original left per product, so lines
+    /// repeating a product are limited together.
+    returned: BTreeMap<ProductCode, Position>,
 }
 
 /// The rule of the document's type. `post` has validated the document, but a rule does not
@@ -211,11 +216,85 @@ impl<'a> Builder<'a> {
         let method = self.method();
         let s = self.stock_mut(w, &l.product);
         let Some((op, cost)) = s.take(method, l.qty)? else {
-            return Err(PostError::NegativeStock { warehouse: *w, product: l.product, on_hand: s.pos.qty, needed: l.qty });
+            return Err(PostError::NegativeStock { warehouse: *w, product: l.product, on_hand: s.pos.qty, needed: l.qty, method });
         };
         s.try_apply(&op)?;
         self.p.stock.push(StockMove { key: (*w, l.product), op });
         Ok(cost)
+    }
+
+    /// Goods from `from` to `to` with their cost layers (one stock move per layer at
+    /// `to`); returns the cost moved. The primitive every move of own goods between
+    /// warehouses uses, so layers travel the same way whatever moves them.
+    fn move_layers(&mut self, from: &'a WarehouseCode, to: &'a WarehouseCode, l: &'a Line) -> Result<Decimal, PostError> {
+        assert_ne!(from, to, "a move needs two warehouses (checked by the rule)");
+        let method = self.method();
+        let cost = self.take(from, l)?;
+        let issue = self.p.stock.last().map(|m| m.op.clone()).expect("take pushed its move");
+        for op in Stock::receive_moved(method, &issue) {
+            self.stock_mut(to, &l.product).try_apply(&op)?;
+            self.p.stock.push(StockMove { key: (*to, l.product), op });
+        }
+        Ok(cost)
+    }
+
+    /// Records that this document (a sale or a receipt) issued or received `qty` of
+    /// `product` at `value`, for returns against it.
+    fn returnable(&mut self, origin: Origin, product: ProductCode, qty: Decimal, value: Decimal) {
+        let h = &self.doc.header;
+        self.p.returnable.push(ReturnableMove { doc: h.number.clone(), product, origin, party: h.counterparty, date: h.date, qty, value });
+    }
+
+    /// Takes line `l` of a return off what its original (`ext.returns`, an `origin`)
+    /// left to return; returns the cost of the line's goods there (their share of what is
+    /// left, all of it for the last of them). Refused, with the reason, when the original
+    /// is no such document of the product, was with another party, or left less.
+    fn unreturned(&mut self, origin: Origin, l: &Line) -> Result<Decimal, PostError> {
+        let orig = self.need(self.doc.header.ext.returns.as_ref(), "needs the original document it returns (returns)")?;
+        let party = self.party()?;
+        let books = self.books;
+        let no_original = || PostError::ReturnNoOriginal { doc: orig.to_string(), product: l.product, what: origin.label() };
+        let r = books.returnable(orig, &l.product).filter(|r| r.origin == origin).ok_or_else(no_original)?;
+        if let Some(original) = r.party.filter(|p| *p != party) {
+            return Err(PostError::ReturnWrongParty { doc: orig.to_string(), what: origin.label(), original, party });
+        }
+        let left = self.returned.entry(l.product).or_insert(r.left);
+        let Some(value) = left.share(l.qty)? else {
+            return Err(PostError::ReturnTooMuch { doc: orig.to_string(), product: l.product, left: left.qty, qty: l.qty });
+        };
+        // Never more than is left (checked just above), so neither can pass below zero.
+        left.qty -= l.qty;
+        left.value -= value;
+        self.p.returnable.push(ReturnableMove {
+            doc: orig.clone(),
+            product: l.product,
+            origin,
+            party: r.party,
+            date: r.date,
+            qty: -l.qty,
+            value: -value,
+        });
+        Ok(value)
+    }
+
+    /// Goods out of own stock at `value` (a purchase return at its receipt's cost) under
+    /// moving average; by the layers under FIFO/LIFO, whose layers are the goods on hand.
+    /// Never leaves a position that cannot exist: taking all takes all of the value, and
+    /// no more value than is held is taken. Returns the cost taken.
+    fn take_at(&mut self, w: &'a WarehouseCode, l: &'a Line, value: Decimal) -> Result<Decimal, PostError> {
+        let method = self.method();
+        if method != crate::document::CostMethod::MovingAverage {
+            return self.take(w, l);
+        }
+        let s = self.stock_mut(w, &l.product);
+        if l.qty > s.pos.qty {
+            return Err(PostError::NegativeStock { warehouse: *w, product: l.product, on_hand: s.pos.qty, needed: l.qty, method });
+        }
+        let v = if l.qty == s.pos.qty { s.pos.value } else { value.min(s.pos.value) };
+        let op = crate::books::LayerOp::Average { qty: -l.qty, value: -v };
+        s.try_apply(&op)?;
+        self.p.stock.push(StockMove { key: (*w, l.product), op });
+        Ok(v)
     }
 
     /// Goods into own stock worth `value`.

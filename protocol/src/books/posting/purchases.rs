@@ -7,6 +7,7 @@ use rust_decimal::Decimal;
 
 use super::acc::{self, code};
 use super::{Builder, PostError, Side};
+use crate::books::returns::Origin;
 use crate::books::stock;
 use crate::codes::AccountCode;
 use crate::document::DocType;
@@ -20,6 +21,7 @@ pub(super) fn receipt(b: &mut Builder<'_>, account: Option<AccountCode>) -> Resu
     let total = b.total()?;
     for l in &doc.lines {
         b.receive(w, &l.product, l.qty, l.amount)?;
+        b.returnable(Origin::Receipt, l.product, l.qty, l.amount);
     }
     b.gl(code(acc::INVENTORY), total, Decimal::ZERO);
     match account {
@@ -34,8 +36,10 @@ pub(super) fn receipt(b: &mut Builder<'_>, account: Option<AccountCode>) -> Resu
     Ok(())
 }
 
-/// 采购退货: stock out at cost, refunded at the line amounts (cash, or less owed); the
-/// difference between refund and cost is a cost adjustment.
+/// 采购退货: goods of the receipt `ext.returns` names go back to its supplier, no more
+/// than it left unreturned, out of stock at the receipt's cost (moving average; under
+/// FIFO/LIFO by the layers, which are the goods on hand); refunded at the line amounts
+/// (cash, or less owed). The difference between refund and cost is a cost adjustment.
 pub(super) fn give_back(b: &mut Builder<'_>, account: Option<AccountCode>) -> Result<(), PostError> {
     assert_eq!(b.doc_type(), DocType::PurchaseReturn);
     let doc = b.doc;
@@ -43,7 +47,8 @@ pub(super) fn give_back(b: &mut Builder<'_>, account: Option<AccountCode>) -> Re
     let total = b.total()?;
     let mut cost = Decimal::ZERO;
     for l in &doc.lines {
-        cost = stock::add(cost, b.take(w, l)?, "the cost of the goods")?;
+        let at_receipt = b.unreturned(Origin::Receipt, l)?;
+        cost = stock::add(cost, b.take_at(w, l, at_receipt)?, "the cost of the goods")?;
     }
     match account {
         Some(a) => b.gl(a, total, Decimal::ZERO),

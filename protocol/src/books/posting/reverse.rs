@@ -85,6 +85,21 @@ pub(super) fn reverse(books: &Books, doc: &Document, orig: &DocNumber) -> Result
             OpenItemMove::Remove { .. } => return why("it removed an open item"),
         });
     }
+    // What the original added to "left to return" must still be there to take off (a
+    // sale or receipt whose goods came back is not reversed; its return is, first).
+    let mut left: BTreeMap<(DocNumber, ProductCode), (Decimal, Decimal)> = BTreeMap::new();
+    for m in &op.returnable {
+        let undo = m.negated();
+        let key = (undo.doc.clone(), undo.product);
+        let now = books.returnable(&undo.doc, &undo.product).map(|r| (r.left.qty, r.left.value)).unwrap_or_default();
+        let l = left.entry(key).or_insert(now);
+        l.0 += undo.qty;
+        l.1 += undo.value;
+        if l.0 < Decimal::ZERO || l.1 < Decimal::ZERO || (l.0.is_zero() && !l.1.is_zero()) {
+            return why("goods of it have been returned since; reverse the return first");
+        }
+        p.returnable.push(undo);
+    }
     p.sales = op.sales.iter().map(|s| SalesFact { key: s.key.clone(), qty: -s.qty, revenue: -s.revenue, cost: -s.cost }).collect();
     if h.date < recent.date {
         return why("a reversal cannot be dated before the original");

@@ -7,6 +7,7 @@ use rust_decimal::Decimal;
 
 use super::acc::{self, code};
 use super::{Builder, PostContext, PostError, Side};
+use crate::books::returns::Origin;
 use crate::books::stock;
 use crate::codes::AccountCode;
 use crate::document::{DocType, PaymentMethod};
@@ -28,6 +29,7 @@ pub(super) fn sale(b: &mut Builder<'_>, account: Option<AccountCode>, ctx: PostC
             b.p.warnings.push(format!("{} sold at {} below its cost {}", l.product, l.amount, c));
         }
         b.sales_fact(l, customer, l.qty, l.amount, c);
+        b.returnable(Origin::Sale, l.product, l.qty, c);
         cost = stock::add(cost, c, "the cost of the goods")?;
     }
     let cash = if h.doc_type == DocType::Retail {
@@ -58,19 +60,19 @@ pub(super) fn sale(b: &mut Builder<'_>, account: Option<AccountCode>, ctx: PostC
     Ok(())
 }
 
-/// 已收款退货: the customer returns goods; refunded in cash or off their receivable.
+/// 已收款退货: the customer returns goods of the sale `ext.returns` names, no more than it
+/// left unreturned; refunded (the line amounts) in cash or off their receivable.
 pub(super) fn take_back(b: &mut Builder<'_>, account: Option<AccountCode>) -> Result<(), PostError> {
     assert_eq!(b.doc_type(), DocType::SalesReturn);
     let doc = b.doc;
     let h = &doc.header;
     let w = &h.warehouse;
     let total = b.total()?;
-    // Returned goods come back at the current average cost of what is on hand,
-    // or at the line price when none is left to take a cost from.
+    // Returned goods come back at the cost they went out at: their share of the cost
+    // the sale issued and has not yet taken back (under FIFO/LIFO as one new layer).
     let mut cost = Decimal::ZERO;
     for l in &doc.lines {
-        let pos = b.stock_mut(w, &l.product).pos;
-        let value = if pos.qty.is_zero() { l.amount } else { stock::prorate(pos.value, l.qty, pos.qty, "the cost of the returned goods")? };
+        let value = b.unreturned(Origin::Sale, l)?;
         b.receive(w, &l.product, l.qty, value)?;
         b.sales_fact(l, h.counterparty, -l.qty, -l.amount, -value);
         cost = stock::add(cost, value, "the cost of the goods")?;
