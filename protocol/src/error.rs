@@ -109,6 +109,22 @@ pub enum PostError {
     NotEnoughOnLoan { party: PartyCode, product: ProductCode, outstanding: Decimal, returning: Decimal },
     #[error("opening balances must come before any other document")]
     OpeningAfterPosting,
+    /// Opening balances are taken until the first month is closed (see `ledger::opening`).
+    #[error("opening balances are taken only until the first month is closed, and this branch is closed through {closed}; enter what is missing as ordinary documents, or have an HQ auditor reopen the months (反结账)")]
+    OpeningAfterClose { closed: String },
+    /// A cost method is chosen only before the first non-opening document is posted.
+    #[error("the cost method can be chosen only before the first document other than opening balances; {posted} documents are posted under {current}, so it stays {current} (it cannot become {wanted})")]
+    CostMethodAfterPosting { current: String, wanted: String, posted: u64 },
+    /// A month that is closed already (a second close of it).
+    #[error("{period} is closed already (the books are closed through {closed}); the next month to close is {next}")]
+    AlreadyClosed { period: String, closed: String, next: String },
+    /// A reopen (反结账) of a month that is not the latest closed one.
+    #[error("only the latest closed month can be reopened: the books are closed through {closed}, so {period} cannot be reopened{hint}")]
+    ReopenNotLatest { period: String, closed: String, hint: String },
+    /// A stock document dated before the latest movement already posted for one of its
+    /// warehouse × product positions (the date-order policy of `posting::mod`).
+    #[error("{date} is before the latest movement of {product} in {warehouse} ({latest}): stock documents are posted in date order per warehouse and product, so a period's quantities and costs stay true; date it {latest} or later")]
+    BackDated { warehouse: WarehouseCode, product: ProductCode, date: String, latest: String },
     #[error("the cost method is frozen at {current}; it cannot become {wanted}")]
     CostMethodFrozen { current: String, wanted: String },
     #[error("cannot reverse {doc}: {why}")]
