@@ -152,6 +152,12 @@ pub(crate) async fn post_document(
     let operator = operator_of(&session, req.operator)?;
     let doc_type = DocType::parse(&req.doc_type).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
     check_family(&shared, &session, doc_type, protocol::people::Right::Add)?;
+    if doc_type == DocType::PeriodReopen {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            "a month reopen (反结账) is ordered by an HQ auditor (POST /api/periods/{branch}/reopen at HQ); the branch posts it when the order arrives".into(),
+        ));
+    }
     let draft = req.into_draft(&shared.store.profile(), operator).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))?;
     post_draft(&shared, draft).await
 }
@@ -277,11 +283,6 @@ pub(crate) struct ReportQuery {
     format: Option<String>,
 }
 
-/// Today at the branch, in Asia/Shanghai (the reports' default period ends today).
-fn today() -> protocol::date::BusinessDate {
-    edge::today_at(edge::SHANGHAI_UTC_OFFSET_MINUTES)
-}
-
 /// The branch's own books, through the same report code HQ runs.
 pub(crate) async fn report(
     State(shared): State<AppState>,
@@ -292,7 +293,7 @@ pub(crate) async fn report(
     let raw = RawQuery { from: q.from.as_deref(), to: q.to.as_deref(), by: q.by.as_deref(), as_of: q.as_of.as_deref() };
     let report = shared
         .store
-        .with_books(|b| reports::query(b, &name, &raw, today()))
+        .with_books(|b| reports::query(b, &name, &raw, shared.store.today().0))
         .map_err(|e| ApiError(if e.is_not_found() { StatusCode::NOT_FOUND } else { StatusCode::BAD_REQUEST }, e.to_string()))?;
     if q.format.as_deref() == Some("csv") {
         return Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], reports::to_csv(&report)).into_response());

@@ -81,6 +81,21 @@ pub struct Store {
     /// Journal entries replayed to rebuild the books at open (the rest came from the
     /// checkpoint).
     replayed_at_open: u64,
+    /// The branch clock's date rules (`business_zone`, `ahead_days_max` in agent.toml).
+    dates: Mutex<Dates>,
+}
+
+/// The branch's business time zone and how far ahead of today a document may be dated.
+#[derive(Clone, Debug)]
+pub struct Dates {
+    pub zone: edge::BusinessZone,
+    pub ahead_days_max: u32,
+}
+
+impl Default for Dates {
+    fn default() -> Dates {
+        Dates { zone: edge::BusinessZone::default(), ahead_days_max: protocol::dating::AHEAD_DAYS_MAX_DEFAULT }
+    }
 }
 
 fn meta(name: &str) -> Vec<u8> {
@@ -237,6 +252,7 @@ impl Store {
             identity,
             live: Mutex::new(Live { books, head, profile }),
             replayed_at_open: replayed,
+            dates: Mutex::new(Dates::default()),
         })
     }
 
@@ -249,6 +265,18 @@ impl Store {
     /// Flush + fsync, for writes made through [`Store::tree`].
     pub(crate) fn flush_durable(&self) -> anyhow::Result<()> {
         self.flush()
+    }
+
+    /// Sets the branch clock's date rules (from agent.toml; the default until then is
+    /// Asia/Shanghai and `dating::AHEAD_DAYS_MAX_DEFAULT`).
+    pub fn set_dates(&self, dates: Dates) {
+        *self.dates.lock().unwrap_or_else(|p| p.into_inner()) = dates;
+    }
+
+    /// Today's business date in the branch's zone, and the zone's name.
+    pub fn today(&self) -> (protocol::date::BusinessDate, String) {
+        let dates = self.dates.lock().unwrap_or_else(|p| p.into_inner());
+        (dates.zone.today(), dates.zone.name().to_string())
     }
 
     pub fn identity(&self) -> &Identity {
@@ -308,6 +336,19 @@ impl Store {
             Some(v) => record::open(&show(&counter_key), &v).map_err(|e| PostFailure::Storage(e.into()))?,
             None => 0,
         };
+        // The branch clock's rules, before anything is numbered: today in the branch's zone.
+        {
+            let dates = self.dates.lock().unwrap_or_else(|p| p.into_inner());
+            protocol::dating::check(
+                draft.doc_type,
+                draft.date,
+                draft.ext.period,
+                dates.zone.today(),
+                dates.zone.name(),
+                dates.ahead_days_max,
+            )
+            .map_err(PostError::from)?;
+        }
         // The document names the profile version it is posted under; HQ posts it against
         // that same version.
         let doc: Document = draft.number_under(branch, last + 1, live.profile.version).map_err(PostError::from)?;

@@ -129,6 +129,10 @@ pub enum PostError {
     CostMethodFrozen { current: String, wanted: String },
     #[error("cannot reverse {doc}: {why}")]
     CannotReverse { doc: String, why: String },
+    /// The branch clock's rules for a date (`dating`): applied where a document is
+    /// entered, never on replay or at HQ.
+    #[error(transparent)]
+    Dated(#[from] crate::dating::DateRefusal),
 }
 
 /// A journal run that does not continue the chain we hold.
