@@ -367,14 +367,28 @@ pub(crate) async fn stock_count(
         ext: DocExt::default(),
     };
     let counted: Vec<_> = req.counted.into_iter().map(|c| (c.product, c.qty)).collect();
-    let profile = shared.store.profile();
-    let price = |p: &ProductCode| profile.products.get(p).and_then(|x| x.retail_price).unwrap_or_default();
-    let (loss, gain) = shared.store.with_books(|b| protocol::books::stock_count_drafts(b, &template, &counted, price));
-    let mut posted = Vec::new();
-    for d in [loss, gain].into_iter().flatten() {
-        posted.push(post_draft(&shared, d).await?.1 .0);
+    let store = shared.store.clone();
+    // Computed and posted under one hold of the books (`Store::post_count`).
+    let posted = tokio::task::spawn_blocking(move || {
+        let profile = store.profile();
+        let price = |p: &ProductCode| profile.products.get(p).and_then(|x| x.retail_price).unwrap_or_default();
+        store.post_count(&template, &counted, price)
+    })
+    .await
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    match posted {
+        Ok(posted) => {
+            if !posted.is_empty() {
+                shared.posted.notify_one();
+            }
+            for p in &posted {
+                tracing::info!(number = %p.number, seq = p.seq, "stock count document posted");
+            }
+            Ok((StatusCode::CREATED, Json(json!({ "posted": posted }))))
+        }
+        Err(PostFailure::Refused(e)) => Err(ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())),
+        Err(e @ PostFailure::Storage(_)) => Err(ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
     }
-    Ok((StatusCode::CREATED, Json(json!({ "posted": posted }))))
 }
 
 async fn post_draft(shared: &Arc<Shared>, draft: Draft) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {

@@ -324,6 +324,31 @@ impl Store {
     /// Validates, numbers, posts and durably appends a draft. Returns only after flush.
     pub fn post(&self, draft: Draft) -> Result<Posted, PostFailure> {
         let mut live = self.live();
+        self.post_in(&mut live, draft)
+    }
+
+    /// 盘点: computes the stock-loss and stock-gain documents that bring `template`'s
+    /// warehouse to the `counted` quantities and posts both, all under one hold of the
+    /// books' lock, so no sale can post between the count's arithmetic and its documents
+    /// (issue 10: a sale in between made the second document wrong). The loss posts
+    /// first; if the gain is then refused, the loss stands and the refusal is returned
+    /// (both are computed from the same books and dated alike, so only storage can fail).
+    pub fn post_count(
+        &self,
+        template: &Draft,
+        counted: &[(ProductCode, protocol::Decimal)],
+        gain_price: impl Fn(&ProductCode) -> protocol::Decimal,
+    ) -> Result<Vec<Posted>, PostFailure> {
+        let mut live = self.live();
+        let (loss, gain) = protocol::books::stock_count_drafts(&live.books, template, counted, gain_price);
+        let mut posted = Vec::new();
+        for d in [loss, gain].into_iter().flatten() {
+            posted.push(self.post_in(&mut live, d)?);
+        }
+        Ok(posted)
+    }
+
+    fn post_in(&self, live: &mut Live, draft: Draft) -> Result<Posted, PostFailure> {
         let branch = self.identity.branch;
         let counter_key = {
             let mut k = vec![b'n'];
