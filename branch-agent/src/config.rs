@@ -32,6 +32,13 @@ pub struct AgentConfig {
     /// `[[devices.weighed_barcodes]]`. Each absent section means "no such device".
     #[serde(skip_serializing_if = "is_default")]
     pub devices: devices::DevicesConfig,
+    /// The IANA time zone of the branch's business day (default `Asia/Shanghai`): the date
+    /// of today for the date rules, the till and the reports. A name that is no zone is
+    /// refused when the file is loaded.
+    pub business_zone: edge::BusinessZone,
+    /// How many days ahead of today (in `business_zone`) a document may be dated; later
+    /// dates are refused with the reason (default 7).
+    pub ahead_days_max: u32,
     /// Point-of-sale settings (`[pos]`): warehouse, store name, business-date offset.
     #[serde(skip_serializing_if = "is_default")]
     pub pos: crate::till::PosConfig,
@@ -52,6 +59,8 @@ impl Default for AgentConfig {
             reconnect_delay_ms_min: 250,
             reconnect_delay_ms_max: 30_000,
             devices: devices::DevicesConfig::default(),
+            business_zone: edge::BusinessZone::default(),
+            ahead_days_max: protocol::dating::AHEAD_DAYS_MAX_DEFAULT,
             pos: crate::till::PosConfig::default(),
         }
     }

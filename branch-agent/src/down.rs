@@ -7,8 +7,12 @@
 //! (later documents depend on the stock), what blocks it is shown with the notices and
 //! the order is retried after each new post.
 //!
+//! A `Reopen` order (反结账) is kept the same way, as a [`ReopenOrder`], until the branch
+//! has posted the reopen document of that month itself.
+//!
 //! Keys (in the branch store's tree): `m`down_applied → u64; `m`hq_down_key → [u8; 32];
-//! `w` seq(be) → [`Notice`]; `o` branch seq(be) → [`Order`].
+//! `w` seq(be) → [`Notice`]; `o` branch seq(be) → [`Order`]; `p` down seq(be) →
+//! [`ReopenOrder`].
 //! Must not touch the journal except through `Store::post`/`Store::entry`, nor the wire.
 
 use std::collections::BTreeMap;
@@ -63,6 +67,23 @@ pub struct Order {
     pub reversed_by: Option<String>,
 }
 
+fn reopen_key(down_seq: u64) -> [u8; 9] {
+    let mut k = [b'p'; 9];
+    k[1..].copy_from_slice(&down_seq.to_be_bytes());
+    k
+}
+
+/// A month reopen (反结账) HQ ordered; `posted_by` is set once the branch posted it (or
+/// found the month open already).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ReopenOrder {
+    pub down_seq: u64,
+    pub period: protocol::document::Period,
+    pub by: OperatorId,
+    pub why: String,
+    pub posted_by: Option<String>,
+}
+
 /// What became of a message from HQ.
 #[derive(Debug)]
 pub enum Received {
@@ -77,6 +98,8 @@ pub struct Down {
     hq_key: Option<VerifyingKey>,
     /// Why each pending order (by branch seq) could not post yet.
     blockers: Mutex<BTreeMap<u64, String>>,
+    /// Why each pending reopen order (by down seq) could not post yet.
+    reopen_blockers: Mutex<BTreeMap<u64, String>>,
     /// The last refusal, for `/api/notices`.
     last_refusal: Mutex<Option<String>>,
 }
@@ -113,6 +136,7 @@ impl Down {
             receiver: Mutex::new(DownReceiver::new(store.identity().branch, applied)),
             hq_key,
             blockers: Mutex::new(BTreeMap::new()),
+            reopen_blockers: Mutex::new(BTreeMap::new()),
             last_refusal: Mutex::new(None),
         })
     }
@@ -150,6 +174,10 @@ impl Down {
                 batch.insert(&order_key(o.branch_seq), record::seal(o));
             }
         }
+        if let DownBody::Reopen { period, by, why } = &msg.body {
+            let order = ReopenOrder { down_seq: msg.seq, period: *period, by: *by, why: why.clone(), posted_by: None };
+            batch.insert(&reopen_key(msg.seq), record::seal(&order));
+        }
         batch.insert(APPLIED_KEY, record::seal(&msg.seq));
         tree.apply_batch(batch)?;
         store.flush_durable()?;
@@ -182,7 +210,42 @@ impl Down {
                 }
             }
         }
+        for item in tree.scan_prefix([b'p']) {
+            let (k, v) = item?;
+            let mut order: ReopenOrder = record::open(&"p/reopen", &v)?;
+            if order.posted_by.is_some() {
+                continue;
+            }
+            match reopen_one(store, &order, date) {
+                Ok(number) => {
+                    order.posted_by = Some(number);
+                    tree.insert(k, record::seal(&order))?;
+                    store.flush_durable()?;
+                    lock(&self.reopen_blockers).remove(&order.down_seq);
+                    posted += 1;
+                }
+                Err(why) => {
+                    tracing::warn!(period = %order.period.label(), reason = %why, "month reopen ordered by HQ cannot post yet");
+                    lock(&self.reopen_blockers).insert(order.down_seq, why);
+                }
+            }
+        }
         Ok(posted)
+    }
+
+    /// The reopen orders with their state and what blocks the pending ones.
+    fn reopens_view(&self, store: &Store) -> anyhow::Result<Vec<serde_json::Value>> {
+        let blockers = lock(&self.reopen_blockers).clone();
+        let mut out = Vec::new();
+        for item in store.tree().scan_prefix([b'p']) {
+            let (_, v) = item?;
+            let o: ReopenOrder = record::open(&"p/reopen", &v)?;
+            let state = if o.posted_by.is_some() { "done" } else { "pending" };
+            out.push(
+                serde_json::json!({ "order": o, "period": o.period.label(), "state": state, "blocked_by": blockers.get(&o.down_seq) }),
+            );
+        }
+        Ok(out)
     }
 
     /// The reversal's number: one already in the journal (a crash after the post, before
@@ -231,9 +294,37 @@ impl Down {
             "count": count,
             "notices": notices,
             "orders": orders,
+            "reopens": self.reopens_view(store)?,
             "last_refusal": *lock(&self.last_refusal),
         }))
     }
+}
+
+/// Posts the reopen (反结账) document of `order.period`, dated `date`, by the auditor who
+/// ordered it. If the month is open already (a crash after the post, before the order was
+/// marked, or a reopen posted meanwhile), the order is done: the books say so, not a scan.
+fn reopen_one(store: &Store, order: &ReopenOrder, date: protocol::date::BusinessDate) -> Result<String, String> {
+    let closed = store.with_books(|b| b.closed_through());
+    match closed {
+        None => return Ok(format!("{} is open already", order.period.label())),
+        Some(c) if c < order.period => return Ok(format!("{} is open already", order.period.label())),
+        _ => {}
+    }
+    let mut ext = protocol::document::DocExt::default();
+    ext.period = Some(order.period);
+    let warehouse = store.profile().warehouses.iter().next().copied().ok_or("the branch has no warehouse in its profile")?;
+    let draft = protocol::document::Draft {
+        doc_type: protocol::document::DocType::PeriodReopen,
+        date,
+        operator: order.by,
+        warehouse,
+        counterparty: None,
+        memo: format!("反结账 ordered by HQ (down message {}): {}", order.down_seq, order.why).chars().take(200).collect(),
+        payment: None,
+        lines: Vec::new(),
+        ext,
+    };
+    store.post(draft).map(|p| p.number).map_err(|e| e.to_string())
 }
 
 fn describe(body: &DownBody, seq: u64, issued_unix: u64) -> (Notice, Option<Order>) {
@@ -265,6 +356,9 @@ fn describe(body: &DownBody, seq: u64, issued_unix: u64) -> (Notice, Option<Orde
         DownBody::Approval { draft_id, approved, by, note } => {
             let verdict = if *approved { "approved" } else { "refused" };
             (n("approval", None, None, format!("{by} {verdict} draft {draft_id}: {note}")), None)
+        }
+        DownBody::Reopen { period, by, why } => {
+            (n("reopen", None, None, format!("{by} ordered {} reopened (反结账): {why}", period.label())), None)
         }
     }
 }

@@ -114,7 +114,9 @@ pub async fn run(shared: Arc<Shared>, config: AgentConfig) {
     }
     let mut sync = BranchSync::new(store.identity().branch, limits, timers, store.head(), acked.min(store.head().seq), rand::random());
     sync.set_down_applied(shared.down.applied_seq());
-    let today = || edge::today_at(config.pos.utc_offset_minutes);
+    // The branch's business date in its configured zone (agent.toml `business_zone`).
+    let store_for_today = store.clone();
+    let today = move || store_for_today.today().0;
     retry_orders(&shared, today());
     let key = SigningKey::from_bytes(&store.identity().signing_key);
     let clock = MonotonicClock::start();

@@ -152,6 +152,12 @@ pub(crate) async fn post_document(
     let operator = operator_of(&session, req.operator)?;
     let doc_type = DocType::parse(&req.doc_type).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
     check_family(&shared, &session, doc_type, protocol::people::Right::Add)?;
+    if doc_type == DocType::PeriodReopen {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            "a month reopen (反结账) is ordered by an HQ auditor (POST /api/periods/{branch}/reopen at HQ); the branch posts it when the order arrives".into(),
+        ));
+    }
     let draft = req.into_draft(&shared.store.profile(), operator).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))?;
     post_draft(&shared, draft).await
 }
@@ -282,11 +288,6 @@ pub(crate) struct ReportQuery {
     format: Option<String>,
 }
 
-/// Today at the branch, in Asia/Shanghai (the reports' default period ends today).
-fn today() -> protocol::date::BusinessDate {
-    edge::today_at(edge::SHANGHAI_UTC_OFFSET_MINUTES)
-}
-
 /// The branch's own books, through the same report code HQ runs.
 pub(crate) async fn report(
     State(shared): State<AppState>,
@@ -297,7 +298,7 @@ pub(crate) async fn report(
     let raw = RawQuery { from: q.from.as_deref(), to: q.to.as_deref(), by: q.by.as_deref(), as_of: q.as_of.as_deref() };
     let report = shared
         .store
-        .with_books(|b| reports::query(b, &name, &raw, today()))
+        .with_books(|b| reports::query(b, &name, &raw, shared.store.today().0))
         .map_err(|e| ApiError(if e.is_not_found() { StatusCode::NOT_FOUND } else { StatusCode::BAD_REQUEST }, e.to_string()))?;
     if q.format.as_deref() == Some("csv") {
         return Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], reports::to_csv(&report)).into_response());
@@ -371,14 +372,27 @@ pub(crate) async fn stock_count(
         ext: DocExt::default(),
     };
     let counted: Vec<_> = req.counted.into_iter().map(|c| (c.product, c.qty)).collect();
-    let profile = shared.store.profile();
-    let price = |p: &ProductCode| profile.products.get(p).and_then(|x| x.retail_price).unwrap_or_default();
-    let (loss, gain) = shared.store.with_books(|b| protocol::books::stock_count_drafts(b, &template, &counted, price));
-    let mut posted = Vec::new();
-    for d in [loss, gain].into_iter().flatten() {
-        posted.push(post_draft(&shared, d).await?.1 .0);
+    let store = shared.store.clone();
+    // Computed and posted under one hold of the books (`Store::post_count`).
+    let posted = tokio::task::spawn_blocking(move || {
+        let profile = store.profile();
+        let price = |p: &ProductCode| profile.products.get(p).and_then(|x| x.retail_price).unwrap_or_default();
+        store.post_count(&template, &counted, price)
+    })
+    .await
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    match posted {
+        Ok(posted) => {
+            if !posted.is_empty() {
+                shared.posted.notify_one();
+            }
+            for p in &posted {
+                tracing::info!(number = %p.number, seq = p.seq, "stock count document posted");
+            }
+            Ok((StatusCode::CREATED, Json(json!({ "posted": posted }))))
+        }
+        Err(e) => Err(refusal(e)),
     }
-    Ok((StatusCode::CREATED, Json(json!({ "posted": posted }))))
 }
 
 async fn post_draft(shared: &Arc<Shared>, draft: Draft) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
@@ -392,11 +406,18 @@ async fn post_draft(shared: &Arc<Shared>, draft: Draft) -> Result<(StatusCode, J
             tracing::info!(number = %p.number, seq = p.seq, "document posted");
             Ok((StatusCode::CREATED, Json(json!(p))))
         }
-        Err(PostFailure::Refused(e)) => Err(ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())),
-        Err(e @ PostFailure::Storage(_)) => Err(ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+        Err(e) => Err(refusal(e)),
+    }
+}
+
+/// The answer to a post the store did not take, for every posting route alike.
+fn refusal(e: PostFailure) -> ApiError {
+    match e {
+        PostFailure::Refused(e) => ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+        e @ PostFailure::Storage(_) => ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         // 409: the branch's state forbids posting (its history disagrees with HQ's).
-        Err(e @ PostFailure::Halted(_)) => Err(ApiError(StatusCode::CONFLICT, e.to_string())),
-        Err(e @ PostFailure::Stopped(_)) => Err(ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string())),
+        e @ PostFailure::Halted(_) => ApiError(StatusCode::CONFLICT, e.to_string()),
+        e @ PostFailure::Stopped(_) => ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
 }
 

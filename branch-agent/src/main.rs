@@ -110,6 +110,7 @@ async fn main() -> anyhow::Result<()> {
                 config.hq = h;
             }
             let store = Arc::new(store::Store::open(&dir.join("store")).context("opening the branch store")?);
+            store.set_dates(store::Dates { zone: config.business_zone.clone(), ahead_days_max: config.ahead_days_max });
             let shared = Arc::new(forwarder::Shared {
                 down: down::Down::open(&store).context("opening the down channel")?,
                 store: store.clone(),

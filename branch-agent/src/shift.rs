@@ -130,6 +130,12 @@ impl ShiftRecord {
         for (seq, doc) in docs {
             debug_assert!((self.first_seq..=last_seq).contains(seq), "documents outside the shift");
             let (DocType::Retail, Some(p)) = (doc.header.doc_type, doc.header.payment) else { continue };
+            // Only the cashier's own sales are in the drawer: a retail document entered
+            // in the back office by someone else (a late receipt, a correction) during the
+            // shift took no money through this till.
+            if doc.header.operator.as_str() != self.cashier {
+                continue;
+            }
             let total = doc.total();
             sales_total += total;
             if p.method == PaymentMethod::Cash {
@@ -275,6 +281,28 @@ mod tests {
         let job = render_report(&r, "SH", 32, true);
         let text = String::from_utf8_lossy(&job);
         assert!(text.contains("220.00") && text.contains("-0.50") && text.contains("Short"), "{text}");
+    }
+
+    /// Issue 10: back-office retail documents do not count into a cashier's drawer. The
+    /// shift of sh-li (float 100.00) sells 12.50 cash; meanwhile the back office posts a
+    /// 30.00 cash retail document entered by sh-wang. Expected cash 100.00 + 12.50 =
+    /// 112.50, one sale of 12.50.
+    #[test]
+    fn back_office_retail_documents_are_not_in_the_drawer() {
+        let shift = ShiftRecord {
+            version: SHIFT_RECORD_VERSION,
+            id: 2,
+            cashier: "sh-li".into(),
+            float: dec!(100.00),
+            opened_at_unix: 0,
+            first_seq: 1,
+            closed: None,
+        };
+        let mut back_office = retail(2, dec!(30.00), PaymentMethod::Cash, dec!(30.00));
+        back_office.header.operator = OperatorId::new("sh-wang").expect("op");
+        let docs = vec![(1, retail(1, dec!(12.50), PaymentMethod::Cash, dec!(12.50))), (2, back_office)];
+        let r = shift.report(2, &docs, false, |t| format!("t{t}"));
+        assert_eq!((r.sales_count, r.sales_total, r.expected_cash), (1, dec!(12.50), dec!(112.50)));
     }
 
     #[test]

@@ -101,6 +101,21 @@ pub struct Store {
     /// Tests: the next flush fails (after sled took the batch).
     #[cfg(test)]
     fail_next_flush: std::sync::atomic::AtomicBool,
+    /// The branch clock's date rules (`business_zone`, `ahead_days_max` in agent.toml).
+    dates: Mutex<Dates>,
+}
+
+/// The branch's business time zone and how far ahead of today a document may be dated.
+#[derive(Clone, Debug)]
+pub struct Dates {
+    pub zone: edge::BusinessZone,
+    pub ahead_days_max: u32,
+}
+
+impl Default for Dates {
+    fn default() -> Dates {
+        Dates { zone: edge::BusinessZone::default(), ahead_days_max: protocol::dating::AHEAD_DAYS_MAX_DEFAULT }
+    }
 }
 
 fn meta(name: &str) -> Vec<u8> {
@@ -269,6 +284,7 @@ impl Store {
             replayed_at_open: replayed,
             #[cfg(test)]
             fail_next_flush: std::sync::atomic::AtomicBool::new(false),
+            dates: Mutex::new(Dates::default()),
         })
     }
 
@@ -281,6 +297,18 @@ impl Store {
     /// Flush + fsync, for writes made through [`Store::tree`].
     pub(crate) fn flush_durable(&self) -> anyhow::Result<()> {
         self.flush()
+    }
+
+    /// Sets the branch clock's date rules (from agent.toml; the default until then is
+    /// Asia/Shanghai and `dating::AHEAD_DAYS_MAX_DEFAULT`).
+    pub fn set_dates(&self, dates: Dates) {
+        *self.dates.lock().unwrap_or_else(|p| p.into_inner()) = dates;
+    }
+
+    /// Today's business date in the branch's zone, and the zone's name.
+    pub fn today(&self) -> (protocol::date::BusinessDate, String) {
+        let dates = self.dates.lock().unwrap_or_else(|p| p.into_inner());
+        (dates.zone.today(), dates.zone.name().to_string())
     }
 
     pub fn identity(&self) -> &Identity {
@@ -353,6 +381,31 @@ impl Store {
     /// Validates, numbers, posts and durably appends a draft. Returns only after flush.
     pub fn post(&self, draft: Draft) -> Result<Posted, PostFailure> {
         let mut live = self.live();
+        self.post_in(&mut live, draft)
+    }
+
+    /// 盘点: computes the stock-loss and stock-gain documents that bring `template`'s
+    /// warehouse to the `counted` quantities and posts both, all under one hold of the
+    /// books' lock, so no sale can post between the count's arithmetic and its documents
+    /// (issue 10: a sale in between made the second document wrong). The loss posts
+    /// first; if the gain is then refused, the loss stands and the refusal is returned
+    /// (both are computed from the same books and dated alike, so only storage can fail).
+    pub fn post_count(
+        &self,
+        template: &Draft,
+        counted: &[(ProductCode, protocol::Decimal)],
+        gain_price: impl Fn(&ProductCode) -> protocol::Decimal,
+    ) -> Result<Vec<Posted>, PostFailure> {
+        let mut live = self.live();
+        let (loss, gain) = protocol::books::stock_count_drafts(&live.books, template, counted, gain_price);
+        let mut posted = Vec::new();
+        for d in [loss, gain].into_iter().flatten() {
+            posted.push(self.post_in(&mut live, d)?);
+        }
+        Ok(posted)
+    }
+
+    fn post_in(&self, live: &mut Live, draft: Draft) -> Result<Posted, PostFailure> {
         if let Some(why) = &live.halted {
             return Err(PostFailure::Halted(why.clone()));
         }
@@ -371,6 +424,19 @@ impl Store {
             Some(v) => record::open(&show(&counter_key), &v).map_err(|e| PostFailure::Storage(e.into()))?,
             None => 0,
         };
+        // The branch clock's rules, before anything is numbered: today in the branch's zone.
+        {
+            let dates = self.dates.lock().unwrap_or_else(|p| p.into_inner());
+            protocol::dating::check(
+                draft.doc_type,
+                draft.date,
+                draft.ext.period,
+                dates.zone.today(),
+                dates.zone.name(),
+                dates.ahead_days_max,
+            )
+            .map_err(PostError::from)?;
+        }
         // The document names the profile version it is posted under; HQ posts it against
         // that same version.
         let doc: Document = draft.number_under(branch, last + 1, live.profile.version).map_err(PostError::from)?;

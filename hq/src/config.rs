@@ -42,6 +42,10 @@ pub struct HqConfig {
     pub connection_window_bytes: u32,
     /// Bytes of frames read but not yet handled, across all connections together.
     pub buffered_bytes_max: u64,
+    /// The IANA time zone of HQ's business day (default `Asia/Shanghai`): today's date for
+    /// reports (the as-of date, the year to date). A name that is no zone is refused when
+    /// the file is loaded.
+    pub business_zone: edge::BusinessZone,
 }
 
 impl Default for HqConfig {
@@ -55,6 +59,7 @@ impl Default for HqConfig {
             stream_window_bytes: 1024 * 1024,
             connection_window_bytes: 2 * 1024 * 1024,
             buffered_bytes_max: 64 * 1024 * 1024,
+            business_zone: edge::BusinessZone::default(),
         }
     }
 }

@@ -421,9 +421,9 @@ pub struct ReportQuery {
     pub format: Option<String>,
 }
 
-/// Today at HQ, in Asia/Shanghai (the reports' default period ends today).
-fn today() -> BusinessDate {
-    edge::today_at(edge::SHANGHAI_UTC_OFFSET_MINUTES)
+/// Today at HQ in its business zone (`business_zone` in hq.toml).
+fn today(hq: &Hq) -> BusinessDate {
+    hq.config.business_zone.today()
 }
 
 async fn report(State(hq): State<AppState>, Path(name): Path<String>, Query(q): Query<ReportQuery>) -> Result<Response, ApiError> {
@@ -438,7 +438,7 @@ async fn report(State(hq): State<AppState>, Path(name): Path<String>, Query(q): 
         }
     };
     let raw = RawQuery { from: q.from.as_deref(), to: q.to.as_deref(), by: q.by.as_deref(), as_of: q.as_of.as_deref() };
-    let report = reports::query(&books, &name, &raw, today())
+    let report = reports::query(&books, &name, &raw, today(&hq))
         .map_err(|e| ApiError(if e.is_not_found() { StatusCode::NOT_FOUND } else { StatusCode::BAD_REQUEST }, e.to_string()))?;
     if q.format.as_deref() == Some("csv") {
         return Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], reports::to_csv(&report)).into_response());

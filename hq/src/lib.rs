@@ -20,6 +20,7 @@ pub mod config;
 pub mod door;
 pub mod http;
 pub mod identity;
+pub mod periods;
 pub mod review;
 pub mod server;
 pub mod store;

@@ -173,6 +173,9 @@ doc_types! {
     ManualEntry = "PZ", "manual journal entry", None, Manual;
     /// 月结: closes a month; later postings into it are refused.
     PeriodClose = "JZ", "month-end close", None, Close;
+    /// 反结账: reopens the latest closed month (`ext.period`); ordered by an HQ auditor
+    /// over the down channel and posted by the branch itself, never entered at a branch.
+    PeriodReopen = "FJZ", "month reopen", None, Close;
 }
 
 impl DocType {
@@ -409,6 +412,18 @@ impl Period {
         let index = (u32::from(self.year) * 12 + u32::from(self.month) - 1).saturating_sub(n);
         // `index / 12` is at most `self.year`, so it fits a u16; `index % 12 + 1` is 1..=12.
         Period { year: (index / 12) as u16, month: (index % 12 + 1) as u8 }
+    }
+
+    /// The month `n` months after this one (saturating at year 65535).
+    pub fn months_after(self, n: u32) -> Period {
+        let index = (u32::from(self.year) * 12 + u32::from(self.month) - 1).saturating_add(n).min(u32::from(u16::MAX) * 12 + 11);
+        // Capped above, so `index / 12` fits a u16; `index % 12 + 1` is 1..=12.
+        Period { year: (index / 12) as u16, month: (index % 12 + 1) as u8 }
+    }
+
+    /// `YYYY-MM`, as people read it.
+    pub fn label(self) -> String {
+        format!("{}-{:02}", self.year, self.month)
     }
 
     /// Parses `YYYY-MM`.
@@ -773,7 +788,10 @@ fn validate_parts(
         )?;
         need(settled <= total, "settles more than the return is worth")?;
     }
-    need(ext.reverses.is_none() || !matches!(doc_type, DocType::PeriodClose | DocType::Opening), "cannot be reversed")?;
+    need(
+        ext.reverses.is_none() || !matches!(doc_type, DocType::PeriodClose | DocType::PeriodReopen | DocType::Opening),
+        "cannot be reversed",
+    )?;
     need(ext.cost_method.is_none() || doc_type == DocType::Opening, "only the opening sets the cost method")?;
     match (doc_type, payment) {
         (DocType::Retail, None) => return Err(DocError::MissingPayment),

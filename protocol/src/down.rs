@@ -58,6 +58,9 @@ pub enum DownBody {
     Resolution { branch_seq: u64, doc_number: DocNumber, order: ResolutionOrder, by: OperatorId, why: String },
     /// A decision on a draft the branch sent up for approval.
     Approval { draft_id: u64, approved: bool, by: OperatorId, note: String },
+    /// 反结账: an HQ auditor ordered the branch's latest closed month `period` reopened;
+    /// the branch posts the reopen document itself (numbered and synced like any other).
+    Reopen { period: crate::document::Period, by: OperatorId, why: String },
 }
 
 impl DownBody {
@@ -68,6 +71,7 @@ impl DownBody {
             DownBody::Rejection { reason, .. } | DownBody::Flag { reason, .. } => Some(("reason", reason)),
             DownBody::Resolution { why, .. } => Some(("why", why)),
             DownBody::Approval { note, .. } => Some(("note", note)),
+            DownBody::Reopen { why, .. } => Some(("why", why)),
         }
     }
 }

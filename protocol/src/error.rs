@@ -86,9 +86,6 @@ pub enum PostError {
     NegativeStock { warehouse: WarehouseCode, product: ProductCode, on_hand: Decimal, needed: Decimal, method: crate::document::CostMethod },
     #[error("{date} falls in a closed period (closed through {closed}); post it in the current month or reopen at HQ")]
     PeriodClosed { date: String, closed: String },
-    /// A close of a month the books are closed through already (a second close).
-    #[error("{period} is already closed (the books are closed through {closed_through}); the next month to close is {next}")]
-    AlreadyClosed { period: String, closed_through: String, next: String },
     #[error("a month can only be closed after it ends: {period} cannot be closed on {date}")]
     CloseTooEarly { period: String, date: String },
     #[error("account {account} is not a cash (1001) or bank (1002) account")]
@@ -113,6 +110,22 @@ pub enum PostError {
     NotEnoughOnLoan { party: PartyCode, product: ProductCode, outstanding: Decimal, returning: Decimal },
     #[error("opening balances must come before any other document")]
     OpeningAfterPosting,
+    /// Opening balances are taken until the first month is closed (see `ledger::opening`).
+    #[error("opening balances are taken only until the first month is closed, and this branch is closed through {closed}; enter what is missing as ordinary documents, or have an HQ auditor reopen the months (反结账)")]
+    OpeningAfterClose { closed: String },
+    /// A cost method is chosen only before the first non-opening document is posted.
+    #[error("the cost method can be chosen only before the first document other than opening balances; {posted} documents are posted under {current}, so it stays {current} (it cannot become {wanted})")]
+    CostMethodAfterPosting { current: String, wanted: String, posted: u64 },
+    /// A month that is closed already (a second close of it).
+    #[error("{period} is closed already (the books are closed through {closed}); the next month to close is {next}")]
+    AlreadyClosed { period: String, closed: String, next: String },
+    /// A reopen (反结账) of a month that is not the latest closed one.
+    #[error("only the latest closed month can be reopened: the books are closed through {closed}, so {period} cannot be reopened{hint}")]
+    ReopenNotLatest { period: String, closed: String, hint: String },
+    /// A stock document dated before the latest movement already posted for one of its
+    /// warehouse × product positions (the date-order policy of `posting::mod`).
+    #[error("{date} is before the latest movement of {product} in {warehouse} ({latest}): stock documents are posted in date order per warehouse and product, so a period's quantities and costs stay true; date it {latest} or later")]
+    BackDated { warehouse: WarehouseCode, product: ProductCode, date: String, latest: String },
     #[error("the cost method is frozen at {current}; it cannot become {wanted}")]
     CostMethodFrozen { current: String, wanted: String },
     /// A return names a document that is no sale (or receipt) of the product with goods
@@ -128,6 +141,10 @@ pub enum PostError {
     ReturnTooMuch { doc: String, product: ProductCode, left: Decimal, qty: Decimal },
     #[error("cannot reverse {doc}: {why}")]
     CannotReverse { doc: String, why: String },
+    /// The branch clock's rules for a date (`dating`): applied where a document is
+    /// entered, never on replay or at HQ.
+    #[error(transparent)]
+    Dated(#[from] crate::dating::DateRefusal),
     /// A figure posting computes (value × quantity, a sum) would exceed what a `Decimal`
     /// holds (about 7.9 × 10^28); nothing is posted.
     #[error("the figures are too large to post: {what} would exceed 7.9 × 10^28; split the document into smaller ones")]

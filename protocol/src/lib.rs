@@ -14,6 +14,7 @@ pub mod batch;
 pub mod books;
 pub mod codes;
 pub mod date;
+pub mod dating;
 pub mod decimal_serde;
 pub mod document;
 pub mod down;

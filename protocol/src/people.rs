@@ -99,7 +99,7 @@ impl DocFamily {
             Expense | OtherIncome | FundTransfer | ReceivableIncrease | ReceivableDecrease | PayableIncrease | PayableDecrease => {
                 DocFamily::Finance
             }
-            Opening | ManualEntry | PeriodClose => DocFamily::Ledger,
+            Opening | ManualEntry | PeriodClose | PeriodReopen => DocFamily::Ledger,
         }
     }
 }

@@ -27,7 +27,7 @@ pub mod session;
 pub mod tls;
 pub mod transport;
 
-pub use clock::{now_unix, today_at, MonotonicClock, SHANGHAI_UTC_OFFSET_MINUTES};
+pub use clock::{now_unix, today_at, BusinessZone, MonotonicClock, ZoneError, SHANGHAI_UTC_OFFSET_MINUTES};
 pub use framed::{spawn_budgeted_reader, spawn_reader, write_message, ByteBudget, FrameError, FrameReader, Inbox};
 pub use transport::{hq_transport_config, transport_config, HqTransportLimits};
 

@@ -17,6 +17,10 @@ pub const PAYABLE: &str = "2202";
 pub const ADVANCES_FROM_CUSTOMERS: &str = "2203";
 pub const CONSIGNED_IN_PAYABLE: &str = "2314";
 pub const EQUITY: &str = "4001";
+/// 本年利润: where the year-end close gathers the year's income and expenses.
+pub const PROFIT_THIS_YEAR: &str = "3103";
+/// 利润分配—未分配利润: where the year-end close carries the year's profit.
+pub const RETAINED_EARNINGS: &str = "3104";
 pub const REVENUE: &str = "6001";
 pub const OTHER_INCOME: &str = "6301";
 pub const COST_OF_SALES: &str = "6401";
@@ -58,6 +62,8 @@ pub fn name(chart: &str) -> &'static str {
         ADVANCES_FROM_CUSTOMERS => "预收账款 advances from customers",
         CONSIGNED_IN_PAYABLE => "受托代销商品款 consigned-in goods payable",
         EQUITY => "实收资本 equity",
+        PROFIT_THIS_YEAR => "本年利润 profit this year",
+        RETAINED_EARNINGS => "利润分配 retained earnings",
         REVENUE => "主营业务收入 revenue",
         OTHER_INCOME => "其他收入 other income",
         COST_OF_SALES => "主营业务成本 cost of goods sold",

@@ -159,6 +159,8 @@ pub struct Posting {
     pub reverses: Option<DocNumber>,
     /// Changes to what sales and receipts left to return (see [`returns`]).
     pub returnable: Vec<returns::ReturnableMove>,
+    /// 反结账: the month this document reopens (the latest closed one).
+    pub reopen: Option<Period>,
     /// Things worth telling the operator that do not stop the posting (sold below cost).
     pub warnings: Vec<String>,
 }
@@ -326,10 +328,25 @@ pub struct Books {
     reversed: BTreeSet<DocNumber>,
     /// The reversal window: documents that may still be reversed, with their postings.
     recent: BTreeMap<DocNumber, Recent>,
-    /// Month of the latest document posted; the window trails it (see [`REVERSAL_WINDOW_MONTHS`]).
+    /// The reversal window's anchor: the latest month posted, believed as the window
+    /// trails it (see [`REVERSAL_WINDOW_MONTHS`] and `Books::advance_anchor`).
     latest: Option<Period>,
     /// What sales and purchase receipts of the return window left to return.
     returnable: BTreeMap<(DocNumber, ProductCode), returns::Returnable>,
+    /// A month more than one ahead of the anchor, seen once and not yet believed.
+    window_pending: Option<Period>,
+    /// The closes before `closed_through`, oldest first: a reopen (反结账) of the latest
+    /// closed month makes the one before it the latest again.
+    earlier_closes: Vec<Period>,
+    /// Date of the latest stock movement per warehouse × product: stock documents are
+    /// posted in date order per position (see `posting::in_date_order`).
+    last_move: BTreeMap<StockKey, BusinessDate>,
+    /// Income and expense per month and account (debit-positive), for the income statement
+    /// of a period; closing entries (the year-end carry) are not in it.
+    pl: BTreeMap<(Period, AccountCode), Decimal>,
+    /// The year-end carry (本年利润 → 利润分配) each December close posted, so that a
+    /// reopen of that December takes it back exactly.
+    carries: BTreeMap<Period, Vec<GlLine>>,
 }
 
 /// How far back a red-letter reversal may reach: documents of the month of the latest
@@ -388,6 +405,18 @@ impl Books {
     pub fn returnable(&self, doc: &DocNumber, product: &ProductCode) -> Option<&returns::Returnable> {
         self.returnable.get(&(doc.clone(), *product))
     }
+    /// Income and expense per month and account (debit-positive), closing entries left out.
+    pub fn pl(&self) -> &BTreeMap<(Period, AccountCode), Decimal> {
+        &self.pl
+    }
+    /// The date of the latest stock movement of `key` posted.
+    pub fn last_move(&self, key: &StockKey) -> Option<BusinessDate> {
+        self.last_move.get(key).copied()
+    }
+    /// The year-end carry the close of `december` posted, if it posted one.
+    pub(crate) fn carry(&self, december: Period) -> Option<&Vec<GlLine>> {
+        self.carries.get(&december)
+    }
     pub fn is_reversed(&self, n: &DocNumber) -> bool {
         self.reversed.contains(n)
     }
@@ -430,6 +459,9 @@ impl Books {
             mine.out_qty += f.out_qty;
             mine.out_value += f.out_value;
         }
+        for (k, v) in &other.pl {
+            *self.pl.entry(*k).or_default() += *v;
+        }
         self.postings += other.postings;
         self.returnable.extend(other.returnable.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
@@ -447,9 +479,16 @@ impl Books {
         assert_eq!(debits, credits, "posting of {} does not balance", doc.header.number);
         let period = Period::of(doc.header.date);
         let reversal = p.reverses.is_some();
+        let date = doc.header.date;
         // Keys are cloned only when a map gains an entry: most moves hit positions,
         // accounts and sales rows that already exist.
         for m in &p.stock {
+            match self.last_move.get_mut(&m.key) {
+                Some(d) => *d = (*d).max(date),
+                None => {
+                    self.last_move.insert(m.key, date);
+                }
+            }
             let (dq, dv) = upsert(&mut self.stock, &m.key, |s: &mut Stock| {
                 let before = s.pos;
                 s.apply(&m.op);
@@ -482,8 +521,13 @@ impl Books {
                 None => add(self.flows.entry((period, m.key.0, m.key.1)).or_default()),
             }
         }
+        // Closing entries move profit between accounts; they are no income of a period.
+        let in_pl = !matches!(doc.header.doc_type, crate::document::DocType::PeriodClose | crate::document::DocType::PeriodReopen);
         for l in &p.gl {
             upsert(&mut self.gl, &l.account, |v: &mut Decimal| *v += l.debit - l.credit);
+            if in_pl && matches!(accounts::class(l.account.chart()), accounts::Class::Income | accounts::Class::Expense) {
+                *self.pl.entry((period, l.account)).or_default() += l.debit - l.credit;
+            }
         }
         for (side, party, amount) in &p.parties {
             *self.parties.entry((*side, *party)).or_default() += *amount;
@@ -540,16 +584,20 @@ impl Books {
         if let Some(orig) = &p.reverses {
             self.reversed.insert(orig.clone());
         }
-        let latest = self.latest.map_or(period, |l| l.max(period));
-        let oldest = latest.months_before(REVERSAL_WINDOW_MONTHS - 1);
-        if self.latest != Some(latest) {
-            self.latest = Some(latest);
-            self.recent.retain(|_, r| Period::of(r.date) >= oldest);
-            let oldest_returnable = latest.months_before(returns::RETURN_WINDOW_MONTHS - 1);
-            self.returnable.retain(|_, r| Period::of(r.date) >= oldest_returnable);
+        let anchor = self.advance_anchor(period);
+        let oldest = anchor.months_before(REVERSAL_WINDOW_MONTHS - 1);
+        if let Some(month) = p.reopen {
+            debug_assert_eq!(self.closed_through, Some(month), "a reopen names the latest closed month");
+            self.closed_through = self.earlier_closes.pop();
+            self.carries.remove(&month);
         }
         if let Some(closed) = p.close {
-            self.closed_through = Some(closed);
+            if let Some(before) = self.closed_through.replace(closed) {
+                self.earlier_closes.push(before);
+            }
+            if closed.month == 12 {
+                self.carries.insert(closed, p.gl.clone());
+            }
             // Reversals reach only into open periods; forget what can no longer be reversed.
             self.recent.retain(|_, r| Period::of(r.date) > closed);
         } else if period >= oldest {
@@ -610,6 +658,40 @@ impl Books {
             put(&["rt", &n.to_string(), p.as_str(), &d(&r.left.qty), &d(&r.left.value)]);
         }
         *h.finalize().as_bytes()
+    }
+
+    /// Moves the reversal window's anchor for a document of month `p` and forgets what
+    /// falls out of the window; returns the anchor. The anchor follows the latest month
+    /// posted, but a jump of more than one month is believed only when a second document
+    /// beyond the anchor arrives (then the anchor moves to the earlier of the two): one
+    /// document dated far in the future (a mistyped year) does not evict three months of
+    /// documents that may still need reversing, while a branch that was idle for a while
+    /// moves on with its second document. Depends only on the journal's order, so branch
+    /// and HQ agree.
+    fn advance_anchor(&mut self, p: Period) -> Period {
+        let Some(anchor) = self.latest else {
+            self.latest = Some(p);
+            return p;
+        };
+        if p <= anchor {
+            return anchor;
+        }
+        let new = if p <= anchor.months_after(1) {
+            p
+        } else if let Some(q) = self.window_pending {
+            q.min(p)
+        } else {
+            self.window_pending = Some(p);
+            return anchor;
+        };
+        let other = self.window_pending.map_or(p, |q| q.max(p));
+        self.window_pending = (other > new).then_some(other);
+        self.latest = Some(new);
+        let oldest = new.months_before(REVERSAL_WINDOW_MONTHS - 1);
+        self.recent.retain(|_, r| Period::of(r.date) >= oldest);
+        let oldest_returnable = new.months_before(returns::RETURN_WINDOW_MONTHS - 1);
+        self.returnable.retain(|_, r| Period::of(r.date) >= oldest_returnable);
+        new
     }
 
     fn recent(&self, n: &DocNumber) -> Option<&Recent> {

@@ -41,9 +41,14 @@ pub fn trial_balance(books: &Books) -> Vec<TrialBalanceRow> {
         .collect()
 }
 
-/// 损益表: income, expenses and profit, cumulative over the books (credit-positive income).
+/// 损益表: income, expenses and profit of the months `from`..=`to` (credit-positive
+/// income), with the year to date beside it. Built from the books' income and expense
+/// per month, which leave closing entries out, so a year-end carry does not empty it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Default)]
 pub struct IncomeStatement {
+    /// First and last month the figures cover (`YYYY-MM`).
+    pub from: String,
+    pub to: String,
     #[serde(with = "crate::decimal_serde")]
     pub revenue: Decimal,
     #[serde(with = "crate::decimal_serde")]
@@ -57,31 +62,95 @@ pub struct IncomeStatement {
     #[serde(with = "crate::decimal_serde")]
     pub net_profit: Decimal,
     pub lines: Vec<TrialBalanceRow>,
+    /// The same figures from January of the year of `to` (or of the as-of date, when that
+    /// is earlier) through that month: 本年累计.
+    pub year_to_date: ProfitFigures,
 }
 
-pub fn income_statement(books: &Books) -> IncomeStatement {
-    let mut s = IncomeStatement::default();
-    for (a, v) in books.gl() {
-        let chart = a.chart();
-        match acc::class(chart) {
-            Class::Income if chart == acc::REVENUE => s.revenue -= *v,
-            Class::Income => s.other_income -= *v,
-            Class::Expense if chart == acc::COST_OF_SALES => s.cost_of_sales += *v,
-            Class::Expense => s.expenses += *v,
-            _ => continue,
-        }
-        if !v.is_zero() {
-            s.lines.push(TrialBalanceRow {
-                account: a.to_string(),
-                name: acc::name(chart),
-                debit: (*v).max(Decimal::ZERO),
-                credit: (-*v).max(Decimal::ZERO),
-            });
+/// The totals of an income statement for some months.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Default)]
+pub struct ProfitFigures {
+    pub from: String,
+    pub to: String,
+    #[serde(with = "crate::decimal_serde")]
+    pub revenue: Decimal,
+    #[serde(with = "crate::decimal_serde")]
+    pub cost_of_sales: Decimal,
+    #[serde(with = "crate::decimal_serde")]
+    pub gross_profit: Decimal,
+    #[serde(with = "crate::decimal_serde")]
+    pub other_income: Decimal,
+    #[serde(with = "crate::decimal_serde")]
+    pub expenses: Decimal,
+    #[serde(with = "crate::decimal_serde")]
+    pub net_profit: Decimal,
+}
+
+/// Income and expense of the months `from`..=`to`, per account (debit-positive).
+fn pl_between(books: &Books, from: Period, to: Period) -> BTreeMap<crate::codes::AccountCode, Decimal> {
+    let mut by_account = BTreeMap::new();
+    for ((p, a), v) in books.pl() {
+        if *p >= from && *p <= to {
+            *by_account.entry(*a).or_insert(Decimal::ZERO) += *v;
         }
     }
-    s.gross_profit = s.revenue - s.cost_of_sales;
-    s.net_profit = s.gross_profit + s.other_income - s.expenses;
-    s
+    by_account
+}
+
+fn figures(by_account: &BTreeMap<crate::codes::AccountCode, Decimal>, from: Period, to: Period) -> ProfitFigures {
+    let mut f = ProfitFigures { from: from.label(), to: to.label(), ..ProfitFigures::default() };
+    for (a, v) in by_account {
+        let chart = a.chart();
+        match acc::class(chart) {
+            Class::Income if chart == acc::REVENUE => f.revenue -= *v,
+            Class::Income => f.other_income -= *v,
+            Class::Expense if chart == acc::COST_OF_SALES => f.cost_of_sales += *v,
+            Class::Expense => f.expenses += *v,
+            _ => {}
+        }
+    }
+    f.gross_profit = f.revenue - f.cost_of_sales;
+    f.net_profit = f.gross_profit + f.other_income - f.expenses;
+    f
+}
+
+/// The income statement over everything posted (the year to date is that of the latest
+/// month posted).
+pub fn income_statement(books: &Books) -> IncomeStatement {
+    let last = books.pl().keys().map(|(p, _)| *p).max().unwrap_or(Period { year: 2000, month: 1 });
+    income_statement_for(books, Period { year: 2000, month: 1 }, Period { year: 2199, month: 12 }, last)
+}
+
+/// The income statement of `from`..=`to`, with the year to date through the earlier of
+/// `to` and `ytd_through` (the month of the as-of date: the default `to` is far ahead).
+pub fn income_statement_for(books: &Books, from: Period, to: Period, ytd_through: Period) -> IncomeStatement {
+    let by_account = pl_between(books, from, to);
+    let f = figures(&by_account, from, to);
+    let ytd_to = to.min(ytd_through);
+    let ytd_from = Period { year: ytd_to.year, month: 1 };
+    let year_to_date = figures(&pl_between(books, ytd_from, ytd_to), ytd_from, ytd_to);
+    let lines = by_account
+        .iter()
+        .filter(|(_, v)| !v.is_zero())
+        .map(|(a, v)| TrialBalanceRow {
+            account: a.to_string(),
+            name: acc::name(a.chart()),
+            debit: (*v).max(Decimal::ZERO),
+            credit: (-*v).max(Decimal::ZERO),
+        })
+        .collect();
+    IncomeStatement {
+        from: f.from,
+        to: f.to,
+        revenue: f.revenue,
+        cost_of_sales: f.cost_of_sales,
+        gross_profit: f.gross_profit,
+        other_income: f.other_income,
+        expenses: f.expenses,
+        net_profit: f.net_profit,
+        lines,
+        year_to_date,
+    }
 }
 
 /// 资产负债表. Payables with a debit balance are shown as advances to suppliers and
@@ -472,7 +541,7 @@ pub fn run(books: &Books, name: &str, p: ReportParams) -> Option<Report> {
         "stock-status" => Report::Stock(stock_status(books)),
         "stock-distribution" => Report::Distribution(stock_distribution(books)),
         "trial-balance" => Report::Trial(trial_balance(books)),
-        "income-statement" => Report::Income(income_statement(books)),
+        "income-statement" => Report::Income(income_statement_for(books, p.from, p.to, Period::of(p.as_of))),
         "balance-sheet" => Report::Balance(balance_sheet(books)),
         "receivables" => Report::Ageing(ageing(books, Side::Receivable, p.as_of)),
         "payables" => Report::Ageing(ageing(books, Side::Payable, p.as_of)),

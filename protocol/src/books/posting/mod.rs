@@ -77,17 +77,43 @@ pub fn post(books: &Books, doc: &Document, ctx: PostContext<'_>) -> Result<Posti
             return Err(PostError::UnknownProduct { product: line.product });
         }
     }
-    if let Some(orig) = &h.ext.reverses {
-        return reverse::reverse(books, doc, orig);
-    }
-    let mut b =
-        Builder { books, doc, p: Posting::default(), scratch: BTreeMap::new(), consign: BTreeMap::new(), returned: BTreeMap::new() };
-    rules(&mut b, ctx)?;
-    within_books_limit(&b)?;
-    let p = b.p;
+    let p = if let Some(orig) = &h.ext.reverses {
+        reverse::reverse(books, doc, orig)?
+    } else {
+        let mut b =
+            Builder { books, doc, p: Posting::default(), scratch: BTreeMap::new(), consign: BTreeMap::new(), returned: BTreeMap::new() };
+        rules(&mut b, ctx)?;
+        within_books_limit(&b)?;
+        b.p
+    };
+    in_date_order(books, doc, &p)?;
     let (debits, credits) = p.checked_totals().ok_or(PostError::Overflow { what: "the journal's debits or credits" })?;
     assert_eq!(debits, credits, "posting rule for {:?} does not balance", h.doc_type);
     Ok(p)
+}
+
+/// The date-order policy for stock (issue 11 item 4): every position (warehouse ×
+/// product) takes its movements in date order, so a document dated before the latest
+/// movement already posted for a position it moves is refused with that date. A period's
+/// quantities and costs then are exactly what the documents dated in it made them: no
+/// month closes below zero, and no cost of sales is taken at a later month's price. A
+/// late document is dated today instead (a correction of an earlier month is a new
+/// document of this month). Pure in the journal, so HQ judges each entry as the branch did.
+fn in_date_order(books: &Books, doc: &Document, p: &Posting) -> Result<(), PostError> {
+    let date = doc.header.date;
+    for m in &p.stock {
+        if let Some(latest) = books.last_move(&m.key) {
+            if date < latest {
+                return Err(PostError::BackDated {
+                    warehouse: m.key.0,
+                    product: m.key.1,
+                    date: date.to_string(),
+                    latest: latest.to_string(),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Largest balance the books keep (10^22 yuan or units): any stock position, account or
@@ -163,6 +189,7 @@ fn rules(b: &mut Builder<'_>, ctx: PostContext<'_>) -> Result<(), PostError> {
         DocType::Opening => ledger::opening(b),
         DocType::ManualEntry => ledger::manual_entry(b),
         DocType::PeriodClose => ledger::period_close(b),
+        DocType::PeriodReopen => ledger::period_reopen(b),
     }
 }
 
