@@ -12,11 +12,15 @@
 //! - `tls`: a branch's client certificate bound to its enrolled ed25519 key, and the
 //!   key read back from a peer's certificate.
 //! - `init_tracing`: the one logging setup of both binaries.
+//! - `api`: how both HTTP APIs refuse (JSON `{"error"}` saying what to fix on every
+//!   route; body size and nesting bounds; path and JSON extractors in the API's words).
 //!
 //! Architecture invariant: no decisions here. What to send, when to give up and what a
 //! message means stay in `protocol`; this crate only moves bytes and time in and out.
-//! It knows nothing of sled, axum or either binary's store.
+//! It knows nothing of sled or either binary's store; of axum it knows only how a
+//! refusal is shaped (`api`), never which route needs which right.
 
+pub mod api;
 pub mod clock;
 pub mod framed;
 pub mod session;
