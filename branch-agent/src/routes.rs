@@ -84,12 +84,13 @@ pub fn describe() -> String {
 }
 
 /// The router, built from the table: each route behind its own guard, the whole behind
-/// the cross-site door.
+/// the cross-site door and `edge::api`'s JSON refusals and body limit.
 pub fn build(web: AgentWeb) -> axum::Router {
     let mut router = axum::Router::new();
     for route in table() {
         let guarded = route.handler.route_layer(axum::middleware::from_fn_with_state((web.clone(), route.access), auth::guard));
         router = router.route(route.path, guarded);
     }
-    router.layer(axum::middleware::from_fn(auth::same_site)).with_state(web)
+    // Outermost: every refusal, axum's own included, answers JSON saying what to fix.
+    edge::api::harden(router.layer(axum::middleware::from_fn(auth::same_site))).with_state(web)
 }

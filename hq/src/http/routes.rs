@@ -86,12 +86,14 @@ fn describe_access(access: Access) -> String {
     }
 }
 
-/// The router, built from the table: each route behind its own guard.
+/// The router, built from the table: each route behind its own guard, the whole behind
+/// `edge::api`'s JSON refusals and body limit.
 pub fn build(web: Web) -> axum::Router {
     let mut router = axum::Router::new();
     for route in table() {
         let guarded = route.handler.route_layer(axum::middleware::from_fn_with_state((web.clone(), route.access), auth::guard));
         router = router.route(route.path, guarded);
     }
-    router.with_state(web)
+    // Outermost: every refusal, axum's own included, answers JSON saying what to fix.
+    edge::api::harden(router).with_state(web)
 }
