@@ -354,6 +354,9 @@ pub(crate) struct CountLine {
     qty: Decimal,
 }
 
+/// One stock count at a time (see `stock_count`).
+static COUNT_TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// 盘点: counted quantities in; the stock-loss and stock-gain documents that bring the
 /// books to the count are posted and returned.
 pub(crate) async fn stock_count(
@@ -373,6 +376,10 @@ pub(crate) async fn stock_count(
         ext: DocExt::default(),
     };
     let counted: Vec<_> = req.counted.into_iter().map(|c| (c.product, c.qty)).collect();
+    // Two counts at once would both read the same books and both post the difference;
+    // counts take turns from reading the books to posting. (A sale in between can still
+    // move stock; posting the count as one atomic document is the core's part of #10.)
+    let _turn = COUNT_TURN.lock().await;
     let profile = shared.store.profile();
     let price = |p: &ProductCode| profile.products.get(p).and_then(|x| x.retail_price).unwrap_or_default();
     let (loss, gain) = shared.store.with_books(|b| protocol::books::stock_count_drafts(b, &template, &counted, price));
