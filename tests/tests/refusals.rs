@@ -317,7 +317,8 @@ async fn two_clients_at_once_lose_nothing_and_duplicate_nothing() -> anyhow::Res
     // nothing is posted (a reprint is built from the journal).
     let head = sh.sync().await?["head_seq"].clone();
     let path = format!("/api/pos/reprint/{head0}");
-    let (x, y) = tokio::join!(sh.post_json(&path, &json!({})), sh.post_json(&path, &json!({})));
+    let empty = json!({});
+    let (x, y) = tokio::join!(sh.post_json(&path, &empty), sh.post_json(&path, &empty));
     let (x, y) = (x?, y?);
     assert_eq!(x.0, y.0, "{x:?} {y:?}");
     assert!(x.1["error"].is_string() || x.0 == 200, "{x:?}");

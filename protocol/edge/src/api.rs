@@ -286,6 +286,20 @@ pub async fn json_refusals(req: Request, next: Next) -> Response {
     out
 }
 
+/// The answer to a method a path does not take: 405, JSON naming the allowed methods,
+/// and `Allow`. The route tables attach it to each path (`route_layer` loses axum's own
+/// `Allow` header).
+pub fn wrong_method(method: &axum::http::Method, path: &str, allowed: &[axum::http::Method]) -> Response {
+    let list = allowed.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", ");
+    let path: String = path.chars().take(200).collect();
+    let mut out =
+        Refusal::new(StatusCode::METHOD_NOT_ALLOWED, format!("{method} is not allowed on {path}; allowed: {list}")).into_response();
+    if let Ok(v) = axum::http::HeaderValue::from_str(&list) {
+        out.headers_mut().insert(header::ALLOW, v);
+    }
+    out
+}
+
 /// The layers both routers put outermost: the body limit and the JSON refusals.
 pub fn harden<S: Clone + Send + Sync + 'static>(router: axum::Router<S>) -> axum::Router<S> {
     router.layer(axum::extract::DefaultBodyLimit::max(BODY_BYTES_MAX)).layer(axum::middleware::from_fn(json_refusals))
