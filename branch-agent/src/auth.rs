@@ -166,13 +166,14 @@ pub async fn same_site(req: Request, next: Next) -> Response {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SignIn {
     pub login: OperatorId,
     pub password: String,
 }
 
 /// `POST /api/session`: a bearer token and the same token as a page cookie.
-pub async fn sign_in(State(web): State<AgentWeb>, Json(req): Json<SignIn>) -> Response {
+pub async fn sign_in(State(web): State<AgentWeb>, edge::api::ApiJson(req): edge::api::ApiJson<SignIn>) -> Response {
     let wrong = || refusal(StatusCode::UNAUTHORIZED, "wrong login or password");
     let Some(entry) = web.shared.store.person(&req.login) else { return wrong() };
     let phc = entry.password_phc.clone();

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Extension, Path, Query, State};
+use axum::extract::{Extension, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
@@ -18,6 +18,8 @@ use protocol::profile::BranchProfile;
 use protocol::Decimal;
 use serde::Deserialize;
 use serde_json::json;
+
+use edge::api::{ApiBytes, ApiJson, ApiPath};
 
 use crate::auth::{AgentWeb, Session};
 use crate::forwarder::Shared;
@@ -34,9 +36,11 @@ impl IntoResponse for ApiError {
 }
 
 /// A document as an operator submits it. `amount` may be left out; it is then
-/// quantity × unit price rounded to the cent. `doc_type` takes the seed code (`XS`) or
-/// the name (`Sale`).
+/// quantity × unit price rounded to the cent. `doc_type` takes the seed code (`XS`), the
+/// English name in any case (`Sale`, `sale`) or the Chinese name (`销售单`). Unknown
+/// fields, here, in a line or in `ext`, are refused naming the field and those allowed.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DraftRequest {
     pub doc_type: String,
     pub date: BusinessDate,
@@ -59,6 +63,7 @@ pub struct DraftRequest {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LineRequest {
     pub product: ProductCode,
     #[serde(default)]
@@ -145,10 +150,9 @@ fn check_family(shared: &Shared, session: &Session, t: DocType, right: protocol:
 pub(crate) async fn post_document(
     State(shared): State<AppState>,
     Extension(session): Extension<Session>,
-    body: axum::body::Bytes,
+    ApiBytes(body): ApiBytes,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    let req: DraftRequest =
-        serde_json::from_slice(&body).map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("document JSON is not valid: {e}")))?;
+    let req: DraftRequest = edge::api::decode(&body).map_err(|r| ApiError(r.status, r.error))?;
     let operator = operator_of(&session, req.operator)?;
     let doc_type = DocType::parse(&req.doc_type).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
     check_family(&shared, &session, doc_type, protocol::people::Right::Add)?;
@@ -162,7 +166,7 @@ pub(crate) async fn post_document(
     post_draft(&shared, draft).await
 }
 
-pub(crate) async fn get_document(State(shared): State<AppState>, Path(seq): Path<u64>) -> Result<Json<serde_json::Value>, ApiError> {
+pub(crate) async fn get_document(State(shared): State<AppState>, ApiPath(seq): ApiPath<u64>) -> Result<Json<serde_json::Value>, ApiError> {
     match shared.store.entry(seq) {
         Ok(Some(e)) => {
             Ok(Json(json!({ "seq": e.seq, "number": e.doc.header.number.to_string(), "prev_hash": e.prev.to_hex(), "document": e.doc })))
@@ -291,7 +295,7 @@ pub(crate) struct ReportQuery {
 /// The branch's own books, through the same report code HQ runs.
 pub(crate) async fn report(
     State(shared): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     Query(q): Query<ReportQuery>,
 ) -> Result<Response, ApiError> {
     use protocol::books::reports::{self, RawQuery};
@@ -307,6 +311,7 @@ pub(crate) async fn report(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct ReverseRequest {
     #[serde(default)]
     operator: Option<OperatorId>,
@@ -319,8 +324,8 @@ pub(crate) struct ReverseRequest {
 pub(crate) async fn reverse_document(
     State(shared): State<AppState>,
     Extension(session): Extension<Session>,
-    Path(seq): Path<u64>,
-    Json(req): Json<ReverseRequest>,
+    ApiPath(seq): ApiPath<u64>,
+    ApiJson(req): ApiJson<ReverseRequest>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let operator = operator_of(&session, req.operator)?;
     let orig = match shared.store.entry(seq) {
@@ -337,6 +342,7 @@ pub(crate) async fn reverse_document(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct CountRequest {
     date: BusinessDate,
     #[serde(default)]
@@ -347,6 +353,7 @@ pub(crate) struct CountRequest {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct CountLine {
     product: ProductCode,
     #[serde(with = "protocol::decimal_serde")]
@@ -358,7 +365,7 @@ pub(crate) struct CountLine {
 pub(crate) async fn stock_count(
     State(shared): State<AppState>,
     Extension(session): Extension<Session>,
-    Json(req): Json<CountRequest>,
+    ApiJson(req): ApiJson<CountRequest>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let template = Draft {
         doc_type: DocType::StockLoss,

@@ -84,16 +84,29 @@ pub fn describe() -> String {
 }
 
 /// The router, built from the table: each route behind its own guard, the whole behind
-/// the cross-site door.
+/// the cross-site door and `edge::api`'s JSON refusals and body limit.
 pub fn build(web: AgentWeb) -> axum::Router {
-    let mut router = axum::Router::new();
+    // One method router per path (its rows merged), whose fallback names the methods
+    // the path takes.
+    let mut paths: std::collections::BTreeMap<&'static str, (MethodRouter<_>, Vec<Method>)> = Default::default();
     for route in table() {
         let guarded = route.handler.route_layer(axum::middleware::from_fn_with_state((web.clone(), route.access), auth::guard));
-        router = router.route(route.path, guarded);
+        let entry = paths.entry(route.path).or_insert_with(|| (MethodRouter::new(), Vec::new()));
+        entry.0 = std::mem::take(&mut entry.0).merge(guarded);
+        entry.1.push(route.method);
+    }
+    let mut router = axum::Router::new();
+    for (path, (methods, allowed)) in paths {
+        let fallback = move |req: axum::extract::Request| {
+            let allowed = allowed.clone();
+            async move { edge::api::wrong_method(req.method(), req.uri().path(), &allowed) }
+        };
+        router = router.route(path, methods.fallback(fallback));
     }
     let halted = web.clone();
-    router
-        .layer(axum::middleware::from_fn(auth::same_site))
+    // Every refusal, axum's own included, answers JSON saying what to fix; and every
+    // answer, refusals too, says when posting is stopped.
+    edge::api::harden(router.layer(axum::middleware::from_fn(auth::same_site)))
         .layer(axum::middleware::map_response(move |r| say_if_halted(halted.clone(), r)))
         .with_state(web)
 }

@@ -8,6 +8,11 @@ use serde::{Deserialize, Serialize};
 
 pub const CONFIG_FILE: &str = "hq.toml";
 
+/// Smallest QUIC stream window accepted.
+pub const WINDOW_BYTES_MIN: u32 = 64 * 1024;
+/// Longest enrollment token life: a year.
+pub const TOKEN_TTL_HOURS_MAX: u64 = 24 * 365;
+
 /// Why `hq.toml` could not be read or written.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -18,6 +23,9 @@ pub enum ConfigError {
     /// The file could not be read or written.
     #[error("{what} {}: {source}", path.display())]
     Io { what: &'static str, path: PathBuf, source: std::io::Error },
+    /// A value that parses but cannot work; the field is named, nothing starts.
+    #[error("{}: {field} = {value} {problem}", path.display())]
+    Value { path: PathBuf, field: &'static str, value: String, problem: &'static str },
     /// The default config could not be encoded (a bug).
     #[error("encoding default config: {0}")]
     Encode(#[from] toml::ser::Error),
@@ -68,10 +76,44 @@ impl HqConfig {
     pub fn load(data_dir: &Path) -> Result<HqConfig, ConfigError> {
         let path = data_dir.join(CONFIG_FILE);
         match std::fs::read_to_string(&path) {
-            Ok(text) => toml::from_str(&text).map_err(|source| ConfigError::Invalid { path, source }),
+            Ok(text) => {
+                let cfg: HqConfig = toml::from_str(&text).map_err(|source| ConfigError::Invalid { path: path.clone(), source })?;
+                cfg.check(&path)?;
+                Ok(cfg)
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(HqConfig::default()),
             Err(source) => Err(ConfigError::Io { what: "reading", path, source }),
         }
+    }
+
+    /// Refuses values that parse but would fail later (a zero bound, a TTL whose
+    /// seconds overflow), naming the field: nothing downstream asserts on them.
+    pub fn check(&self, path: &Path) -> Result<(), ConfigError> {
+        let bad = |field: &'static str, value: String, problem: &'static str| {
+            Err(ConfigError::Value { path: path.to_path_buf(), field, value, problem })
+        };
+        if self.token_ttl_hours == 0 || self.token_ttl_hours > TOKEN_TTL_HOURS_MAX {
+            return bad("token_ttl_hours", self.token_ttl_hours.to_string(), "must be 1..=8760 (at most a year)");
+        }
+        if self.max_connections == 0 {
+            return bad("max_connections", "0".into(), "must be at least 1");
+        }
+        if self.max_concurrent_bidi_streams == 0 {
+            return bad("max_concurrent_bidi_streams", "0".into(), "must be at least 1 (a branch uses one stream)");
+        }
+        // Flow control refills as HQ reads, but a window this small would crawl.
+        if self.stream_window_bytes < WINDOW_BYTES_MIN {
+            return bad("stream_window_bytes", self.stream_window_bytes.to_string(), "must be at least 65536");
+        }
+        if self.connection_window_bytes < self.stream_window_bytes {
+            return bad("connection_window_bytes", self.connection_window_bytes.to_string(), "must be at least stream_window_bytes");
+        }
+        // Budget below one frame: a full batch could never be taken in.
+        let frame = protocol::wire::FRAME_BYTES_MAX as u64;
+        if self.buffered_bytes_max < frame {
+            return bad("buffered_bytes_max", self.buffered_bytes_max.to_string(), "must hold one frame (at least 4259840 bytes)");
+        }
+        Ok(())
     }
 
     pub fn write_default_if_missing(data_dir: &Path) -> Result<(), ConfigError> {
@@ -84,5 +126,33 @@ impl HqConfig {
             toml::to_string_pretty(&HqConfig::default())?
         );
         std::fs::write(&path, text).map_err(|source| ConfigError::Io { what: "writing", path, source })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_values_are_refused_at_load_naming_the_field() {
+        for (text, field) in [
+            ("token_ttl_hours = 0", "token_ttl_hours = 0"),
+            ("token_ttl_hours = 18446744073709551615", "token_ttl_hours"),
+            ("max_connections = 0", "max_connections = 0"),
+            ("max_concurrent_bidi_streams = 0", "max_concurrent_bidi_streams = 0"),
+            ("stream_window_bytes = 10", "stream_window_bytes = 10"),
+            ("connection_window_bytes = 65536", "connection_window_bytes = 65536"),
+            ("buffered_bytes_max = 1", "buffered_bytes_max = 1"),
+            ("http_listen = \"localhost\"", "http_listen"),
+            ("no_such_field = 1", "no_such_field"),
+        ] {
+            let dir = tempfile::tempdir().expect("temp dir");
+            std::fs::write(dir.path().join(CONFIG_FILE), text).expect("write");
+            let e = HqConfig::load(dir.path()).expect_err(text).to_string();
+            assert!(e.contains(field), "{text}: {e}");
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        HqConfig::write_default_if_missing(dir.path()).expect("default");
+        assert!(HqConfig::load(dir.path()).is_ok(), "the written default loads");
     }
 }

@@ -13,7 +13,7 @@ pub mod routes;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use axum::extract::{Extension, Path, Query, State};
+use axum::extract::{Extension, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::{Json, Router};
@@ -183,7 +183,10 @@ async fn branches(State(hq): State<AppState>) -> Json<serde_json::Value> {
     Json(json!({ "branches": branch_statuses(&hq), "rejections_without_branch": anonymous }))
 }
 
-async fn document(State(hq): State<AppState>, Path((code, seq)): Path<(String, u64)>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn document(
+    State(hq): State<AppState>,
+    edge::api::ApiPath((code, seq)): edge::api::ApiPath<(String, u64)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let code = BranchCode::new(code).map_err(bad)?;
     let hq2 = hq.clone();
     let found = tokio::task::spawn_blocking(move || {
@@ -213,20 +216,27 @@ async fn document(State(hq): State<AppState>, Path((code, seq)): Path<(String, u
     })))
 }
 
-async fn rejections(State(hq): State<AppState>, Path(code): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn rejections(
+    State(hq): State<AppState>,
+    edge::api::ApiPath(code): edge::api::ApiPath<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let code = BranchCode::new(code).map_err(bad)?;
     let list = hq.store.rejections(&code, 200).map_err(internal)?;
     Ok(Json(json!({ "branch": code, "rejections": list })))
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AddBranch {
     pub code: String,
     pub name: String,
     pub warehouses: Vec<String>,
 }
 
-async fn add_branch(State(hq): State<AppState>, Json(req): Json<AddBranch>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn add_branch(
+    State(hq): State<AppState>,
+    edge::api::ApiJson(req): edge::api::ApiJson<AddBranch>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let code = BranchCode::new(req.code).map_err(bad)?;
     let warehouses = req.warehouses.into_iter().map(WarehouseCode::new).collect::<Result<BTreeSet<_>, _>>().map_err(bad)?;
     let hq2 = hq.clone();
@@ -242,6 +252,7 @@ async fn add_branch(State(hq): State<AppState>, Json(req): Json<AddBranch>) -> R
 }
 
 #[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RevokeRequest {
     #[serde(default)]
     reason: Option<String>,
@@ -252,8 +263,8 @@ struct RevokeRequest {
 async fn revoke_branch(
     State(hq): State<AppState>,
     Extension(by): Extension<auth::Session>,
-    Path(code): Path<String>,
-    Json(req): Json<RevokeRequest>,
+    edge::api::ApiPath(code): edge::api::ApiPath<String>,
+    edge::api::ApiJson(req): edge::api::ApiJson<RevokeRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let code = BranchCode::new(code).map_err(bad)?;
     let reason = req.reason.unwrap_or_else(|| "revoked by an HQ administrator".into());
@@ -265,7 +276,7 @@ async fn revoke_branch(
 async fn new_token(
     State(hq): State<AppState>,
     Extension(by): Extension<auth::Session>,
-    Path(code): Path<String>,
+    edge::api::ApiPath(code): edge::api::ApiPath<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let code = BranchCode::new(code).map_err(bad)?;
     // Revokes the enrolled key and closes its connections; who did it is kept in the log.
@@ -275,6 +286,7 @@ async fn new_token(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AddProduct {
     pub code: String,
     pub name: String,
@@ -295,14 +307,17 @@ impl AddProduct {
         if self.prices.len() > protocol::profile::PRICE_LEVELS_MAX {
             return Err(format!("product {code}: at most {} preset prices", protocol::profile::PRICE_LEVELS_MAX));
         }
-        Ok((
-            code,
-            Product { name: self.name, unit: self.unit, retail_price: self.retail_price, prices: self.prices, category: self.category },
-        ))
+        let product =
+            Product { name: self.name, unit: self.unit, retail_price: self.retail_price, prices: self.prices, category: self.category };
+        product.check_text().map_err(|e| format!("product {code}: {e}"))?;
+        Ok((code, product))
     }
 }
 
-async fn add_product(State(hq): State<AppState>, Json(req): Json<AddProduct>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn add_product(
+    State(hq): State<AppState>,
+    edge::api::ApiJson(req): edge::api::ApiJson<AddProduct>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let (code, product) = req.into_product().map_err(bad)?;
     let version = {
         let mut st = hq.state();
@@ -314,13 +329,17 @@ async fn add_product(State(hq): State<AppState>, Json(req): Json<AddProduct>) ->
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ImportProducts {
     pub products: Vec<AddProduct>,
 }
 
 /// Adds or updates many products as one change (`hq product import` sends a parsed CSV
 /// here while HQ is running). All or nothing: one bad product refuses the lot.
-async fn import_products(State(hq): State<AppState>, Json(req): Json<ImportProducts>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn import_products(
+    State(hq): State<AppState>,
+    edge::api::ApiJson(req): edge::api::ApiJson<ImportProducts>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let products = req.products.into_iter().map(AddProduct::into_product).collect::<Result<Vec<_>, _>>().map_err(bad)?;
     let count = products.len();
     let (added, version) = {
@@ -426,7 +445,11 @@ fn today(hq: &Hq) -> BusinessDate {
     hq.config.business_zone.today()
 }
 
-async fn report(State(hq): State<AppState>, Path(name): Path<String>, Query(q): Query<ReportQuery>) -> Result<Response, ApiError> {
+async fn report(
+    State(hq): State<AppState>,
+    edge::api::ApiPath(name): edge::api::ApiPath<String>,
+    Query(q): Query<ReportQuery>,
+) -> Result<Response, ApiError> {
     let books = {
         let st = hq.state();
         match &q.branch {
@@ -457,7 +480,7 @@ struct MovementQuery {
 /// Drill-through: the documents behind a report row (a warehouse, product or party).
 async fn movements(
     State(hq): State<AppState>,
-    Path(code): Path<String>,
+    edge::api::ApiPath(code): edge::api::ApiPath<String>,
     Query(q): Query<MovementQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let code = BranchCode::new(code).map_err(bad)?;
@@ -497,13 +520,17 @@ async fn movements(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SetCreditLimit {
     pub customer: String,
     #[serde(default, with = "protocol::decimal_serde::option")]
     pub limit: Option<Decimal>,
 }
 
-async fn set_credit_limit(State(hq): State<AppState>, Json(req): Json<SetCreditLimit>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn set_credit_limit(
+    State(hq): State<AppState>,
+    edge::api::ApiJson(req): edge::api::ApiJson<SetCreditLimit>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let code = protocol::codes::PartyCode::new(req.customer).map_err(bad)?;
     let mut st = hq.state();
     hq.store.set_credit_limit(&mut st, code, req.limit).map_err(internal)?;
@@ -516,6 +543,7 @@ async fn set_credit_limit(State(hq): State<AppState>, Json(req): Json<SetCreditL
 // ---- issue 9 "scope" handlers: a branch's scope, customers and suppliers.
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SetScope {
     /// The scope text, `warehouses=SH01; categories=01; customers=200*; …`.
     pub scope: String,
@@ -523,8 +551,8 @@ pub struct SetScope {
 
 async fn set_scope(
     State(hq): State<AppState>,
-    Path(code): Path<String>,
-    Json(req): Json<SetScope>,
+    edge::api::ApiPath(code): edge::api::ApiPath<String>,
+    edge::api::ApiJson(req): edge::api::ApiJson<SetScope>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let code = protocol::codes::BranchCode::new(code).map_err(bad)?;
     let scope: protocol::scope::Scope = req.scope.parse().map_err(bad)?;
@@ -539,7 +567,10 @@ async fn set_scope(
     Ok(Json(json!({ "branch": code, "scope": scope.to_string(), "profile_version": version })))
 }
 
-async fn show_scope(State(hq): State<AppState>, Path(code): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn show_scope(
+    State(hq): State<AppState>,
+    edge::api::ApiPath(code): edge::api::ApiPath<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let code = protocol::codes::BranchCode::new(code).map_err(bad)?;
     let st = hq.state();
     let profile = crate::store::profile_of(&st, &code).ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no branch {code}")))?;
@@ -547,17 +578,24 @@ async fn show_scope(State(hq): State<AppState>, Path(code): Path<String>) -> Res
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PutParty {
     pub party: protocol::parties::Party,
     #[serde(default)]
     pub replace: bool,
 }
 
-async fn put_customer(State(hq): State<AppState>, Json(req): Json<PutParty>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn put_customer(
+    State(hq): State<AppState>,
+    edge::api::ApiJson(req): edge::api::ApiJson<PutParty>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     put_party(hq, req, protocol::parties::PartyRole::Customer)
 }
 
-async fn put_supplier(State(hq): State<AppState>, Json(req): Json<PutParty>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn put_supplier(
+    State(hq): State<AppState>,
+    edge::api::ApiJson(req): edge::api::ApiJson<PutParty>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     put_party(hq, req, protocol::parties::PartyRole::Supplier)
 }
 

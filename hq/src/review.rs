@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::Extension;
 use axum::Json;
@@ -81,26 +81,37 @@ pub async fn list(State(hq): State<Arc<Hq>>) -> Reply {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DecideRequest {
     #[serde(default)]
     pub why: String,
 }
 
 /// `POST /api/review/{branch}/{seq}/accept`.
-pub async fn accept(state: State<Arc<Hq>>, by: Extension<Session>, path: Path<(String, u64)>, body: Json<DecideRequest>) -> Reply {
+pub async fn accept(
+    state: State<Arc<Hq>>,
+    by: Extension<Session>,
+    path: edge::api::ApiPath<(String, u64)>,
+    body: edge::api::ApiJson<DecideRequest>,
+) -> Reply {
     decide(state, by, path, body, ResolutionOrder::Accept).await
 }
 
 /// `POST /api/review/{branch}/{seq}/reverse`.
-pub async fn reverse(state: State<Arc<Hq>>, by: Extension<Session>, path: Path<(String, u64)>, body: Json<DecideRequest>) -> Reply {
+pub async fn reverse(
+    state: State<Arc<Hq>>,
+    by: Extension<Session>,
+    path: edge::api::ApiPath<(String, u64)>,
+    body: edge::api::ApiJson<DecideRequest>,
+) -> Reply {
     decide(state, by, path, body, ResolutionOrder::Reverse).await
 }
 
 async fn decide(
     State(hq): State<Arc<Hq>>,
     Extension(by): Extension<Session>,
-    Path((code, seq)): Path<(String, u64)>,
-    Json(req): Json<DecideRequest>,
+    edge::api::ApiPath((code, seq)): edge::api::ApiPath<(String, u64)>,
+    edge::api::ApiJson(req): edge::api::ApiJson<DecideRequest>,
     order: ResolutionOrder,
 ) -> Reply {
     let branch = BranchCode::new(code).map_err(|e| fail(StatusCode::BAD_REQUEST, e))?;
@@ -128,7 +139,11 @@ pub struct FlagNotices {
 /// `POST /api/admin/branches/{code}/down/test-flags?count=N`: queues N flag notices (a
 /// test and drill path for the down channel; each names branch seq 0, no document);
 /// `?seq=S` instead flags document S for review, as posting under a replaced version will.
-pub async fn test_flags(State(hq): State<Arc<Hq>>, Path(code): Path<String>, Query(q): Query<FlagNotices>) -> Reply {
+pub async fn test_flags(
+    State(hq): State<Arc<Hq>>,
+    edge::api::ApiPath(code): edge::api::ApiPath<String>,
+    Query(q): Query<FlagNotices>,
+) -> Reply {
     let branch = BranchCode::new(code).map_err(|e| fail(StatusCode::BAD_REQUEST, e))?;
     let number = protocol::document::DocNumber::parse(&format!("PZ-{branch}-0101-001")).map_err(|e| fail(StatusCode::BAD_REQUEST, e))?;
     let hq2 = hq.clone();

@@ -115,7 +115,8 @@ code_type!(
 );
 code_type!(
     /// Who posted a document: an employee code or login name (audit trail).
-    OperatorId, "operator", CODE_BYTES_MAX, |c| !c.is_control() && !c.is_whitespace()
+    /// No control, bidirectional or whitespace character (`protocol::text`'s rule).
+    OperatorId, "operator", CODE_BYTES_MAX, |c| !c.is_whitespace() && !crate::text::is_forbidden(c)
 );
 code_type!(
     /// Customer or supplier code (hierarchical, e.g. `200102`); supplier and customer codes never collide.

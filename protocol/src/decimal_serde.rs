@@ -16,18 +16,33 @@ pub fn serialize<S: Serializer>(d: &Decimal, s: S) -> Result<S::Ok, S::Error> {
     }
 }
 
+/// What a JSON decimal must look like; serde's "invalid type" errors end with it, so a
+/// float or an object in a money field reads `expected a decimal string like "2.5"`.
+pub const EXPECTED: &str = "a decimal string like \"2.5\"";
+
+struct DecimalVisitor;
+
+impl serde::de::Visitor<'_> for DecimalVisitor {
+    type Value = Decimal;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(EXPECTED)
+    }
+    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Decimal, E> {
+        s.trim().parse::<Decimal>().map_err(|_| E::custom(format!("{:?} is not {EXPECTED}", s.chars().take(40).collect::<String>())))
+    }
+    fn visit_i64<E: serde::de::Error>(self, i: i64) -> Result<Decimal, E> {
+        Ok(Decimal::from(i))
+    }
+    fn visit_u64<E: serde::de::Error>(self, u: u64) -> Result<Decimal, E> {
+        Ok(Decimal::from(u))
+    }
+    // No `visit_f64`: a JSON number with a fraction is refused, since a float cannot
+    // hold every cent; serde's message then names what was given and `EXPECTED`.
+}
+
 pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
     if d.is_human_readable() {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum StrOrNum {
-            Str(String),
-            Int(i64),
-        }
-        match StrOrNum::deserialize(d)? {
-            StrOrNum::Str(s) => s.trim().parse::<Decimal>().map_err(|e| D::Error::custom(format!("{s:?} is not a decimal number: {e}"))),
-            StrOrNum::Int(i) => Ok(Decimal::from(i)),
-        }
+        d.deserialize_any(DecimalVisitor)
     } else {
         let (mantissa, scale) = <(i128, u8)>::deserialize(d)?;
         Decimal::try_from_i128_with_scale(mantissa, u32::from(scale)).map_err(|e| D::Error::custom(format!("bad decimal: {e}")))
@@ -55,6 +70,11 @@ mod tests {
         assert_eq!(serde_json::to_string(&W(dec!(-0.10))).expect("json"), "\"-0.10\"");
         assert!(serde_json::from_str::<W>("\"abc\"").is_err());
         assert_eq!(serde_json::from_str::<W>("7").expect("int").0, dec!(7));
+        // A float, an object and garbage all say what a decimal looks like.
+        for bad in ["2.5", "{}", "true", "\"2,5\""] {
+            let e = serde_json::from_str::<W>(bad).expect_err(bad).to_string();
+            assert!(e.contains("a decimal string like \"2.5\""), "{bad}: {e}");
+        }
     }
 }
 

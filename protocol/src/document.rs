@@ -183,12 +183,56 @@ impl DocType {
         DocType::ALL.iter().copied().find(|t| t.code() == code)
     }
 
-    /// A type as people and APIs name it: its seed code (`XS`), its identifier (`Sale`)
-    /// or its English name (`sale`), exactly.
+    /// A type as people and APIs name it: its seed code exactly (`XS`), its identifier or
+    /// English name in any case (`Sale`, `sale`, `SALE`), or its Chinese name with or
+    /// without the trailing 单 (`销售单`, `销售`). Codes stay exact: they are what
+    /// document numbers carry.
     pub fn parse(s: &str) -> Result<DocType, UnknownDocType> {
+        let zh = s.strip_suffix('单').unwrap_or(s);
         DocType::from_code(s)
-            .or_else(|| DocType::ALL.iter().copied().find(|t| t.ident() == s || t.name() == s))
+            .or_else(|| DocType::ALL.iter().copied().find(|t| t.ident().eq_ignore_ascii_case(s) || t.name().eq_ignore_ascii_case(s)))
+            .or_else(|| DocType::ALL.iter().copied().find(|t| !zh.is_empty() && t.zh_names().contains(&zh)))
             .ok_or_else(|| UnknownDocType { given: s.chars().take(40).collect() })
+    }
+
+    /// The Chinese names people use for the type (seed 003's, without a trailing 单).
+    pub fn zh_names(self) -> &'static [&'static str] {
+        match self {
+            DocType::PurchaseReceipt => &["进货", "采购入库"],
+            DocType::PurchaseReturn => &["采购退货", "进货退货"],
+            DocType::Payment => &["付款"],
+            DocType::Sale => &["销售", "销售出库"],
+            DocType::SalesReturn => &["已收款退货", "销售退货"],
+            DocType::Retail => &["零售"],
+            DocType::Receipt => &["收款"],
+            DocType::TransferSamePrice => &["同价调拨"],
+            DocType::TransferChangedPrice => &["变价调拨"],
+            DocType::StockLoss => &["报损"],
+            DocType::StockGain => &["报溢"],
+            DocType::CostAdjustment => &["成本调价"],
+            DocType::Assembly => &["拆装"],
+            DocType::ConsignOutShip => &["委托代销发货"],
+            DocType::ConsignOutSettle => &["委托代销结算", "与经销商结算"],
+            DocType::ConsignOutReturn => &["未收款退货", "委托代销退货"],
+            DocType::ConsignInReceive => &["受托代销收货"],
+            DocType::ConsignInSettle => &["受托代销结算"],
+            DocType::ConsignInReturn => &["受托代销退货"],
+            DocType::LendOut => &["借出"],
+            DocType::LendReturn => &["借出还回"],
+            DocType::BorrowIn => &["借进"],
+            DocType::BorrowReturn => &["借进还出"],
+            DocType::Expense => &["费用"],
+            DocType::OtherIncome => &["其他收入"],
+            DocType::FundTransfer => &["转款"],
+            DocType::ReceivableIncrease => &["应收增加"],
+            DocType::ReceivableDecrease => &["应收减少"],
+            DocType::PayableIncrease => &["应付增加"],
+            DocType::PayableDecrease => &["应付减少"],
+            DocType::Opening => &["期初建账", "期初"],
+            DocType::ManualEntry => &["凭证"],
+            DocType::PeriodClose => &["月结", "结账"],
+            DocType::PeriodReopen => &["反结账"],
+        }
     }
 }
 
@@ -226,7 +270,21 @@ mod doc_type_tests {
         }
         assert_eq!(DocType::parse("XS"), Ok(DocType::Sale));
         assert_eq!(DocType::parse("PurchaseReceipt"), Ok(DocType::PurchaseReceipt));
-        for bad in ["", "xs", "SALE", "Sale ", "XS-SH-0609-001"] {
+        for (given, t) in [("SALE", DocType::Sale), ("purchase RECEIPT", DocType::PurchaseReceipt), ("stockloss", DocType::StockLoss)] {
+            assert_eq!(DocType::parse(given), Ok(t), "{given}");
+        }
+        for (given, t) in
+            [("销售单", DocType::Sale), ("销售", DocType::Sale), ("进货单", DocType::PurchaseReceipt), ("报损单", DocType::StockLoss)]
+        {
+            assert_eq!(DocType::parse(given), Ok(t), "{given}");
+        }
+        // Each Chinese name names one type.
+        let mut all: Vec<&str> = DocType::ALL.iter().flat_map(|t| t.zh_names().iter().copied()).collect();
+        let n = all.len();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), n, "a Chinese name names two types");
+        for bad in ["", "xs", "Sale ", "单", "XS-SH-0609-001"] {
             let e = DocType::parse(bad).expect_err(bad);
             assert!(e.to_string().starts_with(&format!("unknown document type {bad:?}; known: JH (purchase receipt), ")), "{e}");
         }
@@ -323,6 +381,7 @@ pub enum LineRole {
 
 /// One document line: product, quantity, unit price, amount (= qty x price, to the cent).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Line {
     pub product: ProductCode,
     #[serde(default)]
@@ -365,6 +424,7 @@ impl PaymentMethod {
 
 /// Payment taken at the till for a retail sale: `change = tendered - total`, exactly.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Payment {
     pub method: PaymentMethod,
     #[serde(with = "crate::decimal_serde")]
@@ -397,6 +457,7 @@ impl Payment {
 
 /// A month, for closing periods.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Period {
     pub year: u16,
     pub month: u8,
@@ -458,6 +519,7 @@ impl CostMethod {
 
 /// Money applied to one earlier document (per-invoice settlement).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Settlement {
     pub doc: DocNumber,
     #[serde(with = "crate::decimal_serde")]
@@ -476,6 +538,7 @@ pub enum OpeningKind {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct OpeningBalance {
     pub kind: OpeningKind,
     #[serde(with = "crate::decimal_serde")]
@@ -484,6 +547,7 @@ pub struct OpeningBalance {
 
 /// One line of a manual journal entry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EntryLine {
     pub account: AccountCode,
     #[serde(with = "crate::decimal_serde")]
@@ -493,8 +557,11 @@ pub struct EntryLine {
 }
 
 /// Fields only some document types use; each type's rule says which (see `DocType`).
+///
+/// Unknown fields are refused, naming the field and listing these: a typo (`acount` for
+/// `account`) must not silently post a cash purchase on credit.
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct DocExt {
     /// Transfers: the receiving warehouse.
     pub to_warehouse: Option<WarehouseCode>,
@@ -671,6 +738,8 @@ fn validate_parts(
     if memo_chars > MEMO_CHARS_MAX {
         return Err(DocError::MemoTooLong { len: memo_chars, max: MEMO_CHARS_MAX });
     }
+    // Printed on receipts and reports: the one text rule, on both sides.
+    crate::text::check("memo", memo)?;
     if lines.len() > DOC_LINES_MAX {
         return Err(DocError::TooManyLines { count: lines.len(), max: DOC_LINES_MAX });
     }

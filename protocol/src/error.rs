@@ -67,6 +67,9 @@ pub enum DocError {
     UnexpectedPayment { doc_type: &'static str },
     #[error("document belongs to branch {doc} but was posted at branch {here}")]
     WrongBranch { doc: BranchCode, here: BranchCode },
+    /// Free text that breaks the one text rule (`protocol::text`).
+    #[error(transparent)]
+    Text(#[from] crate::text::TextError),
 }
 
 /// Why the posting rules refuse a document against the current books.

@@ -32,6 +32,7 @@ pub mod sync;
 /// release build (feature `testkit`).
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
+pub mod text;
 pub mod token;
 pub mod wire;
 

@@ -58,6 +58,8 @@ pub enum PartyError {
     Exists { role: &'static str, code: PartyCode },
     #[error("no {role} {code}")]
     Unknown { role: &'static str, code: PartyCode },
+    #[error("{role} {code}: {source}")]
+    Text { role: &'static str, code: PartyCode, source: crate::text::TextError },
     #[error("the directory holds at most {max} parties")]
     Full { max: usize },
     #[error("customer {code} would owe {balance}, over the credit limit {limit}")]
@@ -96,6 +98,7 @@ impl Party {
             if text.len() > max {
                 return Err(PartyError::TooLong { role, code, field, len: text.len(), max });
             }
+            crate::text::check(field, text).map_err(|source| PartyError::Text { role, code, source })?;
         }
         match (self.role, self.credit_limit) {
             (PartyRole::Supplier, Some(_)) => Err(PartyError::SupplierCreditLimit { code }),

@@ -317,6 +317,8 @@ pub enum PersonError {
     Roles { login: OperatorId, max: usize },
     #[error("{login} works at {branch}; the {role} role is for people at HQ")]
     HqRoleAtBranch { login: OperatorId, branch: BranchCode, role: &'static str },
+    #[error("{login}: {source}")]
+    Text { login: OperatorId, source: crate::text::TextError },
 }
 
 impl Person {
@@ -325,6 +327,7 @@ impl Person {
         if self.name.len() > PERSON_NAME_BYTES_MAX {
             return Err(PersonError::NameTooLong { login, max: PERSON_NAME_BYTES_MAX });
         }
+        crate::text::check("name", &self.name).map_err(|source| PersonError::Text { login, source })?;
         let distinct = self.roles.iter().enumerate().all(|(i, r)| !self.roles[..i].contains(r));
         if self.roles.len() > PERSON_ROLES_MAX || !distinct {
             return Err(PersonError::Roles { login, max: PERSON_ROLES_MAX });

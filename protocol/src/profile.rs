@@ -77,6 +77,15 @@ impl Product {
 /// Most preset price levels a product carries.
 pub const PRICE_LEVELS_MAX: usize = 4;
 
+impl Product {
+    /// The one text rule (`protocol::text`) over the name and unit, which receipts and
+    /// reports print.
+    pub fn check_text(&self) -> Result<(), crate::text::TextError> {
+        crate::text::check("product name", &self.name)?;
+        crate::text::check("product unit", &self.unit)
+    }
+}
+
 /// A branch's scope and the catalog, versioned by HQ.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BranchProfile {

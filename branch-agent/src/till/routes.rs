@@ -5,11 +5,12 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Html;
 use axum::Json;
 use devices::DisplayState;
+use edge::api::{ApiBytes, ApiPath};
 use protocol::codes::OperatorId;
 use protocol::date::BusinessDate;
 use protocol::Decimal;
@@ -30,7 +31,8 @@ const TILL_PAGE: &str = include_str!("../../templates/till.html");
 type PosState = Arc<Pos>;
 
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, TillError> {
-    serde_json::from_slice(body).map_err(|e| TillError::BadRequest(format!("request JSON is not valid: {e}")))
+    // The till answers 400 for any request it cannot read (README), in the API's words.
+    edge::api::decode(body).map_err(|r| TillError::BadRequest(r.error))
 }
 
 #[derive(Deserialize)]
@@ -88,28 +90,28 @@ pub(crate) async fn clear_cart(State(pos): State<PosState>) -> Result<Json<Value
     pos.clear().await.map(Json)
 }
 
-pub(crate) async fn void_line(State(pos): State<PosState>, Path(n): Path<usize>) -> Result<Json<Value>, TillError> {
+pub(crate) async fn void_line(State(pos): State<PosState>, ApiPath(n): ApiPath<usize>) -> Result<Json<Value>, TillError> {
     pos.void(n).await.map(Json)
 }
 
-pub(crate) async fn scan(State(pos): State<PosState>, body: axum::body::Bytes) -> Result<Json<Value>, TillError> {
+pub(crate) async fn scan(State(pos): State<PosState>, ApiBytes(body): ApiBytes) -> Result<Json<Value>, TillError> {
     let req: ScanRequest = parse(&body)?;
     pos.scan(&req.code, req.qty).await.map(Json)
 }
 
-pub(crate) async fn weigh(State(pos): State<PosState>, body: axum::body::Bytes) -> Result<Json<Value>, TillError> {
+pub(crate) async fn weigh(State(pos): State<PosState>, ApiBytes(body): ApiBytes) -> Result<Json<Value>, TillError> {
     let req: WeighRequest = parse(&body)?;
     pos.weigh(&req.product).await.map(Json)
 }
 
-pub(crate) async fn pay(State(pos): State<PosState>, body: axum::body::Bytes) -> Result<(StatusCode, Json<Value>), TillError> {
+pub(crate) async fn pay(State(pos): State<PosState>, ApiBytes(body): ApiBytes) -> Result<(StatusCode, Json<Value>), TillError> {
     let req: PayRequest = parse(&body)?;
     let method = parse_method(&req.method)
         .ok_or_else(|| TillError::BadRequest(format!("payment method {:?} is not one of Cash, Card, Mobile", req.method)))?;
     pos.pay(method, req.tendered, req.date).await.map(|v| (StatusCode::CREATED, Json(v)))
 }
 
-pub(crate) async fn reprint(State(pos): State<PosState>, Path(seq): Path<u64>) -> Result<Json<Value>, TillError> {
+pub(crate) async fn reprint(State(pos): State<PosState>, ApiPath(seq): ApiPath<u64>) -> Result<Json<Value>, TillError> {
     pos.reprint(seq).await.map(Json)
 }
 
@@ -117,17 +119,17 @@ pub(crate) async fn current_shift(State(pos): State<PosState>) -> Result<Json<Va
     pos.current_shift().await.map(Json)
 }
 
-pub(crate) async fn open_shift(State(pos): State<PosState>, body: axum::body::Bytes) -> Result<(StatusCode, Json<Value>), TillError> {
+pub(crate) async fn open_shift(State(pos): State<PosState>, ApiBytes(body): ApiBytes) -> Result<(StatusCode, Json<Value>), TillError> {
     let req: OpenShiftRequest = parse(&body)?;
     pos.open_shift(req.cashier, req.float.unwrap_or(Decimal::ZERO)).await.map(|v| (StatusCode::CREATED, Json(v)))
 }
 
-pub(crate) async fn close_shift(State(pos): State<PosState>, body: axum::body::Bytes) -> Result<Json<Value>, TillError> {
+pub(crate) async fn close_shift(State(pos): State<PosState>, ApiBytes(body): ApiBytes) -> Result<Json<Value>, TillError> {
     let req: CloseShiftRequest = parse(&body)?;
     pos.close_shift(req.counted_cash).await.map(Json)
 }
 
-pub(crate) async fn shift_by_id(State(pos): State<PosState>, Path(id): Path<u64>) -> Result<Json<Value>, TillError> {
+pub(crate) async fn shift_by_id(State(pos): State<PosState>, ApiPath(id): ApiPath<u64>) -> Result<Json<Value>, TillError> {
     pos.shift_report(id).await.map(Json)
 }
 

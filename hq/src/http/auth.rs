@@ -131,13 +131,14 @@ pub async fn guard(State((web, access)): State<(Web, Access)>, mut req: Request,
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SignIn {
     pub login: OperatorId,
     pub password: String,
 }
 
 /// `POST /api/session`: a bearer token and the same token as a page cookie.
-pub async fn sign_in(State(web): State<Web>, Json(req): Json<SignIn>) -> Result<Response, ApiError> {
+pub async fn sign_in(State(web): State<Web>, edge::api::ApiJson(req): edge::api::ApiJson<SignIn>) -> Result<Response, ApiError> {
     let entry = web.hq.state().people.get(&req.login).cloned();
     let wrong = || unauthorized("wrong login or password");
     let Some(entry) = entry else { return Err(wrong()) };

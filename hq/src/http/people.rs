@@ -3,7 +3,7 @@
 //! person's branch, so the branch can sign them in (or stop doing so) while offline.
 //! Must not decide rights (the route table and `protocol::people` do).
 
-use axum::extract::{Extension, Path, State};
+use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::Json;
 use protocol::codes::{BranchCode, OperatorId};
@@ -42,6 +42,7 @@ pub async fn list(State(web): State<Web>) -> Json<Value> {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AddPerson {
     pub login: OperatorId,
     #[serde(default)]
@@ -80,7 +81,11 @@ fn refused(e: PeopleError) -> ApiError {
     }
 }
 
-pub async fn add(State(web): State<Web>, Extension(by): Extension<Session>, Json(req): Json<AddPerson>) -> Result<Json<Value>, ApiError> {
+pub async fn add(
+    State(web): State<Web>,
+    Extension(by): Extension<Session>,
+    edge::api::ApiJson(req): edge::api::ApiJson<AddPerson>,
+) -> Result<Json<Value>, ApiError> {
     let (person, phc) = tokio::task::spawn_blocking(move || person_from(req)).await.map_err(internal)?.map_err(bad)?;
     let shown = person_json(&person);
     {
@@ -95,7 +100,7 @@ pub async fn add(State(web): State<Web>, Extension(by): Extension<Session>, Json
 pub async fn disable(
     State(web): State<Web>,
     Extension(by): Extension<Session>,
-    Path(login): Path<String>,
+    edge::api::ApiPath(login): edge::api::ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let login = OperatorId::new(login).map_err(bad)?;
     {

@@ -43,6 +43,7 @@ impl Store {
         if warehouses.is_empty() {
             return Err(StoreError::NoWarehouse(code));
         }
+        protocol::text::check("branch name", &name)?;
         for (other, rec) in &st.branches {
             if let Some(w) = rec.warehouses.intersection(&warehouses).next() {
                 return Err(StoreError::WarehouseTaken { warehouse: *w, owner: *other });
@@ -105,6 +106,9 @@ impl Store {
     /// Adds or updates products in one write and one profile version: an import of a
     /// whole catalog is one change for the branches. Returns how many were new.
     pub fn add_products(&self, st: &mut State, products: Vec<(ProductCode, Product)>) -> Result<usize> {
+        for (_, product) in &products {
+            product.check_text()?;
+        }
         let mut batch = sled::Batch::default();
         for (code, product) in &products {
             batch.insert(key(b'p', &[code.as_str().as_bytes()]), record::seal(product));

@@ -50,6 +50,9 @@ pub enum StoreError {
     /// `add_branch` with a warehouse another branch owns.
     #[error("warehouse {warehouse} already belongs to branch {owner}; each warehouse has one owning branch")]
     WarehouseTaken { warehouse: WarehouseCode, owner: BranchCode },
+    /// A name that breaks the one text rule (`protocol::text`).
+    #[error(transparent)]
+    Text(#[from] protocol::text::TextError),
     /// A customer or supplier record, or a change to the directory, was refused.
     #[error(transparent)]
     Party(protocol::parties::PartyError),

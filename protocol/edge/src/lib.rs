@@ -15,11 +15,15 @@
 //! - `init_tracing`: the one logging setup of both binaries.
 //! - `stop_on_panic` and `lock`: a panic anywhere stops the whole process, and a lock is
 //!   never used after a panic poisoned it (see `stop_on_panic`).
+//! - `api`: how both HTTP APIs refuse (JSON `{"error"}` saying what to fix on every
+//!   route; body size and nesting bounds; path and JSON extractors in the API's words).
 //!
 //! Architecture invariant: no decisions here. What to send, when to give up and what a
 //! message means stay in `protocol`; this crate only moves bytes and time in and out.
-//! It knows nothing of sled, axum or either binary's store.
+//! It knows nothing of sled or either binary's store; of axum it knows only how a
+//! refusal is shaped (`api`), never which route needs which right.
 
+pub mod api;
 pub mod clock;
 pub mod durable;
 pub mod framed;
