@@ -7,6 +7,8 @@
 //! (later documents depend on the stock), what blocks it is shown with the notices and
 //! the order is retried after each new post.
 //!
+//! An `Approval` decision is stored for its draft (`crate::drafts`) in the same write.
+//!
 //! Keys (in the branch store's tree): `m`down_applied → u64; `m`hq_down_key → [u8; 32];
 //! `w` seq(be) → [`Notice`]; `o` branch seq(be) → [`Order`].
 //! Must not touch the journal except through `Store::post`/`Store::entry`, nor the wire.
@@ -149,6 +151,10 @@ impl Down {
             if tree.get(order_key(o.branch_seq))?.is_none() {
                 batch.insert(&order_key(o.branch_seq), record::seal(o));
             }
+        }
+        if let DownBody::Approval { draft_id, approved, by, note } = &msg.body {
+            let decision = crate::drafts::DraftDecision { approved: *approved, by: *by, note: note.clone(), down_seq: msg.seq };
+            crate::drafts::stage_decision(tree, &mut batch, *draft_id, decision)?;
         }
         batch.insert(APPLIED_KEY, record::seal(&msg.seq));
         tree.apply_batch(batch)?;

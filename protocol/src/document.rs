@@ -487,6 +487,9 @@ pub struct DocExt {
     pub balances: Vec<OpeningBalance>,
     /// Manual journal entry lines.
     pub entries: Vec<EntryLine>,
+    /// The branch's draft id HQ approved this document under (`protocol::approval`): set
+    /// only by posting an approved draft, checked by HQ against the approvals it granted.
+    pub approval: Option<u64>,
 }
 
 /// Most settlements, opening balances or manual lines on one document.
@@ -590,7 +593,7 @@ impl Document {
             memo: format!("红字冲销 reversal of {}", h.number),
             payment: h.payment,
             lines: self.lines.clone(),
-            ext: DocExt { reverses: Some(h.number.clone()), ..h.ext.clone() },
+            ext: DocExt { reverses: Some(h.number.clone()), approval: None, ..h.ext.clone() },
         }
     }
 

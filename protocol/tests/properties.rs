@@ -127,6 +127,7 @@ fn profile() -> impl Strategy<Value = BranchProfile> {
             credit_limits: Default::default(),
             version,
             people: Vec::new(),
+            approvals: Default::default(),
             scope: None,
             parties: Default::default(),
         })

@@ -109,6 +109,7 @@ fn profile_for(spec: &BranchSpec) -> BranchProfile {
         credit_limits: Default::default(),
         version: 1,
         people: Vec::new(),
+        approvals: Default::default(),
         scope: None,
         parties: Default::default(),
     }
