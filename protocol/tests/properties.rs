@@ -163,6 +163,8 @@ fn message() -> impl Strategy<Value = Message> {
         (profile(), any::<[u8; 32]>()).prop_map(|(profile, hq_down_key)| Message::Enrolled { profile, hq_down_key }),
         prop::collection::vec(any::<u8>(), 0..200).prop_map(Message::Down),
         any::<u64>().prop_map(|seq| Message::DownAck { seq }),
+        prop::collection::vec(any::<u8>(), 0..200).prop_map(Message::Draft),
+        any::<u64>().prop_map(|id| Message::DraftAck { id }),
     ]
 }
 
