@@ -9,6 +9,7 @@
 //!
 //! A `Reopen` order (反结账) is kept the same way, as a [`ReopenOrder`], until the branch
 //! has posted the reopen document of that month itself.
+//! An `Approval` decision is stored for its draft (`crate::drafts`) in the same write.
 //!
 //! Keys (in the branch store's tree): `m`down_applied → u64; `m`hq_down_key → [u8; 32];
 //! `w` seq(be) → [`Notice`]; `o` branch seq(be) → [`Order`]; `p` down seq(be) →
@@ -177,6 +178,10 @@ impl Down {
         if let DownBody::Reopen { period, by, why } = &msg.body {
             let order = ReopenOrder { down_seq: msg.seq, period: *period, by: *by, why: why.clone(), posted_by: None };
             batch.insert(&reopen_key(msg.seq), record::seal(&order));
+        }
+        if let DownBody::Approval { draft_id, approved, by, note } = &msg.body {
+            let decision = crate::drafts::DraftDecision { approved: *approved, by: *by, note: note.clone(), down_seq: msg.seq };
+            crate::drafts::stage_decision(tree, &mut batch, *draft_id, decision)?;
         }
         batch.insert(APPLIED_KEY, record::seal(&msg.seq));
         tree.apply_batch(batch)?;

@@ -32,6 +32,7 @@ fn create(dir: &Path) {
         products: BTreeMap::from([(ProductCode::new("P0000").expect("product"), product)]),
         credit_limits: BTreeMap::new(),
         people: Vec::new(),
+        approvals: Default::default(),
         scope: None,
         parties: Default::default(),
         version: 1,

@@ -56,8 +56,10 @@ pub struct Shared {
     /// The down channel's receiver (notices, HQ's orders).
     pub down: crate::down::Down,
     pub status: Mutex<SyncStatus>,
-    /// Poked after every local post so the forwarder sends without polling.
+    /// Poked after every local post (and new draft) so the forwarder sends without polling.
     pub posted: Notify,
+    /// Drafts awaiting HQ's approval; the forwarder sends those HQ has not acked.
+    pub drafts: crate::drafts::Drafts,
 }
 
 impl Shared {
@@ -174,8 +176,23 @@ async fn session(
     write_message(&mut send, &hello).await.context("saying hello to HQ")?;
     let mut inbox = edge::spawn_reader(recv, INBOX_MESSAGES_MAX);
     let batch_bytes_max = sync.limits().batch_bytes_max;
+    // Drafts sent on this connection: each unacked draft goes once per connection (HQ
+    // keeps one per id, so a resend on the next connection is harmless).
+    let mut drafts_sent = std::collections::BTreeSet::new();
+    // Looked for after the resume and after each local post or new draft, not per message.
+    let mut drafts_due = true;
     loop {
         sync.local_posted(store.head());
+        if drafts_due && *sync.state() == protocol::sync::BranchState::Streaming {
+            drafts_due = false;
+            let unacked = tokio::task::block_in_place(|| shared.drafts.unacked(store))?;
+            for (id, bytes) in unacked {
+                if drafts_sent.insert(id) {
+                    write_message(&mut send, &Message::Draft(bytes)).await.context("sending a draft")?;
+                    debug!(draft = id, "draft sent for approval");
+                }
+            }
+        }
         while let Some(plan) = sync.poll_batch() {
             let mut builder = BatchBuilder::new(plan.entries_max, batch_bytes_max);
             let head = sync.head().seq;
@@ -243,6 +260,10 @@ async fn session(
                             }
                         }
                     }
+                    Some(BranchEvent::DraftAcked { id }) => {
+                        tokio::task::block_in_place(|| shared.drafts.acked(store, id))?;
+                        debug!(draft = id, "HQ holds the draft");
+                    }
                     Some(BranchEvent::Resend { from }) => {
                         warn!(from, "HQ asked for a resend");
                         store.set_acked(from - 1)?;
@@ -250,7 +271,10 @@ async fn session(
                     None => {}
                 }
             }
-            _ = shared.posted.notified() => retry_orders(shared, today()),
+            _ = shared.posted.notified() => {
+                drafts_due = true;
+                retry_orders(shared, today());
+            }
             _ = sleep_until_ms(clock, deadline_ms) => {
                 if let Some(BranchTimeout::Stalled { waited_ms, inflight }) = sync.handle_timeout(clock.now_ms()) {
                     bail!("HQ made no progress for {waited_ms} ms with {inflight} batches unacknowledged: reconnecting");

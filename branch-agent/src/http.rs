@@ -152,18 +152,110 @@ pub(crate) async fn post_document(
     Extension(session): Extension<Session>,
     ApiBytes(body): ApiBytes,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    let req: DraftRequest = edge::api::decode(&body).map_err(|r| ApiError(r.status, r.error))?;
-    let operator = operator_of(&session, req.operator)?;
+    let draft = parse_document(&shared, &session, &body)?;
+    post_draft(&shared, draft).await
+}
+
+/// A document request as its author may submit it: valid JSON, the signed-in person as
+/// operator, their right to add this type, and no approval reference of its own (only
+/// posting an approved draft sets `ext.approval`).
+fn parse_document(shared: &Shared, session: &Session, body: &[u8]) -> Result<Draft, ApiError> {
+    let req: DraftRequest = edge::api::decode(body).map_err(|r| ApiError(r.status, r.error))?;
+    let operator = operator_of(session, req.operator)?;
     let doc_type = DocType::parse(&req.doc_type).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
-    check_family(&shared, &session, doc_type, protocol::people::Right::Add)?;
+    check_family(shared, session, doc_type, protocol::people::Right::Add)?;
     if doc_type == DocType::PeriodReopen {
         return Err(ApiError(
             StatusCode::FORBIDDEN,
             "a month reopen (反结账) is ordered by an HQ auditor (POST /api/periods/{branch}/reopen at HQ); the branch posts it when the order arrives".into(),
         ));
     }
-    let draft = req.into_draft(&shared.store.profile(), operator).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))?;
-    post_draft(&shared, draft).await
+    if req.ext.approval.is_some() {
+        let text = "ext.approval is set only by posting an approved draft (POST /api/drafts/{id}/post)";
+        return Err(ApiError(StatusCode::UNPROCESSABLE_ENTITY, text.into()));
+    }
+    req.into_draft(&shared.store.profile(), operator).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))
+}
+
+/// `POST /api/drafts`: a document that needs HQ's approval, stored durably as a draft
+/// (flushed before 201) and sent up; it touches neither the books nor the journal.
+pub(crate) async fn create_draft(
+    State(shared): State<AppState>,
+    Extension(session): Extension<Session>,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let draft = parse_document(&shared, &session, &body)?;
+    let sh = shared.clone();
+    let made = tokio::task::spawn_blocking(move || sh.drafts.create(&sh.store, draft, edge::now_unix()))
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    match made {
+        Ok(rec) => {
+            shared.posted.notify_one();
+            tracing::info!(draft = rec.up.id, "draft stored for HQ's approval");
+            let needs: Vec<String> = rec.up.needs.iter().map(ToString::to_string).collect();
+            Ok((StatusCode::CREATED, Json(json!({ "id": rec.up.id, "state": "waiting", "needs": needs }))))
+        }
+        Err(e) => Err(draft_failure(e)),
+    }
+}
+
+fn draft_failure(e: crate::drafts::DraftFailure) -> ApiError {
+    use crate::drafts::DraftFailure as F;
+    let status = match &e {
+        F::Post(PostFailure::Storage(_)) | F::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        F::Unknown(_) => StatusCode::NOT_FOUND,
+        F::TooMany(_) => StatusCode::CONFLICT,
+        F::Post(_) | F::NotNeeded | F::NotPostable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    ApiError(status, e.to_string())
+}
+
+/// `GET /api/drafts`: every draft with its state (waiting / approved / refused / posted),
+/// why it needs approval, and HQ's note and who decided.
+pub(crate) async fn list_drafts(State(shared): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let sh = shared.clone();
+    let drafts = tokio::task::spawn_blocking(move || sh.drafts.list(&sh.store))
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))?;
+    Ok(Json(json!({ "drafts": drafts })))
+}
+
+/// `POST /api/drafts/{id}/post`: posts an approved draft as the signed-in person; the
+/// document records the approval (`ext.approval`) for HQ to check.
+pub(crate) async fn post_approved_draft(
+    State(shared): State<AppState>,
+    Extension(session): Extension<Session>,
+    ApiPath(id): ApiPath<u64>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let sh = shared.clone();
+    let me = session.person.login;
+    // The right to add the draft's type is checked like any post.
+    let listed = tokio::task::spawn_blocking(move || sh.drafts.list(&sh.store))
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))?;
+    let doc_type = listed
+        .iter()
+        .find(|d| d["id"] == id)
+        .and_then(|d| d["draft"]["doc_type"].as_str().map(str::to_string))
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no draft {id} at this branch")))?;
+    let doc_type = DocType::parse(&doc_type).map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    check_family(&shared, &session, doc_type, protocol::people::Right::Add)?;
+    let sh = shared.clone();
+    let posted = tokio::task::spawn_blocking(move || sh.drafts.post(&sh.store, id, me))
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    match posted {
+        Ok(p) => {
+            shared.posted.notify_one();
+            tracing::info!(number = %p.number, seq = p.seq, draft = id, "approved draft posted");
+            Ok((StatusCode::CREATED, Json(json!(p))))
+        }
+        Err(crate::drafts::DraftFailure::Post(PostFailure::NeedsApproval(why))) => Err(ApiError(StatusCode::UNPROCESSABLE_ENTITY, why)),
+        Err(e) => Err(draft_failure(e)),
+    }
 }
 
 pub(crate) async fn get_document(State(shared): State<AppState>, ApiPath(seq): ApiPath<u64>) -> Result<Json<serde_json::Value>, ApiError> {
@@ -421,6 +513,7 @@ async fn post_draft(shared: &Arc<Shared>, draft: Draft) -> Result<(StatusCode, J
 fn refusal(e: PostFailure) -> ApiError {
     match e {
         PostFailure::Refused(e) => ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+        PostFailure::NeedsApproval(why) => ApiError(StatusCode::UNPROCESSABLE_ENTITY, why),
         e @ PostFailure::Storage(_) => ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         // 409: the branch's state forbids posting (its history disagrees with HQ's).
         e @ PostFailure::Halted(_) => ApiError(StatusCode::CONFLICT, e.to_string()),

@@ -3,6 +3,7 @@
 mod auth;
 mod config;
 mod down;
+mod drafts;
 mod forwarder;
 mod http;
 mod routes;
@@ -116,6 +117,7 @@ async fn main() -> anyhow::Result<()> {
                 store: store.clone(),
                 status: Mutex::new(Default::default()),
                 posted: Notify::new(),
+                drafts: drafts::Drafts::default(),
             });
             let listener = tokio::net::TcpListener::bind(config.http_listen)
                 .await

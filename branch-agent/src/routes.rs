@@ -49,6 +49,9 @@ pub fn table() -> Vec<Route> {
         GET "/api/sync" => http::sync_status, Needs(F::Reports, R::View);
         GET "/api/profile" => http::profile, Needs(F::Scope, R::View);
         GET "/api/notices" => http::notices, Needs(F::Reports, R::View);
+        POST "/api/drafts" => http::create_draft, Needs(F::Approvals, R::Add);
+        GET "/api/drafts" => http::list_drafts, Needs(F::Approvals, R::View);
+        POST "/api/drafts/{id}/post" => http::post_approved_draft, Needs(F::Approvals, R::Add);
         GET "/pos" => till::till_page, Needs(F::Till, R::View);
         GET "/pos/display" => till::display_page, Needs(F::Till, R::View);
         GET "/api/pos/display" => till::display, Needs(F::Till, R::View);

@@ -61,6 +61,19 @@ fn skip_scope_check() -> Option<fn(&BranchProfile) -> BranchProfile> {
     Some(|p| BranchProfile { scope: Some(protocol::scope::Scope::all()), ..p.clone() })
 }
 
+/// The tampered-branch switch for approvals: with `BRANCHLINE_TEST_SKIP_APPROVAL_CHECK=1`,
+/// a debug build posts what needs HQ's approval without one, to prove HQ quarantines it.
+/// Release builds ignore it.
+fn skip_approval_check() -> bool {
+    let skip = cfg!(debug_assertions) && std::env::var("BRANCHLINE_TEST_SKIP_APPROVAL_CHECK").as_deref() == Ok("1");
+    if skip {
+        tracing::warn!(
+            "BRANCHLINE_TEST_SKIP_APPROVAL_CHECK=1: this agent SKIPS its approval check (a test build playing a tampered branch)"
+        );
+    }
+    skip
+}
+
 /// Why a post was refused. Nothing was written.
 #[derive(Debug, thiserror::Error)]
 pub enum PostFailure {
@@ -74,6 +87,9 @@ pub enum PostFailure {
     /// An earlier write's outcome is unknown; nothing is posted until a restart.
     #[error("posting is stopped after a failed write ({0}); restart the agent, which recovers from disk")]
     Stopped(String),
+    /// It needs HQ's approval (`protocol::approval`) and names no approved draft of its own.
+    #[error("{0}")]
+    NeedsApproval(String),
 }
 
 struct Live {
@@ -444,9 +460,21 @@ impl Store {
             Some(open) => post(&live.books, &doc, PostContext::under(&open(&live.profile)))?,
             None => post(&live.books, &doc, PostContext::under(&live.profile))?,
         };
+        // Judged under the approval rules of the profile it is posted under, against the
+        // books before it, as HQ will judge it.
+        let needs = protocol::approval::needs_approval(&doc, &posting, &live.books, &live.profile);
+        let approval = match needs.is_empty() || skip_approval_check() {
+            true => None,
+            false => {
+                Some(crate::drafts::approval_for_post(&self.tree, &doc, live.head.seq + 1, &needs).map_err(PostFailure::NeedsApproval)?)
+            }
+        };
         let number = doc.header.number.to_string();
         let (entry, bytes, head) = live.head.append(doc);
         let mut b = sled::Batch::default();
+        if let Some((k, v)) = approval {
+            b.insert(&k, v);
+        }
         b.insert(&journal_key(head.seq), record::seal_bytes(&bytes));
         b.insert(counter_key, record::seal(&(last + 1)));
         b.insert(meta("head"), record::seal(&head));
@@ -475,6 +503,16 @@ impl Store {
             }
         }
         Ok(Posted { number, seq: head.seq, hash: head.hash.to_hex(), warnings })
+    }
+
+    /// What HQ's approval rules say of `draft` if it were posted now: the reasons it
+    /// needs approval (none: it does not), and the profile version judged under. A draft
+    /// that would not post at all is refused as posting would refuse it. Writes nothing.
+    pub fn judge(&self, draft: &Draft) -> Result<(Vec<protocol::approval::Need>, u64), PostFailure> {
+        let live = self.live();
+        let doc: Document = draft.clone().number_under(self.identity.branch, 1, live.profile.version).map_err(PostError::from)?;
+        let posting = post(&live.books, &doc, PostContext::under(&live.profile))?;
+        Ok((protocol::approval::needs_approval(&doc, &posting, &live.books, &live.profile), live.profile.version))
     }
 
     /// Reads the books under the lock (reports, stock counts).
@@ -558,6 +596,7 @@ mod tests {
             credit_limits: BTreeMap::new(),
             version: 1,
             people: Vec::new(),
+            approvals: Default::default(),
             scope: None,
             parties: Default::default(),
         };

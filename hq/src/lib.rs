@@ -15,6 +15,7 @@
 //! `identity::IdentityError`, `catalog::CatalogProblem`, `http::ApiError`); `anyhow`
 //! belongs to the binary (`main.rs`); `server`'s own plumbing is being reworked apart.
 
+pub mod approvals;
 pub mod catalog;
 pub mod config;
 pub mod door;

@@ -16,7 +16,7 @@ use tracing::info;
 
 mod cli;
 
-use cli::args::{BranchCmd, Cli, Command, CustomerCmd, ProductCmd, ScopeCmd, SupplierCmd, UserCmd};
+use cli::args::{ApprovalCmd, BranchCmd, Cli, Command, CustomerCmd, ProductCmd, ScopeCmd, SupplierCmd, UserCmd};
 use cli::remote::{admin_get_json, admin_get_text, admin_post, ADMIN_LOGIN, ADMIN_SECRET_FILE};
 
 /// Creates the local admin (an HQ admin person) once, writing its password to
@@ -205,6 +205,7 @@ async fn main() -> anyhow::Result<()> {
             party_cmd(dir, fields.to_party(&code, protocol::parties::PartyRole::Supplier, None)?, fields.replace).await?
         }
         Command::Scope(cmd) => scope_cmd(dir, cmd).await?,
+        Command::Approval(cmd) => approval_cmd(dir, cmd).await?,
         Command::Serve { quic_listen, http_listen } => {
             let mut config = HqConfig::load(dir)?;
             if let Some(a) = quic_listen {
@@ -273,6 +274,87 @@ async fn scope_cmd(dir: &Path, cmd: ScopeCmd) -> anyhow::Result<()> {
             println!("{branch}: {text}");
         }
     }
+    Ok(())
+}
+
+async fn approval_cmd(dir: &Path, cmd: ApprovalCmd) -> anyhow::Result<()> {
+    match cmd {
+        ApprovalCmd::Rules { gifts, stock_loss_above, below_cost, over_credit_limit } => {
+            let rules = protocol::approval::ApprovalRules { gifts, stock_loss_above, below_cost, over_credit_limit };
+            rules.validate().map_err(anyhow::Error::msg)?;
+            let version = match Store::open(&store_path(dir)) {
+                Ok(store) => {
+                    let mut st = store.load()?;
+                    store.set_approval_rules(&mut st, rules.clone())?;
+                    st.profile_version
+                }
+                Err(_) => admin_post(dir, "/api/admin/approval-rules", serde_json::json!(rules)).await?["profile_version"]
+                    .as_u64()
+                    .unwrap_or_default(),
+            };
+            println!("approval rules are now (profile v{version}): {}", serde_json::json!(rules));
+        }
+        ApprovalCmd::List => {
+            let items: serde_json::Value = match Store::open(&store_path(dir)) {
+                Ok(store) => {
+                    let st = store.load()?;
+                    let items: Vec<_> = st
+                        .approvals
+                        .items
+                        .iter()
+                        .map(|((b, id), it)| serde_json::json!({ "branch": b, "id": id, "needs": it.draft.needs.iter().map(ToString::to_string).collect::<Vec<_>>(), "decision": it.decision, "posted_seq": it.posted_seq }))
+                        .collect();
+                    serde_json::json!(items)
+                }
+                Err(_) => serde_json::from_str::<serde_json::Value>(&admin_get_text(dir, "/api/approvals").await?)?["items"].clone(),
+            };
+            for it in items.as_array().into_iter().flatten() {
+                let state = match (&it["decision"], &it["posted_seq"]) {
+                    (_, serde_json::Value::Number(_)) => "posted".to_string(),
+                    (serde_json::Value::Null, _) => "waiting".to_string(),
+                    (d, _) => format!(
+                        "{} by {}: {}",
+                        if d["approved"] == true { "approved" } else { "refused" },
+                        d["by"].as_str().unwrap_or(""),
+                        d["note"].as_str().unwrap_or("")
+                    ),
+                };
+                println!("{} {}\t{}\t{}", it["branch"].as_str().unwrap_or(""), it["id"], state, it["needs"]);
+            }
+        }
+        ApprovalCmd::Approve { branch, id, login, note } => decide_cmd(dir, &branch, id, &login, &note, "approve").await?,
+        ApprovalCmd::Refuse { branch, id, login, note } => decide_cmd(dir, &branch, id, &login, &note, "refuse").await?,
+    }
+    Ok(())
+}
+
+/// An auditor's decision through the running HQ's API, signed in as `login` (the admin
+/// credential cannot decide: approving is the auditor's right).
+async fn decide_cmd(dir: &Path, branch: &str, id: u64, login: &str, note: &str, verdict: &str) -> anyhow::Result<()> {
+    let mut password = String::new();
+    std::io::stdin().read_line(&mut password).context("reading the password from stdin")?;
+    let base = format!("http://{}", HqConfig::load(dir)?.http_listen);
+    let client = reqwest::Client::new();
+    let signed = client
+        .post(format!("{base}/api/session"))
+        .json(&serde_json::json!({ "login": login, "password": password.trim_end_matches(['\r', '\n']) }))
+        .send()
+        .await
+        .with_context(|| format!("HQ's API at {base} does not answer; is `hq serve` running?"))?;
+    let v: serde_json::Value = signed.json().await.context("sign-in answered with something that is not JSON")?;
+    let token = v["token"].as_str().with_context(|| format!("signing in as {login}: {}", v["error"].as_str().unwrap_or("refused")))?;
+    let resp = client
+        .post(format!("{base}/api/approvals/{branch}/{id}/{verdict}"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "note": note }))
+        .send()
+        .await?;
+    let status = resp.status();
+    let v: serde_json::Value = resp.json().await.context("HQ answered with something that is not JSON")?;
+    if !status.is_success() {
+        bail!("{}", v["error"].as_str().unwrap_or("the decision was refused"));
+    }
+    println!("draft {id} of {branch}: {verdict}d; the decision goes down to the branch");
     Ok(())
 }
 

@@ -210,6 +210,30 @@ impl Hq {
         match step {
             HqStep::Reply(m) => (Some(m), false),
             HqStep::DownAcked { .. } => (None, false),
+            HqStep::StoreDraft { branch, draft } => {
+                let id = draft.id;
+                match self.store.put_draft(&mut st, *draft, now_unix()) {
+                    Ok(new) => {
+                        if new {
+                            info!(branch = %branch, draft = id, "draft received for approval");
+                        }
+                        (Some(Message::DraftAck { id }), false)
+                    }
+                    Err(e @ (crate::store::StoreError::DraftConflict { .. } | crate::store::StoreError::TooManyDrafts { .. })) => {
+                        warn!(branch = %branch, draft = id, %peer, reason = %e, "draft refused");
+                        let rej =
+                            Rejection { at_unix: now_unix(), code: RejectCode::Malformed, text: e.to_string(), peer: peer.to_string() };
+                        if let Err(e) = self.store.record_rejection(&mut st, Some(&branch), rej) {
+                            tracing::error!(error = %format!("{e:#}"), "recording rejection");
+                        }
+                        (Some(Message::reject(RejectCode::Malformed, e.to_string())), false)
+                    }
+                    Err(e) => {
+                        tracing::error!(branch = %branch, error = %format!("{e:#}"), "storing a draft failed");
+                        (Some(Message::reject(RejectCode::Internal, "HQ could not store the draft; it will be retried")), true)
+                    }
+                }
+            }
             HqStep::Apply { branch, entries, new_head, batch, batch_first_seq } => {
                 match self.store.apply(&mut st, &branch, entries, new_head, &batch, batch_first_seq, now_unix()) {
                     Ok(outcome) => {

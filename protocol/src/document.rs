@@ -591,6 +591,9 @@ pub struct DocExt {
     /// sales return (WJXS) takes back, the purchase receipt a purchase return (JT) gives
     /// back. Required on returns, refused on every other type.
     pub returns: Option<DocNumber>,
+    /// The branch's draft id HQ approved this document under (`protocol::approval`): set
+    /// only by posting an approved draft, checked by HQ against the approvals it granted.
+    pub approval: Option<u64>,
 }
 
 /// Most settlements, opening balances or manual lines on one document.
@@ -694,7 +697,7 @@ impl Document {
             memo: format!("红字冲销 reversal of {}", h.number),
             payment: h.payment,
             lines: self.lines.clone(),
-            ext: DocExt { reverses: Some(h.number.clone()), ..h.ext.clone() },
+            ext: DocExt { reverses: Some(h.number.clone()), approval: None, ..h.ext.clone() },
         }
     }
 

@@ -10,6 +10,7 @@
 //! stored state come in as arguments. That is what lets every protocol path be tested
 //! in memory, deterministically, without waiting.
 
+pub mod approval;
 pub mod batch;
 pub mod books;
 pub mod codes;

@@ -111,6 +111,10 @@ pub struct BranchProfile {
     /// branch while it is offline. Never served over the branch's HTTP API.
     #[serde(default)]
     pub people: Vec<PersonEntry>,
+    /// Which documents need HQ's approval before they may post (`protocol::approval`);
+    /// judged against the version a document names, like the scope.
+    #[serde(default)]
+    pub approvals: crate::approval::ApprovalRules,
 }
 
 /// A person as HQ stores them and sends them to their branch: the record and the argon2id
@@ -249,6 +253,7 @@ pub struct ProfileSource<'a> {
     pub version: u64,
     pub scope: Option<&'a Scope>,
     pub parties: &'a Parties,
+    pub approvals: &'a crate::approval::ApprovalRules,
 }
 
 impl ProfileSource<'_> {
@@ -293,6 +298,7 @@ impl ProfileSource<'_> {
             scope: self.scope.cloned(),
             parties,
             people: Vec::new(),
+            approvals: self.approvals.clone(),
         }
     }
 }
@@ -324,6 +330,7 @@ mod tests {
             version: 7,
             scope: None,
             parties: &Parties::new(),
+            approvals: &Default::default(),
         };
         let docs = [
             sample_doc_lines("SH", "SH01", DocType::StockGain, 1, 1),

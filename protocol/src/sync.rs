@@ -15,7 +15,13 @@
 //!                                       ← Reject{code,text} (forged, fork, malformed)
 //!                                       ← Down(signed bytes) (HQ's queue, from down_applied+1)
 //!   DownAck{seq} (once durably applied)  →
+//!   Draft(signed bytes) (unacked drafts) →  verify sig → store → flush
+//!                                       ← DraftAck{id}
 //! ```
+//!
+//! Drafts (`crate::approval`) go up the same stream: the branch sends every draft HQ has
+//! not acked after each resume; HQ keeps one per (branch, id), so a resend is acked again
+//! and changes nothing.
 //!
 //! The down channel (`crate::down`) rides the same stream: the hello says how far the
 //! branch applied HQ's messages; HQ sends its queue from there in windows of
@@ -195,6 +201,8 @@ pub enum BranchEvent {
     /// A down message (signed bytes, not yet verified): verify and apply it durably
     /// (`crate::down::DownReceiver`), then send [`BranchSync::down_applied`]'s ack.
     Down(Vec<u8>),
+    /// HQ holds draft `id` durably: stop resending it.
+    DraftAcked { id: u64 },
 }
 
 /// Why the branch side stopped. The agent shows it as "last error" and backs off.
@@ -483,6 +491,12 @@ impl BranchSync {
                 }
                 Ok(Some(BranchEvent::Down(bytes)))
             }
+            Message::DraftAck { id } => {
+                if self.state != BranchState::Streaming {
+                    return Err(SyncError::Protocol("draft ack before resume".into()));
+                }
+                Ok(Some(BranchEvent::DraftAcked { id }))
+            }
             Message::Reject { code, text } => {
                 self.link_lost(now_ms);
                 match code {
@@ -595,6 +609,9 @@ pub enum HqStep {
     /// The branch applied down messages up to `seq` durably: record the ack (nothing to
     /// reply; the next window follows from [`HqSession::down_window`]).
     DownAcked { branch: BranchCode, seq: u64 },
+    /// A draft for approval, verified against the branch's enrolled key: store it durably
+    /// (idempotent per id), then send `DraftAck { id }`. Send nothing before the flush.
+    StoreDraft { branch: BranchCode, draft: Box<crate::approval::DraftUp> },
 }
 
 /// HQ side of one connection.
@@ -623,6 +640,8 @@ impl HqSession {
             // it only picks which stored hash to look up; `handle` decides nothing until
             // the batch is verified, and then compares seqs as well as hashes.
             Message::Batch(batch) => HqNeeds { branch: self.branch, held_seq: claimed_last_seq(batch), profile_unless: None },
+            // The enrolled key, to verify the draft's signature.
+            Message::Draft(_) => HqNeeds { branch: self.branch, held_seq: None, profile_unless: None },
             _ => HqNeeds::default(),
         }
     }
@@ -669,7 +688,29 @@ impl HqSession {
                 self.down_acked = self.down_acked.max(seq);
                 HqStep::DownAcked { branch, seq }
             }
+            Message::Draft(bytes) => self.draft(bytes, facts),
             other => refuse(self.branch, RejectCode::OutOfOrder, format!("unexpected {} from a branch", message_name(&other)), true),
+        }
+    }
+
+    fn draft(&mut self, bytes: Vec<u8>, facts: HqFacts) -> HqStep {
+        use crate::approval::{DraftError, SignedDraft};
+        let Some(branch) = self.branch else {
+            return refuse(None, RejectCode::OutOfOrder, "draft before hello".to_string(), true);
+        };
+        let Some(view) = facts.view else {
+            return refuse(Some(branch), RejectCode::UnknownBranch, format!("branch {branch} is no longer enrolled"), true);
+        };
+        match SignedDraft::from_bytes(&bytes).and_then(|s| s.open(&branch, &view.key)) {
+            Ok(up) => HqStep::StoreDraft { branch, draft: Box::new(up) },
+            Err(e) => {
+                let code = match &e {
+                    DraftError::Forged { .. } => RejectCode::BadSignature,
+                    DraftError::UnsupportedVersion { .. } => RejectCode::UnsupportedVersion,
+                    _ => RejectCode::Malformed,
+                };
+                refuse(Some(branch), code, e.to_string(), false)
+            }
         }
     }
 
@@ -783,5 +824,7 @@ fn message_name(m: &Message) -> &'static str {
         Message::Profile { .. } => "profile",
         Message::Down(_) => "down",
         Message::DownAck { .. } => "down ack",
+        Message::Draft(_) => "draft",
+        Message::DraftAck { .. } => "draft ack",
     }
 }

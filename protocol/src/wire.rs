@@ -83,6 +83,12 @@ pub enum Message {
     Down(Vec<u8>),
     /// Branch → HQ: every down message up to and including `seq` is durably applied.
     DownAck { seq: u64 },
+    /// Branch → HQ, after resume: a draft that needs HQ's approval
+    /// (`protocol::approval::SignedDraft` as its `to_bytes`, signed by the branch key).
+    /// Resent after every resume until acked; HQ keeps one per id.
+    Draft(Vec<u8>),
+    /// HQ → branch: draft `id` is durable at HQ (in its approval queue).
+    DraftAck { id: u64 },
 }
 
 impl Message {
@@ -182,6 +188,8 @@ mod tests {
             Message::DownAck { seq: 7 },
             Message::Ack { applied: 42 },
             Message::reject(RejectCode::Fork, "x".repeat(2000)),
+            Message::Draft(vec![4, 5]),
+            Message::DraftAck { id: 3 },
         ];
         let mut dec = FrameDecoder::default();
         let mut got = Vec::new();
@@ -193,7 +201,8 @@ mod tests {
                 }
             }
         }
-        assert_eq!(got.len(), 5);
+        assert_eq!(got.len(), 7);
+        assert_eq!(got[5..], msgs[5..]);
         assert_eq!(got[0], msgs[0]);
         assert!(matches!(&got[4], Message::Reject { text, .. } if text.len() == REJECT_TEXT_CHARS_MAX));
     }

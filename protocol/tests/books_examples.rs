@@ -77,6 +77,7 @@ fn profile(limits: &[(&str, Decimal)]) -> BranchProfile {
         credit_limits: limits.iter().map(|(c, l)| (party(c), Dec(*l))).collect(),
         version: 1,
         people: Vec::new(),
+        approvals: Default::default(),
         scope: None,
         parties: Default::default(),
     }

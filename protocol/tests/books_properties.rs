@@ -80,6 +80,7 @@ fn profile_all() -> BranchProfile {
         credit_limits: BTreeMap::new(),
         version: 1,
         people: Vec::new(),
+        approvals: Default::default(),
         scope: None,
         parties: Default::default(),
     }

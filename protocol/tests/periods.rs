@@ -73,6 +73,7 @@ fn profile(limits: &[(&str, Decimal)]) -> BranchProfile {
         people: Vec::new(),
         scope: None,
         parties: Default::default(),
+        approvals: Default::default(),
     }
 }
 

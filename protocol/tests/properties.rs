@@ -127,6 +127,7 @@ fn profile() -> impl Strategy<Value = BranchProfile> {
             credit_limits: Default::default(),
             version,
             people: Vec::new(),
+            approvals: Default::default(),
             scope: None,
             parties: Default::default(),
         })
@@ -162,6 +163,8 @@ fn message() -> impl Strategy<Value = Message> {
         (profile(), any::<[u8; 32]>()).prop_map(|(profile, hq_down_key)| Message::Enrolled { profile, hq_down_key }),
         prop::collection::vec(any::<u8>(), 0..200).prop_map(Message::Down),
         any::<u64>().prop_map(|seq| Message::DownAck { seq }),
+        prop::collection::vec(any::<u8>(), 0..200).prop_map(Message::Draft),
+        any::<u64>().prop_map(|id| Message::DraftAck { id }),
     ]
 }
 

@@ -109,6 +109,7 @@ fn profile_for(spec: &BranchSpec) -> BranchProfile {
         credit_limits: Default::default(),
         version: 1,
         people: Vec::new(),
+        approvals: Default::default(),
         scope: None,
         parties: Default::default(),
     }
@@ -159,6 +160,8 @@ fn describe(m: &Message) -> String {
         Message::Enrolled { .. } => "enrolled".into(),
         Message::Down(b) => format!("down ({} bytes)", b.len()),
         Message::DownAck { seq } => format!("down ack {seq}"),
+        Message::Draft(b) => format!("draft ({} bytes)", b.len()),
+        Message::DraftAck { id } => format!("draft ack {id}"),
     }
 }
 
@@ -781,6 +784,10 @@ impl Sim {
                     // This simulation queues no down messages (tests/down_sync.rs does).
                     return Err(format!("HQ got a down ack {seq} nobody sent"));
                 }
+                HqStep::StoreDraft { draft, .. } => {
+                    // Nor drafts (the approval tests send them).
+                    return Err(format!("HQ got draft {} nobody sent", draft.id));
+                }
                 HqStep::Refuse { code, reply, .. } => {
                     // A duplicate of this connection's hello, delivered after the branch's
                     // newer entries reached HQ (by this connection or a replay), claims a
@@ -837,6 +844,7 @@ impl Sim {
                         Some(BranchEvent::Profile(p)) => b.profile_version = p.version,
                         Some(BranchEvent::Down(_)) => return Err(format!("{} got a down message nobody queued", b.code)),
                         Some(BranchEvent::Halted(e)) => return Err(format!("{} halted: {e}", b.code)),
+                        Some(BranchEvent::DraftAcked { id }) => return Err(format!("{} got an ack of draft {id} it never sent", b.code)),
                         None => {}
                     }
                     self.log(format!("{} ← {what}; acked {}", self.code(bi), self.branches[bi].sync.acked()));
@@ -1623,6 +1631,7 @@ fn exchange(hq: &mut Hq, b: &mut Branch) -> Result<Vec<BranchEvent>, SyncError> 
                 }
                 HqStep::Refuse { reply, .. } => to_branch.push_back(reply),
                 HqStep::DownAcked { .. } => {}
+                HqStep::StoreDraft { .. } => panic!("this exchange sends no drafts"),
             }
         }
         while let Some(m) = to_branch.pop_front() {

@@ -346,6 +346,7 @@ impl Pos {
         let posted = match blocking(move || store.post(draft)).await? {
             Ok(p) => p,
             Err(PostFailure::Refused(e)) => return Err(TillError::Refused(format!("{e}; nothing was posted, the cart is kept"))),
+            Err(PostFailure::NeedsApproval(why)) => return Err(TillError::Refused(format!("{why}; nothing was posted, the cart is kept"))),
             Err(e @ PostFailure::Storage(_)) => return Err(TillError::Internal(e.to_string())),
             Err(e @ PostFailure::Halted(_)) => return Err(TillError::State(format!("{e}; the cart is kept"))),
             Err(e @ PostFailure::Stopped(_)) => return Err(TillError::Internal(e.to_string())),

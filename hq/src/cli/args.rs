@@ -53,6 +53,10 @@ pub(crate) enum Command {
     /// employees, accounts, expenses and incomes; each change is a new profile version.
     #[command(subcommand)]
     Scope(ScopeCmd),
+    /// Approvals (审批): which documents need HQ's approval, the drafts branches sent,
+    /// and an auditor's decision on one.
+    #[command(subcommand)]
+    Approval(ApprovalCmd),
     /// Run the QUIC listener for branches and the HTTP listener for reports.
     Serve {
         /// Override quic_listen from hq.toml (UDP address).
@@ -235,4 +239,40 @@ impl PartyFields {
         party.validate()?;
         Ok(party)
     }
+}
+
+#[derive(Subcommand)]
+pub(crate) enum ApprovalCmd {
+    /// Set which documents need approval (a new profile version for every branch); flags
+    /// left out need none: `hq approval rules --stock-loss-above 500 --gifts`.
+    Rules {
+        #[arg(long)]
+        gifts: bool,
+        #[arg(long)]
+        stock_loss_above: Option<protocol::Decimal>,
+        #[arg(long)]
+        below_cost: bool,
+        #[arg(long)]
+        over_credit_limit: bool,
+    },
+    /// List the drafts branches sent for approval, with their state.
+    List,
+    /// Approve a draft, signed in as LOGIN (an HQ auditor; password on stdin). Needs `hq serve`.
+    Approve {
+        branch: String,
+        id: u64,
+        #[arg(long)]
+        login: String,
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// Refuse a draft, signed in as LOGIN (an HQ auditor; password on stdin). Needs `hq serve`.
+    Refuse {
+        branch: String,
+        id: u64,
+        #[arg(long)]
+        login: String,
+        #[arg(long, default_value = "")]
+        note: String,
+    },
 }

@@ -64,6 +64,11 @@ pub fn table() -> Vec<Route> {
         POST "/api/review/{code}/{seq}/accept" => crate::review::accept, needs(F::Review, R::Manage, T::PathBranch);
         POST "/api/review/{code}/{seq}/reverse" => crate::review::reverse, needs(F::Review, R::Manage, T::PathBranch);
         POST "/api/periods/{code}/reopen" => crate::periods::reopen, needs(F::Review, R::Manage, T::PathBranch);
+        GET "/api/approvals" => crate::approvals::list, needs(F::Approvals, R::View, T::Hq);
+        POST "/api/approvals/{code}/{id}/approve" => crate::approvals::approve, needs(F::Approvals, R::Approve, T::PathBranch);
+        POST "/api/approvals/{code}/{id}/refuse" => crate::approvals::refuse, needs(F::Approvals, R::Approve, T::PathBranch);
+        GET "/api/admin/approval-rules" => crate::approvals::rules, needs(F::Scope, R::View, T::Hq);
+        POST "/api/admin/approval-rules" => crate::approvals::set_rules, needs(F::Scope, R::Manage, T::Hq);
         POST "/api/admin/branches/{code}/down/test-flags" => crate::review::test_flags, needs(F::Branches, R::Manage, T::Hq);
         GET "/api/admin/scopes/{code}" => show_scope, needs(F::Scope, R::View, T::Hq);
         POST "/api/admin/scopes/{code}" => set_scope, needs(F::Scope, R::Manage, T::Hq);

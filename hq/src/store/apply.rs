@@ -92,6 +92,8 @@ impl Store {
         // Flagged and quarantined documents with their numbers: each gets a notice down to
         // the branch (flag or rejection) and a review item, in the same commit write as its mark.
         let mut notices = Vec::new();
+        // Approvals that documents of this batch used: (branch, draft id, branch seq).
+        let mut approvals_used = Vec::new();
         let staged = std::thread::scope(|scope| {
             let stage = scope.spawn(|| self.stage(branch, &index, first_in_batch, signed));
             // Entries come by value: each document moves into the books' reversal window
@@ -99,9 +101,26 @@ impl Store {
             for e in entries {
                 let v = e.entry.doc.header.profile_version;
                 let claimed = claimed.get(&v).and_then(Option::as_ref);
-                let c = quarantine::classify(v, claimed, &profile, |p| {
+                let mut c = quarantine::classify(v, claimed, &profile, |p| {
                     post(&books, &e.entry.doc, p.map(PostContext::under).unwrap_or_default())
                 });
+                // Approvals: judged under the version the document names, against the books
+                // before it, as the branch judged it; one that needed HQ's approval and
+                // carries none HQ granted for it is quarantined (still applied: it posts).
+                if let (Some(p), Some(claimed)) = (&c.posting, claimed) {
+                    if !matches!(c.mark, Some(Mark::Quarantined { .. })) {
+                        let needs = protocol::approval::needs_approval(&e.entry.doc, p, &books, claimed);
+                        if !needs.is_empty() {
+                            match super::approvals::granted(st, branch, e.entry.seq, &e.entry.doc) {
+                                Ok(()) => approvals_used.extend(e.entry.doc.header.ext.approval.map(|id| (*branch, id, e.entry.seq))),
+                                Err(why) => {
+                                    let reason = format!("needs HQ approval ({}) but {why}", protocol::approval::describe(&needs));
+                                    c.mark = Some(Mark::Quarantined { reason, applied: true });
+                                }
+                            }
+                        }
+                    }
+                }
                 match &c.mark {
                     Some(Mark::Flagged { reason }) => {
                         notices.push((e.entry.seq, e.entry.doc.header.number.clone(), reason.clone(), ReviewKind::Flagged));
@@ -132,6 +151,7 @@ impl Store {
         rec.docs_quarantined += outcome.quarantined.len() as u64;
         rec.last_applied_unix = Some(now_unix);
         commit.insert(branch_key(branch), record::seal(&rec));
+        let used = self.stage_approvals_used(st, &approvals_used, &mut commit);
         let down = if notices.is_empty() {
             None
         } else {
@@ -164,6 +184,9 @@ impl Store {
         st.branches.insert(*branch, rec);
         if let Some(change) = down {
             change.install(st);
+        }
+        for item in used {
+            st.approvals.items.insert((item.draft.branch, item.draft.id), item);
         }
         Ok(outcome)
     }

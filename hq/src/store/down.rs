@@ -80,6 +80,11 @@ pub(crate) struct DownChange {
 }
 
 impl DownChange {
+    /// The seq of the last message this change enqueued (0 if none).
+    pub(crate) fn last_seq(&self) -> u64 {
+        self.queue.as_ref().map_or(0, DownQueue::last_seq)
+    }
+
     pub(crate) fn install(self, st: &mut State) {
         if let Some(q) = self.queue {
             st.down.queues.insert(q.branch(), q);

@@ -71,6 +71,21 @@ pub enum StoreError {
     /// A second decision on the same document.
     #[error("document {seq} of {branch} was already decided ({order:?})")]
     AlreadyDecided { branch: BranchCode, seq: u64, order: protocol::down::ResolutionOrder },
+    /// A draft under an id HQ holds with other content (a faulty or tampered branch).
+    #[error("branch {branch} sent draft {id} again with different content; HQ keeps the first")]
+    DraftConflict { branch: BranchCode, id: u64 },
+    /// Too many undecided drafts from one branch.
+    #[error("branch {branch} has {max} drafts awaiting a decision; decide some first")]
+    TooManyDrafts { branch: BranchCode, max: usize },
+    /// A decision on a draft HQ does not hold.
+    #[error("no draft {id} from branch {branch} in the approval queue")]
+    NoDraft { branch: BranchCode, id: u64 },
+    /// A second decision on the same draft.
+    #[error("draft {id} of {branch} was already decided (approved: {approved})")]
+    DraftDecided { branch: BranchCode, id: u64, approved: bool },
+    /// Approval rules that cannot be issued.
+    #[error("approval rules refused: {0}")]
+    BadRules(String),
     /// The thread staging a batch panicked (a bug); nothing was committed.
     #[error("the thread staging the batch panicked")]
     StagingPanicked,

@@ -22,6 +22,8 @@
 //! - `a` branch                     → the branch's down ack mark
 //! - `w` branch 0x00 seq(be u64)    → `ReviewItem` (flagged/quarantined, the decision)
 //! - `k` ed25519 public key         → `RevokedKey` (a key HQ revoked; see `keys_index`)
+//! - `y` branch 0x00 id(be u64)     → `ApprovalItem` (a draft for approval, its decision; see `approvals`)
+//! - `m` `approval_rules`           → `ApprovalRules` (issued with every profile)
 
 use protocol::codes::BranchCode;
 use protocol::record;

@@ -24,6 +24,7 @@
 
 mod admin;
 mod apply;
+mod approvals;
 mod down;
 mod drill;
 mod error;
@@ -48,6 +49,7 @@ use protocol::books::checkpoint;
 use protocol::codes::{BranchCode, PartyCode, ProductCode};
 
 pub use apply::ApplyOutcome;
+pub use approvals::{ApprovalDecision, ApprovalItem, ApprovalState};
 pub use down::{Decision, DownState, ReviewItem, ReviewKind};
 pub use error::{EnrollError, StoreError};
 pub use keys_index::{KeyIndex, KeyStatus, RevokedKey};
@@ -157,6 +159,7 @@ impl Store {
         }
         self.load_key_index(&mut st)?;
         self.load_down(&mut st)?;
+        self.load_approvals(&mut st)?;
         // A store from before versions were kept, or a crash between a change and its
         // issue: the version branches will be sent is recorded before any session runs.
         self.issue_profiles(&st)?;

@@ -42,6 +42,8 @@ pub struct State {
     pub rejections_not_written: u64,
     /// The down channel: HQ's key, each branch's unacked queue, the review items.
     pub down: super::down::DownState,
+    /// The approval rules HQ issues with every profile, and the drafts awaiting or decided.
+    pub approvals: super::approvals::ApprovalState,
 }
 
 impl State {
@@ -58,6 +60,7 @@ impl State {
             version: self.profile_version,
             scope: self.scopes.get(branch),
             parties: &self.parties,
+            approvals: &self.approvals.rules,
         })
     }
 }

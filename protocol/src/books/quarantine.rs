@@ -150,6 +150,7 @@ mod tests {
             scope: Some(scope.parse::<Scope>().expect("scope")),
             parties: Default::default(),
             people: Vec::new(),
+            approvals: Default::default(),
         }
     }
 
