@@ -89,7 +89,7 @@ prop_compose! {
         warehouse in warehouse_code(),
         counterparty in party(),
         with_counterparty in any::<bool>(),
-        memo in "\\PC{0,40}",
+        memo in "[^\\p{C}\\p{Zl}\\p{Zp}]{0,40}", // what `protocol::text` lets through
         lines in prop::collection::vec(line(), 1..6),
         serial in 1u32..,
     ) -> Document {
