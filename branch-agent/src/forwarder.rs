@@ -112,7 +112,7 @@ pub async fn run(shared: Arc<Shared>, config: AgentConfig) {
     if let Some(why) = store.halted_by_hq() {
         shared.update(|s| s.last_error = Some(format!("posting is stopped: {why}")));
         warn!(reason = %why, "this branch's history disagrees with HQ's; not forwarding until it is rebuilt");
-        return;
+        return wait_for_rebuild().await;
     }
     let mut sync = BranchSync::new(store.identity().branch, limits, timers, store.head(), acked.min(store.head().seq), rand::random());
     sync.set_down_applied(shared.down.applied_seq());
@@ -139,10 +139,16 @@ pub async fn run(shared: Arc<Shared>, config: AgentConfig) {
         shared.update(|s| s.link_up = false);
         if sync.halted().is_some() {
             // Stored by the session; nothing more to send until a rebuild.
-            return;
+            return wait_for_rebuild().await;
         }
         sync.disconnected(clock.now_ms());
     }
+}
+
+/// A halted branch forwards nothing, but the agent keeps serving (reads, the status page
+/// saying why) until it is rebuilt: the forwarder must not end, or the process would.
+async fn wait_for_rebuild() {
+    std::future::pending::<()>().await
 }
 
 /// Opens a connection and one stream to HQ.

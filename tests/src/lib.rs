@@ -1,2 +1,3 @@
 pub mod cluster;
+pub mod fuzz;
 pub mod relay;

@@ -4,7 +4,8 @@
 //! let it reach HQ: it used to show `acked_seq 35` for documents HQ never received (its 21
 //! is not HQ's 21). Now it finds its own entry at HQ's applied seq differs, stops posting
 //! (409), says so on every answer and on its page, sends nothing, and stays stopped after
-//! a restart; HQ is unchanged.
+//! a restart; HQ is unchanged. (If the agent's hello went out before the 20 posts, HQ
+//! refuses it as behind instead; the branch halts the same way.)
 
 use std::path::Path;
 use std::time::Duration;
@@ -68,7 +69,9 @@ async fn restored_copy_that_posted_again_stops_posting_and_says_so() -> anyhow::
     sh.start()?;
     post_n(&sh, 20, "3.00").await?;
     let s = sh.sync().await?;
-    assert_eq!((s["head_seq"].as_u64(), s["acked_seq"].as_u64()), (Some(40), Some(20)), "{s}");
+    // The acked mark is advisory (not flushed), so the copy may hold a lower one.
+    assert_eq!(s["head_seq"].as_u64(), Some(40), "{s}");
+    assert!(s["acked_seq"].as_u64() <= Some(20), "{s}");
 
     // HQ comes back: the branch finds HQ's 35 is not its own 35 and stops.
     hq.start()?;
@@ -79,7 +82,9 @@ async fn restored_copy_that_posted_again_stops_posting_and_says_so() -> anyhow::
     .map_err(|e| anyhow::anyhow!("{e}\nagent log:\n{}\nhq log:\n{}", sh.log(), hq.log()))?;
     let answer = sh.get("/api/sync").await?;
     let why = answer["posting_stopped"].as_str().unwrap_or_default().to_string();
-    assert!(why.contains("forked") && why.contains("35"), "{why}");
+    // Found on resume (HQ's 35 is not ours: a fork), or by HQ when the hello went out
+    // before the 20 posts (the branch's head then was 20: behind).
+    assert!(why.contains("35") && (why.contains("forked") || why.contains("old copy")), "{why}");
     assert!(answer["status"]["acked_seq"].as_u64() <= Some(20), "acked for documents HQ never received: {answer}");
     let refused = sh.post(&doc("JH", "SH01", &[("P0000", "1", "1.00")])).await?;
     assert!(matches!(&refused, Err((409, msg)) if msg.contains("posting is stopped")), "{refused:?}");
