@@ -48,6 +48,9 @@ enum Command {
     /// Manage customers (master records with code, name, category and credit limit 信用额度).
     #[command(subcommand)]
     Customer(CustomerCmd),
+    /// Branches' cash and bank accounts: how far below zero each may go.
+    #[command(subcommand)]
+    Account(AccountCmd),
     /// Manage the people who sign in, at HQ and at the branches.
     #[command(subcommand)]
     User(UserCmd),
@@ -159,6 +162,21 @@ enum CustomerCmd {
         code: String,
         /// The limit in yuan, e.g. 5000.00; `none` removes it.
         limit: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AccountCmd {
+    /// Allow a branch's cash/bank account to go below zero by at most an amount (an
+    /// overdraft facility): `hq account overdraft SH 1002.ICBC 50000`. Without one, a
+    /// document that would take cash or bank below zero is refused.
+    Overdraft {
+        /// Branch code, e.g. SH.
+        branch: String,
+        /// A cash (1001…) or bank (1002…) account, e.g. 1002.ICBC.
+        account: String,
+        /// The allowance in yuan, e.g. 50000.00; `none` removes it.
+        allow: String,
     },
 }
 
@@ -405,6 +423,35 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
             println!("credit limit of {code} saved; branches receive it on their next sync");
+        }
+        Command::Account(AccountCmd::Overdraft { branch, account, allow }) => {
+            let branch = protocol::codes::BranchCode::new(branch)?;
+            let account = protocol::codes::AccountCode::parse(&account)?;
+            anyhow::ensure!(protocol::books::accounts::is_money(&account), "{account} is not a cash (1001) or bank (1002) account");
+            let allow = match allow.as_str() {
+                "none" => None,
+                a => Some(a.parse::<protocol::Decimal>().with_context(|| format!("{a:?} is not an amount (or `none`)"))?),
+            };
+            anyhow::ensure!(
+                allow.is_none_or(|a| a >= protocol::Decimal::ZERO && a.scale() <= 2),
+                "the allowance is yuan and fen, zero or more"
+            );
+            match Store::open(&store_path(dir)) {
+                Ok(store) => {
+                    let mut st = store.load()?;
+                    anyhow::ensure!(st.branches.contains_key(&branch), "no branch {branch}");
+                    store.set_overdraft(&mut st, branch, account, allow)?;
+                }
+                Err(_) => {
+                    admin_post(
+                        dir,
+                        "/api/admin/overdrafts",
+                        serde_json::json!({ "branch": branch, "account": account, "allow": allow.map(|a| a.to_string()) }),
+                    )
+                    .await?;
+                }
+            }
+            println!("overdraft allowance of {branch} {account} saved; the branch receives it on its next sync");
         }
         Command::Customer(CustomerCmd::Add { code, fields, credit_limit }) => {
             party_cmd(dir, fields.to_party(&code, protocol::parties::PartyRole::Customer, credit_limit)?, fields.replace).await?

@@ -102,6 +102,11 @@ pub struct BranchProfile {
     /// branch while it is offline. Never served over the branch's HTTP API.
     #[serde(default)]
     pub people: Vec<PersonEntry>,
+    /// How far below zero each of the branch's cash/bank accounts may go (an overdraft
+    /// facility), as HQ set it; an account not named may not go below zero. Versioned
+    /// with the profile, so branch and HQ refuse the same documents.
+    #[serde(default)]
+    pub overdrafts: BTreeMap<crate::codes::AccountCode, crate::decimal_serde::Dec>,
 }
 
 /// A person as HQ stores them and sends them to their branch: the record and the argon2id
@@ -127,6 +132,11 @@ impl BranchProfile {
             Some(s) => s.allows(ScopeKind::Warehouses, w.as_str()),
             None => self.warehouses.contains(w),
         }
+    }
+
+    /// How far below zero `account` may go (zero unless HQ allowed an overdraft).
+    pub fn overdraft(&self, account: &crate::codes::AccountCode) -> rust_decimal::Decimal {
+        self.overdrafts.get(account).map(|d| d.0).unwrap_or_default()
     }
 
     /// A customer's credit limit: the customer record's, when HQ keeps the customer as a
@@ -240,6 +250,8 @@ pub struct ProfileSource<'a> {
     pub version: u64,
     pub scope: Option<&'a Scope>,
     pub parties: &'a Parties,
+    /// The branch's cash/bank overdraft allowances.
+    pub overdrafts: &'a BTreeMap<crate::codes::AccountCode, crate::decimal_serde::Dec>,
 }
 
 impl ProfileSource<'_> {
@@ -284,6 +296,7 @@ impl ProfileSource<'_> {
             scope: self.scope.cloned(),
             parties,
             people: Vec::new(),
+            overdrafts: self.overdrafts.clone(),
         }
     }
 }
@@ -315,6 +328,7 @@ mod tests {
             version: 7,
             scope: None,
             parties: &Parties::new(),
+            overdrafts: &BTreeMap::new(),
         };
         let docs = [
             sample_doc_lines("SH", "SH01", DocType::StockGain, 1, 1),

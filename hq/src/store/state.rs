@@ -42,7 +42,16 @@ pub struct State {
     pub rejections_not_written: u64,
     /// The down channel: HQ's key, each branch's unacked queue, the review items.
     pub down: super::down::DownState,
+    /// Per branch: how far below zero each cash/bank account may go (`hq account
+    /// overdraft`); sent in the branch's profile.
+    pub overdrafts: BTreeMap<BranchCode, Overdrafts>,
 }
+
+/// One branch's overdraft allowances, by cash/bank account.
+pub type Overdrafts = BTreeMap<protocol::codes::AccountCode, Dec>;
+
+/// A branch without allowances: none of its accounts may go below zero.
+static NO_OVERDRAFTS: Overdrafts = BTreeMap::new();
 
 impl State {
     /// What HQ holds of `branch`'s profile, borrowed: the source of the profile it sends
@@ -58,6 +67,7 @@ impl State {
             version: self.profile_version,
             scope: self.scopes.get(branch),
             parties: &self.parties,
+            overdrafts: self.overdrafts.get(branch).unwrap_or(&NO_OVERDRAFTS),
         })
     }
 }
