@@ -31,6 +31,7 @@ fn create(dir: &Path) {
         warehouses: BTreeSet::from([WarehouseCode::new("SH01").expect("warehouse")]),
         products: BTreeMap::from([(ProductCode::new("P0000").expect("product"), product)]),
         credit_limits: BTreeMap::new(),
+        overdrafts: Default::default(),
         people: Vec::new(),
         approvals: Default::default(),
         scope: None,

@@ -594,6 +594,7 @@ mod tests {
             warehouses: BTreeSet::from([WarehouseCode::new("SH01").expect("warehouse")]),
             products: BTreeMap::from([(ProductCode::new("P0000").expect("product"), product)]),
             credit_limits: BTreeMap::new(),
+            overdrafts: Default::default(),
             version: 1,
             people: Vec::new(),
             approvals: Default::default(),

@@ -540,6 +540,40 @@ async fn set_credit_limit(
     Ok(Json(json!({ "customer": code, "limit": req.limit.map(|l| l.to_string()), "profile_version": version })))
 }
 
+#[derive(Deserialize)]
+pub struct SetOverdraft {
+    pub branch: String,
+    /// A cash (1001…) or bank (1002…) account, e.g. `1002.ICBC`.
+    pub account: String,
+    /// How far below zero it may go, in yuan; absent or null removes the allowance.
+    #[serde(default, with = "protocol::decimal_serde::option")]
+    pub allow: Option<Decimal>,
+}
+
+/// Sets how far below zero a branch's cash/bank account may go (issue 11); a new
+/// profile version, so branch and HQ refuse the same documents.
+async fn set_overdraft(State(hq): State<AppState>, Json(req): Json<SetOverdraft>) -> Result<Json<serde_json::Value>, ApiError> {
+    let branch = protocol::codes::BranchCode::new(req.branch).map_err(bad)?;
+    let account = protocol::codes::AccountCode::parse(&req.account).map_err(bad)?;
+    if !protocol::books::accounts::is_money(&account) {
+        return Err(bad(format!("{account} is not a cash (1001) or bank (1002) account")));
+    }
+    if let Some(a) = req.allow {
+        if a < Decimal::ZERO || a.scale() > 2 || a > protocol::document::AMOUNT_MAX {
+            return Err(bad(format!("allow {a}: an amount of yuan and fen, zero or more, at most 10^15")));
+        }
+    }
+    let mut st = hq.state();
+    if !st.branches.contains_key(&branch) {
+        return Err(bad(format!("no branch {branch}")));
+    }
+    hq.store.set_overdraft(&mut st, branch, account, req.allow).map_err(internal)?;
+    let version = st.profile_version;
+    drop(st);
+    hq.profile_changed();
+    Ok(Json(json!({ "branch": branch, "account": account, "allow": req.allow.map(|a| a.to_string()), "profile_version": version })))
+}
+
 // ---- issue 9 "scope" handlers: a branch's scope, customers and suppliers.
 
 #[derive(Deserialize)]

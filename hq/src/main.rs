@@ -16,7 +16,7 @@ use tracing::info;
 
 mod cli;
 
-use cli::args::{ApprovalCmd, BranchCmd, Cli, Command, CustomerCmd, ProductCmd, ScopeCmd, SupplierCmd, UserCmd};
+use cli::args::{AccountCmd, ApprovalCmd, BranchCmd, Cli, Command, CustomerCmd, ProductCmd, ScopeCmd, SupplierCmd, UserCmd};
 use cli::remote::{admin_get_json, admin_get_text, admin_post, ADMIN_LOGIN, ADMIN_SECRET_FILE};
 
 /// Creates the local admin (an HQ admin person) once, writing its password to
@@ -197,6 +197,35 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
             println!("credit limit of {code} saved; branches receive it on their next sync");
+        }
+        Command::Account(AccountCmd::Overdraft { branch, account, allow }) => {
+            let branch = protocol::codes::BranchCode::new(branch)?;
+            let account = protocol::codes::AccountCode::parse(&account)?;
+            anyhow::ensure!(protocol::books::accounts::is_money(&account), "{account} is not a cash (1001) or bank (1002) account");
+            let allow = match allow.as_str() {
+                "none" => None,
+                a => Some(a.parse::<protocol::Decimal>().with_context(|| format!("{a:?} is not an amount (or `none`)"))?),
+            };
+            anyhow::ensure!(
+                allow.is_none_or(|a| a >= protocol::Decimal::ZERO && a.scale() <= 2),
+                "the allowance is yuan and fen, zero or more"
+            );
+            match Store::open(&store_path(dir)) {
+                Ok(store) => {
+                    let mut st = store.load()?;
+                    anyhow::ensure!(st.branches.contains_key(&branch), "no branch {branch}");
+                    store.set_overdraft(&mut st, branch, account, allow)?;
+                }
+                Err(_) => {
+                    admin_post(
+                        dir,
+                        "/api/admin/overdrafts",
+                        serde_json::json!({ "branch": branch, "account": account, "allow": allow.map(|a| a.to_string()) }),
+                    )
+                    .await?;
+                }
+            }
+            println!("overdraft allowance of {branch} {account} saved; the branch receives it on its next sync");
         }
         Command::Customer(CustomerCmd::Add { code, fields, credit_limit }) => {
             party_cmd(dir, fields.to_party(&code, protocol::parties::PartyRole::Customer, credit_limit)?, fields.replace).await?

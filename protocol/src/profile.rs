@@ -115,6 +115,11 @@ pub struct BranchProfile {
     /// judged against the version a document names, like the scope.
     #[serde(default)]
     pub approvals: crate::approval::ApprovalRules,
+    /// How far below zero each of the branch's cash/bank accounts may go (an overdraft
+    /// facility), as HQ set it; an account not named may not go below zero. Versioned
+    /// with the profile, so branch and HQ refuse the same documents.
+    #[serde(default)]
+    pub overdrafts: BTreeMap<crate::codes::AccountCode, crate::decimal_serde::Dec>,
 }
 
 /// A person as HQ stores them and sends them to their branch: the record and the argon2id
@@ -140,6 +145,11 @@ impl BranchProfile {
             Some(s) => s.allows(ScopeKind::Warehouses, w.as_str()),
             None => self.warehouses.contains(w),
         }
+    }
+
+    /// How far below zero `account` may go (zero unless HQ allowed an overdraft).
+    pub fn overdraft(&self, account: &crate::codes::AccountCode) -> rust_decimal::Decimal {
+        self.overdrafts.get(account).map(|d| d.0).unwrap_or_default()
     }
 
     /// A customer's credit limit: the customer record's, when HQ keeps the customer as a
@@ -254,6 +264,8 @@ pub struct ProfileSource<'a> {
     pub scope: Option<&'a Scope>,
     pub parties: &'a Parties,
     pub approvals: &'a crate::approval::ApprovalRules,
+    /// The branch's cash/bank overdraft allowances.
+    pub overdrafts: &'a BTreeMap<crate::codes::AccountCode, crate::decimal_serde::Dec>,
 }
 
 impl ProfileSource<'_> {
@@ -299,6 +311,7 @@ impl ProfileSource<'_> {
             parties,
             people: Vec::new(),
             approvals: self.approvals.clone(),
+            overdrafts: self.overdrafts.clone(),
         }
     }
 }
@@ -331,6 +344,7 @@ mod tests {
             scope: None,
             parties: &Parties::new(),
             approvals: &Default::default(),
+            overdrafts: &BTreeMap::new(),
         };
         let docs = [
             sample_doc_lines("SH", "SH01", DocType::StockGain, 1, 1),

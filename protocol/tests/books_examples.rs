@@ -75,6 +75,7 @@ fn profile(limits: &[(&str, Decimal)]) -> BranchProfile {
             .map(|p| (pc(p), Product { name: (*p).into(), unit: "pcs".into(), retail_price: None, prices: Vec::new(), category: None }))
             .collect(),
         credit_limits: limits.iter().map(|(c, l)| (party(c), Dec(*l))).collect(),
+        overdrafts: Default::default(),
         version: 1,
         people: Vec::new(),
         approvals: Default::default(),
@@ -480,6 +481,52 @@ fn returns_against_their_originals_under_each_method() {
         s.post(s.reversal_of(&wjxs));
         assert_eq!(s.books.returnable(&xs.header.number, &pc("P1")).map(|r| r.left), Some(Position { qty: dec!(9), value: back_9 }));
     }
+}
+
+/// Issue 11 item 7. Bug: cash and bank could go below zero without a word (total assets
+/// even went negative). Now a document that would take an account below zero is refused,
+/// unless HQ allows the account an overdraft in the (versioned) profile, and then only
+/// down to it. The shop opens with cash 1000.00 and bank 500.00.
+#[test]
+fn cash_and_bank_cannot_go_negative_without_an_allowance() {
+    let mut s = Shop::new(CostMethod::MovingAverage);
+    let v1 = profile(&[]);
+    let expense = |s: &Shop, amount: Decimal, account: &str| {
+        let mut d = s.money(DocType::Expense, None, amount, Some(account));
+        d.ext.category = Some("RENT".into());
+        d
+    };
+    // 1000.01 out of 1000.00 cash: refused, in words, and nothing changes.
+    let e = s.refuse_with(expense(&s, dec!(1000.01), CASH), PostContext::under(&v1));
+    assert_eq!(e, PostError::Overdrawn { account: acct(CASH), balance: dec!(1000.00), taking: dec!(1000.01), allowed: dec!(0) });
+    assert!(e.to_string().starts_with("1001 holds 1000.00; paying out 1000.01 would take it below zero"), "{e}");
+    // Exactly all of it is fine: the till is empty, not negative.
+    s.try_post_with(expense(&s, dec!(1000.00), CASH), PostContext::under(&v1)).expect("to zero");
+    assert_eq!(s.bal(CASH), dec!(0.00));
+    // A cash purchase of one cent is refused now; so is any goods document paid in cash.
+    let d = s.cash_goods(DocType::PurchaseReceipt, Some(SUPPLIER), vec![line("P1", dec!(1), dec!(0.01))]);
+    assert!(matches!(s.refuse_with(d, PostContext::under(&v1)), PostError::Overdrawn { .. }));
+    // Bank 500.00 → cash 600.00 is refused without an allowance...
+    let shift = |s: &Shop, amount: Decimal| {
+        let mut d = s.money(DocType::FundTransfer, None, amount, Some(BANK));
+        d.ext.to_account = Some(acct(CASH));
+        d
+    };
+    assert!(matches!(s.refuse_with(shift(&s, dec!(600.00)), PostContext::under(&v1)), PostError::Overdrawn { .. }));
+    // ...and posts under the next profile version, in which HQ allows the bank account
+    // 200.00 below zero: bank 500.00 - 600.00 = -100.00. Then 100.00 more reaches -200.00,
+    // the limit; 0.01 beyond it is refused.
+    let mut v2 = profile(&[]);
+    v2.version = 2;
+    v2.overdrafts.insert(acct(BANK), Dec(dec!(200.00)));
+    s.try_post_with(shift(&s, dec!(600.00)), PostContext::under(&v2)).expect("within the overdraft");
+    assert_eq!((s.bal(BANK), s.bal(CASH)), (dec!(-100.00), dec!(600.00)));
+    s.try_post_with(expense(&s, dec!(100.00), BANK), PostContext::under(&v2)).expect("to the limit");
+    let e = s.refuse_with(expense(&s, dec!(0.01), BANK), PostContext::under(&v2));
+    assert_eq!(e, PostError::Overdrawn { account: acct(BANK), balance: dec!(-200.00), taking: dec!(0.01), allowed: dec!(200.00) });
+    // Money coming in is never refused, whatever the balance.
+    let d = s.money(DocType::Receipt, Some(CUSTOMER), dec!(0.01), Some(BANK));
+    s.try_post_with(d, PostContext::under(&v1)).expect("money in");
 }
 
 // ---------------------------------------------------------------------------------------

@@ -74,6 +74,7 @@ fn profile(limits: &[(&str, Decimal)]) -> BranchProfile {
         scope: None,
         parties: Default::default(),
         approvals: Default::default(),
+        overdrafts: Default::default(),
     }
 }
 

@@ -125,6 +125,7 @@ fn profile() -> impl Strategy<Value = BranchProfile> {
             warehouses,
             products,
             credit_limits: Default::default(),
+            overdrafts: Default::default(),
             version,
             people: Vec::new(),
             approvals: Default::default(),

@@ -107,6 +107,7 @@ fn profile_for(spec: &BranchSpec) -> BranchProfile {
             })
             .collect(),
         credit_limits: Default::default(),
+        overdrafts: Default::default(),
         version: 1,
         people: Vec::new(),
         approvals: Default::default(),

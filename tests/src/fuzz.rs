@@ -181,6 +181,8 @@ impl Corpus {
             people: Vec::new(),
             scope: None,
             parties: Default::default(),
+            approvals: Default::default(),
+            overdrafts: Default::default(),
         };
         let messages = vec![
             Message::Hello { branch, head, profile_version: 3, down_applied: 2, agent: "branch-agent/0.1".into() },

@@ -57,6 +57,9 @@ pub(crate) enum Command {
     /// and an auditor's decision on one.
     #[command(subcommand)]
     Approval(ApprovalCmd),
+    /// Branches' cash and bank accounts: how far below zero each may go.
+    #[command(subcommand)]
+    Account(AccountCmd),
     /// Run the QUIC listener for branches and the HTTP listener for reports.
     Serve {
         /// Override quic_listen from hq.toml (UDP address).
@@ -274,5 +277,20 @@ pub(crate) enum ApprovalCmd {
         login: String,
         #[arg(long, default_value = "")]
         note: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum AccountCmd {
+    /// Allow a branch's cash/bank account to go below zero by at most an amount (an
+    /// overdraft facility): `hq account overdraft SH 1002.ICBC 50000`. Without one, a
+    /// document that would take cash or bank below zero is refused.
+    Overdraft {
+        /// Branch code, e.g. SH.
+        branch: String,
+        /// A cash (1001…) or bank (1002…) account, e.g. 1002.ICBC.
+        account: String,
+        /// The allowance in yuan, e.g. 50000.00; `none` removes it.
+        allow: String,
     },
 }

@@ -60,6 +60,7 @@ pub fn table() -> Vec<Route> {
         POST "/api/admin/products" => add_product, needs(F::MasterData, R::Add, T::Hq);
         POST "/api/admin/products/import" => import_products, needs(F::MasterData, R::Add, T::Hq);
         POST "/api/admin/credit-limits" => set_credit_limit, needs(F::MasterData, R::Manage, T::Hq);
+        POST "/api/admin/overdrafts" => set_overdraft, needs(F::MasterData, R::Manage, T::Hq);
         GET "/api/review" => crate::review::list, needs(F::Review, R::View, T::Hq);
         POST "/api/review/{code}/{seq}/accept" => crate::review::accept, needs(F::Review, R::Manage, T::PathBranch);
         POST "/api/review/{code}/{seq}/reverse" => crate::review::reverse, needs(F::Review, R::Manage, T::PathBranch);

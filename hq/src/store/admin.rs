@@ -1,5 +1,5 @@
-//! Administrative writes: branches, enrollment tokens, products, credit limits, and the
-//! profile version every one of them moves.
+//! Administrative writes: branches, enrollment tokens, products, credit limits, cash/bank
+//! overdraft allowances, and the profile version every one of them moves.
 //!
 //! Each change is one sled write and a flush before memory follows. Must not touch the
 //! journal or the books.
@@ -143,6 +143,34 @@ impl Store {
         self.issue_profiles(st)
     }
 
+    /// Sets (or, with `None`, removes) how far below zero `branch`'s cash/bank `account`
+    /// may go; the branch gets it with its next profile, and both sides refuse a
+    /// document that would take the account further down. Key `o` branch 0 account.
+    pub fn set_overdraft(
+        &self,
+        st: &mut State,
+        branch: BranchCode,
+        account: protocol::codes::AccountCode,
+        allow: Option<Decimal>,
+    ) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        let k = key(b'o', &[branch.as_str().as_bytes(), account.as_str().as_bytes()]);
+        match allow {
+            Some(a) => batch.insert(k, record::seal(&Dec(a))),
+            None => batch.remove(k),
+        }
+        let version = self.bump_profile(st, &mut batch);
+        self.tree.apply_batch(batch)?;
+        self.flush()?;
+        let mine = st.overdrafts.entry(branch).or_default();
+        match allow {
+            Some(a) => mine.insert(account, Dec(a)),
+            None => mine.remove(&account),
+        };
+        st.profile_version = version;
+        self.issue_profiles(st)
+    }
+
     /// Redeems a token for `branch` with its public key. Refusals carry a reason a
     /// technician can act on.
     pub fn enroll(
@@ -188,4 +216,11 @@ fn token_into(batch: &mut sled::Batch, code: &BranchCode, now_unix: u64, ttl_sec
     let tok = TokenRecord { branch: *code, expires_unix: now_unix + ttl_secs, used: false };
     batch.insert(key(b't', &[&secret_hash(&secret)]), record::seal(&tok));
     secret
+}
+
+/// The branch and account of an overdraft record's key (`o` branch 0 account).
+pub(super) fn overdraft_key_parts(k: &[u8]) -> Result<(BranchCode, protocol::codes::AccountCode)> {
+    let text = String::from_utf8_lossy(k.get(1..).unwrap_or_default()).into_owned();
+    let (branch, account) = text.split_once('\0').ok_or_else(|| StoreError::Damaged(format!("overdraft key {text:?} names no account")))?;
+    Ok((BranchCode::new(branch)?, protocol::codes::AccountCode::parse(account)?))
 }

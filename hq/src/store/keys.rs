@@ -10,6 +10,7 @@
 //!   `SignedBatch` as received (body + signature), split below sled's blob threshold
 //! - `p` product                    → `Product`
 //! - `c` customer                   → credit limit (`Dec`)
+//! - `o` branch 0x00 account        → cash/bank overdraft allowance (`Dec`)
 //! - `t` secret hash                → `TokenRecord`
 //! - `u` login                      → `PersonEntry` (person and password hash)
 //! - `r` branch 0x00 n(be u64)      → `Rejection`

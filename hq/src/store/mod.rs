@@ -131,6 +131,11 @@ impl Store {
             let code = PartyCode::new(String::from_utf8_lossy(&k[1..]))?;
             st.credit_limits.insert(code, open_rec(&k, &v)?);
         }
+        for item in self.tree.scan_prefix([b'o']) {
+            let (k, v) = item?;
+            let (branch, account) = admin::overdraft_key_parts(&k)?;
+            st.overdrafts.entry(branch).or_default().insert(account, open_rec(&k, &v)?);
+        }
         for item in self.tree.scan_prefix([b'u']) {
             let (k, v) = item?;
             let entry: protocol::profile::PersonEntry = open_rec(&k, &v)?;

@@ -44,7 +44,16 @@ pub struct State {
     pub down: super::down::DownState,
     /// The approval rules HQ issues with every profile, and the drafts awaiting or decided.
     pub approvals: super::approvals::ApprovalState,
+    /// Per branch: how far below zero each cash/bank account may go (`hq account
+    /// overdraft`); sent in the branch's profile.
+    pub overdrafts: BTreeMap<BranchCode, Overdrafts>,
 }
+
+/// One branch's overdraft allowances, by cash/bank account.
+pub type Overdrafts = BTreeMap<protocol::codes::AccountCode, Dec>;
+
+/// A branch without allowances: none of its accounts may go below zero.
+static NO_OVERDRAFTS: Overdrafts = BTreeMap::new();
 
 impl State {
     /// What HQ holds of `branch`'s profile, borrowed: the source of the profile it sends
@@ -61,6 +70,7 @@ impl State {
             scope: self.scopes.get(branch),
             parties: &self.parties,
             approvals: &self.approvals.rules,
+            overdrafts: self.overdrafts.get(branch).unwrap_or(&NO_OVERDRAFTS),
         })
     }
 }

@@ -209,3 +209,26 @@ fn catalog_and_scope_checks_do_not_depend_on_catalog_size() {
         assert_eq!(pos.qty, Decimal::TWO);
     }
 }
+
+/// Issue 11 item 7: a cash/bank overdraft allowance is a new profile version (the one
+/// HQ then posts the branch's documents against), survives a restart, and goes when
+/// removed.
+#[test]
+fn an_overdraft_allowance_is_a_profile_version_and_survives_a_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (store, mut st, sh) = setup(dir.path(), 0);
+    let bank = protocol::codes::AccountCode::parse("1002.ICBC").expect("account");
+    let allow = Decimal::new(50_000, 2);
+    let before = st.profile_version;
+    store.set_overdraft(&mut st, sh, bank, Some(allow)).expect("set");
+    let v = st.profile_version;
+    assert_eq!(v, before + 1);
+    assert_eq!(st.profile_source(&sh).expect("branch").whole().overdraft(&bank), allow);
+    assert_eq!(store.issued_profile(&sh, v).expect("read").expect("issued").overdraft(&bank), allow);
+    drop((store, st));
+    let store = reopen(dir.path(), "reopen after setting an overdraft");
+    let mut st = store.load().expect("load");
+    assert_eq!(st.profile_source(&sh).expect("branch").whole().overdraft(&bank), allow);
+    store.set_overdraft(&mut st, sh, bank, None).expect("remove");
+    assert_eq!(st.profile_source(&sh).expect("branch").whole().overdraft(&bank), Decimal::ZERO);
+}

@@ -146,6 +146,7 @@ mod tests {
             warehouses: Default::default(),
             products,
             credit_limits: Default::default(),
+            overdrafts: Default::default(),
             version,
             scope: Some(scope.parse::<Scope>().expect("scope")),
             parties: Default::default(),

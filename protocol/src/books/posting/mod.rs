@@ -89,6 +89,9 @@ pub fn post(books: &Books, doc: &Document, ctx: PostContext<'_>) -> Result<Posti
     in_date_order(books, doc, &p)?;
     let (debits, credits) = p.checked_totals().ok_or(PostError::Overflow { what: "the journal's debits or credits" })?;
     assert_eq!(debits, credits, "posting rule for {:?} does not balance", h.doc_type);
+    if let (Some(profile), None) = (ctx.profile, &h.ext.reverses) {
+        no_overdraft(books, &p, profile)?;
+    }
     Ok(p)
 }
 
@@ -111,6 +114,26 @@ fn in_date_order(books: &Books, doc: &Document, p: &Posting) -> Result<(), PostE
                     latest: latest.to_string(),
                 });
             }
+        }
+    }
+    Ok(())
+}
+
+/// Cash and bank never go below zero without a word (issue 11): a document that would
+/// take an account below the overdraft HQ allows it in the profile (none unless set) is
+/// refused. Checked where scope and credit limits are, against the profile version the
+/// document names, so branch and HQ agree. A red-letter reversal is not checked: it
+/// restores the books to what they were without its original.
+fn no_overdraft(books: &Books, p: &Posting, profile: &BranchProfile) -> Result<(), PostError> {
+    let mut change: BTreeMap<AccountCode, Decimal> = BTreeMap::new();
+    for l in p.gl.iter().filter(|l| acc::is_money(&l.account)) {
+        *change.entry(l.account).or_default() += l.debit - l.credit;
+    }
+    for (account, delta) in change.into_iter().filter(|(_, d)| *d < Decimal::ZERO) {
+        let balance = books.gl.get(&account).copied().unwrap_or_default();
+        let allowed = profile.overdraft(&account);
+        if balance + delta < -allowed {
+            return Err(PostError::Overdrawn { account, balance, taking: -delta, allowed });
         }
     }
     Ok(())
