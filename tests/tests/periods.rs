@@ -45,7 +45,7 @@ async fn an_auditor_reopens_a_closed_month_and_the_branch_posts_the_reopen_by_it
     // June closes on 1 July; a June document is then refused.
     let closed = sh.post(&close("2026-07-01", 2026, 6)).await?;
     assert!(closed.is_ok(), "{closed:?}");
-    let june = sh.post(&dated("BY", "2026-06-30", &[("P0002", "1", "2.00")])).await?;
+    let june = sh.post(&dated("BY", "2026-06-30", &[("P0001", "1", "2.00")])).await?;
     let (status, text) = june.expect_err("June is closed");
     assert!(status == 422 && text.contains("closed through 2026-06"), "{status} {text}");
     // A second close says what a person understands.
@@ -57,8 +57,10 @@ async fn an_auditor_reopens_a_closed_month_and_the_branch_posts_the_reopen_by_it
         .post(&json!({ "doc_type": "FJZ", "date": "2026-07-02", "warehouse": "SH01", "ext": { "period": { "year": 2026, "month": 6 } } }))
         .await?;
     assert_eq!(own.map(|_| ()).expect_err("HQ orders reopens").0, 403);
+    let t0 = std::time::Instant::now();
     wait_until(Duration::from_secs(60), "documents synced", || async { Ok(sh.sync().await?["acked_seq"] == 2) }).await?;
 
+    eprintln!("synced after {:?}", t0.elapsed());
     // Ordering a reopen is an HQ auditor's right; only the latest closed month.
     let (status, _) = hq.post_json("/api/periods/SH/reopen", &json!({ "period": "2026-06", "why": "late invoice" })).await?;
     assert_eq!(status, 403, "an HQ admin may not reopen a month");
@@ -79,10 +81,11 @@ async fn an_auditor_reopens_a_closed_month_and_the_branch_posts_the_reopen_by_it
     })
     .await
     .map_err(|e| anyhow::anyhow!("{e}\nagent log:\n{}\nhq log:\n{}", sh.log(), hq.log()))?;
+    eprintln!("reopen posted after {:?}", t0.elapsed());
     let reopen = sh.get("/api/documents/3").await?;
     assert!(reopen.to_string().contains("FJZ-SH-"), "{reopen}");
     // June takes documents again.
-    let june = sh.post(&dated("BY", "2026-06-30", &[("P0002", "1", "2.00")])).await?;
+    let june = sh.post(&dated("BY", "2026-06-30", &[("P0001", "1", "2.00")])).await?;
     assert!(june.is_ok(), "{june:?}");
     wait_until(Duration::from_secs(60), "HQ applied the reopen and the June document", || async { Ok(sh.sync().await?["acked_seq"] == 4) })
         .await?;
