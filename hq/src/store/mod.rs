@@ -18,15 +18,19 @@
 //! in), `keys_index` (which branch holds which key; revocation), `profile` (what a branch
 //! is sent and posted against), `profile_versions` (every version issued, posted against
 //! again), `scope_parties` (branch scopes, customers and suppliers), `sync_ctx` (what the
-//! sync session is shown), `down` (the down queues and the review items), `error`.
+//! sync session is shown), `down` (the down queues and the review items), `books_slot`
+//! (a branch's working books and the snapshot readers get), `group_commit` (one flush for
+//! many writers), `error`.
 //! This module holds the `Store` handle and its open, load and flush; it must not hold
 //! any of the above.
 
 mod admin;
 mod apply;
+mod books_slot;
 mod down;
 mod drill;
 mod error;
+mod group_commit;
 mod journal;
 mod keys;
 mod keys_index;
@@ -48,6 +52,7 @@ use protocol::books::checkpoint;
 use protocol::codes::{BranchCode, PartyCode, ProductCode};
 
 pub use apply::ApplyOutcome;
+pub use books_slot::BranchBooks;
 pub use down::{Decision, DownState, ReviewItem, ReviewKind};
 pub use error::{EnrollError, StoreError};
 pub use keys_index::{KeyIndex, KeyStatus, RevokedKey};
@@ -55,7 +60,7 @@ pub use people::{people_of, PeopleError, PEOPLE_MAX};
 pub use profile::profile_of;
 pub use records::{BranchRecord, EntryIndex, Rejection, TokenRecord};
 pub use rejections::{REJECTIONS_KEPT_MAX, REJECTIONS_RECENT_MAX};
-pub use state::{consolidated, position, State};
+pub use state::{consolidated, merged, position, snapshots, State};
 pub use sync_ctx::Ctx;
 
 use error::Result;
@@ -77,6 +82,8 @@ pub struct Store {
     /// Flushes since open: every durable write ends in one, so this counts HQ's disk
     /// writes (the QUIC door's tests check that refused peers cost none).
     flushes: std::sync::atomic::AtomicU64,
+    /// Writers waiting for durability share flushes (`group_commit`).
+    group: group_commit::GroupCommit,
 }
 
 impl Store {
@@ -89,7 +96,15 @@ impl Store {
         let data_file = std::fs::File::open(path.join("db"))
             .map_err(|source| StoreError::Io { what: format!("opening sled's data file in {}", path.display()), source })?;
         let journal = Journal::new(tree.clone());
-        Ok(Store { db, tree, journal, data_file, checkpoint_after: checkpoint::CHECKPOINT_AFTER_ENTRIES, flushes: Default::default() })
+        Ok(Store {
+            db,
+            tree,
+            journal,
+            data_file,
+            checkpoint_after: checkpoint::CHECKPOINT_AFTER_ENTRIES,
+            flushes: Default::default(),
+            group: Default::default(),
+        })
     }
 
     /// Loads the in-memory state, checking every record.
@@ -111,7 +126,7 @@ impl Store {
             if replayed > self.checkpoint_after {
                 self.write_checkpoint(code, &books, rec.head)?;
             }
-            st.books.insert(*code, books);
+            st.books.insert(*code, std::sync::Arc::new(BranchBooks::new(books)));
         }
         for item in self.tree.scan_prefix([b'c']) {
             let (k, v) = item?;
