@@ -83,7 +83,7 @@ pub struct Store {
     /// writes (the QUIC door's tests check that refused peers cost none).
     flushes: std::sync::atomic::AtomicU64,
     /// Writers waiting for durability share flushes (`group_commit`).
-    group: group_commit::GroupCommit,
+    group: edge::GroupCommit,
 }
 
 impl Store {

@@ -11,6 +11,8 @@
 //! - `session`: the session key file, secret files (0600), tokens from request headers.
 //! - `tls`: a branch's client certificate bound to its enrolled ed25519 key, and the
 //!   key read back from a peer's certificate.
+//! - `group_commit`: one flush for many writers that wrote meanwhile (HQ's batches of
+//!   many branches, the branch's concurrent posts); the flush itself is the caller's.
 //! - `init_tracing`: the one logging setup of both binaries.
 //!
 //! Architecture invariant: no decisions here. What to send, when to give up and what a
@@ -19,12 +21,14 @@
 
 pub mod clock;
 pub mod framed;
+pub mod group_commit;
 pub mod session;
 pub mod tls;
 pub mod transport;
 
 pub use clock::{now_unix, today_at, MonotonicClock, SHANGHAI_UTC_OFFSET_MINUTES};
 pub use framed::{spawn_budgeted_reader, spawn_reader, write_message, ByteBudget, FrameError, FrameReader, Inbox};
+pub use group_commit::{GroupCommit, GroupFlushError};
 pub use transport::{hq_transport_config, transport_config, HqTransportLimits};
 
 /// Logs to stderr, filtered by `BRANCHLINE_LOG` (default `info`); JSON lines if `json`.
