@@ -189,27 +189,32 @@ async fn run_branch(
     measure_from: Arc<std::sync::OnceLock<Instant>>,
     stop_at: Arc<std::sync::OnceLock<Instant>>,
     totals: Arc<Totals>,
+    connecting: Arc<tokio::sync::Semaphore>,
 ) -> anyhow::Result<Vec<u32>> {
-    let ep = endpoint(Some(&b.key))?;
-    let conn = ep.connect(hq_quic, "branchline-hq")?.await?;
-    let (mut send, recv) = conn.open_bi().await?;
-    let hello = Message::Hello {
-        branch: b.code,
-        head: ChainHead::EMPTY,
-        profile_version: b.profile_version,
-        down_applied: 0,
-        agent: "load".into(),
-    };
-    send.write_all(&hello.to_frame()).await?;
-    let mut reader = FrameReader::new(recv);
-    loop {
-        match reader.read_message().await? {
-            Some(Message::Resume { .. }) => break,
-            Some(_) => continue,
-            None => bail!("{}: stream ended before resume", b.code),
+    let connected = async {
+        // A bounded number of handshakes at a time, as a fleet of stores reconnecting.
+        let _slot = connecting.acquire().await?;
+        let ep = endpoint(Some(&b.key))?;
+        let conn = ep.connect(hq_quic, "branchline-hq")?.await?;
+        let (mut send, recv) = conn.open_bi().await?;
+        let hello =
+            Message::Hello { branch: b.code, head: ChainHead::EMPTY, profile_version: b.profile_version, down_applied: 0, agent: "load".into() };
+        send.write_all(&hello.to_frame()).await?;
+        let mut reader = FrameReader::new(recv);
+        loop {
+            match reader.read_message().await? {
+                Some(Message::Resume { .. }) => break,
+                Some(_) => continue,
+                None => bail!("{}: stream ended before resume", b.code),
+            }
         }
+        anyhow::Ok((ep, conn, send, reader))
     }
+    .await;
+    // Every session reaches the barrier, connected or not, so one failure cannot hang
+    // the run; a failed one is counted at the end.
     ready.wait().await;
+    let (_ep, conn, mut send, mut reader) = connected?;
     let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::from_entropy();
     let mut head = ChainHead::EMPTY;
     let mut lat = Vec::new();
@@ -298,8 +303,9 @@ async fn main() -> anyhow::Result<()> {
     let mut hq = HqProc::init(&dir, PRODUCTS)?;
     // Room for every branch's connection (the default is 256).
     let toml = dir.join("hq.toml");
-    let mut cfg = std::fs::read_to_string(&toml).unwrap_or_default();
-    cfg.push_str(&format!("\nmax_connections = {}\n", args.branches + 64));
+    let cfg = std::fs::read_to_string(&toml).unwrap_or_default();
+    let mut cfg: String = cfg.lines().filter(|l| !l.trim_start().starts_with("max_connections")).map(|l| format!("{l}\n")).collect();
+    cfg.push_str(&format!("max_connections = {}\n", args.branches + 64));
     std::fs::write(&toml, cfg)?;
     hq.start()?;
     let t0 = Instant::now();
@@ -330,6 +336,7 @@ async fn main() -> anyhow::Result<()> {
     let measure_from = Arc::new(std::sync::OnceLock::new());
     let stop_at = Arc::new(std::sync::OnceLock::new());
     let totals = Arc::new(Totals::default());
+    let connecting = Arc::new(tokio::sync::Semaphore::new(32));
     let mut tasks = Vec::new();
     for b in branches {
         tasks.push(tokio::spawn(run_branch(
@@ -340,6 +347,7 @@ async fn main() -> anyhow::Result<()> {
             measure_from.clone(),
             stop_at.clone(),
             totals.clone(),
+            connecting.clone(),
         )));
     }
     ready.wait().await;
