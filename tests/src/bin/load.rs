@@ -197,8 +197,13 @@ async fn run_branch(
         let ep = endpoint(Some(&b.key))?;
         let conn = ep.connect(hq_quic, "branchline-hq")?.await?;
         let (mut send, recv) = conn.open_bi().await?;
-        let hello =
-            Message::Hello { branch: b.code, head: ChainHead::EMPTY, profile_version: b.profile_version, down_applied: 0, agent: "load".into() };
+        let hello = Message::Hello {
+            branch: b.code,
+            head: ChainHead::EMPTY,
+            profile_version: b.profile_version,
+            down_applied: 0,
+            agent: "load".into(),
+        };
         send.write_all(&hello.to_frame()).await?;
         let mut reader = FrameReader::new(recv);
         loop {
