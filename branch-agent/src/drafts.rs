@@ -90,7 +90,7 @@ impl Drafts {
     /// Judges `draft` against the books and the profile's approval rules; when it needs
     /// approval, stores it durably (signed, ready to send) and returns the record.
     pub fn create(&self, store: &Store, draft: Draft, now_unix: u64) -> Result<DraftRecord, DraftFailure> {
-        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _guard = edge::lock(&self.lock);
         let (needs, profile_version) = store.judge(&draft)?;
         if needs.is_empty() {
             return Err(DraftFailure::NotNeeded);

@@ -311,7 +311,7 @@ pub(crate) async fn notices(State(shared): State<AppState>) -> Response {
 }
 
 pub(crate) async fn profile(State(shared): State<AppState>) -> Json<serde_json::Value> {
-    let mut profile = shared.store.profile();
+    let mut profile = (*shared.store.profile()).clone();
     // Password hashes stay in the store; people are listed without them.
     let people: Vec<_> = profile.people.drain(..).map(|e| json!({ "login": e.person.login, "name": e.person.name,
         "roles": e.person.roles.iter().map(|r| r.name()).collect::<Vec<_>>(), "scope": e.person.scope.to_string(), "disabled": e.person.disabled })).collect();

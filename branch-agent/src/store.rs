@@ -16,7 +16,7 @@
 //! never be given to another document).
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context};
 use protocol::books::{checkpoint, post, Books, Position, PostContext};
@@ -94,8 +94,10 @@ pub enum PostFailure {
 
 struct Live {
     books: Books,
+    /// The head posts append to: written to sled, durable once its group flush returns.
     head: ChainHead,
-    profile: BranchProfile,
+    /// Shared, never cloned per post: replaced whole when HQ sends a new one.
+    profile: Arc<BranchProfile>,
     /// Why posting is stopped for good (stored as `m/halt`).
     halted: Option<String>,
     /// Why posting is stopped until a restart (a write whose outcome is unknown).
@@ -111,6 +113,11 @@ pub struct Store {
     files: edge::durable::StoreFiles,
     identity: Identity,
     live: Mutex<Live>,
+    /// The head as far as it is durable: what the forwarder may send and `head()` says.
+    /// Behind `live.head` only while a post waits for its flush.
+    durable_head: Mutex<ChainHead>,
+    /// Concurrent posts share their flush + fsync.
+    group: edge::GroupCommit,
     /// Journal entries replayed to rebuild the books at open (the rest came from the
     /// checkpoint).
     replayed_at_open: u64,
@@ -174,6 +181,20 @@ fn sync_dir_files(dir: &Path) -> anyhow::Result<()> {
         std::fs::File::open(e?.path())?.sync_all()?;
     }
     std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+/// The books checkpoint has a tree of its own: sled rewrites a node with each change of
+/// a key in it, and a checkpoint (35 MB for a busy branch) beside the head or the ack
+/// mark was rewritten with every post and every ack.
+const CHECKPOINT_TREE: &str = "checkpoint";
+const CHECKPOINT_KEY: &[u8] = b"books";
+
+/// Writes the books checkpoint into its own tree (dropping one a store from before kept
+/// beside the meta records). Not flushed: a cache.
+fn write_checkpoint(db: &sled::Db, tree: &sled::Tree, books: &Books, head: ChainHead) -> sled::Result<()> {
+    db.open_tree(CHECKPOINT_TREE)?.insert(CHECKPOINT_KEY, checkpoint::seal(books, head.seq, head.hash))?;
+    tree.remove(meta("checkpoint"))?;
     Ok(())
 }
 
@@ -259,7 +280,12 @@ impl Store {
             let v = tree.get(journal_key(seq)).ok()??;
             record::open_bytes(&format!("j/{seq}"), &v).ok().map(EntryHash::of)
         };
-        let (mut books, from) = match tree.get(meta("checkpoint")) {
+        let checkpoints = db.open_tree(CHECKPOINT_TREE)?;
+        let stored = match checkpoints.get(CHECKPOINT_KEY) {
+            Ok(None) => tree.get(meta("checkpoint")),
+            found => found,
+        };
+        let (mut books, from) = match stored {
             Ok(Some(v)) => match checkpoint::open("m/checkpoint", &v, head.seq, entry_hash) {
                 Ok(cp) => (cp.books, cp.seq + 1),
                 Err(why) => {
@@ -287,7 +313,7 @@ impl Store {
         tracing::info!(entries = head.seq, replayed, "books rebuilt from the journal");
         if replayed > checkpoint_after {
             // A cache: if this write is lost, the next start replays a little more.
-            tree.insert(meta("checkpoint"), checkpoint::seal(&books, head.seq, head.hash))?;
+            write_checkpoint(&db, &tree, &books, head)?;
             db.flush()?;
         }
         Ok(Store {
@@ -296,7 +322,9 @@ impl Store {
             data_file: data_file(path)?,
             files: edge::durable::StoreFiles::new(path),
             identity,
-            live: Mutex::new(Live { books, head, profile, halted, stopped: None }),
+            live: Mutex::new(Live { books, head, profile: Arc::new(profile), halted, stopped: None }),
+            durable_head: Mutex::new(head),
+            group: edge::GroupCommit::default(),
             replayed_at_open: replayed,
             #[cfg(test)]
             fail_next_flush: std::sync::atomic::AtomicBool::new(false),
@@ -318,12 +346,12 @@ impl Store {
     /// Sets the branch clock's date rules (from agent.toml; the default until then is
     /// Asia/Shanghai and `dating::AHEAD_DAYS_MAX_DEFAULT`).
     pub fn set_dates(&self, dates: Dates) {
-        *self.dates.lock().unwrap_or_else(|p| p.into_inner()) = dates;
+        *edge::lock(&self.dates) = dates;
     }
 
     /// Today's business date in the branch's zone, and the zone's name.
     pub fn today(&self) -> (protocol::date::BusinessDate, String) {
-        let dates = self.dates.lock().unwrap_or_else(|p| p.into_inner());
+        let dates = edge::lock(&self.dates);
         (dates.zone.today(), dates.zone.name().to_string())
     }
 
@@ -339,12 +367,20 @@ impl Store {
         edge::lock(&self.live)
     }
 
+    /// The durable head: every entry up to it survives a power cut, so the forwarder
+    /// sends nothing past it.
     pub fn head(&self) -> ChainHead {
-        self.live().head
+        *edge::lock(&self.durable_head)
     }
 
-    pub fn profile(&self) -> BranchProfile {
+    /// The profile HQ sent, shared (the catalog is not copied).
+    pub fn profile(&self) -> Arc<BranchProfile> {
         self.live().profile.clone()
+    }
+
+    /// (flushes, posts they made durable) since open: how well concurrent posts group.
+    pub fn group_commit_stats(&self) -> (u64, u64) {
+        self.group.stats()
     }
 
     pub fn acked(&self) -> anyhow::Result<u64> {
@@ -356,6 +392,7 @@ impl Store {
 
     /// Records HQ's ack. Not flushed: losing it only means HQ sees a duplicate, which it
     /// acknowledges without applying.
+    /// A small write: the checkpoint lives in its own tree (`CHECKPOINT_TREE`).
     pub fn set_acked(&self, seq: u64) -> anyhow::Result<()> {
         self.tree.insert(meta("acked"), record::seal(&seq))?;
         Ok(())
@@ -390,38 +427,83 @@ impl Store {
         self.tree.insert(meta("profile"), record::seal(&profile))?;
         self.flush()?;
         self.sync_blobs()?;
-        self.live().profile = profile;
+        self.live().profile = Arc::new(profile);
         Ok(())
     }
 
-    /// Validates, numbers, posts and durably appends a draft. Returns only after flush.
+    /// Validates, numbers, posts and durably appends a draft. Returns only after the
+    /// flush that made it durable.
+    ///
+    /// Group commit: under the lock the draft is checked, posted into the books and
+    /// written to sled (entry + counter + head in one batch); the flush + fsync runs after
+    /// the lock is let go and is shared with every post written meanwhile. The books (and
+    /// the numbering) move before the fsync so the next post can build on them; the
+    /// durable head, which the forwarder sends from, moves only after it. If a flush fails
+    /// the store takes no more posts until restarted (memory may hold what disk lacks).
     pub fn post(&self, draft: Draft) -> Result<Posted, PostFailure> {
-        let mut live = self.live();
-        self.post_in(&mut live, draft)
+        let written = {
+            let mut live = self.live();
+            self.post_written(&mut live, draft)?
+        };
+        self.durable(written)
     }
 
     /// 盘点: computes the stock-loss and stock-gain documents that bring `template`'s
-    /// warehouse to the `counted` quantities and posts both, all under one hold of the
+    /// warehouse to the `counted` quantities and writes both, all under one hold of the
     /// books' lock, so no sale can post between the count's arithmetic and its documents
     /// (issue 10: a sale in between made the second document wrong). The loss posts
-    /// first; if the gain is then refused, the loss stands and the refusal is returned
-    /// (both are computed from the same books and dated alike, so only storage can fail).
+    /// first; if the gain is then refused, the loss stands (it is made durable) and the
+    /// refusal is returned (both are computed from the same books and dated alike, so only
+    /// storage can fail).
     pub fn post_count(
         &self,
         template: &Draft,
         counted: &[(ProductCode, protocol::Decimal)],
         gain_price: impl Fn(&ProductCode) -> protocol::Decimal,
     ) -> Result<Vec<Posted>, PostFailure> {
-        let mut live = self.live();
-        let (loss, gain) = protocol::books::stock_count_drafts(&live.books, template, counted, gain_price);
-        let mut posted = Vec::new();
-        for d in [loss, gain].into_iter().flatten() {
-            posted.push(self.post_in(&mut live, d)?);
+        let mut written = Vec::new();
+        let refused = {
+            let mut live = self.live();
+            let (loss, gain) = protocol::books::stock_count_drafts(&live.books, template, counted, gain_price);
+            let mut refused = None;
+            for d in [loss, gain].into_iter().flatten() {
+                match self.post_written(&mut live, d) {
+                    Ok(w) => written.push(w),
+                    Err(e) => {
+                        refused = Some(e);
+                        break;
+                    }
+                }
+            }
+            refused
+        };
+        let posted = written.into_iter().map(|w| self.durable(w)).collect::<Result<Vec<_>, _>>()?;
+        match refused {
+            Some(e) => Err(e),
+            None => Ok(posted),
+        }
+    }
+
+    /// Waits for the group flush that covers a written post, then moves the durable head.
+    /// A failed flush stops posting until a restart: sled holds the batch and may still
+    /// write it, so the entry at this seq may exist after a restart and no other document
+    /// may take the seq (the restart recovers the head from disk).
+    fn durable(&self, (posted, seq, hash): (Posted, u64, EntryHash)) -> Result<Posted, PostFailure> {
+        if let Err(e) = self.group.durable(|| self.flush().map_err(std::io::Error::other)) {
+            let why = format!("{e:#}");
+            tracing::error!(seq, error = %why, "flush failed after the write; posting stops until a restart");
+            self.live().stopped = Some(why.clone());
+            return Err(PostFailure::Stopped(why));
+        }
+        let mut durable = edge::lock(&self.durable_head);
+        if seq > durable.seq {
+            *durable = ChainHead { seq, hash };
         }
         Ok(posted)
     }
 
-    fn post_in(&self, live: &mut Live, draft: Draft) -> Result<Posted, PostFailure> {
+    /// The part of a post under the lock: check, post, write to sled (not yet durable).
+    fn post_written(&self, live: &mut Live, draft: Draft) -> Result<(Posted, u64, EntryHash), PostFailure> {
         if let Some(why) = &live.halted {
             return Err(PostFailure::Halted(why.clone()));
         }
@@ -442,7 +524,7 @@ impl Store {
         };
         // The branch clock's rules, before anything is numbered: today in the branch's zone.
         {
-            let dates = self.dates.lock().unwrap_or_else(|p| p.into_inner());
+            let dates = edge::lock(&self.dates);
             protocol::dating::check(
                 draft.doc_type,
                 draft.date,
@@ -479,16 +561,8 @@ impl Store {
         b.insert(counter_key, record::seal(&(last + 1)));
         b.insert(meta("head"), record::seal(&head));
         self.tree.apply_batch(b).map_err(|e| PostFailure::Storage(e.into()))?;
-        if let Err(e) = self.flush() {
-            // sled holds the batch and may still write it: the entry at this seq may
-            // exist after a restart, so no other document may take the seq. Stop posting
-            // until the restart decides (it recovers the head from disk).
-            let why = format!("{e:#}");
-            tracing::error!(seq = head.seq, error = %why, "flush failed after the write; posting stops until a restart");
-            live.stopped = Some(why.clone());
-            return Err(PostFailure::Stopped(why));
-        }
-        // Durable: memory may follow.
+        // Written (not yet durable): the next post builds on it; the caller waits for
+        // the flush before answering (`Store::durable`).
         let warnings = posting.warnings.clone();
         let closes = entry.doc.header.doc_type == DocType::PeriodClose;
         live.books.apply_owned(entry.doc, posting);
@@ -497,12 +571,12 @@ impl Store {
             // A month close empties most of the reversal window: the books are at their
             // smallest, and a checkpoint now spares the next start this month's replay.
             // Only a cache, so a failure is logged, not returned: the post is durable.
-            let written = self.tree.insert(meta("checkpoint"), checkpoint::seal(&live.books, head.seq, head.hash));
+            let written = write_checkpoint(&self.db, &self.tree, &live.books, head);
             if let Err(e) = written {
                 tracing::warn!(error = %e, "writing the books checkpoint after a month close");
             }
         }
-        Ok(Posted { number, seq: head.seq, hash: head.hash.to_hex(), warnings })
+        Ok((Posted { number, seq: head.seq, hash: head.hash.to_hex(), warnings }, head.seq, head.hash))
     }
 
     /// What HQ's approval rules say of `draft` if it were posted now: the reasons it
@@ -732,10 +806,10 @@ mod tests {
         // A flipped bit, or a checkpoint of another history: the whole journal is replayed.
         let flip = |f: &dyn Fn(&mut Vec<u8>)| {
             let db = after_drop(|| open_db(&path));
-            let tree = db.open_tree("branch").expect("tree");
-            let mut v = tree.get(meta("checkpoint")).expect("read").expect("a checkpoint").to_vec();
+            let tree = db.open_tree(CHECKPOINT_TREE).expect("tree");
+            let mut v = tree.get(CHECKPOINT_KEY).expect("read").expect("a checkpoint").to_vec();
             f(&mut v);
-            tree.insert(meta("checkpoint"), v).expect("write");
+            tree.insert(CHECKPOINT_KEY, v).expect("write");
             db.flush().expect("flush");
         };
         flip(&|v| *v.last_mut().expect("bytes") ^= 1);
@@ -745,5 +819,34 @@ mod tests {
         flip(&|v| *v = checkpoint::seal(&Books::default(), 5, EntryHash([9; 32])));
         let s = reopen(&path, 100);
         assert_eq!((s.replayed_at_open(), digest(&s)), (7, seven));
+    }
+
+    #[test]
+    fn concurrent_posts_share_flushes_are_all_durable_and_numbered_once() {
+        const CLIENTS: usize = 8;
+        const POSTS: usize = 20;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("store");
+        create(&path);
+        let s = Store::open(&path).expect("open");
+        let posted: Vec<Posted> = std::thread::scope(|scope| {
+            let s = &s;
+            let clients: Vec<_> =
+                (0..CLIENTS).map(|_| scope.spawn(move || (0..POSTS).map(|_| s.post(gain(9)).expect("post")).collect::<Vec<_>>())).collect();
+            clients.into_iter().flat_map(|c| c.join().expect("client")).collect()
+        });
+        let total = (CLIENTS * POSTS) as u64;
+        let seqs: BTreeSet<u64> = posted.iter().map(|p| p.seq).collect();
+        let numbers: BTreeSet<&str> = posted.iter().map(|p| p.number.as_str()).collect();
+        assert_eq!(seqs, (1..=total).collect::<BTreeSet<_>>(), "each post got its own seq, none skipped");
+        assert_eq!(numbers.len(), posted.len(), "no document number given twice");
+        assert_eq!(s.head().seq, total, "every answered post is durable");
+        let (flushes, waited) = s.group_commit_stats();
+        assert_eq!(waited, total, "every post waited for a flush that covered it");
+        assert!(flushes <= waited);
+        let before = digest(&s);
+        drop(s);
+        let s = reopen(&path, 1_000);
+        assert_eq!((s.head().seq, digest(&s)), (total, before), "a restart holds every answered post, once");
     }
 }

@@ -24,7 +24,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::server::{now_unix, Hq};
-use crate::store::Store;
 use protocol::books::reports::{self, RawQuery};
 use protocol::date::BusinessDate;
 
@@ -50,6 +49,12 @@ impl IntoResponse for ApiError {
 fn bad(e: impl std::fmt::Display) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, e.to_string())
 }
+/// Runs `f` on a blocking thread: whatever takes the state lock to write (a sled write
+/// and its fsync) or does heavy work stays off the async workers.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await.map_err(internal)
+}
+
 /// A failure of HQ itself (its store, a worker thread), with the chain of causes.
 fn internal(e: impl std::error::Error) -> ApiError {
     let mut text = e.to_string();
@@ -84,9 +89,12 @@ pub struct StockRow {
 }
 
 fn stock_rows(hq: &Hq, q: &StockQuery) -> Vec<StockRow> {
-    let st = hq.state();
+    // Each branch's books as a snapshot of its durable head, read with the state lock
+    // let go: ingest goes on meanwhile (`store::BranchBooks`).
+    let slots = hq.state().book_slots();
+    let snaps = crate::store::snapshots(&slots);
     let mut rows = Vec::new();
-    for (branch, books) in &st.books {
+    for (branch, books) in &snaps {
         for ((w, p), pos) in books.positions() {
             if q.warehouse.as_deref().is_some_and(|x| x != w.as_str())
                 || q.product.as_deref().is_some_and(|x| x != p.as_str())
@@ -98,7 +106,7 @@ fn stock_rows(hq: &Hq, q: &StockQuery) -> Vec<StockRow> {
                 warehouse: w.to_string(),
                 branch: Some(branch.to_string()),
                 product: p.to_string(),
-                name: st.products.get(p).map(|x| x.name.clone()).unwrap_or_default(),
+                name: p.to_string(),
                 qty: pos.qty,
                 value: pos.value,
                 average_cost: pos.average_cost(),
@@ -106,6 +114,12 @@ fn stock_rows(hq: &Hq, q: &StockQuery) -> Vec<StockRow> {
         }
     }
     rows.sort_by(|a, b| (&a.warehouse, &a.product).cmp(&(&b.warehouse, &b.product)));
+    // Names last, in one short hold of the state lock.
+    let st = hq.state();
+    for r in &mut rows {
+        let name = ProductCode::new(&r.name).ok().and_then(|p| st.products.get(&p)).map(|x| x.name.clone());
+        r.name = name.unwrap_or_default();
+    }
     rows
 }
 
@@ -118,7 +132,12 @@ fn csv_field(s: &str) -> String {
 }
 
 async fn stock(State(hq): State<AppState>, Query(q): Query<StockQuery>) -> Response {
-    let rows = stock_rows(&hq, &q);
+    let hq2 = hq.clone();
+    let q2 = StockQuery { warehouse: q.warehouse.clone(), product: q.product.clone(), format: None };
+    let rows = match tokio::task::spawn_blocking(move || stock_rows(&hq2, &q2)).await {
+        Ok(rows) => rows,
+        Err(e) => return internal(e).into_response(),
+    };
     if q.format.as_deref() == Some("csv") {
         // A UTF-8 BOM so Excel opens Chinese product names correctly.
         let mut out = String::from("\u{feff}warehouse,branch,product,name,qty,value,average_cost\n");
@@ -269,7 +288,8 @@ async fn revoke_branch(
     let code = BranchCode::new(code).map_err(bad)?;
     let reason = req.reason.unwrap_or_else(|| "revoked by an HQ administrator".into());
     tracing::warn!(by = %by.person.login, branch = %code, %reason, "branch key revocation requested");
-    let revoked = hq.revoke_branch(&code, &reason).map_err(bad)?;
+    let hq2 = hq.clone();
+    let revoked = blocking(move || hq2.revoke_branch(&code, &reason)).await?.map_err(bad)?;
     Ok(Json(json!({ "branch": code, "revoked": revoked })))
 }
 
@@ -281,7 +301,8 @@ async fn new_token(
     let code = BranchCode::new(code).map_err(bad)?;
     // Revokes the enrolled key and closes its connections; who did it is kept in the log.
     tracing::warn!(by = %by.person.login, branch = %code, "enrollment token issued for an existing branch");
-    let token = hq.reissue_token(&code).map_err(bad)?;
+    let hq2 = hq.clone();
+    let token = blocking(move || hq2.reissue_token(&code)).await?.map_err(bad)?;
     Ok(Json(json!({ "branch": code, "token": token, "expires_in_hours": hq.config.token_ttl_hours })))
 }
 
@@ -319,11 +340,13 @@ async fn add_product(
     edge::api::ApiJson(req): edge::api::ApiJson<AddProduct>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let (code, product) = req.into_product().map_err(bad)?;
-    let version = {
-        let mut st = hq.state();
-        hq.store.add_product(&mut st, code, product).map_err(internal)?;
-        st.profile_version
-    };
+    let hq2 = hq.clone();
+    let version = blocking(move || {
+        let mut st = hq2.state();
+        hq2.store.add_product(&mut st, code, product).map(|()| st.profile_version)
+    })
+    .await?
+    .map_err(internal)?;
     hq.profile_changed();
     Ok(Json(json!({ "product": code, "profile_version": version })))
 }
@@ -342,11 +365,13 @@ async fn import_products(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let products = req.products.into_iter().map(AddProduct::into_product).collect::<Result<Vec<_>, _>>().map_err(bad)?;
     let count = products.len();
-    let (added, version) = {
-        let mut st = hq.state();
-        let added = hq.store.add_products(&mut st, products).map_err(internal)?;
-        (added, st.profile_version)
-    };
+    let hq2 = hq.clone();
+    let (added, version) = blocking(move || {
+        let mut st = hq2.state();
+        hq2.store.add_products(&mut st, products).map(|added| (added, st.profile_version))
+    })
+    .await?
+    .map_err(internal)?;
     hq.profile_changed();
     Ok(Json(json!({ "products": count, "new": added, "profile_version": version })))
 }
@@ -450,23 +475,46 @@ async fn report(
     edge::api::ApiPath(name): edge::api::ApiPath<String>,
     Query(q): Query<ReportQuery>,
 ) -> Result<Response, ApiError> {
-    let books = {
+    let today = today(&hq);
+    // The books are snapshots of durable heads, taken with the state lock held only to
+    // list the branches; merging and the report run on a blocking thread, so neither
+    // waits for ingest nor holds up an async worker.
+    let slots = {
         let st = hq.state();
         match &q.branch {
             Some(b) => {
                 let code = BranchCode::new(b.clone()).map_err(bad)?;
-                st.books.get(&code).cloned().ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no books for branch {code}")))?
+                let slot = st.books.get(&code).cloned();
+                vec![(code, slot.ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no books for branch {code}")))?)]
             }
-            None => Store::consolidated(&st),
+            None => st.book_slots(),
         }
     };
-    let raw = RawQuery { from: q.from.as_deref(), to: q.to.as_deref(), by: q.by.as_deref(), as_of: q.as_of.as_deref() };
-    let report = reports::query(&books, &name, &raw, today(&hq))
-        .map_err(|e| ApiError(if e.is_not_found() { StatusCode::NOT_FOUND } else { StatusCode::BAD_REQUEST }, e.to_string()))?;
-    if q.format.as_deref() == Some("csv") {
-        return Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], reports::to_csv(&report)).into_response());
-    }
-    Ok(Json(json!(report)).into_response())
+    let one = q.branch.is_some();
+    let (from, to, by, as_of) = (q.from.clone(), q.to.clone(), q.by.clone(), q.as_of.clone());
+    let csv = q.format.as_deref() == Some("csv");
+    let built = tokio::task::spawn_blocking(move || {
+        let snaps = crate::store::snapshots(&slots);
+        if one && snaps.is_empty() {
+            return Err(ApiError(StatusCode::NOT_FOUND, "no books in memory for this branch".into()));
+        }
+        let merged;
+        let books = match (one, snaps.first()) {
+            (true, Some((_, b))) => &**b,
+            _ => {
+                merged = crate::store::merged(&snaps);
+                &merged
+            }
+        };
+        let raw = RawQuery { from: from.as_deref(), to: to.as_deref(), by: by.as_deref(), as_of: as_of.as_deref() };
+        let report = reports::query(books, &name, &raw, today)
+            .map_err(|e| ApiError(if e.is_not_found() { StatusCode::NOT_FOUND } else { StatusCode::BAD_REQUEST }, e.to_string()))?;
+        Ok(if csv { reports::to_csv(&report).into_bytes() } else { serde_json::to_vec(&json!(report)).map_err(internal)? })
+    })
+    .await
+    .map_err(internal)??;
+    let ctype = if csv { "text/csv; charset=utf-8" } else { "application/json" };
+    Ok(([(header::CONTENT_TYPE, ctype)], built).into_response())
 }
 
 #[derive(Deserialize)]
@@ -532,10 +580,14 @@ async fn set_credit_limit(
     edge::api::ApiJson(req): edge::api::ApiJson<SetCreditLimit>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let code = protocol::codes::PartyCode::new(req.customer).map_err(bad)?;
-    let mut st = hq.state();
-    hq.store.set_credit_limit(&mut st, code, req.limit).map_err(internal)?;
-    let version = st.profile_version;
-    drop(st);
+    let hq2 = hq.clone();
+    let limit = req.limit;
+    let version = blocking(move || {
+        let mut st = hq2.state();
+        hq2.store.set_credit_limit(&mut st, code, limit).map(|()| st.profile_version)
+    })
+    .await?
+    .map_err(internal)?;
     hq.profile_changed();
     Ok(Json(json!({ "customer": code, "limit": req.limit.map(|l| l.to_string()), "profile_version": version })))
 }
@@ -590,13 +642,17 @@ async fn set_scope(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let code = protocol::codes::BranchCode::new(code).map_err(bad)?;
     let scope: protocol::scope::Scope = req.scope.parse().map_err(bad)?;
-    let mut st = hq.state();
-    if !st.branches.contains_key(&code) {
-        return Err(ApiError(StatusCode::NOT_FOUND, format!("no branch {code}")));
-    }
-    hq.store.set_scope(&mut st, code, scope.clone()).map_err(internal)?;
-    let version = st.profile_version;
-    drop(st);
+    let hq2 = hq.clone();
+    let scope2 = scope.clone();
+    let version = blocking(move || {
+        let mut st = hq2.state();
+        if !st.branches.contains_key(&code) {
+            return Err(ApiError(StatusCode::NOT_FOUND, format!("no branch {code}")));
+        }
+        hq2.store.set_scope(&mut st, code, scope2).map_err(internal)?;
+        Ok(st.profile_version)
+    })
+    .await??;
     hq.profile_changed();
     Ok(Json(json!({ "branch": code, "scope": scope.to_string(), "profile_version": version })))
 }
@@ -623,14 +679,14 @@ async fn put_customer(
     State(hq): State<AppState>,
     edge::api::ApiJson(req): edge::api::ApiJson<PutParty>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    put_party(hq, req, protocol::parties::PartyRole::Customer)
+    blocking(move || put_party(hq, req, protocol::parties::PartyRole::Customer)).await?
 }
 
 async fn put_supplier(
     State(hq): State<AppState>,
     edge::api::ApiJson(req): edge::api::ApiJson<PutParty>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    put_party(hq, req, protocol::parties::PartyRole::Supplier)
+    blocking(move || put_party(hq, req, protocol::parties::PartyRole::Supplier)).await?
 }
 
 fn put_party(hq: AppState, req: PutParty, role: protocol::parties::PartyRole) -> Result<Json<serde_json::Value>, ApiError> {

@@ -61,7 +61,7 @@ pub async fn reopen(
     let hq2 = hq.clone();
     let down_seq = tokio::task::spawn_blocking(move || {
         let mut st = hq2.state();
-        let Some(books) = st.books.get(&branch) else {
+        let Some(books) = st.books.get(&branch).and_then(|slot| slot.snapshot()) else {
             return Err(fail(StatusCode::NOT_FOUND, format!("no books for branch {branch}")));
         };
         match books.closed_through() {

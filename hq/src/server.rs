@@ -4,8 +4,11 @@
 //! `protocol::wire::Message`s, read and written through the `edge` crate shared with the
 //! branch agent. This module only moves bytes: decisions come from
 //! `protocol::sync::HqSession`, durable changes from `store`. A session's step (decide +
-//! apply + flush) runs under the state lock on a blocking thread, so applies from
-//! different branches are serialized and an ack is only ever sent after its flush.
+//! apply + flush) runs on a blocking thread under its branch's writer lock, so one
+//! branch's batches apply one at a time while different branches' batches are posted and
+//! staged in parallel and share their fsyncs (group commit); an ack is only ever sent
+//! after the flush that made its batch durable. The state lock is held only for short,
+//! fsync-free stretches on the apply path.
 //!
 //! The door: a branch proves its enrolled key in the TLS handshake (a client certificate
 //! bound to that key, see `door`); a peer without one may only enroll. Its hello is
@@ -30,7 +33,8 @@ use tracing::{debug, info, warn};
 use crate::config::HqConfig;
 use crate::door::{self, Peer};
 use crate::identity::Identity;
-use crate::store::{Ctx, Rejection, State, Store};
+use crate::store::{BranchBooks, Ctx, Rejection, State, Store};
+use protocol::books::Books;
 
 /// Wall-clock seconds, from the edge crate both binaries share (re-exported so the rest
 /// of HQ keeps one import path).
@@ -160,20 +164,41 @@ impl Hq {
 
     /// Handles one message: decide, apply durably if needed, and return what to send
     /// back and whether to close the stream.
+    ///
+    /// The step holds its branch's writer lock (`BranchBooks::writer`) from the decision
+    /// to the durable commit and the down window after it, so steps of one branch (two
+    /// connections of a reinstalled store) run one at a time while different branches'
+    /// steps run in parallel; the state lock is only taken for short stretches in between.
     fn step(&self, session: &mut HqSession, msg: Message, peer: SocketAddr, who: &Peer) -> (Vec<Message>, bool) {
         if let Message::Enroll { token, branch_key } = msg {
             let (reply, close) = self.enroll(&token, branch_key, peer);
             return (vec![reply], close);
         }
-        let (reply, close) = self.step_one(session, msg, peer, who);
+        // The branch this step is about: its session's, or the one a hello names.
+        let branch = session.branch().copied().or(match &msg {
+            Message::Hello { branch, .. } => Some(*branch),
+            _ => None,
+        });
+        let slot = branch.and_then(|b| self.state().books_slot(&b));
+        let mut work = slot.as_ref().map(|s| s.writer());
+        let writer = slot.as_deref().zip(work.as_deref_mut()).zip(branch);
+        let (reply, close) = self.step_one(session, msg, peer, who, writer);
         let mut out: Vec<Message> = reply.into_iter().collect();
         if !close {
             out.extend(self.down_step(&mut self.state(), session));
         }
+        drop(work);
         (out, close)
     }
 
-    fn step_one(&self, session: &mut HqSession, msg: Message, peer: SocketAddr, who: &Peer) -> (Option<Message>, bool) {
+    fn step_one(
+        &self,
+        session: &mut HqSession,
+        msg: Message,
+        peer: SocketAddr,
+        who: &Peer,
+        writer: Option<((&BranchBooks, &mut Option<Books>), BranchCode)>,
+    ) -> (Option<Message>, bool) {
         let mut st = self.state();
         // The door: a hello is let through only for the branch whose enrolled key the
         // peer proved in the handshake, checked against the index now (not as of the
@@ -235,7 +260,16 @@ impl Hq {
                 }
             }
             HqStep::Apply { branch, entries, new_head, batch, batch_first_seq } => {
-                match self.store.apply(&mut st, &branch, entries, new_head, &batch, batch_first_seq, now_unix()) {
+                drop(st);
+                // The writer lock taken before the decision must be this branch's: the
+                // head the session decided on cannot move before the commit.
+                let applied = match writer {
+                    Some(((slot, work), locked)) if locked == branch => {
+                        self.store.apply_shared(&self.state, slot, work, &branch, entries, new_head, &batch, batch_first_seq, now_unix())
+                    }
+                    _ => Err(crate::store::StoreError::NoBranch(branch)),
+                };
+                match applied {
                     Ok(outcome) => {
                         debug!(branch = %branch, head = new_head.seq, applied = outcome.applied, "batch applied");
                         for (seq, why) in &outcome.quarantined {
@@ -404,7 +438,19 @@ async fn serve_stream(
         let msg = tokio::select! {
             changed = down_rx.changed() => {
                 if changed.is_ok() {
-                    let window = hq.down_step(&mut hq.state(), &mut session);
+                    // Under the branch's writer lock (as in `step`) and on a blocking thread:
+                    // the down ack it records is a sled write.
+                    let hq2 = hq.clone();
+                    let (window, s) = tokio::task::spawn_blocking(move || {
+                        let slot = session.branch().and_then(|b| hq2.state().books_slot(b));
+                        let work = slot.as_ref().map(|s| s.writer());
+                        let window = hq2.down_step(&mut hq2.state(), &mut session);
+                        drop(work);
+                        (window, session)
+                    })
+                    .await
+                    .context("down step panicked")?;
+                    session = s;
                     for m in &window {
                         write_message(&mut send, m).await?;
                     }
@@ -414,10 +460,18 @@ async fn serve_stream(
             m = inbox.recv() => m,
             changed = profile_rx.changed() => {
                 if changed.is_ok() {
-                    let update = {
-                        let st = hq.state();
-                        session.profile_update(&Ctx { st: &st, store: &hq.store })
-                    };
+                    // Building a profile (the whole catalog) is work: off the async workers.
+                    let hq2 = hq.clone();
+                    let (update, s) = tokio::task::spawn_blocking(move || {
+                        let update = {
+                            let st = hq2.state();
+                            session.profile_update(&Ctx { st: &st, store: &hq2.store })
+                        };
+                        (update, session)
+                    })
+                    .await
+                    .context("profile update panicked")?;
+                    session = s;
                     if let Some(m) = update {
                         write_message(&mut send, &m).await?;
                     }

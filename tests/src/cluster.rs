@@ -58,7 +58,14 @@ pub fn bin_dir() -> &'static Path {
     })
 }
 
+/// The binary `name` from this build, or the one `BRANCHLINE_HQ_BIN` names for `hq`
+/// (the load generator's baseline runs another build of HQ).
 pub fn bin(name: &str) -> PathBuf {
+    if name == "hq" {
+        if let Some(other) = std::env::var_os("BRANCHLINE_HQ_BIN") {
+            return PathBuf::from(other);
+        }
+    }
     bin_dir().join(name)
 }
 

@@ -141,7 +141,7 @@ impl Pos {
     }
 
     fn store_name(&self) -> String {
-        self.config.store_name.clone().unwrap_or_else(|| self.store().profile().name)
+        self.config.store_name.clone().unwrap_or_else(|| self.store().profile().name.clone())
     }
 
     fn warehouse(&self) -> Result<WarehouseCode, TillError> {
@@ -282,8 +282,9 @@ impl Pos {
         if till.shift.is_none() {
             return Err(Self::no_shift());
         }
-        let catalog = self.store().profile().products;
-        let (code, p, price) = priced(product.trim(), &catalog)?;
+        let profile = self.store().profile();
+        let catalog = &profile.products;
+        let (code, p, price) = priced(product.trim(), catalog)?;
         let timeout = devices::config::timeout(self.devices_config.scale.timeout_ms);
         let reading = match self.with_devices(move |d| d.read_stable_weight(timeout)).await? {
             Ok(r) => r,
@@ -416,9 +417,9 @@ impl Pos {
                 entry.doc.header.doc_type.name()
             )));
         }
-        let catalog = self.store().profile().products;
+        let profile = self.store().profile();
         let issued_at = issued_at(&entry.doc);
-        Ok(receipt_for(&entry.doc, &catalog, &self.store_name(), issued_at, &self.config.payment_labels))
+        Ok(receipt_for(&entry.doc, &profile.products, &self.store_name(), issued_at, &self.config.payment_labels))
     }
 
     /// Prints the receipt of a posted retail document again.

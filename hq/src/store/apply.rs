@@ -1,19 +1,24 @@
 //! The apply pipeline: a verified batch's new entries posted into the branch's books and
 //! written durably (staged contents, then one commit write), before the ack.
 //!
+//! Different branches apply in parallel (each under its own writer lock, see
+//! `books_slot`); their fsyncs are shared (`group_commit`).
+//!
 //! Must not send anything (the server acks after this returns) and writes entries only
 //! through the journal.
 
 use protocol::batch::SignedBatch;
 use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
 
 use protocol::books::quarantine::{self, Mark};
-use protocol::books::{post, PostContext};
+use protocol::books::{post, Books, PostContext};
 use protocol::codes::BranchCode;
 use protocol::document::DocType;
 use protocol::journal::{ChainHead, EntryHash, VerifiedEntry};
 use protocol::record;
 
+use super::books_slot::BranchBooks;
 use super::error::{Result, StoreError};
 use super::journal::Journal;
 use super::keys::branch_key;
@@ -39,22 +44,9 @@ pub struct ApplyOutcome {
 }
 
 impl Store {
-    /// Applies new entries of a verified batch durably, then returns; the caller acks
-    /// only after that. Each document is posted against the profile version it names, as
-    /// HQ issued it; `protocol::books::quarantine::classify` says whether it is applied,
-    /// flagged for review or quarantined (applied or not), and the chain advances in
-    /// every case so later documents are not held hostage.
-    ///
-    /// Two writes, one flush. The batch's contents (entry index, signed batch) are staged
-    /// on a second thread while this one posts the documents into the books: on two
-    /// cores the posting, which is CPU, and sled's insert, which is CPU too, overlap.
-    /// Then one small commit write moves the branch's head (and marks quarantined
-    /// entries), then flush and fsync. The head is the truth: an entry above it is staged
-    /// but not applied, and every reader (replay, lookups, drill-through) stops at the
-    /// head, so a crash between the two writes leaves a staged tail that the branch's
-    /// resend simply overwrites.
-    // The arguments are the parts of `HqStep::Apply` plus the state and the time; the
-    // server calls this with them as they come.
+    /// [`Store::apply_shared`] for a caller that owns the state (tests, tools): the state
+    /// is moved into a lock for the call and back.
+    // The arguments are the parts of `HqStep::Apply` plus the state and the time.
     #[allow(clippy::too_many_arguments)]
     pub fn apply(
         &self,
@@ -66,7 +58,55 @@ impl Store {
         first_in_batch: u64,
         now_unix: u64,
     ) -> Result<ApplyOutcome> {
-        let profile = posting_profile(st, branch, &entries).ok_or(StoreError::NoBranch(*branch))?;
+        let shared = Mutex::new(std::mem::take(st));
+        let slot = lock(&shared).books_slot(branch);
+        let result = match slot {
+            Some(slot) => {
+                let mut work = slot.writer();
+                self.apply_shared(&shared, &slot, &mut work, branch, entries, new_head, signed, first_in_batch, now_unix)
+            }
+            None => Err(StoreError::NoBranch(*branch)),
+        };
+        *st = shared
+            .into_inner()
+            .unwrap_or_else(|_| panic!("the state lock was poisoned by an earlier panic; refusing to use what it guards"));
+        result
+    }
+
+    /// Applies new entries of a verified batch durably, then returns; the caller acks
+    /// only after that. Each document is posted against the profile version it names, as
+    /// HQ issued it; `protocol::books::quarantine::classify` says whether it is applied,
+    /// flagged for review or quarantined (applied or not), and the chain advances in
+    /// every case so later documents are not held hostage.
+    ///
+    /// The caller holds the branch's writer lock (`work`, from `slot`) from its decision
+    /// on, so one branch's batches apply one at a time; batches of different branches run
+    /// here in parallel. The state lock is taken twice, briefly, never across I/O that
+    /// waits for the disk: to read the posting profile, and for the commit write.
+    ///
+    /// The batch's contents (entry index, signed batch) are staged on a second thread
+    /// while this one posts the documents into the working books. Then, under the state
+    /// lock, one small commit write moves the branch's head (and marks quarantined
+    /// entries) in sled and in memory together, so every other writer of the branch record
+    /// builds on it. Then the group flush (`flush_grouped`: one fsync for every branch
+    /// that wrote meanwhile), and only then does this return. The head is the truth: an
+    /// entry above it is staged but not applied, and every reader (replay, lookups,
+    /// drill-through) stops at the head, so a crash between the two writes leaves a staged
+    /// tail that the branch's resend simply overwrites.
+    #[allow(clippy::too_many_arguments)]
+    pub fn apply_shared(
+        &self,
+        state: &Mutex<State>,
+        slot: &BranchBooks,
+        work: &mut Option<Books>,
+        branch: &BranchCode,
+        entries: Vec<VerifiedEntry>,
+        new_head: ChainHead,
+        signed: &SignedBatch,
+        first_in_batch: u64,
+        now_unix: u64,
+    ) -> Result<ApplyOutcome> {
+        let profile = posting_profile(&lock(state), branch, &entries).ok_or(StoreError::NoBranch(*branch))?;
         // The versions this batch's documents name, as HQ issued them (`None`: never).
         let mut claimed: BTreeMap<u64, Option<protocol::profile::BranchProfile>> = BTreeMap::new();
         for e in &entries {
@@ -75,11 +115,10 @@ impl Store {
                 slot.insert(self.issued_profile(branch, v)?);
             }
         }
-        let mut rec = st.branches.get(branch).cloned().ok_or(StoreError::NoBranch(*branch))?;
-        // Post straight into the branch's books; if a write below fails they are rebuilt
-        // from disk, so memory never keeps what disk does not have. Books missing from
-        // memory (a rebuild that failed earlier) are rebuilt now, never started empty.
-        let mut books = match st.books.remove(branch) {
+        // Post straight into the branch's working books; if a write below fails they are
+        // rebuilt from disk, so memory never keeps what disk does not have. Books missing
+        // from memory (a rebuild that failed earlier) are rebuilt now, never started empty.
+        let mut books = match work.take() {
             Some(b) => b,
             None => self.replay(branch)?,
         };
@@ -111,7 +150,7 @@ impl Store {
                     if !matches!(c.mark, Some(Mark::Quarantined { .. })) {
                         let needs = protocol::approval::needs_approval(&e.entry.doc, p, &books, claimed);
                         if !needs.is_empty() {
-                            match super::approvals::granted(st, branch, e.entry.seq, &e.entry.doc) {
+                            match super::approvals::granted(&lock(state), branch, e.entry.seq, &e.entry.doc) {
                                 Ok(()) => approvals_used.extend(e.entry.doc.header.ext.approval.map(|id| (*branch, id, e.entry.seq))),
                                 Err(why) => {
                                     let reason = format!("needs HQ approval ({}) but {why}", protocol::approval::describe(&needs));
@@ -146,49 +185,66 @@ impl Store {
             }
             stage.join().unwrap_or(Err(StoreError::StagingPanicked))
         });
-        rec.head = new_head;
-        rec.docs_applied += outcome.applied;
-        rec.docs_quarantined += outcome.quarantined.len() as u64;
-        rec.last_applied_unix = Some(now_unix);
-        commit.insert(branch_key(branch), record::seal(&rec));
-        let used = self.stage_approvals_used(st, &approvals_used, &mut commit);
-        let down = if notices.is_empty() {
-            None
-        } else {
-            // Without a key or with a full queue the notices are lost but the marks stay
-            // (and show at HQ); the batch must still apply.
-            self.stage_review_notices(st, branch, notices, now_unix, &mut commit)
-                .inspect_err(|e| tracing::error!(branch = %branch, error = %e, "queueing rejection notices"))
-                .ok()
-        };
-        let written = staged.and_then(|()| Ok(self.tree.apply_batch(commit)?)).and_then(|()| self.flush());
+        // The commit write, under the state lock: the branch record is taken as memory has
+        // it now (an admin change made meanwhile is kept), and memory moves with sled's
+        // view in the same hold, so the next writer of this record builds on this head.
+        // No fsync here: sled's write only queues it.
+        let written = staged.and_then(|()| {
+            let mut st = lock(state);
+            let mut rec = st.branches.get(branch).cloned().ok_or(StoreError::NoBranch(*branch))?;
+            rec.head = new_head;
+            rec.docs_applied += outcome.applied;
+            rec.docs_quarantined += outcome.quarantined.len() as u64;
+            rec.last_applied_unix = Some(now_unix);
+            commit.insert(branch_key(branch), record::seal(&rec));
+            let used = self.stage_approvals_used(&st, &approvals_used, &mut commit);
+            let down = if notices.is_empty() {
+                None
+            } else {
+                // Without a key or with a full queue the notices are lost but the marks stay
+                // (and show at HQ); the batch must still apply.
+                self.stage_review_notices(&st, branch, std::mem::take(&mut notices), now_unix, &mut commit)
+                    .inspect_err(|e| tracing::error!(branch = %branch, error = %e, "queueing rejection notices"))
+                    .ok()
+            };
+            self.tree.apply_batch(commit)?;
+            st.branches.insert(*branch, rec);
+            if let Some(change) = down {
+                change.install(&mut st);
+            }
+            for item in used {
+                st.approvals.items.insert((item.draft.branch, item.draft.id), item);
+            }
+            Ok(())
+        });
         if let Err(e) = written {
             match self.replay(branch) {
-                Ok(rebuilt) => {
-                    st.books.insert(*branch, rebuilt);
-                }
+                Ok(rebuilt) => *work = Some(rebuilt),
                 // Left out of memory: the next batch of this branch tries the rebuild again.
-                Err(r) => tracing::error!(branch = %branch, error = %r, "rebuilding books after a failed write"),
+                Err(r) => {
+                    tracing::error!(branch = %branch, error = %r, "rebuilding books after a failed write");
+                    slot.lost();
+                }
             }
             return Err(e);
         }
-        // Durable: now memory may follow.
-        if closes {
+        // Sled holds the commit and memory follows it; the working books match both. Now
+        // the fsync, shared with every branch that wrote meanwhile; no ack before it. If
+        // it fails nothing is acked, and what sled holds is made durable by a later flush
+        // or lost with a crash (then the branch resends from HQ's head after restart).
+        let flushed = self.flush_grouped();
+        if flushed.is_ok() && closes {
             // After a month close the books are at their smallest; a checkpoint now spares
             // the next start this month's replay. Only a cache: a failure is logged.
             if let Err(e) = self.write_checkpoint(branch, &books, new_head) {
                 tracing::warn!(branch = %branch, error = %e, "writing the books checkpoint after a month close");
             }
         }
-        st.books.insert(*branch, books);
-        st.branches.insert(*branch, rec);
-        if let Some(change) = down {
-            change.install(st);
+        if flushed.is_ok() {
+            slot.committed(&books);
         }
-        for item in used {
-            st.approvals.items.insert((item.draft.branch, item.draft.id), item);
-        }
-        Ok(outcome)
+        *work = Some(books);
+        flushed.map(|()| outcome)
     }
 
     /// Writes a batch's entry index and the signed batch, above the branch's head: staged,
@@ -196,4 +252,10 @@ impl Store {
     pub(crate) fn stage(&self, branch: &BranchCode, index: &[(u64, EntryHash)], first_in_batch: u64, signed: &SignedBatch) -> Result<()> {
         self.journal.stage(branch, index, first_in_batch, signed)
     }
+}
+
+/// The state lock. A panic while holding it ends the process (`edge::stop_on_panic`), and
+/// a poisoned lock is never used: memory it guarded may be half-updated; disk is the truth.
+pub(crate) fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    edge::lock(state)
 }

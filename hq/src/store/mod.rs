@@ -18,16 +18,20 @@
 //! in), `keys_index` (which branch holds which key; revocation), `profile` (what a branch
 //! is sent and posted against), `profile_versions` (every version issued, posted against
 //! again), `scope_parties` (branch scopes, customers and suppliers), `sync_ctx` (what the
-//! sync session is shown), `down` (the down queues and the review items), `error`.
+//! sync session is shown), `down` (the down queues and the review items), `books_slot`
+//! (a branch's working books and the snapshot readers get), `group_commit` (one flush for
+//! many writers), `error`.
 //! This module holds the `Store` handle and its open, load and flush; it must not hold
 //! any of the above.
 
 mod admin;
 mod apply;
 mod approvals;
+mod books_slot;
 mod down;
 mod drill;
 mod error;
+mod group_commit;
 mod journal;
 mod keys;
 mod keys_index;
@@ -50,6 +54,7 @@ use protocol::codes::{BranchCode, PartyCode, ProductCode};
 
 pub use apply::ApplyOutcome;
 pub use approvals::{ApprovalDecision, ApprovalItem, ApprovalState};
+pub use books_slot::BranchBooks;
 pub use down::{Decision, DownState, ReviewItem, ReviewKind};
 pub use error::{EnrollError, StoreError};
 pub use keys_index::{KeyIndex, KeyStatus, RevokedKey};
@@ -57,7 +62,7 @@ pub use people::{people_of, PeopleError, PEOPLE_MAX};
 pub use profile::profile_of;
 pub use records::{BranchRecord, EntryIndex, Rejection, TokenRecord};
 pub use rejections::{REJECTIONS_KEPT_MAX, REJECTIONS_RECENT_MAX};
-pub use state::{consolidated, position, State};
+pub use state::{consolidated, merged, position, snapshots, State};
 pub use sync_ctx::Ctx;
 
 use error::Result;
@@ -81,6 +86,8 @@ pub struct Store {
     /// Flushes since open: every durable write ends in one, so this counts HQ's disk
     /// writes (the QUIC door's tests check that refused peers cost none).
     flushes: std::sync::atomic::AtomicU64,
+    /// Writers waiting for durability share flushes (`group_commit`).
+    group: edge::GroupCommit,
 }
 
 impl Store {
@@ -102,6 +109,7 @@ impl Store {
             files,
             checkpoint_after: checkpoint::CHECKPOINT_AFTER_ENTRIES,
             flushes: Default::default(),
+            group: Default::default(),
         })
     }
 
@@ -124,7 +132,7 @@ impl Store {
             if replayed > self.checkpoint_after {
                 self.write_checkpoint(code, &books, rec.head)?;
             }
-            st.books.insert(*code, books);
+            st.books.insert(*code, std::sync::Arc::new(BranchBooks::new(books)));
         }
         for item in self.tree.scan_prefix([b'c']) {
             let (k, v) = item?;

@@ -4,12 +4,14 @@
 //! touch sled.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use protocol::books::{Books, Position};
 use protocol::codes::{BranchCode, OperatorId, PartyCode, ProductCode, WarehouseCode};
 use protocol::decimal_serde::Dec;
 use protocol::profile::{PersonEntry, Product, ProfileSource};
 
+use super::books_slot::BranchBooks;
 use super::keys_index::KeyIndex;
 use super::records::{BranchRecord, Rejection};
 
@@ -27,8 +29,10 @@ pub struct State {
     /// warehouses and every other code (`protocol::profile::default_scope`).
     pub scopes: BTreeMap<BranchCode, protocol::scope::Scope>,
     /// Each branch's books, computed by the same posting code the branch ran. Rebuilt at
-    /// start by replaying the stored journals; the journals are the truth.
-    pub books: BTreeMap<BranchCode, Books>,
+    /// start by replaying the stored journals; the journals are the truth. Each is its own
+    /// slot (writer's copy + readers' snapshot, `books_slot`), so a branch's apply holds
+    /// no state lock while it posts and waits for its flush.
+    pub books: BTreeMap<BranchCode, Arc<BranchBooks>>,
     pub profile_version: u64,
     pub recent_rejections: BTreeMap<BranchCode, Vec<Rejection>>,
     pub last_seen_unix: BTreeMap<BranchCode, u64>,
@@ -56,6 +60,20 @@ pub type Overdrafts = BTreeMap<protocol::codes::AccountCode, Dec>;
 static NO_OVERDRAFTS: Overdrafts = BTreeMap::new();
 
 impl State {
+    /// The books slot of an enrolled branch, made on first use (`None` for a code HQ
+    /// does not know, so strangers cannot make HQ allocate).
+    pub fn books_slot(&mut self, branch: &BranchCode) -> Option<Arc<BranchBooks>> {
+        if !self.branches.contains_key(branch) {
+            return None;
+        }
+        Some(self.books.entry(*branch).or_default().clone())
+    }
+
+    /// Every branch's books slot, to take snapshots from after the state lock is let go.
+    pub fn book_slots(&self) -> Vec<(BranchCode, Arc<BranchBooks>)> {
+        self.books.iter().map(|(c, s)| (*c, s.clone())).collect()
+    }
+
     /// What HQ holds of `branch`'s profile, borrowed: the source of the profile it sends
     /// and of the one posting checks against (`protocol::profile::ProfileSource`).
     pub fn profile_source(&self, branch: &BranchCode) -> Option<ProfileSource<'_>> {
@@ -77,13 +95,24 @@ impl State {
 
 /// Consolidated position lookups for reports.
 pub fn position(st: &State, w: &WarehouseCode, p: &ProductCode) -> Position {
-    st.books.values().map(|b| b.position(&(*w, *p))).find(|p| !p.is_zero()).unwrap_or_default()
+    st.books.values().filter_map(|s| s.snapshot()).map(|b| b.position(&(*w, *p))).find(|p| !p.is_zero()).unwrap_or_default()
+}
+
+/// Snapshots of every branch's books (each as of its own durable head), taken without
+/// waiting for a write; call with the slots from [`State::book_slots`], outside the lock.
+pub fn snapshots(slots: &[(BranchCode, Arc<BranchBooks>)]) -> Vec<(BranchCode, Arc<Books>)> {
+    slots.iter().filter_map(|(c, s)| Some((*c, s.snapshot()?))).collect()
 }
 
 /// All branches' books added together, for consolidated reports.
 pub fn consolidated(st: &State) -> Books {
+    merged(&snapshots(&st.book_slots()))
+}
+
+/// Snapshots added together.
+pub fn merged(snaps: &[(BranchCode, Arc<Books>)]) -> Books {
     let mut all = Books::default();
-    for b in st.books.values() {
+    for (_, b) in snaps {
         all.absorb(b);
     }
     all

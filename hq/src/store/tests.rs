@@ -132,11 +132,11 @@ fn a_batch_staged_but_never_committed_is_not_applied_and_its_resend_applies_once
     let outcome = store.apply(&mut st, &sh, entries, head2, &signed2, 3, 0).expect("resend");
     assert_eq!(outcome.applied, 2);
     assert_eq!(p0000(&st).qty, applied.qty * Decimal::TWO);
-    let digest = st.books[&sh].digest();
+    let digest = st.books[&sh].snapshot().expect("books").digest();
     drop(store);
     let store = reopen(dir.path(), "reopen again");
     let st = store.load().expect("reload again");
-    assert_eq!(st.books[&sh].digest(), digest, "replay gives the books memory had");
+    assert_eq!(st.books[&sh].snapshot().expect("books").digest(), digest, "replay gives the books memory had");
     assert!(store.document(&st, &sh, 4).expect("lookup").is_some());
 }
 
@@ -157,11 +157,11 @@ fn a_restart_replays_only_past_the_checkpoint_and_ignores_one_of_another_history
     let (entries, head2, signed) = batch_of((5..=6).map(gain).collect(), head);
     store.apply(&mut st, &sh, entries, head2, &signed, 5, 0).expect("second batch");
     let (books, replayed) = store.replay_counted(&sh).expect("replay");
-    assert_eq!((replayed, books.digest()), (2, st.books[&sh].digest()));
+    assert_eq!((replayed, books.digest()), (2, st.books[&sh].snapshot().expect("books").digest()));
 
     store.tree.insert(key(b's', &[b"SH"]), checkpoint::seal(&Books::default(), 4, EntryHash([9; 32]))).expect("write");
     let (books, replayed) = store.replay_counted(&sh).expect("replay");
-    assert_eq!((replayed, books.digest()), (6, st.books[&sh].digest()));
+    assert_eq!((replayed, books.digest()), (6, st.books[&sh].snapshot().expect("books").digest()));
 }
 
 #[test]
@@ -188,7 +188,7 @@ fn a_month_close_leaves_a_checkpoint_so_the_next_start_replays_nothing() {
     let outcome = store.apply(&mut st, &sh, entries, head, &signed, 1, 0).expect("apply");
     assert_eq!(outcome.applied, 3, "{:?}", outcome.quarantined);
     let (books, replayed) = store.replay_counted(&sh).expect("replay");
-    assert_eq!((replayed, books.digest()), (0, st.books[&sh].digest()));
+    assert_eq!((replayed, books.digest()), (0, st.books[&sh].snapshot().expect("books").digest()));
 }
 
 #[test]
@@ -231,4 +231,107 @@ fn an_overdraft_allowance_is_a_profile_version_and_survives_a_restart() {
     assert_eq!(st.profile_source(&sh).expect("branch").whole().overdraft(&bank), allow);
     store.set_overdraft(&mut st, sh, bank, None).expect("remove");
     assert_eq!(st.profile_source(&sh).expect("branch").whole().overdraft(&bank), Decimal::ZERO);
+}
+
+/// Copies a store's files as they are on disk now: what a crash at this instant leaves.
+fn crash_copy(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for item in std::fs::read_dir(from).expect("read dir") {
+        let item = item.expect("dir entry");
+        let target = to.join(item.file_name());
+        if item.file_type().expect("file type").is_dir() {
+            crash_copy(&item.path(), &target);
+        } else {
+            std::fs::copy(item.path(), target).expect("copy");
+        }
+    }
+}
+
+#[test]
+fn many_branches_apply_concurrently_each_batch_once_and_acked_only_when_durable() {
+    const BRANCHES: usize = 8;
+    const BATCHES: u32 = 12;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (store, mut st, _) = setup(dir.path(), 0);
+    let codes: Vec<(BranchCode, String)> = (0..BRANCHES)
+        .map(|i| {
+            let code = BranchCode::new(format!("B{}", char::from(b'A' + i as u8))).expect("code");
+            let w = format!("W{i:02}");
+            let warehouses = BTreeSet::from([WarehouseCode::new(&w).expect("warehouse")]);
+            store.add_branch(&mut st, code, format!("branch {i}"), warehouses, 0, 60).expect("add branch");
+            (code, w)
+        })
+        .collect();
+    let version = st.profile_version;
+    let state = std::sync::Mutex::new(st);
+    let ingest_done = std::sync::atomic::AtomicBool::new(false);
+    let acked: Vec<ChainHead> = std::thread::scope(|scope| {
+        // A reader takes snapshots all the while: each is a whole number of batches.
+        let reader = scope.spawn(|| {
+            let mut reads = 0u64;
+            while !ingest_done.load(std::sync::atomic::Ordering::Acquire) {
+                let slots = apply::lock(&state).book_slots();
+                for (code, snap) in snapshots(&slots) {
+                    let w = &codes.iter().find(|(c, _)| *c == code).expect("known branch").1;
+                    let pos = snap.position(&(WarehouseCode::new(w).expect("warehouse"), ProductCode::new("P0000").expect("product")));
+                    assert_eq!(pos.qty % Decimal::TWO, Decimal::ZERO, "a snapshot holds half a batch of {code}: {}", pos.qty);
+                    reads += 1;
+                }
+            }
+            reads
+        });
+        let writers: Vec<_> = codes
+            .iter()
+            .map(|(code, w)| {
+                let (store, state) = (&store, &state);
+                scope.spawn(move || {
+                    let mut head = ChainHead::EMPTY;
+                    for b in 0..BATCHES {
+                        let doc = |serial| {
+                            let mut d = sample_doc_lines(code.as_str(), w, DocType::StockGain, serial, 1);
+                            d.header.profile_version = version;
+                            d
+                        };
+                        let mut entries = Vec::new();
+                        let mut next = head;
+                        for d in [doc(2 * b + 1), doc(2 * b + 2)] {
+                            let (entry, bytes, n) = next.append(d);
+                            entries.push(VerifiedEntry { entry, hash: n.hash, bytes });
+                            next = n;
+                        }
+                        let signed = SignedBatch::sign(code, entries.iter().map(|e| e.bytes.clone()).collect(), &test_key(1));
+                        let slot = apply::lock(state).books_slot(code).expect("slot");
+                        let mut work = slot.writer();
+                        let outcome =
+                            store.apply_shared(state, &slot, &mut work, code, entries, next, &signed, head.seq + 1, 0).expect("apply");
+                        assert_eq!((outcome.applied, outcome.quarantined.len()), (2, 0));
+                        head = next;
+                    }
+                    head
+                })
+            })
+            .collect();
+        let heads = writers.into_iter().map(|w| w.join().expect("writer")).collect();
+        ingest_done.store(true, std::sync::atomic::Ordering::Release);
+        assert!(reader.join().expect("reader") > 0);
+        heads
+    });
+    let (flushes, tickets) = store.group_commit_stats();
+    assert_eq!(tickets, (BRANCHES as u64) * u64::from(BATCHES), "every batch waited for a flush that covered it");
+    assert!(flushes <= tickets);
+    // A crash right after the last ack, with no flush after it: every acked head is there.
+    let copy = tempfile::tempdir().expect("temp dir");
+    crash_copy(&dir.path().join("hq"), &copy.path().join("hq"));
+    let st = apply::lock(&state);
+    let crashed = Store::open(&copy.path().join("hq")).expect("open the copy");
+    let again = crashed.load().expect("load the copy");
+    for ((code, w), head) in codes.iter().zip(&acked) {
+        assert_eq!(again.branches[code].head, *head, "{code}: the acked head survived");
+        assert_eq!(again.branches[code].docs_applied, 2 * u64::from(BATCHES), "{code}: each document applied once");
+        let key = (WarehouseCode::new(w).expect("warehouse"), ProductCode::new("P0000").expect("product"));
+        let live = st.books[code].snapshot().expect("books");
+        let replayed = again.books[code].snapshot().expect("books");
+        assert_eq!(replayed.digest(), live.digest(), "{code}: replay gives the books memory had");
+        assert_eq!(live.position(&key).qty, replayed.position(&key).qty);
+    }
 }

@@ -12,6 +12,8 @@
 //! - `tls`: a branch's client certificate bound to its enrolled ed25519 key, and the
 //!   key read back from a peer's certificate.
 //! - `durable`: fsyncs what sled leaves unsynced (its blob files and their directories).
+//! - `group_commit`: one flush for many writers that wrote meanwhile (HQ's batches of
+//!   many branches, the branch's concurrent posts); the flush itself is the caller's.
 //! - `init_tracing`: the one logging setup of both binaries.
 //! - `stop_on_panic` and `lock`: a panic anywhere stops the whole process, and a lock is
 //!   never used after a panic poisoned it (see `stop_on_panic`).
@@ -27,12 +29,14 @@ pub mod api;
 pub mod clock;
 pub mod durable;
 pub mod framed;
+pub mod group_commit;
 pub mod session;
 pub mod tls;
 pub mod transport;
 
 pub use clock::{now_unix, today_at, BusinessZone, MonotonicClock, ZoneError, SHANGHAI_UTC_OFFSET_MINUTES};
 pub use framed::{spawn_budgeted_reader, spawn_reader, write_message, ByteBudget, FrameError, FrameReader, Inbox};
+pub use group_commit::{GroupCommit, GroupFlushError};
 pub use transport::{hq_transport_config, transport_config, HqTransportLimits};
 
 /// Makes any panic, on any thread or task, end the process (after the usual message)

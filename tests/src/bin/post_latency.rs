@@ -11,7 +11,7 @@
 //! Each iteration also times, in rotating order so none always follows a post:
 //! - `GET /api/sync`, a cheap read (a status copy under a mutex): the baseline, the cost
 //!   of HTTP on loopback plus the agent's request handling;
-//! - writing 512 bytes in place into a preallocated file in the agent's data directory,
+//! - writing 1 KiB in place into a preallocated file in the agent's data directory,
 //!   then `fdatasync`: what the disk asks for one write that survives a power cut;
 //! - the same write, then `sync_file_range(WAIT_BEFORE | WRITE | WAIT_AFTER)`: what
 //!   sled 0.34's `flush` does per call on Linux (see `range_write`).
@@ -48,6 +48,43 @@ struct Args {
     /// Stop HQ before timing, so the forwarder is idle (the shop offline).
     #[arg(long)]
     without_hq: bool,
+    /// After the sequential run: posts/s with this many concurrent clients beside one
+    /// client (each for `--concurrent-seconds`); 0 skips it.
+    #[arg(long, default_value_t = 8)]
+    clients: usize,
+    #[arg(long, default_value_t = 5)]
+    concurrent_seconds: u64,
+}
+
+/// Posts stock gains from `clients` concurrent clients for `seconds`; posts answered/s.
+async fn concurrent_posts(agent: &AgentProc, clients: usize, seconds: u64, day: usize) -> anyhow::Result<f64> {
+    let end = Instant::now() + Duration::from_secs(seconds);
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let body = json!({"doc_type": "BY", "date": format!("2026-12-{:02}", 1 + day % 28), "warehouse": WAREHOUSE,
+            "lines": [{"product": "P0000", "qty": "1", "unit_price": "1.00"}]});
+        let base = agent.url("");
+        let token = agent.token.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while Instant::now() < end {
+                let mut req = client().post(format!("{base}/api/documents")).json(&body);
+                if let Some(t) = &token {
+                    req = req.bearer_auth(t);
+                }
+                let (_, status, v) = timed(req).await?;
+                ensure!((200..300).contains(&status), "concurrent post: {status} {v}");
+                n += 1;
+            }
+            anyhow::Ok(n)
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await??;
+    }
+    Ok(total as f64 / t0.elapsed().as_secs_f64())
 }
 
 const BRANCH: &str = "SH";
@@ -200,7 +237,7 @@ async fn get_sync(agent: &AgentProc) -> anyhow::Result<(Duration, Value)> {
 
 /// Size of the file the disk probe writes into, allocated and synced before timing.
 const PROBE_FILE_BYTES: u64 = 4 << 20;
-const PROBE_WRITE_BYTES: u64 = 512;
+const PROBE_WRITE_BYTES: u64 = 1024;
 
 /// A file written in place, as sled writes into its log segments: the size never
 /// changes, so `fdatasync` has only the data to flush, not the file's metadata.
@@ -215,7 +252,7 @@ fn probe_offset(k: usize) -> u64 {
     (k as u64 * PROBE_WRITE_BYTES) % PROBE_FILE_BYTES
 }
 
-/// Writes 512 bytes at the `k`-th place and waits for `fdatasync`: one durable write,
+/// Writes 1 KiB at the `k`-th place and waits for `fdatasync`: one durable write,
 /// nothing else.
 fn disk_write(f: &std::fs::File, k: usize) -> anyhow::Result<Duration> {
     use std::os::unix::fs::FileExt;
@@ -225,7 +262,7 @@ fn disk_write(f: &std::fs::File, k: usize) -> anyhow::Result<Duration> {
     Ok(t0.elapsed())
 }
 
-/// Writes 512 bytes at the `k`-th place and waits as sled 0.34's `flush` does on Linux
+/// Writes 1 KiB at the `k`-th place and waits as sled 0.34's `flush` does on Linux
 /// (`pagecache/iobuf.rs`): `sync_file_range` with WAIT_BEFORE | WRITE | WAIT_AFTER. That
 /// waits until the kernel has handed the range to the device, but flushes neither the
 /// device's write cache nor the file's metadata; sled leaves those to a background
@@ -422,8 +459,8 @@ async fn main() -> anyhow::Result<()> {
     println!("{:<30} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10}", "ms", "median", "p90", "p99", "p99.9", "max", "mean", "per second");
     println!("{}", posts.row("POST /api/documents"));
     println!("{}", reads.row("GET /api/sync (baseline)"));
-    println!("{}", disk.row("512 B write + fdatasync"));
-    println!("{}", range.row("512 B write + sync_file_range"));
+    println!("{}", disk.row("1 KiB write + fdatasync"));
+    println!("{}", range.row("1 KiB write + sync_file_range"));
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     println!();
     println!(
@@ -461,6 +498,17 @@ async fn main() -> anyhow::Result<()> {
         if b["documents_applied"].as_u64() != Some(last_seq) {
             bail!("HQ applied {} documents, the branch posted {last_seq}", b["documents_applied"]);
         }
+    }
+    if args.clients > 0 {
+        // Stock gains on their own days, so numbering never runs out within a day.
+        let one = concurrent_posts(&agent, 1, args.concurrent_seconds, 0).await?;
+        let many = concurrent_posts(&agent, args.clients, args.concurrent_seconds, 1).await?;
+        println!(
+            "concurrent posts (stock gains, {} s each): 1 client {one:.0}/s, {} clients {many:.0}/s ({:.1}x)",
+            args.concurrent_seconds,
+            args.clients,
+            many / one
+        );
     }
     println!("machine after: load average {load_after}");
     drop((agent, hq));
