@@ -115,7 +115,7 @@ pub fn store_hq_key(store_path: &std::path::Path, key: [u8; 32]) -> anyhow::Resu
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    edge::lock(&m)
+    edge::lock(m)
 }
 
 impl Down {
@@ -315,8 +315,7 @@ fn reopen_one(store: &Store, order: &ReopenOrder, date: protocol::date::Business
         Some(c) if c < order.period => return Ok(format!("{} is open already", order.period.label())),
         _ => {}
     }
-    let mut ext = protocol::document::DocExt::default();
-    ext.period = Some(order.period);
+    let ext = protocol::document::DocExt { period: Some(order.period), ..Default::default() };
     let warehouse = store.profile().warehouses.iter().next().copied().ok_or("the branch has no warehouse in its profile")?;
     let draft = protocol::document::Draft {
         doc_type: protocol::document::DocType::PeriodReopen,

@@ -443,11 +443,8 @@ fn one(c: &Corpus, target: Target, rng: &mut StdRng) -> bool {
                 let n = rng.gen_range(1..=stream.len() - at);
                 dec.push(&stream[at..at + n]);
                 at += n;
-                loop {
-                    match dec.next_message() {
-                        Ok(Some(_)) => accepted = true,
-                        Ok(None) | Err(_) => break,
-                    }
+                while let Ok(Some(_)) = dec.next_message() {
+                    accepted = true;
                 }
             }
             accepted

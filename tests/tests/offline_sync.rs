@@ -40,7 +40,7 @@ async fn branches_post_offline_and_hq_merges_exactly_once() -> anyhow::Result<()
     let refused = sh.post(&doc("XS", "SH01", &[("P0001", "100000", "1")])).await?;
     assert!(matches!(&refused, Err((422, msg)) if msg.contains("not enough stock")), "{refused:?}");
     let refused = sh.post(&doc("JH", "HB01", &[("P0001", "1", "1")])).await?;
-    assert!(matches!(&refused, Err((422, msg)) if msg.contains("outside this branch's scope")), "{refused:?}");
+    assert!(matches!(&refused, Err((422, msg)) if msg.contains("HB01 is outside SH's warehouses")), "{refused:?}");
     let refused = sh.post(&doc("JH", "SH01", &[("NOPE", "1", "1")])).await?;
     assert!(matches!(&refused, Err((422, msg)) if msg.contains("unknown product")), "{refused:?}");
 

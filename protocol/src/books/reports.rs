@@ -519,7 +519,8 @@ pub enum Report {
     Stock(Vec<StockRow>),
     Distribution(Vec<DistributionRow>),
     Trial(Vec<TrialBalanceRow>),
-    Income(IncomeStatement),
+    // Boxed: the statement (with its year to date) is several times the other variants.
+    Income(Box<IncomeStatement>),
     Balance(BalanceSheet),
     Ageing(Vec<AgeingRow>),
     Cash(Vec<CashRow>),
@@ -541,7 +542,7 @@ pub fn run(books: &Books, name: &str, p: ReportParams) -> Option<Report> {
         "stock-status" => Report::Stock(stock_status(books)),
         "stock-distribution" => Report::Distribution(stock_distribution(books)),
         "trial-balance" => Report::Trial(trial_balance(books)),
-        "income-statement" => Report::Income(income_statement_for(books, p.from, p.to, Period::of(p.as_of))),
+        "income-statement" => Report::Income(Box::new(income_statement_for(books, p.from, p.to, Period::of(p.as_of)))),
         "balance-sheet" => Report::Balance(balance_sheet(books)),
         "receivables" => Report::Ageing(ageing(books, Side::Receivable, p.as_of)),
         "payables" => Report::Ageing(ageing(books, Side::Payable, p.as_of)),
