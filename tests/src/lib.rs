@@ -1,3 +1,4 @@
 pub mod cluster;
 pub mod fuzz;
+pub mod raw_client;
 pub mod relay;

@@ -15,47 +15,8 @@ use protocol::codes::BranchCode;
 use protocol::document::DocType;
 use protocol::journal::{ChainHead, EntryHash, JournalEntry};
 use protocol::testkit::{sample_doc_lines, test_key};
-use protocol::wire::{Message, RejectCode, ALPN};
+use protocol::wire::{Message, RejectCode};
 use protocol::SigningKey;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-
-/// Test-only: accepts HQ's certificate without pinning (the pinning itself is tested by
-/// every real agent connection).
-#[derive(Debug)]
-struct AnyCert(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for AnyCert {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &rustls::DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
-    }
-    fn verify_tls13_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &rustls::DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
-    }
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
 
 struct Raw {
     _conn: quinn::Connection,
@@ -70,21 +31,9 @@ async fn connect(hq: SocketAddr) -> anyhow::Result<Raw> {
 }
 
 async fn connect_as(hq: SocketAddr, key: Option<&SigningKey>) -> anyhow::Result<Raw> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyCert(provider)));
-    let mut tls = match key {
-        Some(k) => {
-            let (cert, der) = edge::tls::branch_client_cert(k)?;
-            builder.with_client_auth_cert(vec![cert], der)?
-        }
-        None => builder.with_no_client_auth(),
-    };
-    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let tls = harness::raw_client::unpinned_tls(key)?;
     let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse()?)?;
-    endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(quinn::crypto::rustls::QuicClientConfig::try_from(tls)?)));
+    endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(tls)));
     let conn = endpoint.connect(hq, "branchline-hq")?.await?;
     let (send, recv) = conn.open_bi().await?;
     Ok(Raw { _conn: conn, send, recv: FrameReader::new(recv) })

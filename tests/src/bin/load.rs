@@ -25,10 +25,8 @@ use protocol::codes::{BranchCode, OperatorId, ProductCode, WarehouseCode};
 use protocol::date::BusinessDate;
 use protocol::document::{DocType, Draft, Line};
 use protocol::journal::ChainHead;
-use protocol::wire::{Message, ALPN};
+use protocol::wire::Message;
 use protocol::{Decimal, SigningKey};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use serde_json::json;
 
 #[derive(Parser)]
@@ -54,60 +52,11 @@ struct Args {
 /// Products in HQ's catalog; each document's lines are drawn from them.
 const PRODUCTS: usize = 5;
 
-/// Test-only: accepts HQ's certificate without pinning (the generator runs on loopback
-/// against an HQ it just started).
-#[derive(Debug)]
-struct AnyCert(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for AnyCert {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &rustls::DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
-    }
-    fn verify_tls13_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &rustls::DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
-    }
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
 /// A client endpoint, with a certificate bound to `key` or none (to enroll).
 fn endpoint(key: Option<&SigningKey>) -> anyhow::Result<quinn::Endpoint> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyCert(provider)));
-    let mut tls = match key {
-        Some(k) => {
-            let (cert, der) = edge::tls::branch_client_cert(k)?;
-            builder.with_client_auth_cert(vec![cert], der)?
-        }
-        None => builder.with_no_client_auth(),
-    };
-    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let tls = harness::raw_client::unpinned_tls(key)?;
     let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse()?)?;
-    let mut client = quinn::ClientConfig::new(Arc::new(quinn::crypto::rustls::QuicClientConfig::try_from(tls)?));
+    let mut client = quinn::ClientConfig::new(Arc::new(tls));
     client.transport_config(edge::transport_config());
     endpoint.set_default_client_config(client);
     Ok(endpoint)
