@@ -59,7 +59,15 @@ impl Refusal {
 
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
-        (self.status, axum::Json(serde_json::json!({ "error": self.error }))).into_response()
+        let too_large = self.status == StatusCode::PAYLOAD_TOO_LARGE;
+        let mut out = (self.status, axum::Json(serde_json::json!({ "error": self.error }))).into_response();
+        // The refused body was never read to its end, so this connection cannot carry
+        // another request: say so, or a client's pool reuses it and its next request
+        // fails with a reset (a CI run saw exactly that after the oversized test).
+        if too_large {
+            out.headers_mut().insert(header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+        }
+        out
     }
 }
 
