@@ -179,6 +179,28 @@ impl Down {
             let order = ReopenOrder { down_seq: msg.seq, period: *period, by: *by, why: why.clone(), posted_by: None };
             batch.insert(&reopen_key(msg.seq), record::seal(&order));
         }
+        match &msg.body {
+            DownBody::TransferOrder(o) => {
+                batch.insert(&crate::transfers::order_key(o.id), record::seal(o));
+            }
+            DownBody::TransferShipped(g) => {
+                batch.insert(&crate::transfers::shipped_key(g.order, msg.seq), record::seal(g));
+            }
+            DownBody::TransferSettle { order, settle, priced, layers, by, why } => {
+                let s = crate::transfers::SettleOrder {
+                    down_seq: msg.seq,
+                    order: *order,
+                    settle: *settle,
+                    priced: *priced,
+                    layers: layers.clone(),
+                    by: *by,
+                    why: why.clone(),
+                    posted_by: None,
+                };
+                batch.insert(&crate::transfers::settle_key(msg.seq), record::seal(&s));
+            }
+            _ => {}
+        }
         if let DownBody::Approval { draft_id, approved, by, note } = &msg.body {
             let decision = crate::drafts::DraftDecision { approved: *approved, by: *by, note: note.clone(), down_seq: msg.seq };
             crate::drafts::stage_decision(tree, &mut batch, *draft_id, decision)?;
@@ -235,6 +257,7 @@ impl Down {
                 }
             }
         }
+        posted += crate::transfers::retry_settlements(store, date)?;
         Ok(posted)
     }
 
@@ -363,6 +386,27 @@ fn describe(body: &DownBody, seq: u64, issued_unix: u64) -> (Notice, Option<Orde
         }
         DownBody::Reopen { period, by, why } => {
             (n("reopen", None, None, format!("{by} ordered {} reopened (反结账): {why}", period.label())), None)
+        }
+        DownBody::TransferOrder(o) => {
+            let what: Vec<String> = o.lines.iter().map(|l| format!("{} × {}", l.product, l.qty)).collect();
+            let text =
+                format!("{} ordered transfer {} from {} to {} ({}): {}", o.by, o.id, o.from_warehouse, o.to, what.join(", "), o.memo);
+            (n("transfer-order", None, None, text), None)
+        }
+        DownBody::TransferShipped(g) => {
+            let what: Vec<String> = g.lines.iter().map(|l| format!("{} × {}", l.product, l.qty)).collect();
+            let text = format!(
+                "{} shipped {} on transfer {} ({}): receive it into {}",
+                g.from,
+                g.shipment,
+                g.order,
+                what.join(", "),
+                g.to_warehouse
+            );
+            (n("transfer-shipped", None, Some(g.shipment.to_string()), text), None)
+        }
+        DownBody::TransferSettle { order, settle, by, why, .. } => {
+            (n("transfer-settle", None, None, format!("{by} settled transfer {order} as {}: {why}", settle.name())), None)
         }
     }
 }

@@ -27,7 +27,7 @@ use crate::store::PostFailure;
 
 type AppState = Arc<Shared>;
 
-pub(crate) struct ApiError(StatusCode, String);
+pub(crate) struct ApiError(pub(crate) StatusCode, pub(crate) String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -168,6 +168,18 @@ fn parse_document(shared: &Shared, session: &Session, body: &[u8]) -> Result<Dra
         return Err(ApiError(
             StatusCode::FORBIDDEN,
             "a month reopen (反结账) is ordered by an HQ auditor (POST /api/periods/{branch}/reopen at HQ); the branch posts it when the order arrives".into(),
+        ));
+    }
+    if matches!(doc_type, DocType::TransferShip | DocType::TransferReceive | DocType::TransferSettle) {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            "transfers between branches go through HQ: ship with POST /api/transfers/{order}/ship, receive with POST /api/transfers/{order}/receive; a settlement is posted when HQ orders it".into(),
+        ));
+    }
+    if req.ext.transfer.is_some() || !req.ext.layers.is_empty() {
+        return Err(ApiError(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "ext.transfer and ext.layers are set only by the transfer routes (/api/transfers)".into(),
         ));
     }
     if req.ext.approval.is_some() {
@@ -510,7 +522,7 @@ async fn post_draft(shared: &Arc<Shared>, draft: Draft) -> Result<(StatusCode, J
 }
 
 /// The answer to a post the store did not take, for every posting route alike.
-fn refusal(e: PostFailure) -> ApiError {
+pub(crate) fn refusal(e: PostFailure) -> ApiError {
     match e {
         PostFailure::Refused(e) => ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
         PostFailure::NeedsApproval(why) => ApiError(StatusCode::UNPROCESSABLE_ENTITY, why),

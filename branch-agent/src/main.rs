@@ -11,6 +11,7 @@ mod shift;
 mod store;
 mod till;
 mod tls;
+mod transfers;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

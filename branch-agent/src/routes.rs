@@ -12,6 +12,7 @@ use protocol::people::{Function as F, Right as R};
 use crate::auth::{self, Access, AgentWeb};
 use crate::http;
 use crate::till::routes as till;
+use crate::transfers;
 
 /// One row of the table.
 pub struct Route {
@@ -52,6 +53,9 @@ pub fn table() -> Vec<Route> {
         POST "/api/drafts" => http::create_draft, Needs(F::Approvals, R::Add);
         GET "/api/drafts" => http::list_drafts, Needs(F::Approvals, R::View);
         POST "/api/drafts/{id}/post" => http::post_approved_draft, Needs(F::Approvals, R::Add);
+        GET "/api/transfers" => transfers::list, Needs(F::WarehouseDocs, R::View);
+        POST "/api/transfers/{order}/ship" => transfers::ship, Needs(F::WarehouseDocs, R::Add);
+        POST "/api/transfers/{order}/receive" => transfers::receive, Needs(F::WarehouseDocs, R::Add);
         GET "/pos" => till::till_page, Needs(F::Till, R::View);
         GET "/pos/display" => till::display_page, Needs(F::Till, R::View);
         GET "/api/pos/display" => till::display, Needs(F::Till, R::View);

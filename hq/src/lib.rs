@@ -25,3 +25,4 @@ pub mod periods;
 pub mod review;
 pub mod server;
 pub mod store;
+pub mod transfers;

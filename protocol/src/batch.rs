@@ -15,7 +15,7 @@ use crate::journal::{check_links, EntryHash, JournalEntry, VerifiedEntry};
 /// Batch body format written by this build. Bump on any change to `BatchBody` or
 /// `JournalEntry` encoding; readers refuse versions they do not know.
 // 3: `DocExt` gained `approval` (the approved draft a document was posted under).
-pub const BATCH_FORMAT_VERSION: u16 = 3;
+pub const BATCH_FORMAT_VERSION: u16 = 4;
 /// Most entries in one batch: bounds HQ's per-batch transaction.
 pub const BATCH_ENTRIES_MAX: usize = 2_000;
 /// Most body bytes in one batch; must stay below the wire frame limit.

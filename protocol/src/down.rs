@@ -61,6 +61,20 @@ pub enum DownBody {
     /// 反结账: an HQ auditor ordered the branch's latest closed month `period` reopened;
     /// the branch posts the reopen document itself (numbered and synced like any other).
     Reopen { period: crate::document::Period, by: OperatorId, why: String },
+    /// A transfer order for the branch to ship (it is the order's `from`).
+    TransferOrder(crate::transfer::TransferOrder),
+    /// Goods another branch shipped to this one: what is coming, with its cost layers.
+    TransferShipped(crate::transfer::ShippedGoods),
+    /// An auditor's decision on an order's discrepancy, for this branch to post as a
+    /// settlement (调拨差异处理) with exactly these lines and layers.
+    TransferSettle {
+        order: crate::transfer::OrderId,
+        settle: crate::transfer::Settle,
+        priced: bool,
+        layers: Vec<crate::transfer::CostLayer>,
+        by: OperatorId,
+        why: String,
+    },
 }
 
 impl DownBody {
@@ -72,6 +86,9 @@ impl DownBody {
             DownBody::Resolution { why, .. } => Some(("why", why)),
             DownBody::Approval { note, .. } => Some(("note", note)),
             DownBody::Reopen { why, .. } => Some(("why", why)),
+            DownBody::TransferOrder(o) => Some(("memo", &o.memo)),
+            DownBody::TransferShipped(_) => None,
+            DownBody::TransferSettle { why, .. } => Some(("why", why)),
         }
     }
 }

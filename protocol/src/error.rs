@@ -145,6 +145,9 @@ pub enum PostError {
     /// Cash or bank would go below the overdraft HQ allows the account (zero unless set).
     #[error("{account} holds {balance}; paying out {taking} would take it below zero by more than the {allowed} HQ allows: move money into it first, or ask HQ for an overdraft allowance")]
     Overdrawn { account: AccountCode, balance: Decimal, taking: Decimal, allowed: Decimal },
+    /// A transfer step whose cost layers are not what its books or lines say.
+    #[error("{doc}: {why}")]
+    TransferLayers { doc: String, why: String },
     #[error("cannot reverse {doc}: {why}")]
     CannotReverse { doc: String, why: String },
     /// The branch clock's rules for a date (`dating`): applied where a document is

@@ -35,6 +35,7 @@ pub mod sync;
 pub mod testkit;
 pub mod text;
 pub mod token;
+pub mod transfer;
 pub mod wire;
 
 pub use ed25519_dalek::{Signature, SigningKey, VerifyingKey};

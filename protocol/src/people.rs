@@ -91,7 +91,8 @@ impl DocFamily {
             PurchaseReceipt | PurchaseReturn | Payment => DocFamily::Purchasing,
             Sale | SalesReturn | Receipt => DocFamily::Sales,
             Retail => DocFamily::Retail,
-            TransferSamePrice | TransferChangedPrice | StockLoss | StockGain | CostAdjustment | Assembly => DocFamily::Warehouse,
+            TransferSamePrice | TransferChangedPrice | StockLoss | StockGain | CostAdjustment | Assembly | TransferShip
+            | TransferReceive | TransferSettle | TransferRequest => DocFamily::Warehouse,
             ConsignOutShip | ConsignOutSettle | ConsignOutReturn | ConsignInReceive | ConsignInSettle | ConsignInReturn => {
                 DocFamily::Consignment
             }

@@ -65,6 +65,10 @@ pub fn table() -> Vec<Route> {
         POST "/api/review/{code}/{seq}/accept" => crate::review::accept, needs(F::Review, R::Manage, T::PathBranch);
         POST "/api/review/{code}/{seq}/reverse" => crate::review::reverse, needs(F::Review, R::Manage, T::PathBranch);
         POST "/api/periods/{code}/reopen" => crate::periods::reopen, needs(F::Review, R::Manage, T::PathBranch);
+        POST "/api/transfers" => crate::transfers::order, needs(F::Transfers, R::Add, T::Hq);
+        GET "/api/transfers" => crate::transfers::list, needs(F::Transfers, R::View, T::Hq);
+        GET "/api/transfers/in-transit" => crate::transfers::in_transit, needs(F::Transfers, R::View, T::Hq);
+        POST "/api/transfers/{order}/settle" => crate::transfers::settle, needs(F::Transfers, R::Approve, T::Hq);
         GET "/api/approvals" => crate::approvals::list, needs(F::Approvals, R::View, T::Hq);
         POST "/api/approvals/{code}/{id}/approve" => crate::approvals::approve, needs(F::Approvals, R::Approve, T::PathBranch);
         POST "/api/approvals/{code}/{id}/refuse" => crate::approvals::refuse, needs(F::Approvals, R::Approve, T::PathBranch);

@@ -133,6 +133,8 @@ impl Store {
         let mut notices = Vec::new();
         // Approvals that documents of this batch used: (branch, draft id, branch seq).
         let mut approvals_used = Vec::new();
+        // Applied shipments, forwarded to their receivers in the commit write.
+        let mut shipments = Vec::new();
         let staged = std::thread::scope(|scope| {
             let stage = scope.spawn(|| self.stage(branch, &index, first_in_batch, signed));
             // Entries come by value: each document moves into the books' reversal window
@@ -158,6 +160,24 @@ impl Store {
                                 }
                             }
                         }
+                    }
+                }
+                // Transfer steps: against the order HQ issued and what it forwarded, with
+                // the branch's books before the step (quarantined but applied: it posts).
+                let step =
+                    matches!(e.entry.doc.header.doc_type, DocType::TransferShip | DocType::TransferReceive | DocType::TransferSettle);
+                if step && c.posting.is_some() && !matches!(c.mark, Some(Mark::Quarantined { .. })) {
+                    let st = lock(state);
+                    match super::transfers::check_step(&st.transfers, branch, &e.entry.doc, &books) {
+                        Err(why) => {
+                            c.mark = Some(Mark::Quarantined { reason: format!("transfer step refused by HQ: {why}"), applied: true })
+                        }
+                        Ok(()) if e.entry.doc.header.doc_type == DocType::TransferShip => {
+                            if let Some(o) = e.entry.doc.header.ext.transfer.as_ref().and_then(|r| st.transfers.orders.get(&r.order)) {
+                                shipments.extend(protocol::transfer::ShippedGoods::from_shipment(&e.entry.doc, o.to_warehouse));
+                            }
+                        }
+                        Ok(()) => {}
                     }
                 }
                 match &c.mark {
@@ -198,6 +218,13 @@ impl Store {
             rec.last_applied_unix = Some(now_unix);
             commit.insert(branch_key(branch), record::seal(&rec));
             let used = self.stage_approvals_used(&st, &approvals_used, &mut commit);
+            // A shipment HQ cannot forward (no down key, the receiver's queue full) is not
+            // applied: the branch resends it, and it is forwarded once it can be.
+            let forwards = if shipments.is_empty() {
+                None
+            } else {
+                Some(self.stage_forwards(&st, std::mem::take(&mut shipments), now_unix, &mut commit)?)
+            };
             let down = if notices.is_empty() {
                 None
             } else {
@@ -214,6 +241,9 @@ impl Store {
             }
             for item in used {
                 st.approvals.items.insert((item.draft.branch, item.draft.id), item);
+            }
+            if let Some(f) = forwards {
+                f.install(&mut st);
             }
             Ok(())
         });

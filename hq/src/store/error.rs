@@ -62,6 +62,9 @@ pub enum StoreError {
     /// A down-queue operation refused (queue full, an ack beyond what was sent).
     #[error("down channel: {0}")]
     Down(protocol::down::DownError),
+    /// A transfer order HQ cannot issue as given (the text says why and what to fix).
+    #[error("transfer: {0}")]
+    Transfer(String),
     /// HQ has no down-channel key loaded, so it cannot sign down messages.
     #[error("HQ's down-channel key is not loaded; nothing can be sent down to branches")]
     NoDownKey,

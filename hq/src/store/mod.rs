@@ -46,6 +46,7 @@ mod state;
 mod sync_ctx;
 #[cfg(test)]
 mod tests;
+pub(crate) mod transfers;
 
 use std::path::Path;
 
@@ -173,6 +174,7 @@ impl Store {
         self.load_key_index(&mut st)?;
         self.load_down(&mut st)?;
         self.load_approvals(&mut st)?;
+        self.load_transfers(&mut st)?;
         // A store from before versions were kept, or a crash between a change and its
         // issue: the version branches will be sent is recorded before any session runs.
         self.issue_profiles(&st)?;

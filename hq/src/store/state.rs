@@ -51,6 +51,8 @@ pub struct State {
     /// Per branch: how far below zero each cash/bank account may go (`hq account
     /// overdraft`); sent in the branch's profile.
     pub overdrafts: BTreeMap<BranchCode, Overdrafts>,
+    /// Cross-branch transfer orders and the shipments forwarded to receivers.
+    pub transfers: super::transfers::TransferState,
 }
 
 /// One branch's overdraft allowances, by cash/bank account.
@@ -109,11 +111,17 @@ pub fn consolidated(st: &State) -> Books {
     merged(&snapshots(&st.book_slots()))
 }
 
-/// Snapshots added together.
+/// Snapshots added together. With more than one branch, what the branches owe each other
+/// for transfers (内部往来, 内部调拨差价) is eliminated into goods in transit
+/// (`Books::eliminate_inter_branch`), so the company's statements show no intercompany
+/// profit; one branch's books are shown as that branch keeps them.
 pub fn merged(snaps: &[(BranchCode, Arc<Books>)]) -> Books {
     let mut all = Books::default();
     for (_, b) in snaps {
         all.absorb(b);
+    }
+    if snaps.len() > 1 {
+        all.eliminate_inter_branch();
     }
     all
 }

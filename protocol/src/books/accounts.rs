@@ -9,9 +9,17 @@ pub const BANK: &str = "1002";
 pub const RECEIVABLE: &str = "1122";
 /// Presentation only: a debit balance on payables is shown as advances to suppliers.
 pub const ADVANCES_TO_SUPPLIERS: &str = "1123";
+/// 其他应收款: a claim against a carrier for goods lost in transit.
+pub const OTHER_RECEIVABLE: &str = "1221";
 pub const CONSIGNED_IN_GOODS: &str = "1321";
+/// 在途物资: goods between branches, at the shipped cost. Only in consolidated statements,
+/// where 内部往来 and 内部调拨差价 are eliminated into it; no branch posts to it.
+pub const GOODS_IN_TRANSIT: &str = "1402";
 pub const INVENTORY: &str = "1405";
 pub const CONSIGNED_OUT_GOODS: &str = "1406";
+/// 内部往来: what one branch owes or is owed by the others for goods transferred between
+/// them (the shipper debits it, the receiver credits it); eliminated in consolidation.
+pub const INTER_BRANCH: &str = "1560";
 pub const PAYABLE: &str = "2202";
 /// Presentation only: a credit balance on receivables is shown as advances from customers.
 pub const ADVANCES_FROM_CUSTOMERS: &str = "2203";
@@ -22,6 +30,10 @@ pub const PROFIT_THIS_YEAR: &str = "3103";
 /// 利润分配—未分配利润: where the year-end close carries the year's profit.
 pub const RETAINED_EARNINGS: &str = "3104";
 pub const REVENUE: &str = "6001";
+/// 内部调拨差价: the transfer price less cost of goods moved between branches (the
+/// shipper's credit, the receiver's debit); eliminated in consolidation, so the company
+/// shows no intercompany profit.
+pub const TRANSFER_MARGIN: &str = "6052";
 pub const OTHER_INCOME: &str = "6301";
 pub const COST_OF_SALES: &str = "6401";
 pub const TRANSFER_PRICE_DIFFERENCE: &str = "6402";
@@ -56,6 +68,10 @@ pub fn name(chart: &str) -> &'static str {
         RECEIVABLE => "应收账款 receivables",
         ADVANCES_TO_SUPPLIERS => "预付账款 advances to suppliers",
         CONSIGNED_IN_GOODS => "受托代销商品 consigned-in goods",
+        OTHER_RECEIVABLE => "其他应收款 other receivables",
+        GOODS_IN_TRANSIT => "在途物资 goods in transit",
+        INTER_BRANCH => "内部往来 inter-branch",
+        TRANSFER_MARGIN => "内部调拨差价 inter-branch transfer margin",
         INVENTORY => "库存商品 inventory",
         CONSIGNED_OUT_GOODS => "发出商品 goods on consignment",
         PAYABLE => "应付账款 payables",
@@ -78,7 +94,18 @@ pub fn name(chart: &str) -> &'static str {
 /// Accounts whose balance is carried by a sub-ledger; manual entries may not touch them,
 /// or the sub-ledger and the general ledger would disagree.
 pub fn is_control(chart: &str) -> bool {
-    matches!(chart, RECEIVABLE | PAYABLE | INVENTORY | CONSIGNED_OUT_GOODS | CONSIGNED_IN_GOODS | CONSIGNED_IN_PAYABLE)
+    matches!(
+        chart,
+        RECEIVABLE
+            | PAYABLE
+            | INVENTORY
+            | CONSIGNED_OUT_GOODS
+            | CONSIGNED_IN_GOODS
+            | CONSIGNED_IN_PAYABLE
+            | INTER_BRANCH
+            | TRANSFER_MARGIN
+            | GOODS_IN_TRANSIT
+    )
 }
 
 /// Cash and bank accounts (the cash/bank sub-ledger is these accounts themselves).

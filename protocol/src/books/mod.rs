@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-pub use posting::{post, stock_count_drafts, PostContext};
+pub use posting::{post, shipment_layers, stock_count_drafts, PostContext};
 pub use stock::{LayerOp, Position, Stock};
 
 use crate::codes::{AccountCode, OperatorId, PartyCode, ProductCode, WarehouseCode};
@@ -143,6 +143,17 @@ pub struct Flow {
     pub out_value: Decimal,
 }
 
+/// One product's step of a cross-branch transfer order (`crate::transfer`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransitMove {
+    pub order: crate::transfer::OrderId,
+    pub product: ProductCode,
+    pub step: crate::transfer::Step,
+    pub moved: crate::transfer::Moved,
+    /// A receipt after which nothing more will arrive.
+    pub last: bool,
+}
+
 /// The complete effect of one document.
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Posting {
@@ -163,6 +174,8 @@ pub struct Posting {
     pub reopen: Option<Period>,
     /// Things worth telling the operator that do not stop the posting (sold below cost).
     pub warnings: Vec<String>,
+    /// Cross-branch transfer steps this document made.
+    pub transit: Vec<TransitMove>,
 }
 
 impl Posting {
@@ -347,6 +360,9 @@ pub struct Books {
     /// The year-end carry (本年利润 → 利润分配) each December close posted, so that a
     /// reopen of that December takes it back exactly.
     carries: BTreeMap<Period, Vec<GlLine>>,
+    /// What this branch shipped, received and settled of each HQ transfer order, per
+    /// product (HQ adds both branches' up to see an order's state and what is in transit).
+    transit: BTreeMap<(crate::transfer::OrderId, ProductCode), crate::transfer::Transit>,
 }
 
 /// How far back a red-letter reversal may reach: documents of the month of the latest
@@ -417,6 +433,27 @@ impl Books {
     pub(crate) fn carry(&self, december: Period) -> Option<&Vec<GlLine>> {
         self.carries.get(&december)
     }
+    /// Transfer orders' steps as these books recorded them, per order and product.
+    pub fn transit(&self) -> &BTreeMap<(crate::transfer::OrderId, ProductCode), crate::transfer::Transit> {
+        &self.transit
+    }
+
+    /// Consolidation's elimination of what branches owe each other (HQ, on the absorbed
+    /// books of every branch): 内部往来 and 内部调拨差价 cancel between shipper and
+    /// receiver except for goods still on the road, and what is left of the two is exactly
+    /// those goods at the shipped cost, shown as 在途物资. The margin leaves the income of
+    /// every period too, so the company shows no intercompany profit.
+    pub fn eliminate_inter_branch(&mut self) {
+        let inter = self.gl.remove(&accounts::code(accounts::INTER_BRANCH)).unwrap_or_default();
+        let margin = self.gl.remove(&accounts::code(accounts::TRANSFER_MARGIN)).unwrap_or_default();
+        let transit = inter + margin;
+        if !transit.is_zero() {
+            *self.gl.entry(accounts::code(accounts::GOODS_IN_TRANSIT)).or_default() += transit;
+        }
+        let margin_code = accounts::code(accounts::TRANSFER_MARGIN);
+        self.pl.retain(|(_, a), _| *a != margin_code);
+    }
+
     pub fn is_reversed(&self, n: &DocNumber) -> bool {
         self.reversed.contains(n)
     }
@@ -461,6 +498,9 @@ impl Books {
         }
         for (k, v) in &other.pl {
             *self.pl.entry(*k).or_default() += *v;
+        }
+        for (k, t) in &other.transit {
+            self.transit.entry(*k).or_default().absorb(t);
         }
         self.postings += other.postings;
         self.returnable.extend(other.returnable.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -575,6 +615,9 @@ impl Books {
                 self.returnable.remove(&key);
             }
         }
+        for m in &p.transit {
+            self.transit.entry((m.order, m.product)).or_default().add(m.step, &m.moved, m.last);
+        }
         if let Some(m) = p.cost_method {
             self.cost_method = Some(m);
         }
@@ -656,6 +699,11 @@ impl Books {
         // What may still be returned decides which later returns post.
         for ((n, p), r) in &self.returnable {
             put(&["rt", &n.to_string(), p.as_str(), &d(&r.left.qty), &d(&r.left.value)]);
+        }
+        for ((order, p), t) in &self.transit {
+            let (s, r, x) = (&t.shipped, &t.received, &t.settled);
+            put(&["tr", &order.to_string(), p.as_str(), &d(&s.qty), &d(&s.cost), &d(&s.amount), &d(&r.qty), &d(&r.cost), &d(&r.amount)]);
+            put(&["ts", &d(&x.qty), &d(&x.cost), &d(&x.amount), if t.last_received { "last" } else { "" }]);
         }
         *h.finalize().as_bytes()
     }

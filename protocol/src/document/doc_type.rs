@@ -131,6 +131,16 @@ doc_types! {
     /// 反结账: reopens the latest closed month (`ext.period`); ordered by an HQ auditor
     /// over the down channel and posted by the branch itself, never entered at a branch.
     PeriodReopen = "FJZ", "month reopen", None, Close;
+    /// 调拨出库: goods leave for another branch on an HQ transfer order (`ext.transfer`),
+    /// at cost, into 内部往来; `ext.layers` names the cost layers taken.
+    TransferShip = "DBCK", "transfer shipment", None, Goods;
+    /// 调拨入库: goods of another branch's shipment arrive, at the shipped cost (`ext.layers`).
+    TransferReceive = "DBRK", "transfer receipt", None, Goods;
+    /// 调拨差异处理: a shortfall or excess of a transfer, settled as HQ decided.
+    TransferSettle = "DBCY", "transfer discrepancy settlement", None, Goods;
+    /// 调拨申请 / 要货: a store asks HQ for goods; no effect on the books until HQ turns it
+    /// into a transfer order.
+    TransferRequest = "DBSQ", "replenishment request", None, Goods;
 }
 
 impl DocType {
@@ -187,6 +197,10 @@ impl DocType {
             DocType::ManualEntry => &["凭证"],
             DocType::PeriodClose => &["月结", "结账"],
             DocType::PeriodReopen => &["反结账"],
+            DocType::TransferShip => &["调拨出库"],
+            DocType::TransferReceive => &["调拨入库"],
+            DocType::TransferSettle => &["调拨差异处理"],
+            DocType::TransferRequest => &["调拨申请", "要货"],
         }
     }
 }

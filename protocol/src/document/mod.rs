@@ -283,6 +283,13 @@ pub struct DocExt {
     /// The branch's draft id HQ approved this document under (`protocol::approval`): set
     /// only by posting an approved draft, checked by HQ against the approvals it granted.
     pub approval: Option<u64>,
+    /// Cross-branch transfer steps (调拨出库 / 调拨入库 / 调拨差异处理): the HQ order and,
+    /// for a receipt, the shipment it receives. Required on those types, refused elsewhere.
+    pub transfer: Option<crate::transfer::TransferRef>,
+    /// The cost layers a transfer step moves, in receipt order: what a shipment takes out
+    /// (filled by the branch from its books; posting checks it), what a receipt or a
+    /// settlement takes over from the shipment.
+    pub layers: Vec<crate::transfer::CostLayer>,
 }
 
 /// Most settlements, opening balances or manual lines on one document.

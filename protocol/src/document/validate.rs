@@ -108,6 +108,7 @@ pub(super) fn validate_parts(
         }
         _ => {}
     }
+    transfer_parts(doc_type, lines, ext, &need)?;
     let assembly = doc_type == DocType::Assembly;
     let has = |r: LineRole| lines.iter().any(|l| l.role == r);
     if assembly {
@@ -151,6 +152,66 @@ pub(super) fn validate_parts(
         (_, Some(_)) => return Err(DocError::UnexpectedPayment { doc_type: name }),
         (_, None) => {}
     }
+    Ok(())
+}
+
+/// The transfer steps' own fields: the order on every step (and only there), a receipt's
+/// shipment, a settlement's decision, the cost layers where goods move between branches
+/// (each product's layers adding up to its lines' quantity), and no reversal: a step is
+/// corrected by a settlement HQ orders, since the other branch has acted on it.
+fn transfer_parts(
+    doc_type: DocType,
+    lines: &[Line],
+    ext: &DocExt,
+    need: &dyn Fn(bool, &'static str) -> Result<(), DocError>,
+) -> Result<(), DocError> {
+    let step = matches!(doc_type, DocType::TransferShip | DocType::TransferReceive | DocType::TransferSettle);
+    if !step {
+        need(ext.transfer.is_none(), "names no transfer order (only transfer shipments, receipts and settlements do)")?;
+        need(ext.layers.is_empty(), "carries no cost layers (only transfer steps do)")?;
+        return Ok(());
+    }
+    let t = ext
+        .transfer
+        .as_ref()
+        .ok_or(DocError::Field { doc_type: doc_type.name(), what: "needs the HQ transfer order it belongs to (transfer.order)" })?;
+    need(ext.reverses.is_none(), "cannot be reversed: the other branch has acted on it; HQ settles a wrong step instead")?;
+    need(ext.to_warehouse.is_none() && ext.account.is_none(), "moves goods between branches only (no to_warehouse or account)")?;
+    match doc_type {
+        DocType::TransferShip => need(t.shipment.is_none() && t.settle.is_none() && !t.last, "a shipment names only its order")?,
+        DocType::TransferReceive => {
+            need(t.shipment.is_some() && t.settle.is_none(), "a receipt names the shipment it receives (transfer.shipment)")?
+        }
+        _ => need(t.settle.is_some() && t.shipment.is_none() && !t.last, "a settlement names HQ's decision (transfer.settle)")?,
+    }
+    need(
+        (t.priced && doc_type != DocType::TransferSettle) || lines.iter().all(|l| l.unit_price.is_zero()),
+        "carries no line prices (at same price; a settlement's price is in its layers)",
+    )?;
+    need(ext.layers.len() <= DOC_EXT_ITEMS_MAX, "carries too many cost layers")?;
+    let mut per_product: std::collections::BTreeMap<ProductCode, Decimal> = std::collections::BTreeMap::new();
+    for l in lines {
+        *per_product.entry(l.product).or_default() += l.qty;
+    }
+    for c in &ext.layers {
+        need(
+            c.qty > Decimal::ZERO
+                && c.value >= Decimal::ZERO
+                && c.value <= AMOUNT_MAX
+                && c.at_price >= Decimal::ZERO
+                && c.at_price <= AMOUNT_MAX,
+            "cost layers have a positive quantity and a value ≥ 0",
+        )?;
+        need(
+            c.at_price.is_zero() || (doc_type == DocType::TransferSettle && t.priced),
+            "only a settlement at a transfer price gives layers a price",
+        )?;
+        let left = per_product
+            .get_mut(&c.product)
+            .ok_or(DocError::Field { doc_type: doc_type.name(), what: "names cost layers of a product it has no line for" })?;
+        *left -= c.qty;
+    }
+    need(per_product.values().all(|q| q.is_zero()), "needs cost layers adding up to each product's quantity")?;
     Ok(())
 }
 

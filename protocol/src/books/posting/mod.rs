@@ -24,6 +24,7 @@ mod money;
 mod purchases;
 mod reverse;
 mod sales;
+mod transfers;
 
 use std::collections::BTreeMap;
 
@@ -39,6 +40,7 @@ use crate::error::{DocError, PostError};
 use crate::profile::BranchProfile;
 
 pub use inventory::stock_count_drafts;
+pub use transfers::shipment_layers;
 
 /// What posting checks a document against besides the books: the branch's scope over
 /// the eight kinds (and the person's within it), the product catalog and customers'
@@ -213,6 +215,11 @@ fn rules(b: &mut Builder<'_>, ctx: PostContext<'_>) -> Result<(), PostError> {
         DocType::ManualEntry => ledger::manual_entry(b),
         DocType::PeriodClose => ledger::period_close(b),
         DocType::PeriodReopen => ledger::period_reopen(b),
+        DocType::TransferShip => transfers::ship(b),
+        DocType::TransferReceive => transfers::receive(b),
+        DocType::TransferSettle => transfers::settle(b),
+        // A request asks HQ for goods; the books change when goods move.
+        DocType::TransferRequest => Ok(()),
     }
 }
 
