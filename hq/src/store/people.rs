@@ -83,6 +83,11 @@ impl Store {
         self.flush()?;
         st.people.insert(entry.person.login, entry);
         st.profile_version = version;
+        // People travel in the profile: the new version is recorded as issued to every
+        // branch now, or documents posted under it would be quarantined as claiming a
+        // version HQ never issued (found by the transfers test, which adds an auditor
+        // after the branches).
+        self.issue_profiles(st)?;
         Ok(())
     }
 }
