@@ -19,6 +19,8 @@
 //!   never used after a panic poisoned it (see `stop_on_panic`).
 //! - `api`: how both HTTP APIs refuse (JSON `{"error"}` saying what to fix on every
 //!   route; body size and nesting bounds; path and JSON extractors in the API's words).
+//! - `routes`: a route table's row and the router built from a table (each row behind
+//!   the binary's own guard; a wrong method names the ones the path takes).
 //!
 //! Architecture invariant: no decisions here. What to send, when to give up and what a
 //! message means stay in `protocol`; this crate only moves bytes and time in and out.
@@ -30,6 +32,7 @@ pub mod clock;
 pub mod durable;
 pub mod framed;
 pub mod group_commit;
+pub mod routes;
 pub mod session;
 pub mod tls;
 pub mod transport;
