@@ -285,11 +285,9 @@ pub(crate) async fn stock(State(shared): State<AppState>, Query(q): Query<StockQ
         })
         .collect();
     if q.format.as_deref() == Some("csv") {
-        let mut out = String::from("\u{feff}warehouse,product,name,qty,value,average_cost\n");
-        for r in &rows {
-            let f = |k: &str| r[k].as_str().unwrap_or("").replace(',', " ");
-            out.push_str(&format!("{},{},{},{},{},{}\n", f("warehouse"), f("product"), f("name"), f("qty"), f("value"), f("average_cost")));
-        }
+        // The one CSV writer (quoting, not mangling, a name with a comma), BOM for Excel.
+        const COLUMNS: [&str; 6] = ["warehouse", "product", "name", "qty", "value", "average_cost"];
+        let out = protocol::sheet::excel(&COLUMNS, rows.iter().map(|r| COLUMNS.map(|k| r[k].as_str().unwrap_or("").to_string())));
         return ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], out).into_response();
     }
     Json(rows).into_response()
