@@ -5,8 +5,6 @@
 //! integration test `http_doors` calls every row anonymously and with a wrong role.
 //! Must not hold handlers or decide rights.
 
-use axum::http::Method;
-use axum::routing::MethodRouter;
 use protocol::people::{Function as F, Right as R};
 
 use crate::auth::{self, Access, AgentWeb};
@@ -14,30 +12,13 @@ use crate::http;
 use crate::till::routes as till;
 use crate::transfers;
 
-/// One row of the table.
-pub struct Route {
-    pub method: Method,
-    pub path: &'static str,
-    pub access: Access,
-    pub handler: MethodRouter<AgentWeb>,
-}
-
-/// Builds rows from `METHOD "path" => handler, access;` lines.
-macro_rules! routes {
-    ($($method:ident $path:literal => $handler:path, $access:expr;)*) => {
-        vec![$(Route {
-            method: Method::$method,
-            path: $path,
-            access: $access,
-            handler: axum::routing::on(axum::routing::MethodFilter::$method, $handler),
-        }),*]
-    };
-}
+/// One row of the table (`edge::routes::Route` with the branch's `Access`).
+pub type Route = edge::routes::Route<AgentWeb, Access>;
 
 /// Every route of the branch's HTTP API.
 pub fn table() -> Vec<Route> {
     use Access::{Docs, Needs, Public};
-    routes! {
+    edge::route_table! {
         GET "/" => http::index, Public;
         POST "/api/session" => auth::sign_in, Public;
         POST "/api/documents" => http::post_document, Docs(R::Add);
@@ -93,23 +74,10 @@ pub fn describe() -> String {
 /// The router, built from the table: each route behind its own guard, the whole behind
 /// the cross-site door and `edge::api`'s JSON refusals and body limit.
 pub fn build(web: AgentWeb) -> axum::Router {
-    // One method router per path (its rows merged), whose fallback names the methods
-    // the path takes.
-    let mut paths: std::collections::BTreeMap<&'static str, (MethodRouter<_>, Vec<Method>)> = Default::default();
-    for route in table() {
-        let guarded = route.handler.route_layer(axum::middleware::from_fn_with_state((web.clone(), route.access), auth::guard));
-        let entry = paths.entry(route.path).or_insert_with(|| (MethodRouter::new(), Vec::new()));
-        entry.0 = std::mem::take(&mut entry.0).merge(guarded);
-        entry.1.push(route.method);
-    }
-    let mut router = axum::Router::new();
-    for (path, (methods, allowed)) in paths {
-        let fallback = move |req: axum::extract::Request| {
-            let allowed = allowed.clone();
-            async move { edge::api::wrong_method(req.method(), req.uri().path(), &allowed) }
-        };
-        router = router.route(path, methods.fallback(fallback));
-    }
+    let guarded = web.clone();
+    let router = edge::routes::router(table(), move |handler, access| {
+        handler.route_layer(axum::middleware::from_fn_with_state((guarded.clone(), access), auth::guard))
+    });
     let halted = web.clone();
     // Every refusal, axum's own included, answers JSON saying what to fix; and every
     // answer, refusals too, says when posting is stopped.

@@ -12,60 +12,24 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use edge::tls::ServerCertCheck;
 use protocol::wire::ALPN;
 use quinn::crypto::rustls::QuicClientConfig;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::CertificateDer;
 
 /// The name we ask for; HQ's certificate is pinned, so the name is not what we trust.
 pub const SERVER_NAME: &str = "branchline-hq";
 
-#[derive(Debug)]
-struct PinnedCert {
-    fingerprint: [u8; 32],
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for PinnedCert {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if protocol::token::cert_fingerprint(end_entity) == self.fingerprint {
-            Ok(ServerCertVerified::assertion())
+/// Trusts exactly the certificate whose fingerprint came in the enrollment token.
+fn pinned(fingerprint: [u8; 32]) -> impl Fn(&CertificateDer<'_>) -> Result<(), rustls::Error> + Send + Sync + 'static {
+    move |end_entity| {
+        if protocol::token::cert_fingerprint(end_entity) == fingerprint {
+            Ok(())
         } else {
             Err(rustls::Error::General(
                 "HQ certificate does not match the pinned fingerprint: wrong HQ address, or someone in between".into(),
             ))
         }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -78,7 +42,7 @@ pub fn client_endpoint(fingerprint: [u8; 32], key: &protocol::SigningKey) -> any
         .with_protocol_versions(&[&rustls::version::TLS13])
         .context("TLS 1.3 setup")?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(PinnedCert { fingerprint, provider }))
+        .with_custom_certificate_verifier(Arc::new(ServerCertCheck::new(provider, pinned(fingerprint))))
         .with_client_auth_cert(vec![cert], cert_key)
         .context("loading the branch's client certificate")?;
     tls.alpn_protocols = vec![ALPN.to_vec()];

@@ -122,16 +122,13 @@ pub fn parse_csv(bytes: &[u8]) -> Result<Vec<(ProductCode, Product)>, Vec<Catalo
 
 /// The catalog as CSV (UTF-8, the header `import` reads), ordered by code.
 pub fn to_csv<'a>(products: impl IntoIterator<Item = (&'a ProductCode, &'a Product)>) -> String {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    // Writing into a Vec cannot fail.
-    let _ = w.write_record(HEADER);
-    for (code, p) in products {
+    let rows = products.into_iter().map(|(code, p)| {
         let mut row = vec![code.to_string(), p.name.clone(), p.unit.clone(), p.retail_price.map(|d| d.to_string()).unwrap_or_default()];
         row.extend((0..PRICE_LEVELS_MAX).map(|i| p.prices.get(i).map(|d| d.0.to_string()).unwrap_or_default()));
         row.push(p.category.as_ref().map(|c| c.to_string()).unwrap_or_default());
-        let _ = w.write_record(&row);
-    }
-    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+        row
+    });
+    protocol::sheet::csv(&HEADER, rows)
 }
 
 /// UTF-8 (with or without a byte-order mark) as it is; anything else is read as GB18030,

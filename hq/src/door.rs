@@ -11,14 +11,8 @@
 //! Must not write anything, nor tell a peer that proved no enrolled key anything about
 //! any branch: refusals for such peers carry one fixed text.
 
-use std::sync::Arc;
-
 use protocol::codes::BranchCode;
-use rustls::client::danger::HandshakeSignatureValid;
-use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
-use rustls::pki_types::{CertificateDer, UnixTime};
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use rustls::pki_types::CertificateDer;
 
 use crate::store::{KeyIndex, KeyStatus};
 
@@ -77,65 +71,6 @@ pub fn admit(keys: &KeyIndex, who: &Peer, branch: &BranchCode) -> Result<(), Ref
     }
 }
 
-/// rustls's check of a client certificate: optional, an ed25519 key, and the handshake
-/// signed with it. Which branch the key belongs to is decided after the handshake.
-#[derive(Debug)]
-pub struct BranchCertVerifier {
-    provider: Arc<CryptoProvider>,
-}
-
-impl BranchCertVerifier {
-    pub fn new(provider: Arc<CryptoProvider>) -> BranchCertVerifier {
-        BranchCertVerifier { provider }
-    }
-}
-
-impl ClientCertVerifier for BranchCertVerifier {
-    fn offer_client_auth(&self) -> bool {
-        true
-    }
-
-    /// Optional, so that a branch without a key yet can enroll.
-    fn client_auth_mandatory(&self) -> bool {
-        false
-    }
-
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        &[]
-    }
-
-    fn verify_client_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: UnixTime,
-    ) -> Result<ClientCertVerified, rustls::Error> {
-        // Self-signed by design: the key is the identity, not a chain to some CA.
-        match edge::tls::cert_ed25519_key(end_entity) {
-            Some(_) => Ok(ClientCertVerified::assertion()),
-            None => Err(rustls::Error::General("a branch certificate must carry an ed25519 key".into())),
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        vec![SignatureScheme::ED25519]
-    }
-}
+/// rustls's check of a client certificate (optional, an ed25519 key): shared in
+/// `edge::tls`; which branch the key belongs to is decided after the handshake (`admit`).
+pub use edge::tls::BranchCertVerifier;

@@ -28,6 +28,7 @@ pub mod profile;
 pub mod record;
 pub mod scope;
 pub mod session_token;
+pub mod sheet;
 pub mod sync;
 /// Test keys and document builders: for tests, benches and the test harness, never in a
 /// release build (feature `testkit`).

@@ -1,5 +1,8 @@
 //! Builders shared by the crate's tests and by benchmarks and property tests elsewhere.
-//! Deterministic: everything derives from the numbers passed in.
+//! Deterministic: everything derives from the numbers passed in. `shop` is the harness
+//! the worked examples of the books are written in.
+
+pub mod shop;
 
 use ed25519_dalek::SigningKey;
 use rust_decimal::Decimal;

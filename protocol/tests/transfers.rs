@@ -98,6 +98,7 @@ impl Branch {
         self.post(d)
     }
 
+    #[allow(clippy::too_many_arguments)] // the settlement's parts, as HQ's down message carries them
     fn settle(
         &mut self,
         order: u64,

@@ -24,7 +24,8 @@
 //! - `payment`: taking payment (the rules themselves are `protocol`'s `Payment::check`);
 //! - `resolve`: a scanned or typed code → a priced cart line (UPC-A, PLUs, label scales);
 //! - `receipt`: the receipt of a posted retail document;
-//! - `service`: `Pos`, the till with its devices, shifts and the sale sequence (I/O);
+//! - `service`: `Pos`, the till with its devices and the sale sequence (I/O);
+//! - `shifts`: opening and closing a shift, and its hand-over report (I/O);
 //! - `scanner`: the scanner thread;
 //! - `routes`: HTTP under `/api/pos` and the `/pos`, `/pos/display` pages
 //!   (`branch-agent/templates/`).
@@ -41,6 +42,7 @@ mod resolve;
 pub(crate) mod routes;
 mod scanner;
 mod service;
+mod shifts;
 
 #[cfg(test)]
 mod fixtures;

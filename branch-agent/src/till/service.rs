@@ -19,8 +19,8 @@ use devices::receipt::money;
 use devices::text::spread;
 use devices::{DeviceError, Devices, DevicesConfig, DisplayState, Receipt, Scanned};
 use protocol::codes::{OperatorId, WarehouseCode};
-use protocol::date::{BusinessDate, LocalTime};
-use protocol::document::{DocType, Document, Line, PaymentMethod, MONEY_SCALE};
+use protocol::date::BusinessDate;
+use protocol::document::{DocType, Document, Line, PaymentMethod};
 use protocol::Decimal;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -35,7 +35,7 @@ use super::resolve::{misread_message, priced, resolve};
 use super::scanner::spawn_scanner;
 use crate::config::AgentConfig;
 use crate::forwarder::Shared;
-use crate::shift::{self, ShiftRecord, SHIFT_DOCUMENTS_MAX, SHIFT_RECORD_VERSION};
+use crate::shift::{self, ShiftRecord, SHIFT_RECORD_VERSION};
 use crate::store::{PostFailure, Store};
 
 use edge::now_unix;
@@ -64,18 +64,18 @@ struct View {
     last_scan: Option<ScanEvent>,
 }
 
-struct Till {
-    cart: Cart,
-    shift: Option<ShiftRecord>,
+pub(super) struct Till {
+    pub(super) cart: Cart,
+    pub(super) shift: Option<ShiftRecord>,
 }
 
 /// The till: one per agent (see the module header for its locking).
 pub struct Pos {
     shared: Arc<Shared>,
-    config: PosConfig,
-    devices_config: DevicesConfig,
+    pub(super) config: PosConfig,
+    pub(super) devices_config: DevicesConfig,
     devices: Arc<Mutex<Devices>>,
-    till: tokio::sync::Mutex<Till>,
+    pub(super) till: tokio::sync::Mutex<Till>,
     view: Mutex<View>,
 }
 
@@ -83,7 +83,7 @@ pub(super) fn problem_of(e: &DeviceError) -> DeviceProblem {
     DeviceProblem { device: e.role().to_string(), error: e.to_string(), at_unix: now_unix() }
 }
 
-async fn blocking<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> Result<R, TillError> {
+pub(super) async fn blocking<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> Result<R, TillError> {
     tokio::task::spawn_blocking(f).await.map_err(|e| TillError::Internal(format!("worker thread failed: {e}")))
 }
 
@@ -136,11 +136,11 @@ impl Pos {
         self.view().startup_problems.extend(problems);
     }
 
-    fn store(&self) -> &Arc<Store> {
+    pub(super) fn store(&self) -> &Arc<Store> {
         &self.shared.store
     }
 
-    fn store_name(&self) -> String {
+    pub(super) fn store_name(&self) -> String {
         self.config.store_name.clone().unwrap_or_else(|| self.store().profile().name.clone())
     }
 
@@ -173,7 +173,7 @@ impl Pos {
     }
 
     /// Runs `f` on the devices on a blocking thread and mirrors the display state.
-    async fn with_devices<R: Send + 'static>(&self, f: impl FnOnce(&mut Devices) -> R + Send + 'static) -> Result<R, TillError> {
+    pub(super) async fn with_devices<R: Send + 'static>(&self, f: impl FnOnce(&mut Devices) -> R + Send + 'static) -> Result<R, TillError> {
         let devices = self.devices.clone();
         let (r, display) = blocking(move || {
             let mut d = edge::lock(&devices);
@@ -186,7 +186,7 @@ impl Pos {
     }
 
     /// Shows `state`; returns warnings.
-    async fn show(&self, state: DisplayState) -> Vec<String> {
+    pub(super) async fn show(&self, state: DisplayState) -> Vec<String> {
         match self.with_devices(move |d| d.show(state)).await {
             Ok(Ok(())) => Vec::new(),
             Ok(Err(e)) => self.note(vec![e]),
@@ -436,105 +436,6 @@ impl Pos {
         }
     }
 
-    pub async fn open_shift(&self, cashier: OperatorId, float: Decimal) -> Result<Value, TillError> {
-        if float < Decimal::ZERO || float.scale() > MONEY_SCALE {
-            return Err(TillError::Refused(format!("float {float} must be 0 or more, in cents")));
-        }
-        let mut till = self.till.lock().await;
-        if let Some(s) = &till.shift {
-            return Err(TillError::State(format!(
-                "shift {} of {} is open since {}: close it first (POST /api/pos/shift/close with counted_cash)",
-                s.id,
-                s.cashier,
-                self.config.local(s.opened_at_unix)
-            )));
-        }
-        let store = self.store().clone();
-        let last: Option<ShiftRecord> = blocking(move || store.last_shift()).await?.map_err(internal)?;
-        let mut float = float;
-        float.rescale(MONEY_SCALE);
-        let record = ShiftRecord {
-            version: SHIFT_RECORD_VERSION,
-            id: last.map_or(1, |s| s.id + 1),
-            cashier: cashier.to_string(),
-            float,
-            opened_at_unix: now_unix(),
-            first_seq: self.store().head().seq + 1,
-            closed: None,
-        };
-        let (store, r) = (self.store().clone(), record.clone());
-        blocking(move || store.put_shift(r.id, &r)).await?.map_err(|e| TillError::Internal(format!("saving the shift: {e:#}")))?;
-        info!(shift = record.id, cashier = %record.cashier, %float, "shift opened");
-        till.shift = Some(record.clone());
-        let warnings = self.show(DisplayState::default()).await;
-        let mut v = self.report(&record).await?;
-        v["warnings"] = json!(warnings);
-        Ok(v)
-    }
-
-    /// Hand-over: counts the drawer against the shift's cash sales, closes the shift and
-    /// prints the report.
-    pub async fn close_shift(&self, counted_cash: Decimal) -> Result<Value, TillError> {
-        if counted_cash < Decimal::ZERO || counted_cash.scale() > MONEY_SCALE {
-            return Err(TillError::Refused(format!("counted cash {counted_cash} must be 0 or more, in cents")));
-        }
-        let mut till = self.till.lock().await;
-        let Some(open) = till.shift.clone() else { return Err(TillError::State("no shift is open".into())) };
-        if !till.cart.is_empty() {
-            return Err(TillError::State("the cart is not empty: take payment or clear it before handing over".into()));
-        }
-        let mut counted_cash = counted_cash;
-        counted_cash.rescale(MONEY_SCALE);
-        let mut record = open;
-        record.closed = Some(shift::ShiftClose { closed_at_unix: now_unix(), last_seq: self.store().head().seq, counted_cash });
-        let (store, r) = (self.store().clone(), record.clone());
-        blocking(move || store.put_shift(r.id, &r)).await?.map_err(|e| TillError::Internal(format!("saving the shift: {e:#}")))?;
-        till.shift = None;
-        let r = self.report_of(&record).await?;
-        info!(shift = record.id, cashier = %record.cashier, expected = %r.expected_cash, counted = %counted_cash, "shift closed");
-        let receipt = &self.devices_config.receipt;
-        let job = shift::render_report(&r, &self.store_name(), receipt.width_chars.columns(), receipt.cut);
-        let mut report = json!(r);
-        let (print, show) = self.with_devices(move |d| (d.print_job(&job), d.show(DisplayState::default()))).await?;
-        let printed = print.is_ok();
-        let warnings = self.note([print.err(), show.err()].into_iter().flatten().collect());
-        report["report_printed"] = json!(printed);
-        report["warnings"] = json!(warnings);
-        Ok(report)
-    }
-
-    async fn report_of(&self, record: &ShiftRecord) -> Result<shift::ShiftReport, TillError> {
-        let store = self.store().clone();
-        let last_seq = record.last_seq(store.head().seq);
-        let first_seq = record.first_seq;
-        let (docs, truncated) =
-            blocking(move || retail_documents(&store, first_seq, last_seq)).await?.map_err(|e| internal(format!("{e:#}")))?;
-        let offset = self.config.utc_offset_minutes;
-        Ok(record.report(last_seq, &docs, truncated, |t| LocalTime::from_unix(t, offset).to_string()))
-    }
-
-    async fn report(&self, record: &ShiftRecord) -> Result<Value, TillError> {
-        Ok(json!(self.report_of(record).await?))
-    }
-
-    /// The open shift's running report.
-    pub async fn current_shift(&self) -> Result<Value, TillError> {
-        let shift = self.till.lock().await.shift.clone();
-        match shift {
-            Some(s) => self.report(&s).await,
-            None => Err(TillError::NotFound("no shift is open".into())),
-        }
-    }
-
-    pub async fn shift_report(&self, id: u64) -> Result<Value, TillError> {
-        let store = self.store().clone();
-        let record: Option<ShiftRecord> = blocking(move || store.shift(id)).await?.map_err(internal)?;
-        match record {
-            Some(r) => self.report(&r).await,
-            None => Err(TillError::NotFound(format!("no shift {id} at this till"))),
-        }
-    }
-
     pub async fn status(&self) -> Value {
         let (shift, cart_lines) = {
             let till = self.till.lock().await;
@@ -564,21 +465,6 @@ impl Pos {
     pub fn display(&self) -> DisplayState {
         self.view().display.clone()
     }
-}
-
-/// Retail documents with seq in `first ..= last`, at most [`SHIFT_DOCUMENTS_MAX`] entries
-/// looked at; `true` when the range was cut.
-fn retail_documents(store: &Store, first: u64, last: u64) -> anyhow::Result<(Vec<(u64, Document)>, bool)> {
-    let end = last.min(first.saturating_add(SHIFT_DOCUMENTS_MAX - 1));
-    let mut docs = Vec::new();
-    for seq in first..=end {
-        if let Some(e) = store.entry(seq)? {
-            if e.doc.header.doc_type == DocType::Retail {
-                docs.push((seq, e.doc));
-            }
-        }
-    }
-    Ok((docs, end < last))
 }
 
 fn describe(c: &Connection) -> String {

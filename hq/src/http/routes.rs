@@ -7,32 +7,12 @@
 //! `POST "/api/review/{code}/{seq}" => review::resolve, needs(Function::Review, Right::Manage, Target::PathBranch);`
 //! Must not hold handlers or decide rights.
 
-use axum::http::Method;
-use axum::routing::MethodRouter;
 use protocol::people::{Function, Right};
 
 use super::auth::{self, Access, Target, Web};
 
-/// One row of the table.
-pub struct Route {
-    pub method: Method,
-    pub path: &'static str,
-    pub access: Access,
-    pub handler: MethodRouter<Web>,
-}
-
-/// Builds rows from `METHOD "path" => handler, access;` lines.
-#[macro_export]
-macro_rules! routes {
-    ($($method:ident $path:literal => $handler:path, $access:expr;)*) => {
-        vec![$($crate::http::routes::Route {
-            method: axum::http::Method::$method,
-            path: $path,
-            access: $access,
-            handler: axum::routing::on(axum::routing::MethodFilter::$method, $handler),
-        }),*]
-    };
-}
+/// One row of the table (`edge::routes::Route` with HQ's `Access`).
+pub type Route = edge::routes::Route<Web, Access>;
 
 const fn needs(function: Function, right: Right, target: Target) -> Access {
     Access::needs(function, right, target)
@@ -44,7 +24,7 @@ pub fn table() -> Vec<Route> {
     use Function as F;
     use Right as R;
     use Target as T;
-    routes! {
+    edge::route_table! {
         GET "/" => index, Access::Public;
         POST "/api/session" => auth::sign_in, Access::Public;
         GET "/api/stock" => stock, needs(F::Reports, R::View, T::Hq);
@@ -100,23 +80,10 @@ fn describe_access(access: Access) -> String {
 /// The router, built from the table: each route behind its own guard, the whole behind
 /// `edge::api`'s JSON refusals and body limit.
 pub fn build(web: Web) -> axum::Router {
-    // One method router per path (its rows merged), whose fallback names the methods
-    // the path takes.
-    let mut paths: std::collections::BTreeMap<&'static str, (MethodRouter<_>, Vec<Method>)> = Default::default();
-    for route in table() {
-        let guarded = route.handler.route_layer(axum::middleware::from_fn_with_state((web.clone(), route.access), auth::guard));
-        let entry = paths.entry(route.path).or_insert_with(|| (MethodRouter::new(), Vec::new()));
-        entry.0 = std::mem::take(&mut entry.0).merge(guarded);
-        entry.1.push(route.method);
-    }
-    let mut router = axum::Router::new();
-    for (path, (methods, allowed)) in paths {
-        let fallback = move |req: axum::extract::Request| {
-            let allowed = allowed.clone();
-            async move { edge::api::wrong_method(req.method(), req.uri().path(), &allowed) }
-        };
-        router = router.route(path, methods.fallback(fallback));
-    }
+    let guarded = web.clone();
+    let router = edge::routes::router(table(), move |handler, access| {
+        handler.route_layer(axum::middleware::from_fn_with_state((guarded.clone(), access), auth::guard))
+    });
     // Outermost: every refusal, axum's own included, answers JSON saying what to fix.
     edge::api::harden(router).with_state(web)
 }

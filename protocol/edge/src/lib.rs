@@ -9,6 +9,7 @@
 //! - `clock`: wall-clock seconds for records, and the monotonic milliseconds the sync
 //!   state machines take as `now_ms`.
 //! - `session`: the session key file, secret files (0600), tokens from request headers.
+//! - `sign_in`: the sign-in exchange both APIs answer (`POST /api/session`) and the form.
 //! - `tls`: a branch's client certificate bound to its enrolled ed25519 key, and the
 //!   key read back from a peer's certificate.
 //! - `durable`: fsyncs what sled leaves unsynced (its blob files and their directories).
@@ -19,6 +20,8 @@
 //!   never used after a panic poisoned it (see `stop_on_panic`).
 //! - `api`: how both HTTP APIs refuse (JSON `{"error"}` saying what to fix on every
 //!   route; body size and nesting bounds; path and JSON extractors in the API's words).
+//! - `routes`: a route table's row and the router built from a table (each row behind
+//!   the binary's own guard; a wrong method names the ones the path takes).
 //!
 //! Architecture invariant: no decisions here. What to send, when to give up and what a
 //! message means stay in `protocol`; this crate only moves bytes and time in and out.
@@ -30,7 +33,9 @@ pub mod clock;
 pub mod durable;
 pub mod framed;
 pub mod group_commit;
+pub mod routes;
 pub mod session;
+pub mod sign_in;
 pub mod tls;
 pub mod transport;
 

@@ -7,11 +7,17 @@
 //! [`Books::apply`] performs a posting and cannot fail. Debits equal credits is asserted
 //! when a posting is made and again when it is applied.
 //!
+//! Rooms: `effects` (what a posting is, as plain data), `keys` (borrowed-key lookups),
+//! `posting` (computing one), `stock`, `returns`, `accounts`, `quarantine`, `reports`,
+//! `checkpoint`; this module holds `Books` and how a posting is applied and digested.
+//!
 //! Must not: do I/O, read the clock, or depend on anything but the documents posted.
 
 pub mod accounts;
 pub mod checkpoint;
 mod digest_name;
+mod effects;
+mod keys;
 mod posting;
 pub mod quarantine;
 pub mod reports;
@@ -23,187 +29,18 @@ use std::collections::{BTreeMap, BTreeSet};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+pub use effects::{
+    Consignment, Flow, GlLine, Loan, OpenItem, OpenItemMove, Posting, SalesFact, SalesKey, SalesTotals, Side, StockMove, TransitMove,
+};
+use keys::{upsert, FlowKey, StockKeyView};
 pub use posting::{post, shipment_layers, stock_count_drafts, PostContext};
 pub use stock::{LayerOp, Position, Stock};
 
-use crate::codes::{AccountCode, OperatorId, PartyCode, ProductCode, WarehouseCode};
+use crate::codes::{AccountCode, PartyCode, ProductCode, WarehouseCode};
 use crate::date::BusinessDate;
 use crate::document::{CostMethod, DocNumber, Document, Period};
 
 pub type StockKey = (WarehouseCode, ProductCode);
-
-/// Receivable (a customer owes us) or payable (we owe a supplier).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum Side {
-    Receivable,
-    Payable,
-}
-
-/// An unsettled credit sale, purchase or opening balance, for settlement and ageing.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OpenItem {
-    pub side: Side,
-    pub party: PartyCode,
-    pub date: BusinessDate,
-    #[serde(with = "crate::decimal_serde")]
-    pub total: Decimal,
-    #[serde(with = "crate::decimal_serde")]
-    pub open: Decimal,
-}
-
-/// One line of the general-ledger entry of a posting.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GlLine {
-    pub account: AccountCode,
-    #[serde(with = "crate::decimal_serde")]
-    pub debit: Decimal,
-    #[serde(with = "crate::decimal_serde")]
-    pub credit: Decimal,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StockMove {
-    pub key: StockKey,
-    pub op: LayerOp,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum OpenItemMove {
-    Create {
-        key: (DocNumber, PartyCode),
-        item: OpenItem,
-    },
-    /// Removes a still fully open item (reversal of the document that made it).
-    Remove {
-        key: (DocNumber, PartyCode),
-    },
-    /// Signed: positive settles, negative re-opens (reversal of a settlement).
-    Settle {
-        key: (DocNumber, PartyCode),
-        #[serde(with = "crate::decimal_serde")]
-        amount: Decimal,
-    },
-}
-
-/// Consigned goods: out to dealers or in from suppliers, apart from own stock.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum Consignment {
-    OutToDealer,
-    InFromSupplier,
-}
-
-/// Quantity-only loans of goods.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum Loan {
-    LentOut,
-    BorrowedIn,
-}
-
-/// What a sale contributed, for sales rankings and gross margin.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SalesFact {
-    pub key: SalesKey,
-    #[serde(with = "crate::decimal_serde")]
-    pub qty: Decimal,
-    #[serde(with = "crate::decimal_serde")]
-    pub revenue: Decimal,
-    #[serde(with = "crate::decimal_serde")]
-    pub cost: Decimal,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct SalesKey {
-    pub period: Period,
-    pub warehouse: WarehouseCode,
-    pub product: ProductCode,
-    pub customer: Option<PartyCode>,
-    pub handler: OperatorId,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct SalesTotals {
-    #[serde(with = "crate::decimal_serde")]
-    pub qty: Decimal,
-    #[serde(with = "crate::decimal_serde")]
-    pub revenue: Decimal,
-    #[serde(with = "crate::decimal_serde")]
-    pub cost: Decimal,
-}
-
-/// Goods in and out per period, for the purchase–sales–stock summary.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct Flow {
-    #[serde(with = "crate::decimal_serde")]
-    pub in_qty: Decimal,
-    #[serde(with = "crate::decimal_serde")]
-    pub in_value: Decimal,
-    #[serde(with = "crate::decimal_serde")]
-    pub out_qty: Decimal,
-    #[serde(with = "crate::decimal_serde")]
-    pub out_value: Decimal,
-}
-
-/// One product's step of a cross-branch transfer order (`crate::transfer`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TransitMove {
-    pub order: crate::transfer::OrderId,
-    pub product: ProductCode,
-    pub step: crate::transfer::Step,
-    pub moved: crate::transfer::Moved,
-    /// A receipt after which nothing more will arrive.
-    pub last: bool,
-}
-
-/// The complete effect of one document.
-#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct Posting {
-    pub stock: Vec<StockMove>,
-    pub gl: Vec<GlLine>,
-    /// Signed change of a party's balance (receivable: they owe more; payable: we owe more).
-    pub parties: Vec<(Side, PartyCode, Decimal)>,
-    pub open_items: Vec<OpenItemMove>,
-    pub consignment: Vec<(Consignment, PartyCode, ProductCode, LayerOp)>,
-    pub loans: Vec<(Loan, PartyCode, ProductCode, Decimal)>,
-    pub sales: Vec<SalesFact>,
-    pub close: Option<Period>,
-    pub cost_method: Option<CostMethod>,
-    pub reverses: Option<DocNumber>,
-    /// Changes to what sales and receipts left to return (see [`returns`]).
-    pub returnable: Vec<returns::ReturnableMove>,
-    /// 反结账: the month this document reopens (the latest closed one).
-    pub reopen: Option<Period>,
-    /// Things worth telling the operator that do not stop the posting (sold below cost).
-    pub warnings: Vec<String>,
-    /// Cross-branch transfer steps this document made.
-    pub transit: Vec<TransitMove>,
-}
-
-impl Posting {
-    pub fn debits(&self) -> Decimal {
-        self.gl.iter().map(|l| l.debit).sum()
-    }
-    pub fn credits(&self) -> Decimal {
-        self.gl.iter().map(|l| l.credit).sum()
-    }
-    /// Debits and credits, or `None` if either sum exceeds a `Decimal` (posting refuses
-    /// such a document before anyone calls the unchecked sums above).
-    pub fn checked_totals(&self) -> Option<(Decimal, Decimal)> {
-        let debits = stock::sum(self.gl.iter().map(|l| l.debit), "debits").ok()?;
-        let credits = stock::sum(self.gl.iter().map(|l| l.credit), "credits").ok()?;
-        Some((debits, credits))
-    }
-    /// Cost of goods that left own stock (positive).
-    pub fn cost_out(&self) -> Decimal {
-        self.stock
-            .iter()
-            .map(|m| match &m.op {
-                LayerOp::Average { value, .. } if *value < Decimal::ZERO => -*value,
-                LayerOp::Take { taken, .. } => taken.iter().map(|t| t.value).sum(),
-                _ => Decimal::ZERO,
-            })
-            .sum()
-    }
-}
 
 /// A document of the reversal window, kept so it can be reversed exactly: what a
 /// reversal must repeat (as a fingerprint) and its posting (encoded). A window holds tens
@@ -235,93 +72,6 @@ fn reversal_fingerprint(doc: &Document) -> [u8; 32] {
     let bytes = postcard::to_extend(&what, Vec::with_capacity(64 + 96 * doc.lines.len())).expect("encoding into a Vec cannot fail");
     *blake3::hash(&bytes).as_bytes()
 }
-
-/// Runs `f` on the value at `key`, inserting a default (and cloning the key) only when
-/// there is none yet.
-fn upsert<K: Ord + Clone, V: Default, R>(map: &mut BTreeMap<K, V>, key: &K, f: impl FnOnce(&mut V) -> R) -> R {
-    match map.get_mut(key) {
-        Some(v) => f(v),
-        None => f(map.entry(key.clone()).or_default()),
-    }
-}
-
-/// Borrowed-key views compare by their `parts()`, so a map keyed by owned codes can be
-/// looked up with borrowed ones without building a key.
-macro_rules! ordered_by_parts {
-    ($view:ident) => {
-        impl PartialEq for dyn $view + '_ {
-            fn eq(&self, other: &Self) -> bool {
-                self.parts() == other.parts()
-            }
-        }
-
-        impl Eq for dyn $view + '_ {}
-
-        impl PartialOrd for dyn $view + '_ {
-            fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-                Some(self.cmp(other))
-            }
-        }
-
-        impl Ord for dyn $view + '_ {
-            fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-                self.parts().cmp(&other.parts())
-            }
-        }
-    };
-}
-
-/// A flow key seen through borrowed codes, so a flow that exists is found without
-/// cloning its warehouse and product. Orders exactly as the owned key does (the codes
-/// order as their strings).
-trait FlowKey {
-    fn parts(&self) -> (Period, &str, &str);
-}
-
-impl FlowKey for (Period, WarehouseCode, ProductCode) {
-    fn parts(&self) -> (Period, &str, &str) {
-        (self.0, self.1.as_str(), self.2.as_str())
-    }
-}
-
-impl FlowKey for (Period, &str, &str) {
-    fn parts(&self) -> (Period, &str, &str) {
-        *self
-    }
-}
-
-impl<'a> std::borrow::Borrow<dyn FlowKey + 'a> for (Period, WarehouseCode, ProductCode) {
-    fn borrow(&self) -> &(dyn FlowKey + 'a) {
-        self
-    }
-}
-
-ordered_by_parts!(FlowKey);
-
-/// A stock key seen through borrowed codes (see [`FlowKey`]).
-trait StockKeyView {
-    fn parts(&self) -> (&str, &str);
-}
-
-impl StockKeyView for StockKey {
-    fn parts(&self) -> (&str, &str) {
-        (self.0.as_str(), self.1.as_str())
-    }
-}
-
-impl StockKeyView for (&str, &str) {
-    fn parts(&self) -> (&str, &str) {
-        *self
-    }
-}
-
-impl<'a> std::borrow::Borrow<dyn StockKeyView + 'a> for StockKey {
-    fn borrow(&self) -> &(dyn StockKeyView + 'a) {
-        self
-    }
-}
-
-ordered_by_parts!(StockKeyView);
 
 /// All books of one branch (or of HQ's copy of that branch).
 #[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
