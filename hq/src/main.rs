@@ -235,6 +235,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Scope(cmd) => scope_cmd(dir, cmd).await?,
         Command::Approval(cmd) => approval_cmd(dir, cmd).await?,
+        Command::Transfer(cmd) => cli::transfer::run(dir, cmd).await?,
         Command::Serve { quic_listen, http_listen } => {
             let mut config = HqConfig::load(dir)?;
             if let Some(a) = quic_listen {
@@ -360,29 +361,8 @@ async fn approval_cmd(dir: &Path, cmd: ApprovalCmd) -> anyhow::Result<()> {
 /// An auditor's decision through the running HQ's API, signed in as `login` (the admin
 /// credential cannot decide: approving is the auditor's right).
 async fn decide_cmd(dir: &Path, branch: &str, id: u64, login: &str, note: &str, verdict: &str) -> anyhow::Result<()> {
-    let mut password = String::new();
-    std::io::stdin().read_line(&mut password).context("reading the password from stdin")?;
-    let base = format!("http://{}", HqConfig::load(dir)?.http_listen);
-    let client = reqwest::Client::new();
-    let signed = client
-        .post(format!("{base}/api/session"))
-        .json(&serde_json::json!({ "login": login, "password": password.trim_end_matches(['\r', '\n']) }))
-        .send()
-        .await
-        .with_context(|| format!("HQ's API at {base} does not answer; is `hq serve` running?"))?;
-    let v: serde_json::Value = signed.json().await.context("sign-in answered with something that is not JSON")?;
-    let token = v["token"].as_str().with_context(|| format!("signing in as {login}: {}", v["error"].as_str().unwrap_or("refused")))?;
-    let resp = client
-        .post(format!("{base}/api/approvals/{branch}/{id}/{verdict}"))
-        .bearer_auth(token)
-        .json(&serde_json::json!({ "note": note }))
-        .send()
+    cli::remote::as_person(dir, login, &format!("/api/approvals/{branch}/{id}/{verdict}"), Some(serde_json::json!({ "note": note })))
         .await?;
-    let status = resp.status();
-    let v: serde_json::Value = resp.json().await.context("HQ answered with something that is not JSON")?;
-    if !status.is_success() {
-        bail!("{}", v["error"].as_str().unwrap_or("the decision was refused"));
-    }
     println!("draft {id} of {branch}: {verdict}d; the decision goes down to the branch");
     Ok(())
 }

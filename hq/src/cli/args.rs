@@ -57,6 +57,10 @@ pub(crate) enum Command {
     /// and an auditor's decision on one.
     #[command(subcommand)]
     Approval(ApprovalCmd),
+    /// Cross-branch transfers (调拨): an auditor orders goods from one branch's warehouse
+    /// to another's, lists the board, settles a discrepancy. Needs `hq serve`.
+    #[command(subcommand)]
+    Transfer(TransferCmd),
     /// Branches' cash and bank accounts: how far below zero each may go.
     #[command(subcommand)]
     Account(AccountCmd),
@@ -292,5 +296,50 @@ pub(crate) enum AccountCmd {
         account: String,
         /// The allowance in yuan, e.g. 50000.00; `none` removes it.
         allow: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum TransferCmd {
+    /// Order goods from one branch's warehouse to another's, signed in as LOGIN (an HQ
+    /// auditor; password on stdin):
+    /// `hq transfer order --from SH01 --to HB01 --line 6901234567892:100 --login audit1`.
+    /// With `--price`, each line is `PRODUCT:QTY@PRICE` and the transfer is at that price.
+    Order {
+        /// The shipper's goods warehouse.
+        #[arg(long)]
+        from: String,
+        /// The receiver's goods warehouse.
+        #[arg(long)]
+        to: String,
+        /// `PRODUCT:QTY`, or `PRODUCT:QTY@PRICE` with --price; repeat for more lines.
+        #[arg(long = "line", required = true)]
+        lines: Vec<String>,
+        /// At a transfer price (变价) instead of at cost (同价).
+        #[arg(long)]
+        price: bool,
+        /// Expected arrival, YYYY-MM-DD.
+        #[arg(long)]
+        expected: Option<String>,
+        #[arg(long, default_value = "")]
+        memo: String,
+        #[arg(long)]
+        login: String,
+    },
+    /// The transfers board: every order with its state and what is in transit.
+    List {
+        #[arg(long)]
+        login: String,
+    },
+    /// Settle what is open on an order: loss-at-shipper, loss-at-receiver, carrier-claim
+    /// (a shortfall) or gain-at-receiver (an excess).
+    Settle {
+        order: u64,
+        #[arg(long = "as")]
+        settle: String,
+        #[arg(long)]
+        why: String,
+        #[arg(long)]
+        login: String,
     },
 }

@@ -75,3 +75,32 @@ pub(crate) async fn admin_get_text(dir: &Path, path: &str) -> anyhow::Result<Str
     }
     Ok(resp.text().await?)
 }
+
+/// Calls a running HQ's API as the person `login` (an auditor's decisions and orders are
+/// theirs, never the local admin's), the password read from one line of stdin. `body`
+/// `None` is a GET. The JSON answer, or the API's refusal as the error.
+pub(crate) async fn as_person(dir: &Path, login: &str, path: &str, body: Option<serde_json::Value>) -> anyhow::Result<serde_json::Value> {
+    let mut password = String::new();
+    std::io::stdin().read_line(&mut password).context("reading the password from stdin")?;
+    let base = format!("http://{}", HqConfig::load(dir)?.http_listen);
+    let client = reqwest::Client::new();
+    let signed = client
+        .post(format!("{base}/api/session"))
+        .json(&serde_json::json!({ "login": login, "password": password.trim_end_matches(['\r', '\n']) }))
+        .send()
+        .await
+        .with_context(|| format!("HQ's API at {base} does not answer; is `hq serve` running?"))?;
+    let v: serde_json::Value = signed.json().await.context("sign-in answered with something that is not JSON")?;
+    let token = v["token"].as_str().with_context(|| format!("signing in as {login}: {}", v["error"].as_str().unwrap_or("refused")))?;
+    let req = match body {
+        Some(b) => client.post(format!("{base}{path}")).json(&b),
+        None => client.get(format!("{base}{path}")),
+    };
+    let resp = req.bearer_auth(token).send().await?;
+    let status = resp.status();
+    let v: serde_json::Value = resp.json().await.context("HQ answered with something that is not JSON")?;
+    if !status.is_success() {
+        bail!("{}", v["error"].as_str().unwrap_or("refused"));
+    }
+    Ok(v)
+}
