@@ -278,6 +278,10 @@ impl Hq {
                         for (seq, why) in &outcome.flagged {
                             warn!(branch = %branch, seq, reason = %why, "document flagged: applied, posted under a replaced profile version");
                         }
+                        if outcome.forwarded > 0 {
+                            // Shipments went down other branches' queues: wake their sessions.
+                            self.down_changed();
+                        }
                         (Some(session.applied(new_head)), false)
                     }
                     Err(e) => {

@@ -106,12 +106,24 @@ pub async fn order(State(hq): State<Arc<Hq>>, Extension(by): Extension<Session>,
 
 /// Every order with what the branches' books recorded of it, newest first.
 fn board(hq: &Hq) -> Vec<Value> {
-    let (orders, forwarded, books) = {
+    let (orders, forwarded, steps, books) = {
         let st = hq.state();
         let orders: Vec<TransferOrder> = st.transfers.orders.values().cloned().collect();
         let forwarded: BTreeMap<OrderId, Vec<String>> =
             st.transfers.forwarded.iter().map(|(id, gs)| (*id, gs.iter().map(|g| g.shipment.to_string()).collect())).collect();
-        (orders, forwarded, crate::store::Store::consolidated(&st))
+        let steps: BTreeMap<OrderId, Vec<Value>> = st
+            .transfers
+            .steps
+            .iter()
+            .map(|(id, ss)| {
+                let docs = ss
+                    .iter()
+                    .map(|s| json!({ "branch": s.branch, "seq": s.seq, "number": s.number.to_string(), "type": s.doc_type.code(), "date": s.date.to_string(), "quarantined": s.quarantined, "link": format!("/api/branches/{}/documents/{}", s.branch, s.seq) }))
+                    .collect();
+                (*id, docs)
+            })
+            .collect();
+        (orders, forwarded, steps, crate::store::Store::consolidated(&st))
     };
     let now = now_unix();
     orders
@@ -138,7 +150,8 @@ fn board(hq: &Hq) -> Vec<Value> {
                 "order": o.id, "state": state.name(), "state_zh": state.zh(), "from": o.from, "from_warehouse": o.from_warehouse,
                 "to": o.to, "to_warehouse": o.to_warehouse, "transit": o.transit, "priced": o.priced, "by": o.by, "memo": o.memo,
                 "expected": o.expected.map(|d| d.to_string()), "age_days": now.saturating_sub(o.issued_unix) / 86_400,
-                "shipments": forwarded.get(&o.id).cloned().unwrap_or_default(), "lines": lines,
+                "shipments": forwarded.get(&o.id).cloned().unwrap_or_default(), "documents": steps.get(&o.id).cloned().unwrap_or_default(),
+                "request": o.request.as_ref().map(|(b, n)| json!({ "branch": b, "number": n.to_string() })), "lines": lines,
             })
         })
         .collect()
@@ -296,4 +309,88 @@ pub async fn settle(
     .map_err(|e| fail(StatusCode::INTERNAL_SERVER_ERROR, e))??;
     hq.down_changed();
     Ok(Json(json!({ "order": id, "settle": kind.name(), "branch": branch, "down_seq": down_seq, "state": "ordered" })))
+}
+
+/// `GET /api/transfers/requests`: the stores' replenishment requests (要货), open first.
+pub async fn requests(State(hq): State<Arc<Hq>>) -> Json<Value> {
+    let st = hq.state();
+    let mut rows: Vec<&crate::store::transfers::Request> = st.transfers.requests.values().collect();
+    rows.sort_by_key(|r| (r.order.is_some(), r.date, r.branch, r.seq));
+    let rows: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            let lines: Vec<Value> = r.lines.iter().map(|(p, q)| json!({ "product": p, "qty": q.to_string() })).collect();
+            json!({ "branch": r.branch, "seq": r.seq, "number": r.number.to_string(), "warehouse": r.warehouse, "date": r.date.to_string(),
+                    "memo": r.memo, "lines": lines, "state": if r.order.is_some() { "confirmed" } else { "open" }, "order": r.order })
+        })
+        .collect();
+    Json(json!({ "requests": rows }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmRequest {
+    /// The warehouse the goods come from (HQ's or a branch's).
+    pub from_warehouse: WarehouseCode,
+    /// The lines HQ confirms; the request's when absent (HQ may change quantities).
+    #[serde(default)]
+    pub lines: Option<Vec<OrderLine>>,
+    #[serde(default)]
+    pub priced: bool,
+    #[serde(default)]
+    pub expected: Option<BusinessDate>,
+    #[serde(default)]
+    pub memo: String,
+}
+
+/// `POST /api/transfers/requests/{code}/{seq}/confirm`: 要货确认 — turns a store's request
+/// into a transfer order from `from_warehouse`, ordered by the signed-in auditor.
+pub async fn confirm(
+    State(hq): State<Arc<Hq>>,
+    Extension(by): Extension<Session>,
+    ApiPath((code, seq)): ApiPath<(String, u64)>,
+    ApiJson(req): ApiJson<ConfirmRequest>,
+) -> Reply {
+    let branch = protocol::codes::BranchCode::new(code).map_err(|e| fail(StatusCode::BAD_REQUEST, e))?;
+    let by = OperatorId::new(by.person.login.as_str()).map_err(|e| fail(StatusCode::BAD_REQUEST, e))?;
+    let hq2 = hq.clone();
+    let issued = tokio::task::spawn_blocking(move || {
+        let mut st = hq2.state();
+        let asked = st
+            .transfers
+            .requests
+            .get(&(branch, seq))
+            .cloned()
+            .ok_or_else(|| fail(StatusCode::NOT_FOUND, format!("no replenishment request {seq} of {branch}")))?;
+        let from = st
+            .branches
+            .values()
+            .find(|b| b.warehouses.contains(&req.from_warehouse))
+            .map(|b| b.code)
+            .ok_or_else(|| fail(StatusCode::NOT_FOUND, format!("no branch owns warehouse {}", req.from_warehouse)))?;
+        let lines = req
+            .lines
+            .unwrap_or_else(|| asked.lines.iter().map(|(p, q)| OrderLine { product: *p, qty: *q, unit_price: Decimal::ZERO }).collect());
+        let transit = WarehouseCode::new(format!("{branch}ZT")).map_err(|e| fail(StatusCode::BAD_REQUEST, e))?;
+        let order = TransferOrder {
+            id: 0,
+            from,
+            from_warehouse: req.from_warehouse,
+            to: branch,
+            to_warehouse: asked.warehouse,
+            transit,
+            lines,
+            priced: req.priced,
+            expected: req.expected,
+            by,
+            memo: if req.memo.is_empty() { format!("要货确认 {}", asked.number) } else { req.memo },
+            issued_unix: 0,
+            request: None,
+        };
+        hq2.store.confirm_request(&mut st, &branch, seq, order, now_unix()).map_err(store_fail)
+    })
+    .await
+    .map_err(|e| fail(StatusCode::INTERNAL_SERVER_ERROR, e))??;
+    hq.down_changed();
+    Ok(Json(json!({ "order": issued.id, "from": issued.from, "to": issued.to, "state": "ordered" })))
 }

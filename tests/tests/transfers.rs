@@ -154,3 +154,107 @@ async fn an_hq_order_from_sh_to_hb_travels_through_transit_while_each_side_is_of
 async fn sh_post_json_at_hq(hq: &HqProc, body: &Value) -> anyhow::Result<(u16, Value)> {
     send(client().post(hq.url("/api/transfers")).json(body)).await
 }
+
+fn stock_of(rows: &Value, warehouse: &str, product: &str) -> (String, String) {
+    rows.as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["warehouse"] == warehouse && r["product"] == product)
+        .map(|r| (r["qty"].as_str().unwrap_or("").to_string(), r["value"].as_str().unwrap_or("").to_string()))
+        .unwrap_or_default()
+}
+
+/// Seed 004's replenishment (要货) and an after-sales return, between HQ's own warehouse
+/// (branch ZB, FIFO) and a store (MD, moving average): the store asks for 20, HQ confirms
+/// 15, ships them from its FIFO layers (10 @ 2.00 + 5 @ 3.00 = 35.00), and the store's
+/// average comes out of that cost exactly: (10 × 4.00 + 35.00) / 25 = 3.00. Then the store
+/// returns 5 to HQ's warehouse through the same two steps, at its average 3.00.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_asks_hq_for_goods_receives_them_at_the_fifo_cost_and_returns_some() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let mut hq = HqProc::init(&tmp.path().join("hq"), 2)?;
+    let zb_token = hq.add_branch("ZB", &["ZB01"])?;
+    let md_token = hq.add_branch("MD", &["MD01"])?;
+    hq.start()?;
+    hq.add_person("auditor1", &["hq-auditor"], &[], "auditor-password-1")?;
+    let auditor = hq.sign_in("auditor1", "auditor-password-1").await?;
+    let mut zb = AgentProc::enroll(&tmp.path().join("zb"), hq.quic, &zb_token)?;
+    let mut md = AgentProc::enroll(&tmp.path().join("md"), hq.quic, &md_token)?;
+    zb.start()?;
+    md.start()?;
+    let opening = |w: &str, method: &str, price: &str| {
+        let mut d = doc("QC", w, &[("P0000", "10", price)]);
+        d["ext"] = json!({ "cost_method": method });
+        d
+    };
+    assert!(zb.post(&opening("ZB01", "Fifo", "2.00")).await?.is_ok());
+    assert!(zb.post(&doc("JH", "ZB01", &[("P0000", "10", "3.00")])).await?.is_ok());
+    assert!(md.post(&opening("MD01", "MovingAverage", "4.00")).await?.is_ok());
+
+    // 要货: the store asks for 20; HQ sees the request and confirms 15 from ZB01.
+    let asked = md.post(&doc("DBSQ", "MD01", &[("P0000", "20", "0")])).await?;
+    assert!(asked.is_ok(), "{asked:?}");
+    synced(&md, "the request at HQ").await?;
+    let (_, v) = as_auditor(&hq, &auditor, "GET", "/api/transfers/requests", None).await?;
+    let seq = v["requests"][0]["seq"].as_u64().expect("request seq");
+    assert_eq!(v["requests"][0]["state"], "open", "{v}");
+    let confirm = json!({ "from_warehouse": "ZB01", "lines": [{ "product": "P0000", "qty": "15" }] });
+    let (status, v) =
+        as_auditor(&hq, &auditor, "POST", &format!("/api/transfers/requests/MD/{seq}/confirm"), Some(confirm.clone())).await?;
+    assert_eq!(status, 200, "{v}");
+    let id = v["order"].as_u64().expect("order");
+    let (status, _) = as_auditor(&hq, &auditor, "POST", &format!("/api/transfers/requests/MD/{seq}/confirm"), Some(confirm)).await?;
+    assert_eq!(status, 422, "a request is confirmed once");
+
+    // HQ's warehouse ships all; the store receives all.
+    wait_until(Duration::from_secs(60), "ZB sees the order", || async { Ok(zb.get("/api/transfers").await?["to_ship"][0]["order"] == id) })
+        .await?;
+    let (status, v) = zb.post_json(&format!("/api/transfers/{id}/ship"), &json!({})).await?;
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(stock_of(&zb.stock().await?, "ZB01", "P0000"), ("5".into(), "15.00".into()), "FIFO took 10 @ 2.00 and 5 @ 3.00");
+    synced(&zb, "the shipment at HQ").await?;
+    let (_, review) = as_auditor(&hq, &auditor, "GET", "/api/review", None).await?;
+    let (_, all) = as_auditor(&hq, &auditor, "GET", "/api/transfers", None).await?;
+    assert_eq!(review["items"].as_array().map(Vec::len), Some(0), "nothing quarantined: {review} {all}");
+    wait_until(Duration::from_secs(60), "MD sees the goods", || async {
+        Ok(md.get("/api/transfers").await?["incoming"][0]["order"] == id)
+    })
+    .await?;
+    let (status, v) = md.post_json(&format!("/api/transfers/{id}/receive"), &json!({ "last": true })).await?;
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(stock_of(&md.stock().await?, "MD01", "P0000"), ("25".into(), "75.00".into()), "(40.00 + 35.00) / 25 = 3.00");
+    synced(&md, "the receipt at HQ").await?;
+    let b = board(&hq, &auditor).await?;
+    assert_eq!(b["state"], "received", "{b}");
+    assert_eq!(b["documents"].as_array().map(Vec::len), Some(2), "shipment and receipt: {b}");
+    assert_eq!(b["request"]["branch"], "MD", "{b}");
+
+    // After-sales return: the store sends 5 back to HQ's warehouse at its average cost.
+    let back =
+        json!({ "from_warehouse": "MD01", "to_warehouse": "ZB01", "lines": [{ "product": "P0000", "qty": "5" }], "memo": "售后退回" });
+    let (status, v) = as_auditor(&hq, &auditor, "POST", "/api/transfers", Some(back)).await?;
+    assert_eq!(status, 200, "{v}");
+    let back_id = v["order"].as_u64().expect("order");
+    wait_until(Duration::from_secs(60), "MD sees the return order", || async {
+        Ok(md.get("/api/transfers").await?["to_ship"].as_array().is_some_and(|a| a.iter().any(|o| o["order"] == back_id)))
+    })
+    .await?;
+    let (status, v) = md.post_json(&format!("/api/transfers/{back_id}/ship"), &json!({})).await?;
+    assert_eq!(status, 201, "{v}");
+    wait_until(Duration::from_secs(60), "ZB sees the return coming", || async {
+        Ok(zb.get("/api/transfers").await?["incoming"].as_array().is_some_and(|a| a.iter().any(|o| o["order"] == back_id)))
+    })
+    .await?;
+    let (status, v) = zb.post_json(&format!("/api/transfers/{back_id}/receive"), &json!({ "last": true })).await?;
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(stock_of(&zb.stock().await?, "ZB01", "P0000"), ("10".into(), "30.00".into()), "5 @ 3.00 kept + 5 @ 3.00 back");
+    synced(&zb, "the return at HQ").await?;
+    assert_eq!(in_transit(&hq, &auditor).await?, ("0".to_string(), "0".to_string()));
+    for (a, code) in [(&zb, "ZB"), (&md, "MD")] {
+        synced(a, "all at HQ").await?;
+        let at_branch = a.get("/api/reports/digest").await?;
+        let at_hq = hq.get(&format!("/api/reports/digest?branch={code}")).await?;
+        assert_eq!(at_branch, at_hq, "{code}'s books digest differs between branch and HQ");
+    }
+    Ok(())
+}

@@ -48,6 +48,8 @@ pub fn table() -> Vec<Route> {
         POST "/api/transfers" => crate::transfers::order, needs(F::Transfers, R::Add, T::Hq);
         GET "/api/transfers" => crate::transfers::list, needs(F::Transfers, R::View, T::Hq);
         GET "/api/transfers/in-transit" => crate::transfers::in_transit, needs(F::Transfers, R::View, T::Hq);
+        GET "/api/transfers/requests" => crate::transfers::requests, needs(F::Transfers, R::View, T::Hq);
+        POST "/api/transfers/requests/{code}/{seq}/confirm" => crate::transfers::confirm, needs(F::Transfers, R::Add, T::Hq);
         POST "/api/transfers/{order}/settle" => crate::transfers::settle, needs(F::Transfers, R::Approve, T::Hq);
         GET "/api/approvals" => crate::approvals::list, needs(F::Approvals, R::View, T::Hq);
         POST "/api/approvals/{code}/{id}/approve" => crate::approvals::approve, needs(F::Approvals, R::Approve, T::PathBranch);

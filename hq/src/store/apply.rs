@@ -41,6 +41,8 @@ pub struct ApplyOutcome {
     pub quarantined: Vec<(u64, String)>,
     /// The seqs of `quarantined` left out of the books (they cannot post at all).
     pub unapplied: Vec<u64>,
+    /// Shipments forwarded down to their receivers (other branches' queues changed).
+    pub forwarded: usize,
 }
 
 impl Store {
@@ -133,8 +135,9 @@ impl Store {
         let mut notices = Vec::new();
         // Approvals that documents of this batch used: (branch, draft id, branch seq).
         let mut approvals_used = Vec::new();
-        // Applied shipments, forwarded to their receivers in the commit write.
-        let mut shipments = Vec::new();
+        // Transfer facts of this batch (shipments to forward, steps, requests), staged in
+        // the commit write.
+        let mut facts = super::transfers::TransferFacts::default();
         let staged = std::thread::scope(|scope| {
             let stage = scope.spawn(|| self.stage(branch, &index, first_in_batch, signed));
             // Entries come by value: each document moves into the books' reversal window
@@ -166,19 +169,52 @@ impl Store {
                 // the branch's books before the step (quarantined but applied: it posts).
                 let step =
                     matches!(e.entry.doc.header.doc_type, DocType::TransferShip | DocType::TransferReceive | DocType::TransferSettle);
-                if step && c.posting.is_some() && !matches!(c.mark, Some(Mark::Quarantined { .. })) {
+                let h = &e.entry.doc.header;
+                if step && c.posting.is_some() {
                     let st = lock(state);
-                    match super::transfers::check_step(&st.transfers, branch, &e.entry.doc, &books) {
-                        Err(why) => {
+                    let checked = match &c.mark {
+                        Some(Mark::Quarantined { reason, .. }) => Err(reason.clone()),
+                        _ => super::transfers::check_step(&st.transfers, branch, &e.entry.doc, &books),
+                    };
+                    match &checked {
+                        Err(why) if !matches!(c.mark, Some(Mark::Quarantined { .. })) => {
                             c.mark = Some(Mark::Quarantined { reason: format!("transfer step refused by HQ: {why}"), applied: true })
                         }
-                        Ok(()) if e.entry.doc.header.doc_type == DocType::TransferShip => {
-                            if let Some(o) = e.entry.doc.header.ext.transfer.as_ref().and_then(|r| st.transfers.orders.get(&r.order)) {
-                                shipments.extend(protocol::transfer::ShippedGoods::from_shipment(&e.entry.doc, o.to_warehouse));
+                        Ok(Some(i)) => facts.settled.extend(h.ext.transfer.as_ref().map(|r| (r.order, *i, h.number.clone()))),
+                        Ok(None) if h.doc_type == DocType::TransferShip => {
+                            if let Some(o) = h.ext.transfer.as_ref().and_then(|r| st.transfers.orders.get(&r.order)) {
+                                facts.shipments.extend(protocol::transfer::ShippedGoods::from_shipment(&e.entry.doc, o.to_warehouse));
                             }
                         }
-                        Ok(()) => {}
+                        _ => {}
                     }
+                    if let Some(r) = &h.ext.transfer {
+                        let quarantined = match &c.mark {
+                            Some(Mark::Quarantined { reason, .. }) => Some(reason.clone()),
+                            _ => None,
+                        };
+                        let rec = super::transfers::StepRecord {
+                            branch: *branch,
+                            seq: e.entry.seq,
+                            number: h.number.clone(),
+                            doc_type: h.doc_type,
+                            date: h.date,
+                            quarantined,
+                        };
+                        facts.steps.push((r.order, rec));
+                    }
+                }
+                if h.doc_type == DocType::TransferRequest && c.posting.is_some() {
+                    facts.requests.push(super::transfers::Request {
+                        branch: *branch,
+                        seq: e.entry.seq,
+                        number: h.number.clone(),
+                        warehouse: h.warehouse,
+                        date: h.date,
+                        lines: e.entry.doc.lines.iter().map(|l| (l.product, l.qty)).collect(),
+                        memo: h.memo.clone(),
+                        order: None,
+                    });
                 }
                 match &c.mark {
                     Some(Mark::Flagged { reason }) => {
@@ -220,10 +256,11 @@ impl Store {
             let used = self.stage_approvals_used(&st, &approvals_used, &mut commit);
             // A shipment HQ cannot forward (no down key, the receiver's queue full) is not
             // applied: the branch resends it, and it is forwarded once it can be.
-            let forwards = if shipments.is_empty() {
+            outcome.forwarded = facts.shipments.len();
+            let forwards = if facts.is_empty() {
                 None
             } else {
-                Some(self.stage_forwards(&st, std::mem::take(&mut shipments), now_unix, &mut commit)?)
+                Some(self.stage_transfer_facts(&st, std::mem::take(&mut facts), now_unix, &mut commit)?)
             };
             let down = if notices.is_empty() {
                 None

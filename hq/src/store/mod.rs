@@ -46,7 +46,7 @@ mod state;
 mod sync_ctx;
 #[cfg(test)]
 mod tests;
-pub(crate) mod transfers;
+pub mod transfers;
 
 use std::path::Path;
 
