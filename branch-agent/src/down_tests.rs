@@ -180,3 +180,59 @@ fn a_reverse_order_posts_the_reversal_or_waits_with_its_blocker() {
     let view = down.view(&store).expect("view");
     assert!(view["orders"].as_array().expect("orders").iter().all(|o| o["state"] == "done"), "{view}");
 }
+
+fn transfer_order(id: u64, qty: i64) -> protocol::transfer::TransferOrder {
+    protocol::transfer::TransferOrder {
+        id,
+        from: sh(),
+        from_warehouse: WarehouseCode::new("SH01").expect("warehouse"),
+        to: BranchCode::new("HB").expect("code"),
+        to_warehouse: WarehouseCode::new("HB01").expect("warehouse"),
+        transit: WarehouseCode::new("HBZT").expect("warehouse"),
+        lines: vec![protocol::transfer::OrderLine {
+            product: ProductCode::new("P0000").expect("product"),
+            qty: Decimal::from(qty),
+            unit_price: Decimal::ZERO,
+        }],
+        priced: false,
+        expected: None,
+        by: OperatorId::new("audit1").expect("operator"),
+        memo: String::new(),
+        issued_unix: 1,
+        request: None,
+    }
+}
+
+#[test]
+fn a_forged_or_replayed_transfer_order_is_refused_and_the_branch_ships_only_what_was_ordered() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("store");
+    create(&path);
+    let store = Store::open(&path).expect("open");
+    let down = Down::open(&store).expect("down");
+    store.post(draft(DocType::StockGain, 100)).expect("stock");
+    let mut q = DownQueue::new(sh());
+    let (_, genuine) = q.enqueue(DownBody::TransferOrder(transfer_order(1, 30)), 1, &hq_key()).expect("enqueue");
+    // Forged: an order for 90 signed by another key is refused; no order is stored.
+    let msg = DownMessage { branch: sh(), seq: 1, issued_unix: 1, body: DownBody::TransferOrder(transfer_order(1, 90)) };
+    let forged = SignedDown::sign(&msg, &SigningKey::from_bytes(&[1; 32])).expect("sign");
+    assert!(down.receive(&store, &forged.to_bytes()).is_err());
+    assert!(crate::transfers::orders(&store).expect("orders").is_empty());
+    let date = BusinessDate::new(2026, 6, 2).expect("date");
+    let me = OperatorId::new("tester").expect("operator");
+    let none = crate::transfers::shipment_draft(&store, 1, &[], date, me).map(|_| ()).expect_err("no order yet");
+    assert_eq!(none.0, axum::http::StatusCode::NOT_FOUND);
+    // The genuine order; its replay changes nothing.
+    assert!(matches!(down.receive(&store, &genuine.to_bytes()), Ok(Received::Applied { seq: 1 })));
+    assert!(matches!(down.receive(&store, &genuine.to_bytes()), Ok(Received::Replayed { applied: 1 })));
+    assert_eq!(crate::transfers::orders(&store).expect("orders").len(), 1);
+    // Shipping more than ordered is refused; all of it posts once, and then nothing is left.
+    let p = ProductCode::new("P0000").expect("product");
+    let over = crate::transfers::shipment_draft(&store, 1, &[(p, Decimal::from(31))], date, me).map(|_| ()).expect_err("over");
+    assert!(over.1.contains("30 of P0000 left to ship"), "{}", over.1);
+    let all = crate::transfers::shipment_draft(&store, 1, &[], date, me).expect("draft");
+    store.post(all).expect("shipment posts");
+    let again = crate::transfers::shipment_draft(&store, 1, &[], date, me).map(|_| ()).expect_err("twice");
+    assert!(again.1.contains("shipped in full"), "{}", again.1);
+    assert_eq!(store.with_books(|b| b.position(&(WarehouseCode::new("SH01").expect("w"), p))).qty, Decimal::from(70));
+}

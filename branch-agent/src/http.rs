@@ -28,6 +28,7 @@ use crate::store::PostFailure;
 
 type AppState = Arc<Shared>;
 
+#[derive(Debug)]
 pub(crate) struct ApiError(pub(crate) StatusCode, pub(crate) String);
 
 impl IntoResponse for ApiError {

@@ -65,11 +65,20 @@ async fn an_hq_order_from_sh_to_hb_travels_through_transit_while_each_side_is_of
     let (status, _) = sh_post_json_at_hq(&hq, &order).await?;
     assert_eq!(status, 401);
 
+    // HB cannot receive before a shipment reached it through HQ.
+    let (status, v) = hb.post_json(&format!("/api/transfers/{id}/receive"), &json!({})).await?;
+    assert!(status == 422 && v["error"].as_str().unwrap_or("").contains("no shipment"), "{status} {v}");
+
     // SH comes back and sees the order; HB goes offline before SH ships.
     sh.start()?;
     wait_until(Duration::from_secs(60), "SH sees the order", || async { Ok(sh.get("/api/transfers").await?["to_ship"][0]["order"] == id) })
         .await?;
     hb.kill9();
+    // A branch cannot move goods into another branch's warehouse on its own.
+    let mut own = doc("TJ", "SH01", &[("P0000", "10", "0")]);
+    own["ext"] = json!({ "to_warehouse": "HB01" });
+    let (status, text) = sh.post(&own).await?.expect_err("into HB's warehouse");
+    assert!(status == 422 && text.contains("HB01"), "{status} {text}");
     // A transfer cannot be posted as a plain document, nor shipped beyond the order.
     let plain = sh.post(&doc("DBCK", "SH01", &[("P0000", "10", "0")])).await?;
     assert_eq!(plain.expect_err("plain DBCK").0, 403);
@@ -211,6 +220,7 @@ async fn a_store_asks_hq_for_goods_receives_them_at_the_fifo_cost_and_returns_so
         .await?;
     let (status, v) = zb.post_json(&format!("/api/transfers/{id}/ship"), &json!({})).await?;
     assert_eq!(status, 201, "{v}");
+    let shipped_at = std::time::Instant::now();
     assert_eq!(stock_of(&zb.stock().await?, "ZB01", "P0000"), ("5".into(), "15.00".into()), "FIFO took 10 @ 2.00 and 5 @ 3.00");
     synced(&zb, "the shipment at HQ").await?;
     let (_, review) = as_auditor(&hq, &auditor, "GET", "/api/review", None).await?;
@@ -220,6 +230,9 @@ async fn a_store_asks_hq_for_goods_receives_them_at_the_fifo_cost_and_returns_so
         Ok(md.get("/api/transfers").await?["incoming"][0]["order"] == id)
     })
     .await?;
+    // Measured, not asserted: from the shipment's post at ZB to the goods showing at MD
+    // (ZB's batch to HQ, HQ's apply and forward, MD's down channel).
+    eprintln!("shipment visible at the receiver after {:?}", shipped_at.elapsed());
     let (status, v) = md.post_json(&format!("/api/transfers/{id}/receive"), &json!({ "last": true })).await?;
     assert_eq!(status, 201, "{v}");
     assert_eq!(stock_of(&md.stock().await?, "MD01", "P0000"), ("25".into(), "75.00".into()), "(40.00 + 35.00) / 25 = 3.00");
@@ -245,10 +258,36 @@ async fn a_store_asks_hq_for_goods_receives_them_at_the_fifo_cost_and_returns_so
         Ok(zb.get("/api/transfers").await?["incoming"].as_array().is_some_and(|a| a.iter().any(|o| o["order"] == back_id)))
     })
     .await?;
-    let (status, v) = zb.post_json(&format!("/api/transfers/{back_id}/receive"), &json!({ "last": true })).await?;
+    // HQ's warehouse counts 6, one more than came: an excess, at the shipped unit cost 3.00.
+    let six = json!({ "lines": [{ "product": "P0000", "qty": "6" }], "last": true });
+    let (status, _) = zb.post_json(&format!("/api/transfers/{back_id}/receive"), &six).await?;
+    assert_eq!(status, 422, "more than came needs excess: true");
+    let six = json!({ "lines": [{ "product": "P0000", "qty": "6" }], "last": true, "excess": true });
+    let (status, v) = zb.post_json(&format!("/api/transfers/{back_id}/receive"), &six).await?;
     assert_eq!(status, 201, "{v}");
-    assert_eq!(stock_of(&zb.stock().await?, "ZB01", "P0000"), ("10".into(), "30.00".into()), "5 @ 3.00 kept + 5 @ 3.00 back");
+    assert_eq!(stock_of(&zb.stock().await?, "ZB01", "P0000"), ("11".into(), "33.00".into()), "5 @ 3.00 kept + 6 @ 3.00 in");
     synced(&zb, "the return at HQ").await?;
+    assert_eq!(board(&hq, &auditor).await?["state"], "discrepancy");
+    assert_eq!(in_transit(&hq, &auditor).await?, ("-1".to_string(), "-3.00".to_string()));
+    // A shortfall decision does not settle an excess; a gain at the receiver does.
+    let (status, _) = as_auditor(
+        &hq,
+        &auditor,
+        "POST",
+        &format!("/api/transfers/{back_id}/settle"),
+        Some(json!({ "settle": "loss-at-shipper", "why": "x" })),
+    )
+    .await?;
+    assert_eq!(status, 409);
+    let gain = json!({ "settle": "gain-at-receiver", "why": "多发 1 件, 盘盈" });
+    let (status, v) = as_auditor(&hq, &auditor, "POST", &format!("/api/transfers/{back_id}/settle"), Some(gain)).await?;
+    assert_eq!(status, 200, "{v}");
+    wait_until(Duration::from_secs(60), "ZB posts the gain", || async {
+        Ok(zb.get("/api/transfers").await?["settlements"][0]["posted_by"].is_string())
+    })
+    .await?;
+    synced(&zb, "the settlement at HQ").await?;
+    assert_eq!(board(&hq, &auditor).await?["state"], "closed");
     assert_eq!(in_transit(&hq, &auditor).await?, ("0".to_string(), "0".to_string()));
     for (a, code) in [(&zb, "ZB"), (&md, "MD")] {
         synced(a, "all at HQ").await?;
