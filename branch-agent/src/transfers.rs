@@ -279,7 +279,11 @@ pub fn retry_settlements(store: &Store, date: BusinessDate) -> anyhow::Result<us
                 None => lines.push(Line::priced(l.product, l.qty, Decimal::ZERO)),
             }
         }
-        let warehouse = store.profile().warehouses.iter().next().copied().context("the branch has no warehouse in its profile")?;
+        // Goods that come back go into the warehouse they left; otherwise any of ours.
+        let warehouse = match order(store, s.order)? {
+            Some(o) if o.from == store.identity().branch => o.from_warehouse,
+            _ => store.profile().warehouses.iter().next().copied().context("the branch has no warehouse in its profile")?,
+        };
         let draft = Draft {
             doc_type: DocType::TransferSettle,
             date,

@@ -46,10 +46,14 @@ pub enum Settle {
     CarrierClaim,
     /// Excess received kept as a stock gain at the receiver.
     GainAtReceiver,
+    /// Shortfall that never reached the receiver goes back into the shipper's warehouse
+    /// (the carrier brought it back), at the shipped cost.
+    ReturnToShipper,
 }
 
 impl Settle {
-    pub const ALL: [Settle; 4] = [Settle::LossAtShipper, Settle::LossAtReceiver, Settle::CarrierClaim, Settle::GainAtReceiver];
+    pub const ALL: [Settle; 5] =
+        [Settle::LossAtShipper, Settle::LossAtReceiver, Settle::CarrierClaim, Settle::GainAtReceiver, Settle::ReturnToShipper];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -57,6 +61,7 @@ impl Settle {
             Settle::LossAtReceiver => "loss-at-receiver",
             Settle::CarrierClaim => "carrier-claim",
             Settle::GainAtReceiver => "gain-at-receiver",
+            Settle::ReturnToShipper => "return-to-shipper",
         }
     }
 
@@ -71,7 +76,7 @@ impl Settle {
 
     /// Does the shipper post it (else the receiver)?
     pub fn by_shipper(self) -> bool {
-        matches!(self, Settle::LossAtShipper | Settle::CarrierClaim)
+        matches!(self, Settle::LossAtShipper | Settle::CarrierClaim | Settle::ReturnToShipper)
     }
 }
 

@@ -255,6 +255,16 @@ fn a_shortfall_claimed_against_the_carrier_and_an_excess_kept_as_a_gain_close_th
     assert_eq!(gl(&c, accounts::GOODS_IN_TRANSIT), Decimal::ZERO);
     // The gain is HB's: 盘盈盘亏 credited 5.00.
     assert_eq!(gl(&hb.books, accounts::INVENTORY_OVER_SHORT), dec!(-5.00));
+
+    // Return to the shipper: of 10 shipped (25.00) 6 arrive; the carrier brings 4 back to
+    // SH, which takes them in at the shipped cost: SH holds 100 − 20 − 10 − 10 + 4 = 64 @ 2.50.
+    let ship = sh.ship(5, false, &[("P1", dec!(10), Decimal::ZERO)]).expect("shipment");
+    hb.receive(&[ShippedGoods::from_shipment(&ship, wh("X01")).expect("goods")], "P1", dec!(6), true).expect("short receipt");
+    sh.settle(5, false, Settle::ReturnToShipper, "P1", dec!(4), dec!(10.00), Decimal::ZERO);
+    assert_eq!(sh.stock("P1"), Position { qty: dec!(64), value: dec!(160.00) });
+    let c = company(&[&sh, &hb]);
+    assert!(c.transit()[&(5, pc("P1"))].in_transit().is_zero());
+    assert_eq!(gl(&c, accounts::GOODS_IN_TRANSIT), Decimal::ZERO);
 }
 
 #[test]

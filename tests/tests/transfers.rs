@@ -147,6 +147,11 @@ async fn an_hq_order_from_sh_to_hb_travels_through_transit_while_each_side_is_of
 
     // The company: 40 at SH and 55 at HB at 2.00, the 5 lost claimed at 10.00, no
     // inter-branch balances left; each branch's digest equals HQ's copy.
+    // Company stock: 40 + 55 = 95 of the 100 bought, 80.00 + 110.00 = 190.00 of 200.00;
+    // the 5 lost (10.00) are SH's claim on the carrier.
+    let stock = hq.get("/api/stock").await?;
+    assert_eq!(stock_of(&stock, "SH01", "P0000"), ("40".into(), "80.00".into()), "{stock}");
+    assert_eq!(stock_of(&stock, "HB01", "P0000"), ("55".into(), "110.00".into()), "{stock}");
     let bs = hq.get("/api/reports/balance-sheet").await?.to_string();
     assert!(!bs.contains("1560") && !bs.contains("1402"), "inter-branch accounts eliminated: {bs}");
     for (a, code) in [(&sh, "SH"), (&hb, "HB")] {

@@ -417,6 +417,9 @@ pub(crate) fn check_step(
             if *branch != poster {
                 return Err(format!("a settlement of transfer order {} is posted by {poster}, not {branch}", o.id));
             }
+            if r.settle == Some(protocol::transfer::Settle::ReturnToShipper) && h.warehouse != o.from_warehouse {
+                return Err(format!("goods of transfer order {} come back into {}, not {}", o.id, o.from_warehouse, h.warehouse));
+            }
             // It posts exactly a settlement an auditor ordered, one not posted yet.
             let ordered = t.settlements.get(&o.id).map(Vec::as_slice).unwrap_or_default();
             ordered

@@ -193,11 +193,25 @@ pub(super) fn settle(b: &mut Builder<'_>) -> Result<(), PostError> {
     let account = match kind {
         Settle::LossAtShipper | Settle::LossAtReceiver | Settle::GainAtReceiver => acc::INVENTORY_OVER_SHORT,
         Settle::CarrierClaim => acc::OTHER_RECEIVABLE,
+        Settle::ReturnToShipper => acc::INVENTORY,
     };
+    let w = &b.doc.header.warehouse;
+    let method = b.method();
     let (mut cost_total, mut amount_total) = (Decimal::ZERO, Decimal::ZERO);
     for (l, layers) in lines_with_layers(b)? {
         let cost = stock::sum(layers.iter().map(|c| c.value), "the settled cost")?;
         let amount = if t.priced { stock::sum(layers.iter().map(|c| c.at_price), "the settled amount")? } else { cost };
+        if kind == Settle::ReturnToShipper {
+            // The goods come back into the shipper's warehouse with the layers they left with.
+            let ops: Vec<LayerOp> = match method {
+                crate::document::CostMethod::MovingAverage => vec![LayerOp::Average { qty: l.qty, value: cost }],
+                _ => layers.iter().map(|c| LayerOp::PushBack(Position { qty: c.qty, value: c.value })).collect(),
+            };
+            for op in ops {
+                b.stock_mut(w, &l.product).try_apply(&op)?;
+                b.p.stock.push(StockMove { key: (*w, l.product), op });
+            }
+        }
         let sign = if kind.is_excess() { Decimal::NEGATIVE_ONE } else { Decimal::ONE };
         b.p.transit.push(TransitMove {
             order: t.order,
