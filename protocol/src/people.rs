@@ -152,6 +152,12 @@ impl Function {
         Function::Till,
     ];
 
+    /// Is it the right over one family of documents (`Function::docs` of some family)?
+    pub fn is_docs(self) -> bool {
+        use Function::*;
+        matches!(self, PurchasingDocs | SalesDocs | RetailDocs | WarehouseDocs | ConsignmentDocs | LoanDocs | FinanceDocs | LedgerDocs)
+    }
+
     pub fn docs(family: DocFamily) -> Function {
         match family {
             DocFamily::Purchasing => Function::PurchasingDocs,
@@ -512,7 +518,9 @@ mod tests {
     fn every_doc_type_has_a_family_function() {
         for t in DocType::ALL {
             assert!(Function::ALL.contains(&Function::docs(DocFamily::of(*t))));
+            assert!(Function::docs(DocFamily::of(*t)).is_docs());
         }
+        assert_eq!(Function::ALL.iter().filter(|f| f.is_docs()).count(), 8, "one per DocFamily");
         assert_eq!(Function::ALL.iter().enumerate().filter(|(i, f)| **f as usize != *i).count(), 0);
     }
 
