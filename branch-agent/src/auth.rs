@@ -16,10 +16,8 @@ use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
-use protocol::codes::OperatorId;
 use protocol::people::{authorize, Denied, DocFamily, Function, Person, Right};
 use protocol::session_token;
-use serde::Deserialize;
 use serde_json::json;
 
 use crate::forwarder::Shared;
@@ -111,19 +109,9 @@ pub async fn guard(State((web, access)): State<(AgentWeb, Access)>, mut req: Req
         Access::Needs(function, right) => authorize(&person, function, right, here),
         // Some family must allow it; the first refusal is the reason when none does.
         Access::Docs(right) => {
-            let families = [
-                Function::PurchasingDocs,
-                Function::SalesDocs,
-                Function::RetailDocs,
-                Function::WarehouseDocs,
-                Function::ConsignmentDocs,
-                Function::LoanDocs,
-                Function::FinanceDocs,
-                Function::LedgerDocs,
-            ];
             let mut first = None;
             let mut any = false;
-            for f in families {
+            for f in Function::ALL.into_iter().filter(|f| f.is_docs()) {
                 match authorize(&person, f, right, here) {
                     Ok(()) => any = true,
                     Err(e) => first = first.or(Some(e)),
@@ -165,44 +153,11 @@ pub async fn same_site(req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SignIn {
-    pub login: OperatorId,
-    pub password: String,
-}
-
-/// `POST /api/session`: a bearer token and the same token as a page cookie.
+/// `POST /api/session`: a bearer token and the same token as a page cookie, for a person
+/// of the branch's profile (so sign-in works offline).
 pub async fn sign_in(State(web): State<AgentWeb>, edge::api::ApiJson(req): edge::api::ApiJson<SignIn>) -> Response {
-    let wrong = || refusal(StatusCode::UNAUTHORIZED, "wrong login or password");
-    let Some(entry) = web.shared.store.person(&req.login) else { return wrong() };
-    let phc = entry.password_phc.clone();
-    let Ok(ok) = tokio::task::spawn_blocking(move || session_token::verify_password(&req.password, &phc)).await else {
-        return refusal(StatusCode::INTERNAL_SERVER_ERROR, "the password check failed");
-    };
-    if !ok {
-        tracing::warn!(login = %entry.person.login, "failed sign-in");
-        return wrong();
-    }
-    if entry.person.disabled {
-        return refusal(StatusCode::FORBIDDEN, Denied::Disabled { login: entry.person.login });
-    }
-    let now = edge::now_unix();
-    let ttl = edge::session::SESSION_TTL_SECS;
-    let token = session_token::mint(&web.session_key, &entry.person.login, now, ttl, edge::session::random_bytes());
-    tracing::info!(login = %entry.person.login, "signed in");
-    let roles: Vec<_> = entry.person.roles.iter().map(|r| r.name()).collect();
-    (
-        [(header::SET_COOKIE, edge::session::session_cookie(&token, ttl))],
-        Json(json!({ "token": token, "expires_unix": now + ttl, "login": entry.person.login, "roles": roles })),
-    )
-        .into_response()
+    let entry = web.shared.store.person(&req.login);
+    edge::sign_in::answer(&web.session_key, entry, req).await
 }
 
-/// A sign-in form for pages: posts JSON to `/api/session` (the cookie comes back) and
-/// reloads.
-pub const SIGN_IN_FORM: &str = "<form id=signin><input name=login placeholder=login autocomplete=username> \
-<input name=password type=password placeholder=password autocomplete=current-password> <button>Sign in</button></form><p id=msg></p>\
-<script>document.getElementById('signin').onsubmit=async e=>{e.preventDefault();const f=new FormData(e.target);\
-const r=await fetch('/api/session',{method:'POST',headers:{'content-type':'application/json'},body:JSON.stringify({login:f.get('login'),password:f.get('password')})});\
-if(r.ok){location.reload()}else{document.getElementById('msg').textContent=(await r.json()).error}}</script>";
+pub use edge::sign_in::{SignIn, SIGN_IN_FORM};

@@ -14,13 +14,11 @@ use axum::extract::{FromRef, Query, RawPathParams, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use axum::RequestExt;
-use protocol::codes::{BranchCode, OperatorId};
+use protocol::codes::BranchCode;
 use protocol::people::{authorize, Function, Person, Right};
 use protocol::session_token;
 use serde::Deserialize;
-use serde_json::json;
 
 use super::ApiError;
 use crate::server::{now_unix, Hq};
@@ -130,44 +128,11 @@ pub async fn guard(State((web, access)): State<(Web, Access)>, mut req: Request,
     next.run(req).await
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SignIn {
-    pub login: OperatorId,
-    pub password: String,
-}
-
-/// `POST /api/session`: a bearer token and the same token as a page cookie.
-pub async fn sign_in(State(web): State<Web>, edge::api::ApiJson(req): edge::api::ApiJson<SignIn>) -> Result<Response, ApiError> {
+/// `POST /api/session`: a bearer token and the same token as a page cookie, for a person
+/// HQ knows.
+pub async fn sign_in(State(web): State<Web>, edge::api::ApiJson(req): edge::api::ApiJson<SignIn>) -> Response {
     let entry = web.hq.state().people.get(&req.login).cloned();
-    let wrong = || unauthorized("wrong login or password");
-    let Some(entry) = entry else { return Err(wrong()) };
-    let phc = entry.password_phc.clone();
-    let ok = tokio::task::spawn_blocking(move || session_token::verify_password(&req.password, &phc)).await.map_err(super::internal)?;
-    if !ok {
-        tracing::warn!(login = %entry.person.login, "failed sign-in");
-        return Err(wrong());
-    }
-    if entry.person.disabled {
-        return Err(ApiError(StatusCode::FORBIDDEN, protocol::people::Denied::Disabled { login: entry.person.login }.to_string()));
-    }
-    let now = now_unix();
-    let token =
-        session_token::mint(&web.session_key, &entry.person.login, now, edge::session::SESSION_TTL_SECS, edge::session::random_bytes());
-    let expires_unix = now + edge::session::SESSION_TTL_SECS;
-    tracing::info!(login = %entry.person.login, "signed in");
-    let cookie = edge::session::session_cookie(&token, edge::session::SESSION_TTL_SECS);
-    let roles: Vec<_> = entry.person.roles.iter().map(|r| r.name()).collect();
-    Ok((
-        [(header::SET_COOKIE, cookie)],
-        Json(json!({ "token": token, "expires_unix": expires_unix, "login": entry.person.login, "roles": roles })),
-    )
-        .into_response())
+    edge::sign_in::answer(&web.session_key, entry, req).await
 }
 
-/// The sign-in form the status page shows to a caller without a session.
-pub const SIGN_IN_FORM: &str = "<form id=signin><input name=login placeholder=login autocomplete=username> \
-<input name=password type=password placeholder=password autocomplete=current-password> <button>Sign in</button></form><p id=msg></p>\
-<script>document.getElementById('signin').onsubmit=async e=>{e.preventDefault();const f=new FormData(e.target);\
-const r=await fetch('/api/session',{method:'POST',headers:{'content-type':'application/json'},body:JSON.stringify({login:f.get('login'),password:f.get('password')})});\
-if(r.ok){location.reload()}else{document.getElementById('msg').textContent=(await r.json()).error}}</script>";
+pub use edge::sign_in::{SignIn, SIGN_IN_FORM};

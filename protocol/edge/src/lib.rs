@@ -9,6 +9,7 @@
 //! - `clock`: wall-clock seconds for records, and the monotonic milliseconds the sync
 //!   state machines take as `now_ms`.
 //! - `session`: the session key file, secret files (0600), tokens from request headers.
+//! - `sign_in`: the sign-in exchange both APIs answer (`POST /api/session`) and the form.
 //! - `tls`: a branch's client certificate bound to its enrolled ed25519 key, and the
 //!   key read back from a peer's certificate.
 //! - `durable`: fsyncs what sled leaves unsynced (its blob files and their directories).
@@ -34,6 +35,7 @@ pub mod framed;
 pub mod group_commit;
 pub mod routes;
 pub mod session;
+pub mod sign_in;
 pub mod tls;
 pub mod transport;
 
