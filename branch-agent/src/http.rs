@@ -11,6 +11,7 @@ use axum::extract::{Extension, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
+use protocol::books::reports;
 use protocol::codes::{OperatorId, PartyCode, ProductCode, WarehouseCode};
 use protocol::date::BusinessDate;
 use protocol::document::{DocExt, DocType, Draft, Line, LineRole, Payment};
@@ -519,36 +520,20 @@ fn refusal(e: PostFailure) -> ApiError {
     }
 }
 
-#[derive(Deserialize)]
-pub(crate) struct MovementQuery {
-    warehouse: Option<String>,
-    product: Option<String>,
-    party: Option<String>,
-    limit: Option<usize>,
-}
-
 /// Drill-through: the posted documents behind a report row, newest first, each linking to
 /// `/api/documents/{seq}`.
-pub(crate) async fn movements(State(shared): State<AppState>, Query(q): Query<MovementQuery>) -> Result<Json<serde_json::Value>, ApiError> {
-    let limit = q.limit.unwrap_or(500).min(5_000);
+pub(crate) async fn movements(
+    State(shared): State<AppState>,
+    Query(q): Query<reports::DrillQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let limit = q.rows_max();
     let store = shared.store.clone();
     let rows = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<serde_json::Value>> {
         let mut rows = Vec::new();
         for seq in (1..=store.head().seq).rev() {
             let Some(e) = store.entry(seq)? else { continue };
-            let h = &e.doc.header;
-            let wh_ok = q
-                .warehouse
-                .as_deref()
-                .is_none_or(|w| h.warehouse.as_str() == w || h.ext.to_warehouse.as_ref().is_some_and(|t| t.as_str() == w));
-            let product_ok = q.product.as_deref().is_none_or(|p| e.doc.lines.iter().any(|l| l.product.as_str() == p));
-            let party_ok = q.party.as_deref().is_none_or(|p| h.counterparty.as_ref().is_some_and(|c| c.as_str() == p));
-            if wh_ok && product_ok && party_ok {
-                rows.push(json!({
-                    "seq": e.seq, "number": h.number.to_string(), "type": h.doc_type.name(), "date": h.date,
-                    "warehouse": h.warehouse, "counterparty": h.counterparty, "operator": h.operator,
-                    "total": e.doc.total().to_string(), "document": format!("/api/documents/{}", e.seq),
-                }));
+            if q.matches(&e.doc) {
+                rows.push(reports::drill_row(e.seq, &e.doc, format!("/api/documents/{}", e.seq)));
                 if rows.len() >= limit {
                     break;
                 }

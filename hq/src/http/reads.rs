@@ -274,52 +274,20 @@ pub(super) async fn report(
     Ok(([(header::CONTENT_TYPE, ctype)], built).into_response())
 }
 
-#[derive(Deserialize)]
-pub(super) struct MovementQuery {
-    warehouse: Option<String>,
-    product: Option<String>,
-    party: Option<String>,
-    limit: Option<usize>,
-}
-
 /// Drill-through: the documents behind a report row (a warehouse, product or party).
 pub(super) async fn movements(
     State(hq): State<AppState>,
     edge::api::ApiPath(code): edge::api::ApiPath<String>,
-    Query(q): Query<MovementQuery>,
+    Query(q): Query<reports::DrillQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let code = BranchCode::new(code).map_err(bad)?;
-    let limit = q.limit.unwrap_or(500).min(5_000);
+    let limit = q.rows_max();
     let hq2 = hq.clone();
-    let found = tokio::task::spawn_blocking(move || {
-        hq2.store.find_documents(
-            &code,
-            |e| {
-                let h = &e.doc.header;
-                let wh_ok = q
-                    .warehouse
-                    .as_deref()
-                    .is_none_or(|w| h.warehouse.as_str() == w || h.ext.to_warehouse.as_ref().is_some_and(|t| t.as_str() == w));
-                let product_ok = q.product.as_deref().is_none_or(|p| e.doc.lines.iter().any(|l| l.product.as_str() == p));
-                let party_ok = q.party.as_deref().is_none_or(|p| h.counterparty.as_ref().is_some_and(|c| c.as_str() == p));
-                wh_ok && product_ok && party_ok
-            },
-            limit,
-        )
-    })
-    .await
-    .map_err(internal)?
-    .map_err(internal)?;
-    let rows: Vec<_> = found
-        .iter()
-        .map(|e| {
-            let h = &e.doc.header;
-            json!({
-                "seq": e.seq, "number": h.number.to_string(), "type": h.doc_type.name(), "date": h.date,
-                "warehouse": h.warehouse, "counterparty": h.counterparty, "operator": h.operator, "total": e.doc.total().to_string(),
-                "document": format!("/api/branches/{code}/documents/{}", e.seq),
-            })
-        })
-        .collect();
+    let found = tokio::task::spawn_blocking(move || hq2.store.find_documents(&code, |e| q.matches(&e.doc), limit))
+        .await
+        .map_err(internal)?
+        .map_err(internal)?;
+    let rows: Vec<_> =
+        found.iter().map(|e| reports::drill_row(e.seq, &e.doc, format!("/api/branches/{code}/documents/{}", e.seq))).collect();
     Ok(Json(json!({ "branch": code, "documents": rows })))
 }

@@ -15,7 +15,9 @@ use super::{Books, Side};
 use crate::date::BusinessDate;
 use crate::document::{round_half_away, Period};
 
+mod drill;
 mod query;
+pub use drill::{drill_row, DrillQuery, DRILL_ROWS_DEFAULT, DRILL_ROWS_MAX};
 pub use query::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
