@@ -26,6 +26,14 @@ pub fn decode_array<const N: usize>(s: &str) -> Option<[u8; N]> {
     Some(out)
 }
 
+/// Bytes from an even number of hex digits (either case); `None` for anything else.
+pub fn decode(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    s.as_bytes().chunks_exact(2).map(|pair| Some((digit(pair[0])? << 4) | digit(pair[1])?)).collect()
+}
+
 fn digit(c: u8) -> Option<u8> {
     match c {
         b'0'..=b'9' => Some(c - b'0'),
@@ -50,5 +58,10 @@ mod tests {
         }
         // `u8::from_str_radix` (the old decoder) took a leading '+'; this one does not.
         assert_eq!(decode_array::<1>("+f"), None);
+        assert_eq!(decode("000FA5ff"), Some(bytes.to_vec()));
+        assert_eq!(decode(""), Some(Vec::new()));
+        for bad in ["0", "0g", "+f", "é0"] {
+            assert_eq!(decode(bad), None, "{bad}");
+        }
     }
 }

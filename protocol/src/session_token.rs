@@ -60,17 +60,6 @@ fn mac(key: &[u8; 32], claims: &[u8]) -> [u8; 32] {
     *h.finalize().as_bytes()
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() & 1 != 0 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    s.as_bytes().chunks(2).map(|c| u8::from_str_radix(std::str::from_utf8(c).ok()?, 16).ok()).collect()
-}
-
 /// Mints a token for `login`, valid from `issued_unix` for `ttl_secs` (at most
 /// [`SESSION_TTL_SECS_MAX`]). `nonce` must be fresh random bytes so two tokens differ.
 pub fn mint(key: &[u8; 32], login: &OperatorId, issued_unix: u64, ttl_secs: u64, nonce: [u8; 16]) -> String {
@@ -80,7 +69,7 @@ pub fn mint(key: &[u8; 32], login: &OperatorId, issued_unix: u64, ttl_secs: u64,
     claims.extend_from_slice(&expires_unix.to_be_bytes());
     claims.extend_from_slice(&nonce);
     claims.extend_from_slice(login.as_str().as_bytes());
-    format!("{TOKEN_PREFIX}.{}.{}", hex(&claims), hex(&mac(key, &claims)))
+    format!("{TOKEN_PREFIX}.{}.{}", crate::hex::encode(&claims), crate::hex::encode(&mac(key, &claims)))
 }
 
 /// Verifies a token at `now_unix`: shape, then MAC (constant time), then expiry.
@@ -92,7 +81,7 @@ pub fn verify(key: &[u8; 32], token: &str, now_unix: u64) -> Result<Claims, Toke
     let (Some(TOKEN_PREFIX), Some(claims), Some(tag), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
         return Err(TokenError::Malformed);
     };
-    let (claims, tag) = (unhex(claims).ok_or(TokenError::Malformed)?, unhex(tag).ok_or(TokenError::Malformed)?);
+    let (claims, tag) = (crate::hex::decode(claims).ok_or(TokenError::Malformed)?, crate::hex::decode(tag).ok_or(TokenError::Malformed)?);
     if claims.len() <= CLAIMS_FIXED_BYTES || tag.len() != 32 {
         return Err(TokenError::Malformed);
     }

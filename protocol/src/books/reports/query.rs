@@ -73,7 +73,7 @@ pub fn run(books: &Books, name: &str, p: ReportParams) -> Option<Report> {
         "cash" => Report::Cash(cash_and_bank(books).into_iter().map(|(account, d)| CashRow { account, balance: d.0 }).collect()),
         "sales" => Report::Sales(sales(books, p.by, p.from, p.to)),
         "purchase-sales-stock" => Report::Flow(purchase_sales_stock(books, p.from, p.to)),
-        "digest" => Report::Digest { digest: books.digest().iter().map(|b| format!("{b:02x}")).collect() },
+        "digest" => Report::Digest { digest: crate::hex::encode(&books.digest()) },
         _ => return None,
     })
 }
