@@ -12,8 +12,8 @@
 //! - `review`: the review queue (flagged/quarantined documents, accept/reverse) handlers.
 //!
 //! Errors are typed (`store::StoreError`, `store::EnrollError`, `config::ConfigError`,
-//! `identity::IdentityError`, `catalog::CatalogProblem`, `http::ApiError`); `anyhow`
-//! belongs to the binary (`main.rs`); `server`'s own plumbing is being reworked apart.
+//! `identity::IdentityError`, `catalog::CatalogProblem`, `http::ApiError`,
+//! `server::EndpointError`); `anyhow` belongs to the binary (`main.rs`, `cli`).
 
 pub mod approvals;
 pub mod catalog;

@@ -67,7 +67,7 @@ async fn user_cmd(dir: &Path, cmd: UserCmd) -> anyhow::Result<()> {
             let req = AddPerson { login, name, roles, branch, scope, password: password.clone() };
             match Store::open(&store_path(dir)) {
                 Ok(store) => {
-                    let (person, phc) = person_from(req).map_err(anyhow::Error::msg)?;
+                    let (person, phc) = person_from(req)?;
                     let mut st = store.load()?;
                     store.add_person(&mut st, person, phc)?;
                 }

@@ -21,7 +21,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use anyhow::Context;
 use edge::{write_message, FrameError};
 use protocol::codes::BranchCode;
 use protocol::sync::{HqSession, HqStep};
@@ -332,16 +331,50 @@ impl Hq {
     }
 }
 
-pub fn endpoint(identity: &Identity, config: &HqConfig, listen: SocketAddr) -> anyhow::Result<quinn::Endpoint> {
+/// Why HQ's QUIC endpoint could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EndpointError {
+    /// rustls refused the TLS 1.3 configuration.
+    #[error("TLS 1.3 setup: {0}")]
+    Tls(rustls::Error),
+    /// rustls refused HQ's certificate or key.
+    #[error("loading HQ certificate: {0}")]
+    Certificate(rustls::Error),
+    /// quinn found no initial cipher suite in the TLS configuration.
+    #[error("QUIC TLS setup: {0}")]
+    Quic(quinn::crypto::rustls::NoInitialCipherSuite),
+    /// The UDP port could not be bound (in use, or not allowed).
+    #[error("binding QUIC listener on {listen} (UDP): {error}")]
+    Bind { listen: SocketAddr, error: std::io::Error },
+}
+
+/// Why one stream's session ended early (logged, never sent).
+#[derive(Debug, thiserror::Error)]
+enum StreamError {
+    /// A blocking step (named) panicked or was cancelled.
+    #[error("{0} panicked: {1}")]
+    Panicked(&'static str, tokio::task::JoinError),
+    #[error("{0}")]
+    Read(quinn::ReadError),
+    #[error("{0}")]
+    Write(#[from] quinn::WriteError),
+    #[error("{0}")]
+    Finish(#[from] quinn::ClosedStream),
+    #[error("recording a rejection: {0}")]
+    Store(#[from] crate::store::StoreError),
+}
+
+pub fn endpoint(identity: &Identity, config: &HqConfig, listen: SocketAddr) -> Result<quinn::Endpoint, EndpointError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut tls = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])
-        .context("TLS 1.3 setup")?
+        .map_err(EndpointError::Tls)?
         .with_client_cert_verifier(Arc::new(door::BranchCertVerifier::new(provider)))
         .with_single_cert(vec![identity.cert.clone()], identity.key.clone_key())
-        .context("loading HQ certificate")?;
+        .map_err(EndpointError::Certificate)?;
     tls.alpn_protocols = vec![ALPN.to_vec()];
-    let mut server = quinn::ServerConfig::with_crypto(Arc::new(QuicServerConfig::try_from(tls).context("QUIC TLS setup")?));
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(QuicServerConfig::try_from(tls).map_err(EndpointError::Quic)?));
     server.transport_config(edge::hq_transport_config(edge::HqTransportLimits {
         bidi_streams_max: config.max_concurrent_bidi_streams.max(1),
         stream_window_bytes: config.stream_window_bytes,
@@ -349,7 +382,7 @@ pub fn endpoint(identity: &Identity, config: &HqConfig, listen: SocketAddr) -> a
     }));
     // Handshakes waiting to be accepted are bounded too, not only connections.
     server.max_incoming(config.max_connections.max(1) as usize);
-    quinn::Endpoint::server(server, listen).with_context(|| format!("binding QUIC listener on {listen} (UDP)"))
+    quinn::Endpoint::server(server, listen).map_err(|error| EndpointError::Bind { listen, error })
 }
 
 pub async fn serve_quic(hq: Arc<Hq>, endpoint: quinn::Endpoint) {
@@ -424,7 +457,7 @@ async fn serve_stream(
     peer: SocketAddr,
     who: Arc<Peer>,
     enrolled: bool,
-) -> anyhow::Result<()> {
+) -> Result<(), StreamError> {
     let mut session = HqSession::default();
     // A reader task turns the stream into a channel, so the loop can also wait for
     // profile changes without cancelling a half-read frame. Every frame's bytes come
@@ -449,7 +482,7 @@ async fn serve_stream(
                         (window, session)
                     })
                     .await
-                    .context("down step panicked")?;
+                    .map_err(|e| StreamError::Panicked("down step", e))?;
                     session = s;
                     for m in &window {
                         write_message(&mut send, m).await?;
@@ -470,7 +503,7 @@ async fn serve_stream(
                         (update, session)
                     })
                     .await
-                    .context("profile update panicked")?;
+                    .map_err(|e| StreamError::Panicked("profile update", e))?;
                     session = s;
                     if let Some(m) = update {
                         write_message(&mut send, &m).await?;
@@ -482,7 +515,7 @@ async fn serve_stream(
         let msg = match msg {
             Ok(Some(m)) => m,
             Ok(None) => return Ok(()),
-            Err(FrameError::Link(e)) => return Err(e.into()),
+            Err(FrameError::Link(e)) => return Err(StreamError::Read(e)),
             Err(e) => {
                 // Garbage or a cut frame: say why, keep it for people, close this stream.
                 let text = format!("unreadable frame: {e}");
@@ -494,7 +527,8 @@ async fn serve_stream(
                     let mut st = hq2.state();
                     hq2.store.record_rejection(&mut st, branch.as_ref(), rej)
                 })
-                .await??;
+                .await
+                .map_err(|e| StreamError::Panicked("recording a rejection", e))??;
                 let _ = write_message(&mut send, &Message::reject(RejectCode::Malformed, text)).await;
                 let _ = send.finish();
                 return Ok(());
@@ -507,7 +541,7 @@ async fn serve_stream(
             (reply, close, session)
         })
         .await
-        .context("session step panicked")?;
+        .map_err(|e| StreamError::Panicked("session step", e))?;
         session = s;
         for m in &reply {
             write_message(&mut send, m).await?;

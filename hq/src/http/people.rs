@@ -57,20 +57,41 @@ pub struct AddPerson {
     pub password: String,
 }
 
+/// Why a request to add a person names no valid person.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BadPerson {
+    /// A role no person can have.
+    #[error("unknown role {0:?}")]
+    Role(String),
+    /// The home branch is not a branch code.
+    #[error("{0}")]
+    Branch(protocol::error::CodeError),
+    /// The scope text does not parse.
+    #[error("{0}")]
+    Scope(protocol::scope::ScopeParseError),
+    /// The person breaks a rule of `Person::validate`.
+    #[error("{0}")]
+    Person(protocol::people::PersonError),
+    /// The password could not be hashed (too long, or argon2 refused it).
+    #[error("{0}")]
+    Password(protocol::session_token::PasswordError),
+}
+
 /// A person from the request, with the password hashed (argon2id, fresh salt).
-pub fn person_from(req: AddPerson) -> Result<(Person, String), String> {
-    let roles = req.roles.iter().map(|r| parse_role(r).ok_or_else(|| format!("unknown role {r:?}"))).collect::<Result<Vec<_>, _>>()?;
+pub fn person_from(req: AddPerson) -> Result<(Person, String), BadPerson> {
+    let roles = req.roles.iter().map(|r| parse_role(r).ok_or_else(|| BadPerson::Role(r.clone()))).collect::<Result<Vec<_>, _>>()?;
     let home = match req.branch {
-        Some(b) => Home::Branch(BranchCode::new(b).map_err(|e| e.to_string())?),
+        Some(b) => Home::Branch(BranchCode::new(b).map_err(BadPerson::Branch)?),
         None => Home::Hq,
     };
     let scope = match req.scope {
-        Some(s) => s.parse::<Scope>().map_err(|e| e.to_string())?,
+        Some(s) => s.parse::<Scope>().map_err(BadPerson::Scope)?,
         None => Scope::all(),
     };
     let person = Person { login: req.login, name: req.name, roles, home, scope, disabled: false };
-    person.validate().map_err(|e| e.to_string())?;
-    let phc = protocol::session_token::hash_password(&req.password, edge::session::random_bytes()).map_err(|e| e.to_string())?;
+    person.validate().map_err(BadPerson::Person)?;
+    let phc = protocol::session_token::hash_password(&req.password, edge::session::random_bytes()).map_err(BadPerson::Password)?;
     Ok((person, phc))
 }
 
