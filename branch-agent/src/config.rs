@@ -1,6 +1,9 @@
 //! `agent.toml` in the data directory: where HQ is, where the local API listens, and the
 //! forwarder's bounds. `enroll` writes it; every field but `hq` has a default. The till's
 //! peripherals (`[devices.*]`) and point-of-sale settings (`[pos]`) are optional sections.
+//!
+//! Must not: decide anything from what it reads (the store, forwarder and till apply it) or
+//! write anything but `agent.toml` at enrollment.
 
 use std::net::SocketAddr;
 use std::path::Path;

@@ -40,7 +40,17 @@ fn create(dir: &Path) {
     };
     let identity = Identity { branch: sh(), signing_key: [7; 32], hq_fingerprint: [0; 32] };
     Store::create(dir, &identity, &profile).expect("create");
-    store_hq_key(dir, hq_key().verifying_key().to_bytes()).expect("hq key");
+    // `create` dropped its sled handle a moment ago; sled lets go of the lock shortly after.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match store_hq_key(dir, hq_key().verifying_key().to_bytes()) {
+            Ok(()) => return,
+            Err(e) if std::time::Instant::now() < deadline && format!("{e:#}").contains("in use") => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            Err(e) => panic!("hq key: {e:#}"),
+        }
+    }
 }
 
 /// Opens what a test dropped a moment ago (sled lets go of its lock shortly after).

@@ -4,6 +4,9 @@
 //!
 //! Every route is declared in `crate::routes` (with the right it needs) and reaches a
 //! handler here only signed in; a document's operator is the signed-in person.
+//!
+//! Must not: decide who may call a route (that is `routes` and `auth`) or post other than
+//! through `Store::post`; it parses, calls and serializes.
 
 use std::sync::Arc;
 

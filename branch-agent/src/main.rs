@@ -1,4 +1,7 @@
 //! `branch-agent`: a branch of Branchline. See `branch-agent --help`.
+//!
+//! What each command does, and the wiring of store, forwarder, till and HTTP. Must not hold
+//! a rule of its own: those live in the modules it starts and in `protocol`.
 
 mod auth;
 mod config;

@@ -1,6 +1,8 @@
 //! What the till's peripherals are and how to reach them, as the branch agent's TOML
 //! config holds it (see the crate docs for an example). Every section is optional and
 //! defaults to "no such device", so a till with only a printer configures only a printer.
+//!
+//! Must not: open a device (that is `station`) or know what a sale is.
 
 use std::path::PathBuf;
 use std::time::Duration;

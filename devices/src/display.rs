@@ -12,6 +12,8 @@
 //! | `1B 51 42 d1..dn 0D`  | ESC Q B | write the lower line (n ≤ 20), end with CR   |
 //!
 //! Lines are always sent padded to 20 cells, so a shorter text overwrites the old one.
+//!
+//! Must not: know what a sale is; the till decides what the two lines say.
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};

@@ -4,6 +4,9 @@
 //! printers drop idle connections and USB printers come and go, so a connection kept from
 //! the morning is the likeliest to be dead at the evening rush; a fresh one per receipt
 //! costs a few milliseconds.
+//!
+//! Must not: know what a receipt means (`receipt` renders it) or fail a sale: errors go
+//! back to the caller as values.
 
 use std::collections::VecDeque;
 use std::io;

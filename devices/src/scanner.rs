@@ -2,6 +2,8 @@
 //! the sans-IO [`ScanDecoder`], the [`Scanner`] trait, the driver and a simulator.
 //! Keyboard-wedge scanners are in [`crate::wedge`]; both hand out the same raw codes,
 //! which [`crate::barcode::interpret`] then checks.
+//!
+//! Must not: interpret a code (that is `barcode`) or know what the till does with it.
 
 use std::collections::VecDeque;
 use std::io;

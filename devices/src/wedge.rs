@@ -5,6 +5,8 @@
 //! [`KeyboardDecoder`] is pure (records in, codes out); [`WedgeScanner`] only opens the
 //! node, grabs it so the keystrokes do not also land in whatever window has focus, and
 //! reads with a deadline.
+//!
+//! Must not: interpret a code (that is `barcode`).
 
 use std::collections::VecDeque;
 use std::fs::File;

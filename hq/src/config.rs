@@ -1,5 +1,7 @@
 //! `hq.toml`: where HQ listens and how long enrollment tokens live. Every field has a
 //! default, so an empty file (or none) is a working configuration.
+//!
+//! Must not: decide anything from what it reads; the server and store apply it.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

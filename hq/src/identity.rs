@@ -2,6 +2,9 @@
 //! travels inside every enrollment token), so no public CA is involved; and HQ's
 //! down-channel signing key (ed25519), whose public half each branch gets at enrollment
 //! and checks every down message against (`protocol::down`).
+//!
+//! Must not: decide who may connect (that is `door`) or sign anything with the down key
+//! but down messages.
 
 use std::path::{Path, PathBuf};
 

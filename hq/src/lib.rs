@@ -14,6 +14,8 @@
 //! Errors are typed (`store::StoreError`, `store::EnrollError`, `config::ConfigError`,
 //! `identity::IdentityError`, `catalog::CatalogProblem`, `http::ApiError`,
 //! `server::EndpointError`); `anyhow` belongs to the binary (`main.rs`, `cli`).
+//!
+//! Must not: know the command line (`main.rs` and `cli` are the binary's own).
 
 pub mod approvals;
 pub mod catalog;

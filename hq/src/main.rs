@@ -1,4 +1,7 @@
 //! `hq`: headquarters of Branchline. See `hq --help`.
+//!
+//! What each command does. Must not hold a rule of its own: those live in the library and
+//! in `protocol`.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

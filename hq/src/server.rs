@@ -15,6 +15,9 @@
 //! refused before any branch data is sent, and costs no disk write, only a counter and a
 //! rate-limited log line. Connections, streams, windows and the bytes buffered across
 //! all connections are bounded (`hq.toml`).
+//!
+//! Must not: decide what a message means (that is `HqSession`) or write to sled itself
+//! (that is `store`).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -4,6 +4,8 @@
 //! One signature covers the whole batch, so crypto cost is per batch, not per document.
 //! The signature is over the exact body bytes that HQ stores, so a stored batch can be
 //! re-verified at any time ("shown with its signature status").
+//!
+//! Must not: decode anything before the signature is checked, or read a clock or a socket.
 
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};

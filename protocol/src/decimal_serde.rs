@@ -4,6 +4,8 @@
 //! keeps its scale and no float ever appears. Binary formats (postcard on the wire and in
 //! sled) get `(mantissa, scale)`: postcard encodes the i128 mantissa as a zig-zag varint,
 //! so `12.50` costs 3 bytes instead of 16.
+//!
+//! Must not: round or rescale a value; it carries what it is given.
 
 use rust_decimal::Decimal;
 use serde::{de::Error as _, Deserialize, Deserializer, Serialize, Serializer};

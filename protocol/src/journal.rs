@@ -5,6 +5,8 @@
 //! An entry's identity is the blake3 hash of its postcard bytes. Entries travel and are
 //! stored as those exact bytes, so nobody re-encodes (and so nobody can re-encode
 //! differently) before hashing.
+//!
+//! Must not: re-encode an entry before hashing it, or store anything (the binaries do).
 
 use std::fmt;
 

@@ -4,6 +4,8 @@
 //! flip or a file from another build must be detected on read, not silently decoded into
 //! wrong books. The layout is `[format u8][blake3(payload)[..8]][payload]`. Pure: the
 //! edges call `seal` before a write and `open` after a read.
+//!
+//! Must not: know what a record holds.
 
 use serde::{de::DeserializeOwned, Serialize};
 

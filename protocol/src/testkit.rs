@@ -1,6 +1,9 @@
 //! Builders shared by the crate's tests and by benchmarks and property tests elsewhere.
 //! Deterministic: everything derives from the numbers passed in. `shop` is the harness
 //! the worked examples of the books are written in.
+//!
+//! Must not: be compiled into a release build (it is behind the `testkit` feature) or hold
+//! a rule that shipped code relies on.
 
 pub mod shop;
 

@@ -3,6 +3,9 @@
 //! The token carries HQ's certificate fingerprint so the branch can pin HQ's identity on
 //! its very first connection (no trust-on-first-use window). HQ stores only a hash of
 //! the secret, with an expiry, and marks it used on success.
+//!
+//! Must not: store a token or read the clock (`TokenGrant::redeem` takes HQ's time as an
+//! argument).
 
 use crate::codes::BranchCode;
 use crate::hex::{decode_array as unhex, encode as hex};

@@ -3,6 +3,9 @@
 //! Frame: `u32` big-endian length of what follows, then one wire-version byte, then a
 //! postcard-encoded [`Message`]. Lengths are bounded before any allocation, so a peer
 //! that sends garbage costs us at most one frame of memory and gets a clear error.
+//!
+//! Must not: touch a socket (the binaries' `edge::framed` moves the bytes) or decide what a
+//! message means (`sync`).
 
 use serde::{Deserialize, Serialize};
 

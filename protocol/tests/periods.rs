@@ -3,7 +3,6 @@
 //! the first close, the month reopen (反结账), the year-end carry (本年利润 → 利润分配) and
 //! the income statement of a period with the year to date beside it. Figures by hand in
 //! the comments; after every posting the books must tie (as in `books_examples`).
-#![allow(dead_code)]
 
 use protocol::books::reports;
 use protocol::books::{Books, Side};
@@ -13,10 +12,6 @@ use protocol::error::PostError;
 use rust_decimal_macros::dec;
 
 use protocol::testkit::shop::*;
-
-fn check(b: &Books) {
-    protocol::testkit::assert_books_tie(b);
-}
 
 type Snapshot = protocol::testkit::BooksSnapshot;
 

@@ -10,6 +10,8 @@
 //! `<code>-li` (branch accountant and cashier, every code in scope, password
 //! [`PERSON_PASSWORD`]) at HQ before the branch enrolls, so that `AgentProc` can sign in
 //! as them. `get`/`post`/`post_json`/`delete` on both carry the session token.
+//!
+//! Must not: mock anything: the processes, QUIC and HTTP are the real ones.
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};

@@ -1,6 +1,8 @@
 //! The cart: lines scanned so far, merged and bounded, and the retail draft they become.
 //! Pure: no store, device, clock or HTTP; amounts follow the document's rounding rule
 //! (`Line::priced`), so the draft passes `protocol`'s validation as built.
+//!
+//! Must not: price a code (that is `resolve`) or judge a payment (`payment`).
 
 use protocol::codes::{OperatorId, ProductCode, WarehouseCode};
 use protocol::date::BusinessDate;

@@ -1,5 +1,7 @@
 //! `TillError`: why a till step was refused, and the HTTP status each kind maps to. Holds
 //! no till state; its texts are written for the cashier.
+//!
+//! Must not: hold till state or decide a refusal; it names one.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

@@ -3,6 +3,8 @@
 //! tendered, exact change, change only for cash) are `protocol`'s `Payment::check`, the
 //! same check HQ runs on every retail document; this module only puts them in the
 //! cashier's words. Pure: no store, device, clock or HTTP.
+//!
+//! Must not: hold a payment rule of its own.
 
 use devices::receipt::money;
 use protocol::document::{Payment, PaymentMethod, MONEY_SCALE};

@@ -2,6 +2,8 @@
 //! its EAN-13), a typed product code, or a label-scale barcode carrying a weight or a
 //! price becomes a `CartLine` priced from HQ's catalog. Pure: no store, device, clock or
 //! HTTP — the catalog comes in as an argument, the code already interpreted by `devices`.
+//!
+//! Must not: touch the cart or read a device.
 
 use std::collections::BTreeMap;
 

@@ -2,6 +2,8 @@
 //! display at `/pos/display` (both from `branch-agent/templates/`). Thin: each handler
 //! parses its request and calls one `Pos` method; no till rule lives here. The routes
 //! and the rights they need are declared in `crate::routes`; a cashier signs in first.
+//!
+//! Must not: hold a till rule or decide who may call a route.
 
 use std::sync::Arc;
 

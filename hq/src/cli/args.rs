@@ -1,6 +1,8 @@
 //! The `hq` command line: every subcommand and its arguments, as clap parses them.
 //! Parsing only; what each command does is in `main.rs`, and the calls to a running
 //! HQ's API are in `remote.rs`.
+//!
+//! Must not: run anything.
 
 use std::path::PathBuf;
 

@@ -154,33 +154,42 @@ async fn read_budgeted(
 /// Like [`spawn_reader`], for HQ: frames above `frame_bytes_max` are refused before
 /// their body is read, and each frame's bytes are taken from `budget` before it is read
 /// and given back when the session takes the message.
-pub fn spawn_budgeted_reader(mut recv: quinn::RecvStream, messages_max: usize, budget: ByteBudget, frame_bytes_max: usize) -> Inbox {
-    let (tx, rx) = mpsc::channel(messages_max);
-    let task = tokio::spawn(async move {
-        loop {
-            let item: Item = match read_budgeted(&mut recv, &budget, frame_bytes_max).await {
-                Ok(Some((msg, permit))) => (Ok(msg), Some(permit)),
-                Ok(None) => return,
-                Err(e) => (Err(e), None),
-            };
-            let failed = item.0.is_err();
-            if tx.send(item).await.is_err() || failed {
-                return;
-            }
-        }
-    });
-    Inbox { rx, _reader: AbortOnDrop(task) }
+pub fn spawn_budgeted_reader(recv: quinn::RecvStream, messages_max: usize, budget: ByteBudget, frame_bytes_max: usize) -> Inbox {
+    spawn_source(Source::Budgeted { recv, budget, frame_bytes_max }, messages_max)
 }
 
 /// Starts a task that reads `recv` into an inbox of at most `messages_max` messages; it
 /// stops after the end of the stream or the first error, which it passes on.
 pub fn spawn_reader(recv: quinn::RecvStream, messages_max: usize) -> Inbox {
+    spawn_source(Source::Plain(FrameReader::new(recv)), messages_max)
+}
+
+/// Where a reader task's frames come from: a plain stream, or one whose frames are
+/// bounded and paid for from a shared budget.
+enum Source {
+    Plain(FrameReader),
+    Budgeted { recv: quinn::RecvStream, budget: ByteBudget, frame_bytes_max: usize },
+}
+
+impl Source {
+    async fn next(&mut self) -> Result<Option<(Message, Option<OwnedSemaphorePermit>)>, FrameError> {
+        Ok(match self {
+            Source::Plain(reader) => reader.read_message().await?.map(|msg| (msg, None)),
+            Source::Budgeted { recv, budget, frame_bytes_max } => {
+                read_budgeted(recv, budget, *frame_bytes_max).await?.map(|(msg, permit)| (msg, Some(permit)))
+            }
+        })
+    }
+}
+
+/// The one reader loop: messages into the inbox until the end of the stream, the first
+/// error (passed on, then the task ends) or the inbox is dropped.
+fn spawn_source(mut source: Source, messages_max: usize) -> Inbox {
     let (tx, rx) = mpsc::channel(messages_max);
-    let mut reader = FrameReader::new(recv);
     let task = tokio::spawn(async move {
         loop {
-            let item: Item = match reader.read_message().await {
-                Ok(Some(msg)) => (Ok(msg), None),
+            let item: Item = match source.next().await {
+                Ok(Some((msg, permit))) => (Ok(msg), permit),
                 // Dropping `tx` tells the inbox the stream ended cleanly.
                 Ok(None) => return,
                 Err(e) => (Err(e), None),

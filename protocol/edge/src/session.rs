@@ -4,6 +4,8 @@
 //!
 //! No decisions here: who may do what is `protocol::people`'s, minting and checking
 //! tokens `protocol::session_token`'s; this module knows no HTTP framework.
+//!
+//! Must not: decide who may sign in (the binaries look people up; `sign_in` answers).
 
 use std::io::Write;
 use std::path::Path;

@@ -1,6 +1,8 @@
 //! The chart of accounts: a small fixed chart after the Chinese small-business standard
 //! (小企业会计准则) numbering, with sub-accounts (`1002.ICBC`, `6601.RENT`) made by
 //! documents as needed.
+//!
+//! Must not: hold balances (that is `Books`) or post (that is `posting`).
 
 use crate::codes::AccountCode;
 

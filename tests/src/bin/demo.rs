@@ -3,6 +3,8 @@
 //! The branches enroll, HQ goes offline, both branches post purchase receipts, sales,
 //! losses and gains while HQ is unreachable, then HQ comes back and merges everything
 //! exactly once. The processes keep running until Ctrl-C so you can look around.
+//!
+//! Must not: be used by a test (the tests start their own clusters).
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,6 +1,8 @@
 //! `fuzz`: structured random inputs for every decoder, verifier and the posting engine
 //! (see `harness::fuzz`). `cargo run --release -p branchline-tests --bin fuzz -- --inputs
 //! 10000000`; a failure prints the command that replays it.
+//!
+//! Must not: hold a generator of its own; all of them live in `harness::fuzz`.
 
 use clap::Parser;
 use harness::fuzz::{self, CountingAlloc};

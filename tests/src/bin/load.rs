@@ -9,6 +9,8 @@
 //! `cargo run -p branchline-tests --bin load -- --branches 1000 --seconds 15`
 //! `--hq-bin PATH` runs another build of `hq` (e.g. main's, for a baseline) with the
 //! same generator.
+//!
+//! Must not: ship: it proves keys through `raw_client`, which does not pin HQ.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -17,6 +17,8 @@
 //!   sled 0.34's `flush` does per call on Linux (see `range_write`).
 //!
 //! `cargo run --release -p branchline-tests --bin post_latency -- --posts 10000`
+//!
+//! Must not: be part of `cargo test`: it is a measurement, run by hand.
 
 use std::io::Write;
 use std::path::PathBuf;

@@ -1,6 +1,8 @@
 //! `udp-relay`: run the simulated patchy link by hand, e.g. between a branch agent and HQ
 //! for a demo over a bad link. A thin shell over `harness::relay::Relay`; all behaviour
 //! lives there.
+//!
+//! Must not: hold relay behaviour of its own.
 
 use std::net::SocketAddr;
 use std::time::Duration;

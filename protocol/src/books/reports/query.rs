@@ -4,7 +4,7 @@
 //! itself: every statement is a function of `super` (the parent module).
 
 use rust_decimal::Decimal;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::*;
 use crate::date::BusinessDate;
@@ -159,26 +159,60 @@ impl ReportParams {
 /// A report as CSV for Excel: a UTF-8 BOM (so Excel reads Chinese names), a header row
 /// and one row per report row; nested values are written as JSON text. Statements that
 /// are a single object (income statement, balance sheet) come out as one row. Columns
-/// are the first row's fields in the order of `serde_json`'s map (by name).
+/// are the first row's fields in the order the row's type declares them.
 pub fn to_csv(report: &Report) -> String {
-    let value = serde_json::to_value(report).unwrap_or(serde_json::Value::Null);
-    let rows: Vec<&serde_json::Map<String, serde_json::Value>> = match &value {
-        serde_json::Value::Array(a) => a.iter().filter_map(|r| r.as_object()).collect(),
-        serde_json::Value::Object(o) => vec![o],
-        _ => Vec::new(),
+    // serde_json's `Value` would sort the fields by name; the text keeps their order.
+    let text = serde_json::to_string(report).unwrap_or_default();
+    let rows = match serde_json::from_str::<Rows>(&text) {
+        Ok(Rows::Many(rows)) => rows,
+        Ok(Rows::One(row)) => vec![row],
+        Ok(Rows::Other(_)) | Err(_) => Vec::new(),
     };
     let Some(first) = rows.first() else { return crate::sheet::EXCEL_BOM.to_string() };
-    let cols: Vec<&str> = first.keys().map(String::as_str).collect();
-    let cells = |r: &serde_json::Map<String, serde_json::Value>| -> Vec<String> {
+    let cols: Vec<&str> = first.0.iter().map(|(k, _)| k.as_str()).collect();
+    let cells = |r: &Fields| -> Vec<String> {
         cols.iter()
-            .map(|c| match r.get(*c) {
+            .map(|c| match r.0.iter().find(|(k, _)| k == c).map(|(_, v)| v) {
                 Some(serde_json::Value::String(s)) => s.clone(),
                 Some(serde_json::Value::Null) | None => String::new(),
                 Some(other) => other.to_string(),
             })
             .collect()
     };
-    crate::sheet::excel(&cols, rows.iter().map(|r| cells(r)))
+    crate::sheet::excel(&cols, rows.iter().map(cells))
+}
+
+/// A report's JSON: rows, one object, or something else (no rows).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Rows {
+    Many(Vec<Fields>),
+    One(Fields),
+    Other(serde::de::IgnoredAny),
+}
+
+/// A JSON object's fields in the order they were written.
+struct Fields(Vec<(String, serde_json::Value)>);
+
+impl<'de> Deserialize<'de> for Fields {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Fields, D::Error> {
+        struct InOrder;
+        impl<'de> serde::de::Visitor<'de> for InOrder {
+            type Value = Fields;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<Fields, M::Error> {
+                // Our own reports' rows: a few dozen fields at most.
+                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(0).min(64));
+                while let Some(field) = map.next_entry::<String, serde_json::Value>()? {
+                    fields.push(field);
+                }
+                Ok(Fields(fields))
+            }
+        }
+        d.deserialize_map(InOrder)
+    }
 }
 
 #[cfg(test)]
@@ -213,6 +247,16 @@ mod tests {
         assert_eq!(to_csv(&Report::Cash(Vec::new())), "\u{feff}");
         // A single object is one row; nested values are JSON text.
         let csv = to_csv(&Report::Balance(BalanceSheet::default()));
-        assert_eq!(csv, "\u{feff}assets,equity,liabilities,total_assets,total_liabilities_and_equity\n{},{},{},0,0\n");
+        assert_eq!(csv, "\u{feff}assets,liabilities,equity,total_assets,total_liabilities_and_equity\n{},{},{},0,0\n");
+        // Columns in the row type's order, not by name (serde_json's map would sort them).
+        let sales = vec![SalesRow {
+            key: "P1".into(),
+            qty: Decimal::ONE,
+            revenue: Decimal::TEN,
+            cost: Decimal::ONE,
+            gross_profit: Decimal::new(9, 0),
+            margin_pct: Decimal::new(9000, 2),
+        }];
+        assert_eq!(to_csv(&Report::Sales(sales)), "\u{feff}key,qty,revenue,cost,gross_profit,margin_pct\nP1,1,10,1,9,90.00\n");
     }
 }
