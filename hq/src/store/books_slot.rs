@@ -31,9 +31,12 @@ pub struct BranchBooks {
 }
 
 impl BranchBooks {
-    /// Books loaded at start (durable by construction).
+    /// Books loaded at start (durable by construction), published at once: a report that
+    /// asks while the branch's first batch holds the writer's lock is served these, not
+    /// "no books" (a full run saw that 404 once). One copy of the books, at load.
     pub fn new(books: Books) -> BranchBooks {
-        BranchBooks { work: Mutex::new(Some(books)), stale: AtomicBool::new(true), ..Default::default() }
+        let published = Mutex::new(Some(Arc::new(books.clone())));
+        BranchBooks { work: Mutex::new(Some(books)), published, ..Default::default() }
     }
 
     /// The writer's lock: held by the branch's session step from its decision to its
