@@ -355,22 +355,6 @@ fn time_parts(batches: &[Prepared], key: &protocol::SigningKey, st: &State) -> P
     out
 }
 
-/// CPU model and load average, so a figure carries the conditions it was taken in.
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split_once(':')).map(|(_, m)| m.trim().to_string()))
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
-    format!("{cores} x {cpu}, load average {}", load_average())
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".into())
-}
-
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -403,7 +387,7 @@ fn main() {
         root.path().display()
     );
 
-    println!("machine: {}", machine());
+    println!("machine: {}", edge::machine::describe());
 
     let key = test_key(7);
     let t = Instant::now();
@@ -500,6 +484,6 @@ fn main() {
         ("wire_json_bytes_per_line", format!("{:.1}", per_line(json_bytes))),
     ];
     println!();
-    println!("load average after: {}", load_average());
+    println!("load average after: {}", edge::machine::load_average());
     println!("summary {}", summary.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" "));
 }

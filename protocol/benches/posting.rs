@@ -786,22 +786,6 @@ fn run_baseline(openings: &[Document], docs: &[Document]) -> (Duration, Decimal)
     (wall, black_box(qty))
 }
 
-/// CPU model and load average, so a figure carries the conditions it was taken in.
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split_once(':')).map(|(_, m)| m.trim().to_string()))
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
-    format!("{cores} x {cpu}, load average {}", load_average())
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".into())
-}
-
 fn per_sec(n: usize, d: Duration) -> f64 {
     n as f64 / d.as_secs_f64()
 }
@@ -830,7 +814,7 @@ fn main() {
     let count = env_usize("POSTING_BENCH_DOCS", 50_000).max(1);
     let seed = env_usize("POSTING_BENCH_SEED", 1) as u64;
     println!("posting bench: {count} documents after 3 openings, {PRODUCTS} products, {} warehouses, seed {seed}", WAREHOUSES.len());
-    println!("machine: {}", machine());
+    println!("machine: {}", edge::machine::describe());
 
     let t = Instant::now();
     let mut g = Generator::new(seed);
@@ -946,5 +930,5 @@ fn main() {
             digests[0][..6].iter().map(|x| format!("{x:02x}")).collect::<String>()
         );
     }
-    println!("machine after: load average {}", load_average());
+    println!("machine after: load average {}", edge::machine::load_average());
 }

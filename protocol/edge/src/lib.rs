@@ -33,6 +33,7 @@ pub mod clock;
 pub mod durable;
 pub mod framed;
 pub mod group_commit;
+pub mod machine;
 pub mod routes;
 pub mod session;
 pub mod sign_in;

@@ -330,21 +330,6 @@ impl Stats {
     }
 }
 
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split_once(':')).map(|(_, m)| m.trim().to_string()))
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
-    format!("{cores} x {cpu}, load average {}", load_average())
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".into())
-}
-
 /// A sequential client: one runtime thread is all it needs, and it adds no cross-thread
 /// wake-ups to what is measured.
 #[tokio::main(flavor = "current_thread")]
@@ -367,7 +352,7 @@ async fn main() -> anyhow::Result<()> {
         args.warmup,
         if args.without_hq { "HQ stopped (forwarder idle)" } else { "HQ running (forwarder active)" }
     );
-    println!("machine: {}", machine());
+    println!("machine: {}", edge::machine::describe());
     println!("data under {}", root.display());
 
     let t = Instant::now();
@@ -454,7 +439,7 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     let sync_after = agent.sync().await?;
-    let load_after = load_average();
+    let load_after = edge::machine::load_average();
 
     let [posts, reads, disk, range] = samples.map(Stats::new);
     println!();
