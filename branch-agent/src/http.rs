@@ -509,7 +509,7 @@ pub(crate) async fn stock_count(
     }
 }
 
-async fn post_draft(shared: &Arc<Shared>, draft: Draft) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+pub(crate) async fn post_draft(shared: &Arc<Shared>, draft: Draft) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let store = shared.store.clone();
     let posted = tokio::task::spawn_blocking(move || store.post(draft))
         .await
@@ -525,7 +525,7 @@ async fn post_draft(shared: &Arc<Shared>, draft: Draft) -> Result<(StatusCode, J
 }
 
 /// The answer to a post the store did not take, for every posting route alike.
-pub(crate) fn refusal(e: PostFailure) -> ApiError {
+fn refusal(e: PostFailure) -> ApiError {
     match e {
         PostFailure::Refused(e) => ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
         PostFailure::NeedsApproval(why) => ApiError(StatusCode::UNPROCESSABLE_ENTITY, why),

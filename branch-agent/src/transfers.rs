@@ -32,7 +32,7 @@ use serde_json::{json, Value};
 
 use crate::auth::Session;
 use crate::forwarder::Shared;
-use crate::http::{refusal, ApiError};
+use crate::http::ApiError;
 use crate::store::Store;
 
 pub fn order_key(id: OrderId) -> [u8; 9] {
@@ -390,25 +390,29 @@ fn step_request(body: &[u8]) -> Result<StepRequest, ApiError> {
     edge::api::decode(body).map_err(|r| ApiError(r.status, r.error))
 }
 
-async fn post_step(shared: Arc<Shared>, draft: Draft) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let store = shared.store.clone();
-    let posted = tokio::task::spawn_blocking(move || store.post(draft))
-        .await
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    match posted {
-        Ok(p) => {
-            shared.posted.notify_one();
-            tracing::info!(number = %p.number, seq = p.seq, "transfer step posted");
-            Ok((StatusCode::CREATED, Json(json!(p))))
-        }
-        Err(e) => Err(refusal(e)),
-    }
-}
-
 /// `GET /api/transfers`.
 pub(crate) async fn list(State(shared): State<Arc<Shared>>) -> Result<Json<Value>, ApiError> {
     let sh = shared.clone();
     tokio::task::spawn_blocking(move || view(&sh.store)).await.map_err(|e| storage(e.into()))?.map(Json).map_err(storage)
+}
+
+/// The step a request asks for.
+#[derive(Clone, Copy)]
+enum Step {
+    Ship,
+    Receive,
+}
+
+async fn step(shared: Arc<Shared>, session: Session, id: OrderId, body: &[u8], what: Step) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let req = step_request(body)?;
+    let date = req.date.unwrap_or_else(|| shared.store.today().0);
+    let lines: Vec<(ProductCode, Decimal)> = req.lines.iter().map(|l| (l.product, l.qty)).collect();
+    let me = session.person.login;
+    let draft = match what {
+        Step::Ship => shipment_draft(&shared.store, id, &lines, date, me)?,
+        Step::Receive => receipt_draft(&shared.store, id, &lines, req.last, req.excess, date, me)?,
+    };
+    crate::http::post_draft(&shared, draft).await
 }
 
 /// `POST /api/transfers/{order}/ship` `{"lines": [{"product", "qty"}]}` (all that is left
@@ -419,11 +423,7 @@ pub(crate) async fn ship(
     ApiPath(id): ApiPath<OrderId>,
     ApiBytes(body): ApiBytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let req = step_request(&body)?;
-    let date = req.date.unwrap_or_else(|| shared.store.today().0);
-    let lines: Vec<(ProductCode, Decimal)> = req.lines.iter().map(|l| (l.product, l.qty)).collect();
-    let draft = shipment_draft(&shared.store, id, &lines, date, session.person.login)?;
-    post_step(shared, draft).await
+    step(shared, session, id, &body, Step::Ship).await
 }
 
 /// `POST /api/transfers/{order}/receive` `{"lines": [...], "last": bool, "excess": bool}`:
@@ -434,9 +434,5 @@ pub(crate) async fn receive(
     ApiPath(id): ApiPath<OrderId>,
     ApiBytes(body): ApiBytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let req = step_request(&body)?;
-    let date = req.date.unwrap_or_else(|| shared.store.today().0);
-    let lines: Vec<(ProductCode, Decimal)> = req.lines.iter().map(|l| (l.product, l.qty)).collect();
-    let draft = receipt_draft(&shared.store, id, &lines, req.last, req.excess, date, session.person.login)?;
-    post_step(shared, draft).await
+    step(shared, session, id, &body, Step::Receive).await
 }

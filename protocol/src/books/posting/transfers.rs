@@ -150,6 +150,20 @@ fn lines_with_layers<'d>(b: &Builder<'d>) -> Result<Vec<(&'d Line, Vec<&'d CostL
     Ok(out)
 }
 
+/// Line `l`'s goods into `w` with `layers` (worth `cost` together): each layer whole under
+/// FIFO/LIFO, joining the average under moving average.
+fn take_in<'d>(b: &mut Builder<'d>, w: &'d WarehouseCode, l: &'d Line, layers: &[&CostLayer], cost: Decimal) -> Result<(), PostError> {
+    let ops: Vec<LayerOp> = match b.method() {
+        crate::document::CostMethod::MovingAverage => vec![LayerOp::Average { qty: l.qty, value: cost }],
+        _ => layers.iter().map(|c| LayerOp::PushBack(Position { qty: c.qty, value: c.value })).collect(),
+    };
+    for op in ops {
+        b.stock_mut(w, &l.product).try_apply(&op)?;
+        b.p.stock.push(StockMove { key: (*w, l.product), op });
+    }
+    Ok(())
+}
+
 /// 调拨入库: the goods arrive into `warehouse` with the shipment's layers (each layer
 /// whole under FIFO/LIFO; joining the average under moving average).
 pub(super) fn receive(b: &mut Builder<'_>) -> Result<(), PostError> {
@@ -157,18 +171,10 @@ pub(super) fn receive(b: &mut Builder<'_>) -> Result<(), PostError> {
     let doc = b.doc;
     let t = transfer_ref(b)?;
     let w = &doc.header.warehouse;
-    let method = b.method();
     let (mut cost_total, mut amount_total) = (Decimal::ZERO, Decimal::ZERO);
     for (l, layers) in lines_with_layers(b)? {
         let cost = stock::sum(layers.iter().map(|c| c.value), "the receipt's cost")?;
-        let ops: Vec<LayerOp> = match method {
-            crate::document::CostMethod::MovingAverage => vec![LayerOp::Average { qty: l.qty, value: cost }],
-            _ => layers.iter().map(|c| LayerOp::PushBack(Position { qty: c.qty, value: c.value })).collect(),
-        };
-        for op in ops {
-            b.stock_mut(w, &l.product).try_apply(&op)?;
-            b.p.stock.push(StockMove { key: (*w, l.product), op });
-        }
+        take_in(b, w, l, &layers, cost)?;
         let amount = if t.priced { l.amount } else { cost };
         b.p.transit.push(TransitMove {
             order: t.order,
@@ -196,21 +202,13 @@ pub(super) fn settle(b: &mut Builder<'_>) -> Result<(), PostError> {
         Settle::ReturnToShipper => acc::INVENTORY,
     };
     let w = &b.doc.header.warehouse;
-    let method = b.method();
     let (mut cost_total, mut amount_total) = (Decimal::ZERO, Decimal::ZERO);
     for (l, layers) in lines_with_layers(b)? {
         let cost = stock::sum(layers.iter().map(|c| c.value), "the settled cost")?;
         let amount = if t.priced { stock::sum(layers.iter().map(|c| c.at_price), "the settled amount")? } else { cost };
         if kind == Settle::ReturnToShipper {
             // The goods come back into the shipper's warehouse with the layers they left with.
-            let ops: Vec<LayerOp> = match method {
-                crate::document::CostMethod::MovingAverage => vec![LayerOp::Average { qty: l.qty, value: cost }],
-                _ => layers.iter().map(|c| LayerOp::PushBack(Position { qty: c.qty, value: c.value })).collect(),
-            };
-            for op in ops {
-                b.stock_mut(w, &l.product).try_apply(&op)?;
-                b.p.stock.push(StockMove { key: (*w, l.product), op });
-            }
+            take_in(b, w, l, &layers, cost)?;
         }
         let sign = if kind.is_excess() { Decimal::NEGATIVE_ONE } else { Decimal::ONE };
         b.p.transit.push(TransitMove {
