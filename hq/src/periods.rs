@@ -5,7 +5,7 @@
 //! both sides reopen the month by posting the same entry.
 //!
 //! Plain handler functions; the route table says who may call them (review, manage, the
-//! branch in the path). Must not write the store except through `Store::enqueue_down`,
+//! branch in the path). Must not write the store except through `Store::order_reopen`,
 //! nor touch any books.
 
 use std::sync::Arc;
@@ -15,7 +15,6 @@ use axum::http::StatusCode;
 use axum::{Extension, Json};
 use protocol::codes::{BranchCode, OperatorId};
 use protocol::document::Period;
-use protocol::down::DownBody;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -74,9 +73,7 @@ pub async fn reopen(
             }
             None => return Err(fail(StatusCode::CONFLICT, format!("branch {branch} has no closed month; {} is open", period.label()))),
         }
-        hq2.store
-            .enqueue_down(&mut st, &branch, vec![DownBody::Reopen { period, by, why }], now_unix())
-            .map_err(|e| fail(StatusCode::UNPROCESSABLE_ENTITY, e))
+        hq2.store.order_reopen(&mut st, &branch, period, by, why, now_unix()).map_err(|e| fail(StatusCode::UNPROCESSABLE_ENTITY, e))
     })
     .await
     .map_err(|e| fail(StatusCode::INTERNAL_SERVER_ERROR, e))??;

@@ -138,6 +138,8 @@ impl Store {
         // Transfer facts of this batch (shipments to forward, steps, requests), staged in
         // the commit write.
         let mut facts = super::transfers::TransferFacts::default();
+        // Reopen orders this batch's 反结账 documents used: (index in `reopens`, document).
+        let mut reopens_used: Vec<(usize, protocol::document::DocNumber)> = Vec::new();
         let staged = std::thread::scope(|scope| {
             let stage = scope.spawn(|| self.stage(branch, &index, first_in_batch, signed));
             // Entries come by value: each document moves into the books' reversal window
@@ -204,6 +206,16 @@ impl Store {
                         facts.steps.push((r.order, rec));
                     }
                 }
+                // 反结账 only as an auditor ordered it (applied either way: the branch's books
+                // have it, and so must HQ's copy; an unordered one is quarantined).
+                if h.doc_type == DocType::PeriodReopen && c.posting.is_some() && !matches!(c.mark, Some(Mark::Quarantined { .. })) {
+                    let st = lock(state);
+                    let taken: Vec<usize> = reopens_used.iter().map(|(i, _)| *i).collect();
+                    match super::reopens::ordered(&st.reopens, &taken, branch, &e.entry.doc) {
+                        Ok(i) => reopens_used.push((i, h.number.clone())),
+                        Err(why) => c.mark = Some(Mark::Quarantined { reason: why, applied: true }),
+                    }
+                }
                 if h.doc_type == DocType::TransferRequest && c.posting.is_some() {
                     facts.requests.push(super::transfers::Request {
                         branch: *branch,
@@ -257,6 +269,8 @@ impl Store {
             // A shipment HQ cannot forward (no down key, the receiver's queue full) is not
             // applied: the branch resends it, and it is forwarded once it can be.
             outcome.forwarded = facts.shipments.len();
+            let reopened: Vec<(usize, super::reopens::ReopenRecord)> =
+                reopens_used.iter().filter_map(|(i, n)| self.stage_reopen_used(&st, *i, n, &mut commit).map(|r| (*i, r))).collect();
             let forwards = if facts.is_empty() {
                 None
             } else {
@@ -281,6 +295,11 @@ impl Store {
             }
             if let Some(f) = forwards {
                 f.install(&mut st);
+            }
+            for (i, r) in reopened {
+                if let Some(slot) = st.reopens.get_mut(i) {
+                    *slot = r;
+                }
             }
             Ok(())
         });

@@ -40,6 +40,7 @@ mod profile;
 mod profile_versions;
 mod records;
 mod rejections;
+mod reopens;
 mod replay;
 mod scope_parties;
 mod state;
@@ -175,6 +176,7 @@ impl Store {
         self.load_down(&mut st)?;
         self.load_approvals(&mut st)?;
         self.load_transfers(&mut st)?;
+        self.load_reopens(&mut st)?;
         // A store from before versions were kept, or a crash between a change and its
         // issue: the version branches will be sent is recorded before any session runs.
         self.issue_profiles(&st)?;

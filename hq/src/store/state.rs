@@ -53,6 +53,8 @@ pub struct State {
     pub overdrafts: BTreeMap<BranchCode, Overdrafts>,
     /// Cross-branch transfer orders and the shipments forwarded to receivers.
     pub transfers: super::transfers::TransferState,
+    /// Month reopens auditors ordered (`reopens`), each used once.
+    pub reopens: Vec<super::reopens::ReopenRecord>,
 }
 
 /// One branch's overdraft allowances, by cash/bank account.

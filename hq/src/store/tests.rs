@@ -335,3 +335,47 @@ fn many_branches_apply_concurrently_each_batch_once_and_acked_only_when_durable(
         assert_eq!(live.position(&key).qty, replayed.position(&key).qty);
     }
 }
+
+/// 反结账 at HQ: a reopen document nobody ordered is quarantined with the reason (still
+/// applied: the branch's books have it); one an auditor ordered is taken, once.
+#[test]
+fn a_reopen_nobody_ordered_is_quarantined_and_an_ordered_one_is_taken_once() {
+    use protocol::codes::OperatorId;
+    use protocol::date::BusinessDate;
+    use protocol::document::{DocExt, Draft, Period};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (store, mut st, sh) = setup(dir.path(), 0);
+    st.down.key = Some(protocol::SigningKey::from_bytes(&[3; 32]));
+    let june = Period { year: 2026, month: 6 };
+    let doc = |t: DocType, day: u8, serial: u32| {
+        let d = Draft {
+            doc_type: t,
+            date: BusinessDate::new(2026, 7, day).expect("date"),
+            operator: OperatorId::new("li").expect("operator"),
+            warehouse: WarehouseCode::new("SH01").expect("warehouse"),
+            counterparty: None,
+            memo: String::new(),
+            payment: None,
+            lines: Vec::new(),
+            ext: DocExt { period: Some(june), ..Default::default() },
+        };
+        d.number_under(sh, serial, st.profile_version).expect("valid")
+    };
+    let (close, reopen_1, close_2, reopen_2) = (
+        doc(DocType::PeriodClose, 1, 1),
+        doc(DocType::PeriodReopen, 2, 1),
+        doc(DocType::PeriodClose, 3, 2),
+        doc(DocType::PeriodReopen, 4, 2),
+    );
+    let (entries, head, signed) = batch_of(vec![close, reopen_1], ChainHead::EMPTY);
+    let outcome = store.apply(&mut st, &sh, entries, head, &signed, 1, 0).expect("apply");
+    assert_eq!(outcome.quarantined.len(), 1, "{:?}", outcome.quarantined);
+    assert!(outcome.quarantined[0].1.contains("no HQ auditor ordered"), "{:?}", outcome.quarantined);
+    assert!(outcome.unapplied.is_empty(), "applied all the same");
+    // Ordered now: the next reopen of June is taken, and the order is used up.
+    store.order_reopen(&mut st, &sh, june, OperatorId::new("audit1").expect("operator"), "late invoice".into(), 0).expect("order");
+    let (entries, head2, signed) = batch_of(vec![close_2, reopen_2], head);
+    let outcome = store.apply(&mut st, &sh, entries, head2, &signed, 3, 0).expect("apply");
+    assert!(outcome.quarantined.is_empty(), "{:?}", outcome.quarantined);
+    assert!(st.reopens.iter().all(|r| r.posted.is_some()));
+}
