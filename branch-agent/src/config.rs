@@ -81,7 +81,9 @@ impl AgentConfig {
         let path = dir.join(CONFIG_FILE);
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("no {} in {}: enroll this branch first (`branch-agent enroll`)", CONFIG_FILE, dir.display()))?;
-        let cfg: AgentConfig = toml::from_str(&text).with_context(|| format!("{} is not a valid agent config", path.display()))?;
+        let mut cfg: AgentConfig = toml::from_str(&text).with_context(|| format!("{} is not a valid agent config", path.display()))?;
+        // The till keeps the branch's business zone unless `[pos]` fixes an offset.
+        cfg.pos.zone = cfg.business_zone.clone();
         cfg.check().with_context(|| format!("{} is not a working agent config", path.display()))?;
         cfg.pos.check().with_context(|| format!("{} [pos]", path.display()))?;
         Ok(cfg)

@@ -374,7 +374,7 @@ async fn printer_unplugged_mid_receipt_keeps_the_sale_and_reprints_later() -> an
     agent.post_json("/api/pos/shift/open", &json!({"cashier": "sh-wang"})).await?;
     agent.post_json("/api/pos/scan", &json!({"code": WATER})).await?;
 
-    // No date given: the business date is today's (UTC by default).
+    // No date given: the business date is today's in the business zone (Asia/Shanghai by default).
     let (status, sale) = agent.post_json("/api/pos/pay", &json!({"method": "Cash", "tendered": "2.00"})).await?;
     assert_eq!(status, 201, "the sale stands: {sale}");
     let number = sale["number"].as_str().unwrap_or_default().to_owned();

@@ -13,8 +13,9 @@
 //! (`POST /api/pos/reprint/{seq}`). Before payment only the scale can refuse a step, and
 //! the sale goes on (type the weight instead).
 //!
-//! Clock: the business date of a sale is today's date at `utc_offset_minutes` east of UTC
-//! (default 0, i.e. UTC; Chinese stores set 480), unless the pay request gives `date`.
+//! Clock: the business date of a sale is today's date in the agent's `business_zone`
+//! (default Asia/Shanghai), or at `[pos] utc_offset_minutes` when that fixes an offset,
+//! unless the pay request gives `date`.
 //! `protocol` never reads the clock; `service` does, and hands the date in.
 //!
 //! Modules, pure first:

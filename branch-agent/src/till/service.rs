@@ -446,7 +446,8 @@ impl Pos {
         json!({
             "store_name": self.store_name(),
             "warehouse": self.warehouse().ok(),
-            "utc_offset_minutes": self.config.utc_offset_minutes,
+            "utc_offset_minutes": self.config.offset_minutes_at(now_unix()),
+            "business_zone": self.config.zone.name(),
             "devices": {
                 "printer": describe(&c.printer.connection),
                 "drawer": describe_drawer(&c.drawer.connection),

@@ -5,7 +5,6 @@
 
 use devices::DisplayState;
 use protocol::codes::OperatorId;
-use protocol::date::LocalTime;
 use protocol::document::{DocType, Document, MONEY_SCALE};
 use protocol::Decimal;
 use serde_json::{json, Value};
@@ -92,8 +91,8 @@ impl Pos {
         let first_seq = record.first_seq;
         let (docs, truncated) =
             blocking(move || retail_documents(&store, first_seq, last_seq)).await?.map_err(|e| internal(format!("{e:#}")))?;
-        let offset = self.config.utc_offset_minutes;
-        Ok(record.report(last_seq, &docs, truncated, |t| LocalTime::from_unix(t, offset).to_string()))
+        let config = self.config.clone();
+        Ok(record.report(last_seq, &docs, truncated, |t| config.local(t).to_string()))
     }
 
     async fn report(&self, record: &ShiftRecord) -> Result<Value, TillError> {
