@@ -50,25 +50,21 @@ pub fn trial_balance(books: &Books) -> Vec<TrialBalanceRow> {
 /// per month, which leave closing entries out, so a year-end carry does not empty it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Default)]
 pub struct IncomeStatement {
-    /// First and last month the figures cover (`YYYY-MM`).
-    pub from: String,
-    pub to: String,
-    #[serde(with = "crate::decimal_serde")]
-    pub revenue: Decimal,
-    #[serde(with = "crate::decimal_serde")]
-    pub cost_of_sales: Decimal,
-    #[serde(with = "crate::decimal_serde")]
-    pub gross_profit: Decimal,
-    #[serde(with = "crate::decimal_serde")]
-    pub other_income: Decimal,
-    #[serde(with = "crate::decimal_serde")]
-    pub expenses: Decimal,
-    #[serde(with = "crate::decimal_serde")]
-    pub net_profit: Decimal,
+    /// The months' totals, first and last month (`YYYY-MM`) included; read through
+    /// `Deref` (`statement.revenue`), and flat in JSON beside `lines`.
+    #[serde(flatten)]
+    pub totals: ProfitFigures,
     pub lines: Vec<TrialBalanceRow>,
     /// The same figures from January of the year of `to` (or of the as-of date, when that
     /// is earlier) through that month: 本年累计.
     pub year_to_date: ProfitFigures,
+}
+
+impl std::ops::Deref for IncomeStatement {
+    type Target = ProfitFigures;
+    fn deref(&self) -> &ProfitFigures {
+        &self.totals
+    }
 }
 
 /// The totals of an income statement for some months.
@@ -143,18 +139,7 @@ pub fn income_statement_for(books: &Books, from: Period, to: Period, ytd_through
             credit: (-*v).max(Decimal::ZERO),
         })
         .collect();
-    IncomeStatement {
-        from: f.from,
-        to: f.to,
-        revenue: f.revenue,
-        cost_of_sales: f.cost_of_sales,
-        gross_profit: f.gross_profit,
-        other_income: f.other_income,
-        expenses: f.expenses,
-        net_profit: f.net_profit,
-        lines,
-        year_to_date,
-    }
+    IncomeStatement { totals: f, lines, year_to_date }
 }
 
 /// 资产负债表. Payables with a debit balance are shown as advances to suppliers and
