@@ -46,7 +46,8 @@ impl FromRef<AgentWeb> for Arc<Pos> {
 /// Who may call a route (always at this branch).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
-    /// Only the status page (a sign-in hint without a session) and sign-in.
+    /// Only the status page (a sign-in hint without a session), sign-in, and the probes
+    /// `/healthz` and `/readyz` (no data).
     Public,
     Needs(Function, Right),
     /// Documents: the guard asks for `right` on some document family; the handler, once

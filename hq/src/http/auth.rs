@@ -50,8 +50,8 @@ pub enum Target {
 /// Who may call a route.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
-    /// No token needed: only the status page (which then shows a sign-in hint) and
-    /// sign-in itself.
+    /// No token needed: only the status page (which then shows a sign-in hint),
+    /// sign-in itself, and the probes `/healthz` and `/readyz` (no data).
     Public,
     Needs {
         function: Function,
