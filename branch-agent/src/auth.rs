@@ -46,12 +46,16 @@ impl FromRef<AgentWeb> for Arc<Pos> {
 /// Who may call a route (always at this branch).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
-    /// Only the status page (a sign-in hint without a session) and sign-in.
+    /// Only the status page (a sign-in hint without a session), sign-in, and the probes
+    /// `/healthz` and `/readyz` (no data).
     Public,
     Needs(Function, Right),
     /// Documents: the guard asks for `right` on some document family; the handler, once
     /// it knows the document's type, asks again for that family (`allow_family`).
     Docs(Right),
+    /// `/metrics`: agent.toml's `metrics_token` as a bearer token, or else a person with
+    /// Reports:View here.
+    Scrape,
 }
 
 /// The signed-in person, put into the request's extensions by the guard.
@@ -99,13 +103,18 @@ pub async fn guard(State((web, access)): State<(AgentWeb, Access)>, mut req: Req
     if access == Access::Public {
         return next.run(req).await;
     }
+    let access = match access {
+        Access::Scrape if web.shared.metrics.scrape_token_is(req.headers()) => return next.run(req).await,
+        Access::Scrape => Access::Needs(Function::Reports, Right::View),
+        other => other,
+    };
     let person = match signed_in(&web, req.headers()) {
         Ok(p) => p,
         Err(why) => return unauthorized(req.uri().path(), &why),
     };
     let here = Some(web.shared.store.identity().branch);
     let verdict = match access {
-        Access::Public => Ok(()),
+        Access::Public | Access::Scrape => Ok(()),
         Access::Needs(function, right) => authorize(&person, function, right, here),
         // Some family must allow it; the first refusal is the reason when none does.
         Access::Docs(right) => {

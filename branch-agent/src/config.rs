@@ -52,6 +52,11 @@ pub struct AgentConfig {
     /// Point-of-sale settings (`[pos]`): warehouse, store name, business-date offset.
     #[serde(skip_serializing_if = "is_default")]
     pub pos: crate::till::PosConfig,
+    /// A bearer token a Prometheus scraper may send for `GET /metrics` instead of a
+    /// person's session (at least 24 characters); unset, only people with Reports:View
+    /// may read the metrics.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_token: Option<String>,
 }
 
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
@@ -72,6 +77,7 @@ impl Default for AgentConfig {
             business_zone: edge::BusinessZone::default(),
             ahead_days_max: protocol::dating::AHEAD_DAYS_MAX_DEFAULT,
             pos: crate::till::PosConfig::default(),
+            metrics_token: None,
         }
     }
 }
@@ -111,6 +117,9 @@ impl AgentConfig {
         }
         if self.reconnect_delay_ms_min == 0 {
             anyhow::bail!("reconnect_delay_ms_min = 0 must be at least 1");
+        }
+        if self.metrics_token.as_ref().is_some_and(|t| t.chars().count() < edge::metrics::SCRAPE_TOKEN_CHARS_MIN || t.trim() != t) {
+            anyhow::bail!("metrics_token (not shown) must be at least 24 characters, without spaces at either end");
         }
         if self.reconnect_delay_ms_max < self.reconnect_delay_ms_min || self.reconnect_delay_ms_max > RECONNECT_DELAY_MS_MAX {
             anyhow::bail!(

@@ -47,6 +47,8 @@ pub struct SyncStatus {
     pub last_error: Option<String>,
     pub last_error_unix: Option<u64>,
     pub last_ack_unix: Option<u64>,
+    /// When HQ last confirmed the journal (a resume or an ack).
+    pub last_sync_unix: Option<u64>,
     pub connects: u64,
     pub batches_sent: u64,
 }
@@ -60,6 +62,8 @@ pub struct Shared {
     pub posted: Notify,
     /// Drafts awaiting HQ's approval; the forwarder sends those HQ has not acked.
     pub drafts: crate::drafts::Drafts,
+    /// What `/metrics` serves.
+    pub metrics: crate::metrics::BranchMetrics,
 }
 
 impl Shared {
@@ -130,7 +134,9 @@ pub async fn run(shared: Arc<Shared>, config: AgentConfig) {
         let _reconnect_due = sync.handle_timeout(clock.now_ms());
         if let Err(e) = session(&shared, &endpoint, &config, &mut sync, &key, &clock, &today).await {
             let text = format!("{e:#}");
-            debug!(error = %text, "sync session ended");
+            // Loud: the link is down, HQ refused us, or our history forked from HQ's. The
+            // backoff (reconnect_delay_ms_max) bounds how often this is said.
+            warn!(error = %text, "sync with HQ failed");
             shared.update(|s| {
                 s.last_error = Some(text);
                 s.last_error_unix = Some(now_unix());
@@ -236,12 +242,12 @@ async fn session(
                             info!(version = p.version, products = p.products.len(), "profile updated from HQ");
                             store.set_profile(*p)?;
                         }
-                        shared.update(|s| { s.link_up = true; s.acked_seq = applied; s.last_error = None; });
+                        shared.update(|s| { s.link_up = true; s.acked_seq = applied; s.last_error = None; s.last_sync_unix = Some(now_unix()); });
                         info!(applied, head = sync.head().seq, "connected to HQ");
                     }
                     Some(BranchEvent::Acked { applied }) => {
                         store.set_acked(applied)?;
-                        shared.update(|s| { s.acked_seq = applied; s.last_ack_unix = Some(now_unix()); });
+                        shared.update(|s| { s.acked_seq = applied; s.last_ack_unix = Some(now_unix()); s.last_sync_unix = s.last_ack_unix; });
                     }
                     Some(BranchEvent::Profile(p)) => {
                         info!(version = p.version, products = p.products.len(), "profile pushed by HQ");
@@ -251,6 +257,7 @@ async fn session(
                         let received = tokio::task::block_in_place(|| shared.down.receive(store, &bytes));
                         match received {
                             Ok(crate::down::Received::Applied { seq }) => {
+                                shared.metrics.down_applied.inc();
                                 write_message(&mut send, &sync.down_applied(seq)).await.context("acking a down message")?;
                                 if tokio::task::block_in_place(|| shared.down.retry_orders(store, today()))? > 0 {
                                     shared.posted.notify_one();

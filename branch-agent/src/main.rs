@@ -9,6 +9,8 @@ mod down;
 mod drafts;
 mod forwarder;
 mod http;
+mod metrics;
+mod ops;
 mod routes;
 mod shift;
 mod store;
@@ -122,6 +124,7 @@ async fn main() -> anyhow::Result<()> {
                 status: Mutex::new(Default::default()),
                 posted: Notify::new(),
                 drafts: drafts::Drafts::default(),
+                metrics: metrics::BranchMetrics::new(store.posted_counter(), config.metrics_token.clone()),
             });
             let listener = tokio::net::TcpListener::bind(config.http_listen)
                 .await

@@ -9,6 +9,7 @@ use protocol::people::{Function as F, Right as R};
 
 use crate::auth::{self, Access, AgentWeb};
 use crate::http;
+use crate::ops;
 use crate::till::routes as till;
 use crate::transfers;
 
@@ -17,10 +18,17 @@ pub type Route = edge::routes::Route<AgentWeb, Access>;
 
 /// Every route of the branch's HTTP API.
 pub fn table() -> Vec<Route> {
-    use Access::{Docs, Needs, Public};
+    use Access::{Docs, Needs, Public, Scrape};
     edge::route_table! {
         GET "/" => http::index, Public;
         POST "/api/session" => auth::sign_in, Public;
+        // Public on purpose: a probe has no session, and the answers carry no data
+        // (status words and the names of the checks only).
+        GET "/healthz" => ops::healthz, Public;
+        GET "/readyz" => ops::readyz, Public;
+        // Counts of the branch's documents and its sync state: people who may read
+        // reports, or a scraper with agent.toml's `metrics_token`.
+        GET "/metrics" => ops::metrics, Scrape;
         POST "/api/documents" => http::post_document, Docs(R::Add);
         GET "/api/documents/{seq}" => http::get_document, Needs(F::Reports, R::View);
         GET "/api/stock" => http::stock, Needs(F::Reports, R::View);
@@ -65,6 +73,7 @@ pub fn describe() -> String {
                 Access::Public => "public".to_string(),
                 Access::Needs(f, right) => format!("{f:?}:{right:?}"),
                 Access::Docs(right) => format!("Docs:{right:?}"),
+                Access::Scrape => "Reports:View|metrics_token".to_string(),
             };
             format!("{} {} {access}\n", r.method, r.path)
         })
@@ -78,6 +87,8 @@ pub fn build(web: AgentWeb) -> axum::Router {
     let router = edge::routes::router(table(), move |handler, access| {
         handler.route_layer(axum::middleware::from_fn_with_state((guarded.clone(), access), auth::guard))
     });
+    // Every answer of a route counted by its pattern and status, the guard's refusals too.
+    let router = router.layer(axum::middleware::from_fn_with_state(web.shared.metrics.http.clone(), edge::metrics::count_http));
     let halted = web.clone();
     // Every refusal, axum's own included, answers JSON saying what to fix; and every
     // answer, refusals too, says when posting is stopped.

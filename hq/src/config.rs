@@ -56,6 +56,10 @@ pub struct HqConfig {
     /// reports (the as-of date, the year to date). A name that is no zone is refused when
     /// the file is loaded.
     pub business_zone: edge::BusinessZone,
+    /// A bearer token a Prometheus scraper may send for `GET /metrics` instead of a
+    /// person's session (at least 24 characters); unset, only people with Reports:View
+    /// may read the metrics.
+    pub metrics_token: Option<String>,
 }
 
 impl Default for HqConfig {
@@ -70,6 +74,7 @@ impl Default for HqConfig {
             connection_window_bytes: 2 * 1024 * 1024,
             buffered_bytes_max: 64 * 1024 * 1024,
             business_zone: edge::BusinessZone::default(),
+            metrics_token: None,
         }
     }
 }
@@ -109,6 +114,9 @@ impl HqConfig {
         }
         if self.connection_window_bytes < self.stream_window_bytes {
             return bad("connection_window_bytes", self.connection_window_bytes.to_string(), "must be at least stream_window_bytes");
+        }
+        if self.metrics_token.as_ref().is_some_and(|t| t.chars().count() < edge::metrics::SCRAPE_TOKEN_CHARS_MIN || t.trim() != t) {
+            return bad("metrics_token", "(not shown)".into(), "must be at least 24 characters, without spaces at either end");
         }
         // Budget below one frame: a full batch could never be taken in.
         let frame = protocol::wire::FRAME_BYTES_MAX as u64;

@@ -9,6 +9,7 @@
 //!   may pass.
 //! - `server`: the QUIC listener; moves frames between branches and `protocol::sync`.
 //! - `http`: reports, status and admin over axum.
+//! - `metrics`: what `/metrics` serves (counters the server bumps, gauges read at scrape).
 //! - `review`: the review queue (flagged/quarantined documents, accept/reverse) handlers.
 //!
 //! Errors are typed (`store::StoreError`, `store::EnrollError`, `config::ConfigError`,
@@ -23,6 +24,7 @@ pub mod config;
 pub mod door;
 pub mod http;
 pub mod identity;
+pub mod metrics;
 pub mod periods;
 pub mod review;
 pub mod server;

@@ -63,6 +63,8 @@ pub struct Hq {
     connections: Arc<tokio::sync::Semaphore>,
     /// Bumped when a down message is enqueued; sessions send what their branch lacks.
     down_enqueued: tokio::sync::watch::Sender<u64>,
+    /// What `/metrics` serves (`crate::metrics`).
+    pub metrics: crate::metrics::HqMetrics,
 }
 
 impl Hq {
@@ -84,6 +86,7 @@ impl Hq {
             budget,
             connections,
             down_enqueued,
+            metrics: crate::metrics::HqMetrics::new(),
         }
     }
 
@@ -229,6 +232,9 @@ impl Hq {
                 };
             }
         }
+        if let Message::Hello { branch, head, .. } = &msg {
+            self.metrics.announce(branch, head.seq);
+        }
         let facts = Ctx { st: &st, store: &self.store }.facts(session, &msg);
         let step = session.handle(msg, facts);
         if let Some(b) = session.branch() {
@@ -265,6 +271,7 @@ impl Hq {
                 drop(st);
                 // The writer lock taken before the decision must be this branch's: the
                 // head the session decided on cannot move before the commit.
+                let started = std::time::Instant::now();
                 let applied = match writer {
                     Some(((slot, work), locked)) if locked == branch => {
                         self.store.apply_shared(&self.state, slot, work, &branch, entries, new_head, &batch, batch_first_seq, now_unix())
@@ -273,7 +280,8 @@ impl Hq {
                 };
                 match applied {
                     Ok(outcome) => {
-                        debug!(branch = %branch, head = new_head.seq, applied = outcome.applied, "batch applied");
+                        self.metrics.applied(&branch, outcome.applied, outcome.lines, new_head.seq, started.elapsed(), outcome.flush);
+                        info!(branch = %branch, head = new_head.seq, applied = outcome.applied, lines = outcome.lines, "batch applied");
                         for (seq, why) in &outcome.quarantined {
                             let applied = !outcome.unapplied.contains(seq);
                             warn!(branch = %branch, seq, applied, reason = %why, "document quarantined: kept and marked for review");
@@ -393,6 +401,7 @@ pub fn endpoint(identity: &Identity, config: &HqConfig, listen: SocketAddr) -> R
 }
 
 pub async fn serve_quic(hq: Arc<Hq>, endpoint: quinn::Endpoint) {
+    hq.metrics.set_listening(true);
     while let Some(incoming) = endpoint.accept().await {
         // A slot per connection, handshake included; none free → refused at once.
         let Ok(slot) = hq.connections.clone().try_acquire_owned() else {
@@ -415,7 +424,8 @@ pub async fn serve_quic(hq: Arc<Hq>, endpoint: quinn::Endpoint) {
 async fn serve_connection(hq: Arc<Hq>, conn: quinn::Connection) {
     let peer = conn.remote_address();
     let who = door::peer_of(&conn);
-    debug!(%peer, ?who, "connection");
+    info!(%peer, ?who, "connection");
+    let _open = hq.metrics.connection_opened();
     let registered = match &who {
         Peer::Key(k) => match hq.state().keys.lookup(k) {
             Some(crate::store::KeyStatus::Enrolled(b)) => {
@@ -438,7 +448,7 @@ async fn serve_streams(hq: &Arc<Hq>, conn: &quinn::Connection, peer: SocketAddr,
         let (send, recv) = match conn.accept_bi().await {
             Ok(s) => s,
             Err(e) => {
-                debug!(%peer, error = %e, "connection closed");
+                info!(%peer, error = %e, "connection closed");
                 return;
             }
         };
@@ -536,6 +546,7 @@ async fn serve_stream(
                 })
                 .await
                 .map_err(|e| StreamError::Panicked("recording a rejection", e))??;
+                hq.metrics.rejected(RejectCode::Malformed);
                 let _ = write_message(&mut send, &Message::reject(RejectCode::Malformed, text)).await;
                 let _ = send.finish();
                 return Ok(());
@@ -551,6 +562,9 @@ async fn serve_stream(
         .map_err(|e| StreamError::Panicked("session step", e))?;
         session = s;
         for m in &reply {
+            if let Message::Reject { code, .. } = m {
+                hq.metrics.rejected(*code);
+            }
             write_message(&mut send, m).await?;
         }
         if close {

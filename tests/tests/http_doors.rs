@@ -1,7 +1,8 @@
 //! The closed HTTP doors of HQ and a branch, over their real route tables (`hq routes`,
 //! `branch-agent routes`): every route anonymous → 401 and with a wrong role → 403, with
-//! the books digest and document counts unchanged; only `/` and sign-in are public and
-//! `/` shows nothing but a sign-in hint; cross-site requests to the branch are refused;
+//! the books digest and document counts unchanged; only `/`, sign-in and the probes
+//! (`/healthz`, `/readyz`) are public, `/` shows nothing but a sign-in hint and the probes
+//! only status words; cross-site requests to the branch are refused;
 //! the operator is the signed-in person; the seed 003 clerk cannot read HQ's reports.
 
 use std::process::Command;
@@ -70,6 +71,8 @@ fn person(roles: &[Role]) -> Person {
 
 /// Is a branch route (`Function:Right` or `Docs:Right`) closed to a person with `roles`?
 fn branch_denies(access: &str, roles: &[Role]) -> bool {
+    // `Reports:View|metrics_token`: a person needs the right (the token is not sent here).
+    let access = access.split('|').next().unwrap_or(access);
     let (f, r) = access.split_once(':').expect("access is FUNCTION:RIGHT");
     let right = Right::ALL.into_iter().find(|x| format!("{x:?}") == r).expect("a right");
     let here = Some(BranchCode::new("SH").expect("code"));
@@ -122,7 +125,18 @@ async fn every_route_is_closed_to_anonymous_and_wrong_roles() -> anyhow::Result<
 
     for (name, base, rows) in [("hq", hq.url(""), table("hq")?), ("branch", sh.url(""), table("branch-agent")?)] {
         let public: Vec<_> = rows.iter().filter(|r| r.access == "public").map(|r| format!("{} {}", r.method, r.path)).collect();
-        assert_eq!(public, ["GET /", "POST /api/session"], "{name}: only the status page and sign-in are public");
+        assert_eq!(
+            public,
+            ["GET /", "POST /api/session", "GET /healthz", "GET /readyz"],
+            "{name}: only the status page, sign-in and the probes are public"
+        );
+        // The probes answer anonymously with status words and check names, no data.
+        for probe in ["/healthz", "/readyz"] {
+            let (status, body) = send(client().get(format!("{base}{probe}"))).await?;
+            assert_eq!(status, 200, "{name} {probe}: {body}");
+            let text = body.to_string();
+            assert!(!text.contains("SH") && !text.contains("P0000"), "{name} {probe} shows no data: {text}");
+        }
         for row in rows.iter().filter(|r| r.access != "public") {
             let what = format!("{name} {} {}", row.method, row.path);
             let (status, body) = send(request(&base, row, None)).await?;

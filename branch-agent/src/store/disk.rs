@@ -199,6 +199,7 @@ impl Store {
             durable_head: Mutex::new(head),
             group: edge::GroupCommit::default(),
             replayed_at_open: replayed,
+            posted: Default::default(),
             #[cfg(test)]
             fail_next_flush: std::sync::atomic::AtomicBool::new(false),
             dates: Mutex::new(Dates::default()),

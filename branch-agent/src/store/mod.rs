@@ -104,6 +104,8 @@ pub struct Store {
     /// Journal entries replayed to rebuild the books at open (the rest came from the
     /// checkpoint).
     replayed_at_open: u64,
+    /// Documents made durable since open (`/metrics`: `branch_documents_posted_total`).
+    posted: prometheus_client::metrics::counter::Counter,
     /// Tests: the next flush fails (after sled took the batch).
     #[cfg(test)]
     fail_next_flush: std::sync::atomic::AtomicBool,
@@ -150,6 +152,16 @@ impl Store {
 
     pub fn identity(&self) -> &Identity {
         &self.identity
+    }
+
+    /// The counter of documents made durable since open, for the metrics registry.
+    pub fn posted_counter(&self) -> prometheus_client::metrics::counter::Counter {
+        self.posted.clone()
+    }
+
+    /// The store answers a read (for `/readyz`).
+    pub fn answers(&self) -> bool {
+        self.tree.first().is_ok()
     }
 
     pub fn replayed_at_open(&self) -> u64 {

@@ -109,6 +109,7 @@ impl Store {
         if seq > durable.seq {
             *durable = ChainHead { seq, hash };
         }
+        self.posted.inc();
         Ok(posted)
     }
 

@@ -50,14 +50,17 @@ pub enum Target {
 /// Who may call a route.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
-    /// No token needed: only the status page (which then shows a sign-in hint) and
-    /// sign-in itself.
+    /// No token needed: only the status page (which then shows a sign-in hint),
+    /// sign-in itself, and the probes `/healthz` and `/readyz` (no data).
     Public,
     Needs {
         function: Function,
         right: Right,
         target: Target,
     },
+    /// `/metrics`: hq.toml's `metrics_token` as a bearer token, or else a person with
+    /// Reports:View at HQ.
+    Scrape,
 }
 
 impl Access {
@@ -96,8 +99,15 @@ struct BranchParam {
 
 /// The guard of one route: authenticate, authorize, then run the handler.
 pub async fn guard(State((web, access)): State<(Web, Access)>, mut req: Request, next: Next) -> Response {
-    let Access::Needs { function, right, target } = access else {
-        return next.run(req).await;
+    let (function, right, target) = match access {
+        Access::Public => return next.run(req).await,
+        Access::Scrape => {
+            if web.hq.config.metrics_token.as_deref().is_some_and(|t| edge::metrics::bearer_is(req.headers(), t)) {
+                return next.run(req).await;
+            }
+            (Function::Reports, Right::View, Target::Hq)
+        }
+        Access::Needs { function, right, target } => (function, right, target),
     };
     let person = match signed_in(&web, req.headers()) {
         Ok(p) => p,

@@ -4,12 +4,14 @@
 //!
 //! Submodules: `routes` (the one route table the router is built from), `auth` (sign-in
 //! and the guard every route passes), `people` (people over HTTP), `reads` (what the API
-//! shows), `admin` (admin writes), `page` (the status page). This module holds the
+//! shows), `admin` (admin writes), `page` (the status page), `ops` (`/healthz`, `/readyz`,
+//! `/metrics`). This module holds the
 //! router and the error shape; it must not hold handlers. Nobody anonymous gets past `/`
-//! (a sign-in hint) and `POST /api/session`.
+//! (a sign-in hint), `POST /api/session` and the data-free `/healthz` and `/readyz`.
 
 mod admin;
 pub mod auth;
+mod ops;
 mod page;
 pub mod people;
 mod reads;
@@ -19,6 +21,7 @@ pub use admin::{AddBranch, AddProduct, ImportProducts, PutParty, SetCreditLimit,
 pub use reads::{BranchStatus, ReportQuery, StockRow};
 // The handlers, for the route table (`routes::table` names them through `super::*`).
 use admin::*;
+use ops::*;
 use page::*;
 use reads::*;
 

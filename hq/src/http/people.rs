@@ -167,11 +167,16 @@ mod tests {
     }
 
     #[test]
-    fn the_route_table_is_closed_but_for_two() {
+    fn the_route_table_is_closed_but_for_sign_in_and_the_probes() {
         let table = crate::http::routes::table();
         let public: Vec<_> =
             table.iter().filter(|r| r.access == crate::http::auth::Access::Public).map(|r| format!("{} {}", r.method, r.path)).collect();
-        assert_eq!(public, ["GET /", "POST /api/session"]);
+        // The status page, sign-in, and the probes that carry no data.
+        assert_eq!(public, ["GET /", "POST /api/session", "GET /healthz", "GET /readyz"]);
+        assert!(
+            table.iter().any(|r| r.path == "/metrics" && r.access == crate::http::auth::Access::Scrape),
+            "/metrics takes the scrape token or Reports:View"
+        );
         let mut seen = std::collections::BTreeSet::new();
         for r in &table {
             assert!(seen.insert((r.method.to_string(), r.path)), "{} {} twice", r.method, r.path);

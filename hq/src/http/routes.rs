@@ -27,6 +27,13 @@ pub fn table() -> Vec<Route> {
     edge::route_table! {
         GET "/" => index, Access::Public;
         POST "/api/session" => auth::sign_in, Access::Public;
+        // Public on purpose: a load balancer or systemd probe has no session, and the
+        // answers carry no data (status words and the names of the checks only).
+        GET "/healthz" => healthz, Access::Public;
+        GET "/readyz" => readyz, Access::Public;
+        // Counts and lags per branch are business data: people who may read reports, or
+        // a scraper with hq.toml's `metrics_token`.
+        GET "/metrics" => metrics, Access::Scrape;
         GET "/api/stock" => stock, needs(F::Reports, R::View, T::Hq);
         GET "/api/branches" => branches, needs(F::Branches, R::View, T::Hq);
         GET "/api/branches/{code}/documents/{seq}" => document, needs(F::Reports, R::View, T::PathBranch);
@@ -76,6 +83,7 @@ fn describe_access(access: Access) -> String {
     match access {
         Access::Public => "public".into(),
         Access::Needs { function, right, target } => format!("{:?}:{:?}:{:?}", function, right, target),
+        Access::Scrape => "Reports:View:Hq|metrics_token".into(),
     }
 }
 
@@ -86,6 +94,8 @@ pub fn build(web: Web) -> axum::Router {
     let router = edge::routes::router(table(), move |handler, access| {
         handler.route_layer(axum::middleware::from_fn_with_state((guarded.clone(), access), auth::guard))
     });
+    // Every answer of a route counted by its pattern and status, the guard's refusals too.
+    let router = router.layer(axum::middleware::from_fn_with_state(web.hq.metrics.http.clone(), edge::metrics::count_http));
     // Outermost: every refusal, axum's own included, answers JSON saying what to fix.
     edge::api::harden(router).with_state(web)
 }

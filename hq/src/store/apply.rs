@@ -43,6 +43,10 @@ pub struct ApplyOutcome {
     pub unapplied: Vec<u64>,
     /// Shipments forwarded down to their receivers (other branches' queues changed).
     pub forwarded: usize,
+    /// Document lines of the documents counted in `applied` (for `/metrics`).
+    pub lines: u64,
+    /// How long the group flush (flush + fsync) that made the batch durable took.
+    pub flush: std::time::Duration,
 }
 
 impl Store {
@@ -247,6 +251,7 @@ impl Store {
                 }
                 if let Some(p) = c.posting {
                     closes |= e.entry.doc.header.doc_type == DocType::PeriodClose;
+                    outcome.lines += e.entry.doc.lines.len() as u64;
                     books.apply_owned(e.entry.doc, p);
                     outcome.applied += 1;
                 }
@@ -318,7 +323,9 @@ impl Store {
         // the fsync, shared with every branch that wrote meanwhile; no ack before it. If
         // it fails nothing is acked, and what sled holds is made durable by a later flush
         // or lost with a crash (then the branch resends from HQ's head after restart).
+        let flush_started = std::time::Instant::now();
         let flushed = self.flush_grouped();
+        outcome.flush = flush_started.elapsed();
         if flushed.is_ok() && closes {
             // After a month close the books are at their smallest; a checkpoint now spares
             // the next start this month's replay. Only a cache: a failure is logged.

@@ -197,6 +197,11 @@ impl Store {
         self.flushes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// The store answers a read (for `/readyz`): sled's tree is open and its pages load.
+    pub fn answers(&self) -> bool {
+        self.tree.first().is_ok()
+    }
+
     /// All branches' books added together, for consolidated reports.
     pub fn consolidated(st: &State) -> protocol::books::Books {
         consolidated(st)

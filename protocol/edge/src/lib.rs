@@ -22,6 +22,9 @@
 //!   route; body size and nesting bounds; path and JSON extractors in the API's words).
 //! - `routes`: a route table's row and the router built from a table (each row behind
 //!   the binary's own guard; a wrong method names the ones the path takes).
+//! - `metrics`: what both `/metrics` share (the HTTP counter by route pattern and status
+//!   and its middleware, latency buckets, the text exposition) and the `/healthz` and
+//!   `/readyz` answers; each binary's own metrics live in the binary.
 //!
 //! Architecture invariant: no decisions here. What to send, when to give up and what a
 //! message means stay in `protocol`; this crate only moves bytes and time in and out.
@@ -34,6 +37,7 @@ pub mod durable;
 pub mod framed;
 pub mod group_commit;
 pub mod machine;
+pub mod metrics;
 pub mod routes;
 pub mod session;
 pub mod sign_in;
