@@ -143,7 +143,7 @@ impl Ledger {
 
     pub fn render(&self, format: Format) -> String {
         let mut docs: Vec<&LedgerDoc> = self.docs.iter().collect();
-        docs.sort_by(|a, b| (a.date, a.branch, a.seq).cmp(&(b.date, b.branch, b.seq)));
+        docs.sort_by_key(|a| (a.date, a.branch, a.seq));
         let accounts: BTreeSet<AccountCode> =
             self.opening.keys().copied().chain(docs.iter().flat_map(|d| d.gl.iter().map(|l| l.account))).collect();
         // Both dialects take `;` at the start of a line as a comment.
