@@ -103,8 +103,10 @@ async fn the_ledger_export_checks_in_beancount_and_hledger_and_matches_the_trial
     post(&sh, goods("XS", "2026-06-06", Some("C0001"), &[("P0001", "1", "19.90")], json!({"account": "1001"}))).await?;
     post(&sh, json!({"doc_type": "FY", "date": "2026-06-07", "warehouse": "SH01", "ext": {"account": "1001", "money": "35.50", "category": "RENT"}}))
         .await?;
+    let t0 = std::time::Instant::now();
     wait_until(Duration::from_secs(60), "documents synced", || async { Ok(sh.sync().await?["acked_seq"] == 6) }).await?;
 
+    eprintln!("synced after {:?}", t0.elapsed());
     let dir = tmp.path();
     let bean = hq.get_text("/api/export/ledger?branch=SH&from=2026-06&to=2026-06&format=beancount").await?;
     let bean_path = dir.join("sh.beancount");
@@ -137,6 +139,7 @@ async fn the_ledger_export_checks_in_beancount_and_hledger_and_matches_the_trial
     }
     assert!(bean.contains("^XS-SH-0605-001"), "the number is the link: {bean}");
 
+    eprintln!("exported after {:?}", t0.elapsed());
     tool("bean-check", &[path(&bean_path)?])?;
     tool("hledger", &["check", "-s", "-f", path(&hl_path)?])?;
     let from_bean = balances(&tool("python3", &["-c", BEANCOUNT_BALANCES, path(&bean_path)?])?)?;
@@ -144,6 +147,7 @@ async fn the_ledger_export_checks_in_beancount_and_hledger_and_matches_the_trial
         &tool("hledger", &["-f", path(&hl_path)?, "balance", "--flat", "--no-total", "-O", "csv"])?.replace("\"account\",\"balance\"", ""),
     )?;
 
+    eprintln!("checked after {:?}", t0.elapsed());
     let trial = hq.get("/api/reports/trial-balance?branch=SH").await?;
     let mut want = BTreeMap::new();
     for row in trial.as_array().context("trial balance is a list")? {
