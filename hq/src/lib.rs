@@ -9,11 +9,12 @@
 //!   may pass.
 //! - `server`: the QUIC listener; moves frames between branches and `protocol::sync`.
 //! - `http`: reports, status and admin over axum.
+//! - `ledger_export`: the books as a beancount or hledger journal (`hq export ledger`).
 //! - `metrics`: what `/metrics` serves (counters the server bumps, gauges read at scrape).
 //! - `review`: the review queue (flagged/quarantined documents, accept/reverse) handlers.
 //!
 //! Errors are typed (`store::StoreError`, `store::EnrollError`, `config::ConfigError`,
-//! `identity::IdentityError`, `catalog::CatalogProblem`, `http::ApiError`,
+//! `identity::IdentityError`, `catalog::CatalogProblem`, `ledger_export::ExportError`, `http::ApiError`,
 //! `server::EndpointError`); `anyhow` belongs to the binary (`main.rs`, `cli`).
 //!
 //! Must not: know the command line (`main.rs` and `cli` are the binary's own).
@@ -24,6 +25,7 @@ pub mod config;
 pub mod door;
 pub mod http;
 pub mod identity;
+pub mod ledger_export;
 pub mod metrics;
 pub mod periods;
 pub mod review;

@@ -19,7 +19,7 @@ use tracing::info;
 
 mod cli;
 
-use cli::args::{AccountCmd, ApprovalCmd, BranchCmd, Cli, Command, CustomerCmd, ProductCmd, ScopeCmd, SupplierCmd, UserCmd};
+use cli::args::{AccountCmd, ApprovalCmd, BranchCmd, Cli, Command, CustomerCmd, ExportCmd, ProductCmd, ScopeCmd, SupplierCmd, UserCmd};
 use cli::remote::{admin_get_json, admin_get_text, admin_post, ADMIN_LOGIN, ADMIN_SECRET_FILE};
 
 /// Creates the local admin (an HQ admin person) once, writing its password to
@@ -177,6 +177,29 @@ async fn main() -> anyhow::Result<()> {
                     println!("catalog written to {}", path.display());
                 }
                 None => print!("{csv}"),
+            }
+        }
+        Command::Export(ExportCmd::Ledger { branch, from, to, format, out }) => {
+            let req = hq::ledger_export::LedgerRequest::parse(branch.as_deref(), &from, to.as_deref(), Some(&format))?;
+            let text = match Store::open(&store_path(dir)) {
+                Ok(store) => {
+                    let enrolled: Vec<_> = store.load()?.branches.keys().copied().collect();
+                    hq::ledger_export::export(&store, &enrolled, &req)?
+                }
+                Err(_) => {
+                    let mut path = format!("/api/export/ledger?from={}&to={}&format={format}", req.from.label(), req.to.label());
+                    if let Some(b) = req.branch {
+                        path.push_str(&format!("&branch={b}"));
+                    }
+                    admin_get_text(dir, &path).await?
+                }
+            };
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+                    println!("ledger written to {}", path.display());
+                }
+                None => print!("{text}"),
             }
         }
         Command::Customer(CustomerCmd::Limit { code, limit }) => {

@@ -66,6 +66,9 @@ pub(crate) enum Command {
     /// Branches' cash and bank accounts: how far below zero each may go.
     #[command(subcommand)]
     Account(AccountCmd),
+    /// Export the books for auditors' own tools (through the API when `hq serve` runs).
+    #[command(subcommand)]
+    Export(ExportCmd),
     /// Run the QUIC listener for branches and the HTTP listener for reports.
     Serve {
         /// Override quic_listen from hq.toml (UDP address).
@@ -343,5 +346,30 @@ pub(crate) enum TransferCmd {
         why: String,
         #[arg(long)]
         login: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum ExportCmd {
+    /// The books as a plain-text accounting journal (beancount or hledger): account
+    /// opens, the balances brought forward, one transaction per posted document of the
+    /// months `--from..=--to` with its number as link, in CNY.
+    /// `hq export ledger --branch SH --from 2026-06 --to 2026-06 --format hledger --out sh.journal`
+    Ledger {
+        /// One branch; every branch (their books summed, nothing eliminated) without it.
+        #[arg(long)]
+        branch: Option<String>,
+        /// First month, YYYY-MM.
+        #[arg(long)]
+        from: String,
+        /// Last month, YYYY-MM (default: `--from`).
+        #[arg(long)]
+        to: Option<String>,
+        /// beancount or hledger.
+        #[arg(long, default_value = "beancount")]
+        format: String,
+        /// Write to this file instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }

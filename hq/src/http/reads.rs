@@ -291,3 +291,36 @@ pub(super) async fn movements(
         found.iter().map(|e| reports::drill_row(e.seq, &e.doc, format!("/api/branches/{code}/documents/{}", e.seq))).collect();
     Ok(Json(json!({ "branch": code, "documents": rows })))
 }
+
+#[derive(Deserialize)]
+pub(super) struct LedgerQuery {
+    branch: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    format: Option<String>,
+}
+
+/// `GET /api/export/ledger?branch=SH&from=2026-06&to=2026-06&format=beancount|hledger`:
+/// the books as a plain-text accounting journal (`crate::ledger_export`), every branch
+/// without `branch`. Each journal is posted again on a blocking thread.
+pub(super) async fn export_ledger(State(hq): State<AppState>, Query(q): Query<LedgerQuery>) -> Result<Response, ApiError> {
+    use crate::ledger_export::{export, ExportError, LedgerRequest};
+    let from = q.from.as_deref().ok_or_else(|| ApiError(StatusCode::BAD_REQUEST, "from: give the first month, YYYY-MM".into()))?;
+    let req = LedgerRequest::parse(q.branch.as_deref(), from, q.to.as_deref(), q.format.as_deref()).map_err(bad)?;
+    let enrolled: Vec<BranchCode> = hq.state().branches.keys().copied().collect();
+    let hq2 = hq.clone();
+    let req2 = req.clone();
+    let text = tokio::task::spawn_blocking(move || export(&hq2.store, &enrolled, &req2)).await.map_err(internal)?.map_err(|e| match e {
+        ExportError::Bad(_) => ApiError(StatusCode::BAD_REQUEST, e.to_string()),
+        ExportError::NoBranch(_) => ApiError(StatusCode::NOT_FOUND, e.to_string()),
+        _ => internal(e),
+    })?;
+    let name = format!(
+        "attachment; filename=\"{}-{}-{}.{}\"",
+        req.branch.map(|b| b.to_string()).unwrap_or_else(|| "all".into()),
+        req.from.label(),
+        req.to.label(),
+        req.format.extension()
+    );
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8".to_string()), (header::CONTENT_DISPOSITION, name)], text).into_response())
+}

@@ -40,6 +40,7 @@ pub fn table() -> Vec<Route> {
         GET "/api/branches/{code}/rejections" => rejections, needs(F::Branches, R::View, T::PathBranch);
         GET "/api/branches/{code}/movements" => movements, needs(F::Reports, R::View, T::PathBranch);
         GET "/api/reports/{name}" => report, needs(F::Reports, R::View, T::QueryBranch);
+        GET "/api/export/ledger" => export_ledger, needs(F::Reports, R::View, T::QueryBranch);
         POST "/api/admin/branches" => add_branch, needs(F::Branches, R::Add, T::Hq);
         POST "/api/admin/branches/{code}/token" => new_token, needs(F::Branches, R::Manage, T::Hq);
         POST "/api/admin/branches/{code}/revoke" => revoke_branch, needs(F::Branches, R::Manage, T::Hq);

@@ -3,9 +3,11 @@
 //! A checkpoint is a cache of a replay, never the truth. Reads stop at the head on disk;
 //! entries come only through the journal. Must not write anything but checkpoints.
 
+use protocol::books::ledger_export::{Ledger, LedgerDoc};
 use protocol::books::quarantine::{self, PostPass, Verdict};
-use protocol::books::{checkpoint, post, Books, PostContext};
+use protocol::books::{checkpoint, post, Books, PostContext, Posting};
 use protocol::codes::BranchCode;
+use protocol::document::Document;
 use protocol::journal::ChainHead;
 
 use super::error::{Result, StoreError};
@@ -45,12 +47,39 @@ impl Store {
                 (Books::default(), 1)
             }
         };
+        self.replay_entries(branch, &mut books, from, head, |_, _, _| {})?;
+        Ok((books, (head + 1).saturating_sub(from)))
+    }
+
+    /// The branch's whole journal as a plain-text accounting journal's documents: every
+    /// applied entry posted again from empty books (no checkpoint: each posting's lines
+    /// are wanted), handed to `ledger`, which keeps those of its months. The branch's
+    /// cost method is named in it too.
+    pub fn ledger_into(&self, branch: &BranchCode, ledger: &mut Ledger) -> Result<()> {
+        let head = self.durable_head(branch)?;
+        let mut books = Books::default();
+        self.replay_entries(branch, &mut books, 1, head, |seq, doc, p| ledger.take(LedgerDoc::of(seq, doc, p)))?;
+        ledger.branch(*branch, books.cost_method());
+        Ok(())
+    }
+
+    /// Posts and applies the entries `from..=head` of `branch` onto `books`, skipping the
+    /// quarantined ones, showing each posting to `each` before it is applied. An entry
+    /// that no longer posts means the store is damaged.
+    fn replay_entries(
+        &self,
+        branch: &BranchCode,
+        books: &mut Books,
+        from: u64,
+        head: u64,
+        mut each: impl FnMut(u64, &Document, &Posting),
+    ) -> Result<()> {
         for item in self.journal.entries(branch, from, head, true) {
             let (_, entry) = item?;
             if entry.seq % REPLAY_PROGRESS_EVERY == 0 {
                 tracing::info!(branch = %branch, at = entry.seq, of = head, "replaying the journal");
             }
-            let p = match post(&books, &entry.doc, PostContext::default()) {
+            let p = match post(books, &entry.doc, PostContext::default()) {
                 Ok(p) => p,
                 // The rule gives `Damaged` on replay; a replay that met any other verdict
                 // still could not go on without this entry, so it stops all the same.
@@ -59,9 +88,10 @@ impl Store {
                     return Err(StoreError::NoLongerPosts { branch: *branch, seq: entry.seq, source: Box::new(source) });
                 }
             };
+            each(entry.seq, &entry.doc, &p);
             books.apply_owned(entry.doc, p);
         }
-        Ok((books, (head + 1).saturating_sub(from)))
+        Ok(())
     }
 
     /// The branch's books checkpoint, if it has one that fits its journal up to `head`.

@@ -18,6 +18,7 @@ pub mod checkpoint;
 mod digest_name;
 mod effects;
 mod keys;
+pub mod ledger_export;
 mod posting;
 pub mod quarantine;
 pub mod reports;
