@@ -104,6 +104,19 @@ pub async fn order(State(hq): State<Arc<Hq>>, Extension(by): Extension<Session>,
     Ok(Json(json!({ "order": issued.id, "from": issued.from, "to": issued.to, "state": "ordered" })))
 }
 
+/// What every branch's books recorded of each order, added up: the company's transit
+/// ledger. Reads the branches' published snapshots (take the slots under the state lock,
+/// call this after letting go of it); no whole books are merged for it.
+fn company_transit(slots: &[(protocol::codes::BranchCode, Arc<crate::store::BranchBooks>)]) -> BTreeMap<(OrderId, ProductCode), Transit> {
+    let mut all: BTreeMap<(OrderId, ProductCode), Transit> = BTreeMap::new();
+    for (_, books) in crate::store::snapshots(slots) {
+        for (k, t) in books.transit() {
+            all.entry(*k).or_default().absorb(t);
+        }
+    }
+    all
+}
+
 /// Every order with what the branches' books recorded of it, newest first.
 fn board(hq: &Hq) -> Vec<Value> {
     let (orders, forwarded, steps, books) = {
@@ -123,15 +136,16 @@ fn board(hq: &Hq) -> Vec<Value> {
                 (*id, docs)
             })
             .collect();
-        (orders, forwarded, steps, crate::store::Store::consolidated(&st))
+        (orders, forwarded, steps, st.book_slots())
     };
+    let transit = company_transit(&books);
     let now = now_unix();
     orders
         .iter()
         .rev()
         .map(|o| {
             let progress: BTreeMap<ProductCode, Transit> =
-                books.transit().iter().filter(|((id, _), _)| *id == o.id).map(|((_, p), t)| (*p, *t)).collect();
+                transit.iter().filter(|((id, _), _)| *id == o.id).map(|((_, p), t)| (*p, *t)).collect();
             let state = order_state(o, &progress);
             let lines: Vec<Value> = o
                 .lines
@@ -217,12 +231,13 @@ pub async fn list(State(hq): State<Arc<Hq>>, Query(q): Query<BoardQuery>) -> Res
 pub async fn in_transit(State(hq): State<Arc<Hq>>) -> Json<Value> {
     let (orders, books) = {
         let st = hq.state();
-        (st.transfers.orders.clone(), crate::store::Store::consolidated(&st))
+        (st.transfers.orders.clone(), st.book_slots())
     };
+    let transit = company_transit(&books);
     let mut per_order = Vec::new();
     let mut per_warehouse: BTreeMap<(WarehouseCode, ProductCode), (Decimal, Decimal)> = BTreeMap::new();
     let (mut qty, mut cost) = (Decimal::ZERO, Decimal::ZERO);
-    for ((id, p), t) in books.transit() {
+    for ((id, p), t) in &transit {
         let road = t.in_transit();
         if road.is_zero() {
             continue;
@@ -275,9 +290,10 @@ pub async fn settle(
     let (branch, down_seq) = tokio::task::spawn_blocking(move || {
         let mut st = hq2.state();
         let o = st.transfers.orders.get(&id).cloned().ok_or_else(|| fail(StatusCode::NOT_FOUND, format!("no transfer order {id}")))?;
-        let books = crate::store::Store::consolidated(&st);
+        // Decided on the snapshots as of now, under the lock, so the order goes down with them.
+        let transit = company_transit(&st.book_slots());
         let mut layers = Vec::new();
-        for ((oid, p), t) in books.transit() {
+        for ((oid, p), t) in &transit {
             let road = t.in_transit();
             if *oid != id || road.qty.is_zero() {
                 continue;

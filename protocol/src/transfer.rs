@@ -167,8 +167,6 @@ pub enum TransferError {
     SameBranch { branch: BranchCode },
     #[error("memo is longer than {MEMO_CHARS_MAX} characters")]
     Memo,
-    #[error("transfer order {order}: {why}")]
-    Step { order: OrderId, why: String },
 }
 
 impl TransferOrder {

@@ -393,8 +393,7 @@ pub(crate) fn check_step(
                 ));
             };
             let known = &forwarded[..=upto];
-            let mut products: Vec<_> = doc.lines.iter().map(|l| l.product).collect();
-            products.dedup();
+            let products: std::collections::BTreeSet<_> = doc.lines.iter().map(|l| l.product).collect();
             for p in products {
                 let qty: Decimal = doc.lines.iter().filter(|l| l.product == p).map(|l| l.qty).sum();
                 let shipped: Vec<Position> =
